@@ -1,0 +1,53 @@
+# p2pshare front door. `make demo` and `make test` each work alone on a fresh Debian 12 (as root).
+PRESET ?= release
+BUILD  := build/$(PRESET)
+JOBS   ?= $(shell nproc)
+
+.PHONY: all deps build test test-asan demo bench bench-deps install format clean help
+
+all: build
+
+help:
+	@echo "make deps       install the missing Debian packages (root)"
+	@echo "make build      configure and build ($(BUILD))"
+	@echo "make test       deps + build + every non-benchmark test through ctest"
+	@echo "make test-asan  the test suite under AddressSanitizer + UBSan (build/asan)"
+	@echo "make demo       deps + build + an index server and three peers sharing files"
+	@echo "make bench      deps + build + the benchmarks; logs gathered in test-logs/"
+	@echo "make install    install into PREFIX (default /usr/local)"
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	cmake --preset $(PRESET)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -LE 'bench'
+
+test-asan: deps
+	cmake --preset asan
+	cmake --build build/asan -j $(JOBS)
+	ctest --preset asan -j $(JOBS)
+
+demo: build
+	scripts/demo.sh $(BUILD)
+
+bench-deps:
+	@scripts/deps.sh nginx-light wrk curl iperf3 gnuplot-nox
+
+bench: build
+	scripts/bench.sh $(BUILD)
+
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf build test-logs

@@ -1,0 +1,90 @@
+// indexserver: runs a p2pshare index server until SIGINT or SIGTERM.
+#include <p2pshare/config.hpp>
+#include <p2pshare/index_server.hpp>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/program_options.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+    p2pshare::index_server_options options;
+    std::string lease_ttl = "30s";
+    std::string log_level = "info";
+    std::string config_dir = "config";
+    po::options_description desc(
+        "indexserver: the p2pshare index server. It knows which peers are online and which\n"
+        "files each shares, and answers peers over HTTP/JSON (docs/protocol.md).\n\n"
+        "Usage: indexserver [options]\n\nOptions");
+    // clang-format off
+    desc.add_options()
+        ("help,h", "show this help and exit")
+        ("host", po::value(&options.host)->default_value(options.host),
+         "address to listen on (0.0.0.0 for every interface)")
+        ("port,p", po::value(&options.port)->default_value(options.port),
+         "port to listen on; 0 picks a free one (the real port goes to server.config)")
+        ("config-dir", po::value(&config_dir)->default_value(config_dir),
+         "folder that receives server.config")
+        ("lease-ttl", po::value(&lease_ttl)->default_value(lease_ttl),
+         "how long a peer stays listed without renewing (e.g. 30s, 500ms, 2m)")
+        ("max-connections", po::value(&options.limits.max_connections)
+             ->default_value(options.limits.max_connections), "open connections at most")
+        ("log-level", po::value(&log_level)->default_value(log_level),
+         "trace, debug (one line per request), info, warn, error or off");
+    // clang-format on
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+        po::notify(vm);
+    } catch (const std::exception& e) {
+        std::cerr << "indexserver: " << e.what() << "\nTry 'indexserver --help'.\n";
+        return 2;
+    }
+    if (vm.count("help")) {
+        std::cout << desc << '\n';
+        return 0;
+    }
+    const auto ttl = p2pshare::parse_duration(lease_ttl);
+    if (!ttl || ttl->count() <= 0) {
+        std::cerr << "indexserver: --lease-ttl: '" << lease_ttl
+                  << "' is not a duration such as 30s or 500ms\n";
+        return 2;
+    }
+    options.lease_ttl = *ttl;
+    options.config_dir = config_dir;
+    const auto level = spdlog::level::from_str(log_level);
+    if (level == spdlog::level::off && log_level != "off") {
+        std::cerr << "indexserver: --log-level: unknown level '" << log_level << "'\n";
+        return 2;
+    }
+    spdlog::set_default_logger(spdlog::stderr_color_mt("indexserver"));
+    spdlog::set_level(level);
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+
+    boost::asio::io_context io;
+    p2pshare::index_server server(io.get_executor(), options);
+    if (const auto ec = server.start()) {
+        spdlog::error("cannot start on {}:{}: {}", options.host, options.port, ec.message());
+        return 1;
+    }
+    std::printf("indexserver listening on %s:%u\n", server.host().c_str(), server.port());
+    std::fflush(stdout);
+
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int signo) {
+        if (ec) return;
+        spdlog::info("signal {}: stopping", signo);
+        boost::asio::co_spawn(io, server.async_stop(), boost::asio::detached);
+    });
+    io.run();
+    return 0;
+}

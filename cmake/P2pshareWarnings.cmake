@@ -1,0 +1,13 @@
+# Warnings and sanitizers for p2pshare's own targets, in one place.
+function(p2pshare_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
+                                           -Wold-style-cast -Wcast-align -Woverloaded-virtual)
+  if(P2PSHARE_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+if(P2PSHARE_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()

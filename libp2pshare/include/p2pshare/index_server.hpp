@@ -1,0 +1,62 @@
+// p2pshare — the index server: which peers are online and which files each one shares.
+#pragma once
+
+#include <p2pshare/limits.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace p2pshare {
+
+struct index_server_options {
+    std::string host = "127.0.0.1";              ///< address to listen on
+    std::uint16_t port = 0;                      ///< 0 picks a free port
+    std::filesystem::path config_dir = "config"; ///< where server.config goes; empty: not written
+    std::chrono::milliseconds lease_ttl{30'000}; ///< a peer not renewed within this disappears
+    server_limits limits{};
+    index_limits index{};
+};
+
+struct index_stats {
+    std::size_t peers = 0; ///< live peers
+    std::size_t names = 0; ///< distinct file names
+    std::size_t files = 0; ///< (peer, file) pairs
+};
+
+/// An HTTP/1.1 + JSON index server (docs/protocol.md). All its work runs on one strand made
+/// from the executor given, so the io_context may be run by one thread or several.
+class index_server {
+public:
+    index_server(boost::asio::any_io_executor executor, index_server_options options);
+    ~index_server();
+    index_server(const index_server&) = delete;
+    index_server& operator=(const index_server&) = delete;
+
+    /// Binds, listens, writes `config_dir/server.config` and starts accepting.
+    boost::system::error_code start();
+
+    /// The port it listens on (the real one when 0 was asked), valid after start().
+    std::uint16_t port() const noexcept;
+    const std::string& host() const noexcept;
+
+    /// Stops accepting, lets requests in flight finish for up to `limits.stop_grace`, then closes
+    /// every connection. Completes when no session is left. Safe to call more than once.
+    boost::asio::awaitable<void> async_stop();
+
+    /// Counters of the live index, for status output and tests.
+    boost::asio::awaitable<index_stats> async_stats();
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+} // namespace p2pshare

@@ -1,0 +1,335 @@
+#include <p2pshare/config.hpp>
+#include <p2pshare/index_server.hpp>
+
+#include "http_server.hpp"
+#include "index_store.hpp"
+#include "protocol.hpp"
+#include "query.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <charconv>
+
+namespace p2pshare {
+
+using namespace detail;
+
+struct index_server::impl {
+    impl(asio::any_io_executor executor, index_server_options o)
+        : strand(asio::make_strand(executor)), options(std::move(o)), store(options.lease_ttl) {}
+
+    asio::awaitable<bool> handle(request& req, connection& conn);
+    asio::awaitable<bool> route(request& req, connection& conn, const target& t);
+
+    string_response do_register(const request& req, const connection& conn);
+    string_response do_renew(const request& req, std::uint32_t id);
+    string_response do_files(const request& req, std::uint32_t id);
+    string_response do_unregister(const request& req, std::uint32_t id);
+    string_response do_list(const request& req, const target& t);
+    string_response do_lookup(const request& req);
+    string_response do_health(const request& req);
+
+    strand_type strand;
+    index_server_options options;
+    index_store store;
+    std::shared_ptr<http_server> server;
+    std::string advertised_host;
+};
+
+namespace {
+
+string_response ok(const request& req, http::status status, const boost::json::object& body) {
+    return json_response(req, status, boost::json::serialize(body));
+}
+
+string_response fail_response(const request& req, const api_error& e) {
+    return error_response(req, e.code, e.message);
+}
+
+string_response wrong_method(const request& req, std::string_view allowed) {
+    auto res = error_response(
+        req, errc::method_not_allowed,
+        std::string(req.method_string()) + " is not allowed here; use " + std::string(allowed));
+    res.set(http::field::allow, allowed);
+    return res;
+}
+
+index_store::time_point now() { return index_store::clock::now(); }
+
+} // namespace
+
+string_response index_server::impl::do_register(const request& req, const connection& conn) {
+    auto r = decode_register(req.body(), options.index.max_files_per_peer);
+    if (!r) return fail_response(req, r.error());
+    if (r->host.empty()) r->host = conn.remote().address().to_string();
+    const auto id = r->id;
+    const bool taking_back = !r->token.empty();
+    std::string host = r->host;
+    const auto port = r->port;
+    const auto files = r->files.size();
+    auto lease = store.register_peer(std::move(*r), now());
+    if (!lease) return fail_response(req, lease.error());
+    spdlog::info("index: peer {} registered at {}:{} with {} files", id, host, port, files);
+    boost::json::object body;
+    body["id"] = id;
+    body["token"] = lease->token;
+    body["ttl_ms"] = lease->ttl.count();
+    body["host"] = host;
+    body["port"] = port;
+    return ok(req, taking_back ? http::status::ok : http::status::created, body);
+}
+
+string_response index_server::impl::do_renew(const request& req, std::uint32_t id) {
+    auto token = decode_bearer(req[http::field::authorization]);
+    if (!token) return fail_response(req, token.error());
+    auto lease = store.renew(id, *token, now());
+    if (!lease) return fail_response(req, lease.error());
+    boost::json::object body;
+    body["id"] = id;
+    body["ttl_ms"] = lease->ttl.count();
+    return ok(req, http::status::ok, body);
+}
+
+string_response index_server::impl::do_files(const request& req, std::uint32_t id) {
+    auto token = decode_bearer(req[http::field::authorization]);
+    if (!token) return fail_response(req, token.error());
+    auto files = decode_files_update(req.body(), options.index.max_files_per_peer);
+    if (!files) return fail_response(req, files.error());
+    const auto count = files->size();
+    auto done = store.replace_files(id, *token, std::move(*files), now());
+    if (!done) return fail_response(req, done.error());
+    spdlog::info("index: peer {} now shares {} files", id, count);
+    boost::json::object body;
+    body["id"] = id;
+    body["files"] = count;
+    body["ttl_ms"] = store.ttl().count();
+    return ok(req, http::status::ok, body);
+}
+
+string_response index_server::impl::do_unregister(const request& req, std::uint32_t id) {
+    auto token = decode_bearer(req[http::field::authorization]);
+    if (!token) return fail_response(req, token.error());
+    auto done = store.unregister(id, *token, now());
+    if (!done) return fail_response(req, done.error());
+    spdlog::info("index: peer {} unregistered", id);
+    boost::json::object body;
+    body["id"] = id;
+    body["unregistered"] = true;
+    return ok(req, http::status::ok, body);
+}
+
+string_response index_server::impl::do_list(const request& req, const target& t) {
+    std::size_t limit = options.index.max_list_page;
+    if (const auto text = t.param("limit")) {
+        std::size_t n = 0;
+        const auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+        if (ec != std::errc{} || ptr != text->data() + text->size() || n == 0 ||
+            n > options.index.max_list_page) {
+            return fail_response(
+                req, fail(errc::bad_field, "'limit' must be an integer within 1.." +
+                                               std::to_string(options.index.max_list_page)));
+        }
+        limit = n;
+    }
+    const auto contains = t.param("contains").value_or("");
+    const auto after = t.param("after").value_or("");
+    auto page = store.list(contains, after, limit, now());
+    boost::json::object body;
+    auto& names = body["names"].emplace_array();
+    names.reserve(page.names.size());
+    for (const auto name : page.names)
+        names.emplace_back(name);
+    if (page.next_after) {
+        body["next_after"] = *page.next_after;
+    } else {
+        body["next_after"] = nullptr;
+    }
+    return ok(req, http::status::ok, body);
+}
+
+string_response index_server::impl::do_lookup(const request& req) {
+    auto names = decode_lookup(req.body(), options.index.max_lookup_names);
+    if (!names) return fail_response(req, names.error());
+    const auto t = now();
+    boost::json::object body;
+    auto& results = body["results"].emplace_array();
+    results.reserve(names->size());
+    for (const auto& name : *names) {
+        boost::json::object entry;
+        entry["name"] = name;
+        auto& sources = entry["sources"].emplace_array();
+        if (const auto* found = store.lookup(name, t)) {
+            sources.reserve(found->size());
+            for (const auto& s : *found) {
+                boost::json::object src;
+                src["id"] = s.peer;
+                src["host"] = s.host;
+                src["port"] = s.port;
+                src["size"] = s.size;
+                src["sha256"] = s.sha256;
+                sources.emplace_back(std::move(src));
+            }
+        }
+        entry["found"] = !sources.empty();
+        results.emplace_back(std::move(entry));
+    }
+    return ok(req, http::status::ok, body);
+}
+
+string_response index_server::impl::do_health(const request& req) {
+    store.expire(now());
+    boost::json::object body;
+    body["status"] = "ok";
+    body["peers"] = store.peer_count();
+    body["names"] = store.name_count();
+    body["files"] = store.file_count();
+    body["lease_ttl_ms"] = store.ttl().count();
+    return ok(req, http::status::ok, body);
+}
+
+asio::awaitable<bool> index_server::impl::handle(request& req, connection& conn) {
+    const auto t = parse_target(req.target());
+    if (!t) {
+        auto res = error_response(req, errc::bad_request, "malformed request target");
+        co_await conn.write(res);
+        co_return false;
+    }
+    co_return co_await route(req, conn, *t);
+}
+
+asio::awaitable<bool> index_server::impl::route(request& req, connection& conn, const target& t) {
+    const auto method = req.method();
+    const bool is_get = method == http::verb::get || method == http::verb::head;
+    const auto& seg = t.segments;
+    const auto is = [&](std::initializer_list<std::string_view> parts) {
+        return std::equal(seg.begin(), seg.end(), parts.begin(), parts.end());
+    };
+    string_response res;
+    if (is({"v1", "health"})) {
+        res = is_get ? do_health(req) : wrong_method(req, "GET");
+    } else if (is({"v1", "files"})) {
+        res = is_get ? do_list(req, t) : wrong_method(req, "GET");
+    } else if (is({"v1", "lookup"})) {
+        res = method == http::verb::post ? do_lookup(req) : wrong_method(req, "POST");
+    } else if (is({"v1", "peers"})) {
+        res = method == http::verb::post ? do_register(req, conn) : wrong_method(req, "POST");
+    } else if (seg.size() >= 3 && seg.size() <= 4 && seg[0] == "v1" && seg[1] == "peers") {
+        const auto id = parse_peer_id(seg[2]);
+        if (!id) {
+            res = error_response(req, errc::bad_field, "a peer id is an integer 0..4294967295");
+        } else if (seg.size() == 3) {
+            res = method == http::verb::delete_ ? do_unregister(req, *id)
+                                                : wrong_method(req, "DELETE");
+        } else if (seg[3] == "lease") {
+            res = method == http::verb::put ? do_renew(req, *id) : wrong_method(req, "PUT");
+        } else if (seg[3] == "files") {
+            res = method == http::verb::put ? do_files(req, *id) : wrong_method(req, "PUT");
+        } else {
+            res =
+                error_response(req, errc::not_found, "no such path: " + std::string(req.target()));
+        }
+    } else {
+        res = error_response(req, errc::not_found, "no such path: " + std::string(req.target()));
+    }
+    if (method == http::verb::head) {
+        // HEAD gets the headers a GET would get, without a body.
+        res.prepare_payload();
+        const auto length = res.body().size();
+        res.body().clear();
+        res.content_length(length);
+        conn.status = res.result_int();
+        conn.stream().expires_after(conn.limits().write_timeout);
+        http::serializer<false, http::string_body> sr{res};
+        auto [ec, n] = co_await http::async_write_header(conn.stream(), sr,
+                                                         asio::as_tuple(asio::use_awaitable));
+        co_return !ec && res.keep_alive();
+    }
+    const bool written = co_await conn.write(res);
+    co_return written&& res.keep_alive();
+}
+
+index_server::index_server(asio::any_io_executor executor, index_server_options options)
+    : impl_(std::make_shared<impl>(std::move(executor), std::move(options))) {}
+
+index_server::~index_server() {
+    if (impl_->server && !impl_->server->stopping()) {
+        // Not stopped: cut everything rather than leave sessions pointing at a dead index.
+        asio::co_spawn(
+            impl_->strand, [server = impl_->server]() { return server->async_stop(true); },
+            asio::detached);
+    }
+}
+
+boost::system::error_code index_server::start() {
+    auto& d = *impl_;
+    if (d.server) return make_error_code(errc::bad_request);
+    std::weak_ptr<impl> weak = impl_;
+    d.server = std::make_shared<http_server>(
+        d.strand, d.options.limits,
+        [weak](request& req, connection& conn) -> asio::awaitable<bool> {
+            const auto self = weak.lock();
+            if (!self) {
+                auto res = error_response(req, errc::shutting_down, "the index is stopping");
+                co_await conn.write(res);
+                co_return false;
+            }
+            co_return co_await self->handle(req, conn);
+        },
+        "index");
+    if (auto ec = d.server->listen(d.options.host, d.options.port)) {
+        d.server.reset();
+        return ec;
+    }
+    d.advertised_host = d.options.host;
+    if (d.advertised_host == "0.0.0.0") d.advertised_host = "127.0.0.1";
+    if (d.advertised_host == "::") d.advertised_host = "::1";
+    if (!d.options.config_dir.empty()) {
+        const server_address address{d.advertised_host, d.server->port()};
+        if (auto ec = write_file_atomically(d.options.config_dir / "server.config",
+                                            format_server_config(address))) {
+            d.server.reset();
+            return ec;
+        }
+    }
+    d.server->start();
+    spdlog::info("index: listening on {}:{} (lease {} ms)", d.options.host, d.server->port(),
+                 d.options.lease_ttl.count());
+    return {};
+}
+
+std::uint16_t index_server::port() const noexcept {
+    return impl_->server ? impl_->server->port() : 0;
+}
+
+const std::string& index_server::host() const noexcept { return impl_->advertised_host; }
+
+asio::awaitable<void> index_server::async_stop() {
+    auto server = impl_->server;
+    if (!server) co_return;
+    co_await asio::co_spawn(
+        impl_->strand, [server]() { return server->async_stop(true); }, asio::use_awaitable);
+    spdlog::info("index: stopped");
+}
+
+asio::awaitable<index_stats> index_server::async_stats() {
+    auto self = impl_;
+    co_return co_await asio::co_spawn(
+        self->strand,
+        [self]() -> asio::awaitable<index_stats> {
+            self->store.expire(index_store::clock::now());
+            co_return index_stats{self->store.peer_count(), self->store.name_count(),
+                                  self->store.file_count()};
+        },
+        asio::use_awaitable);
+}
+
+} // namespace p2pshare

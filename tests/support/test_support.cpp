@@ -1,0 +1,289 @@
+#include "test_support.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <openssl/evp.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace p2pshare::test {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+temp_dir::temp_dir() {
+    std::random_device rd;
+    for (int i = 0; i < 100; ++i) {
+        auto p = std::filesystem::temp_directory_path() /
+                 ("p2pshare-test-" + std::to_string(rd()) + std::to_string(rd()));
+        if (std::filesystem::create_directory(p)) {
+            path_ = p;
+            return;
+        }
+    }
+    throw std::runtime_error("cannot create a temporary folder");
+}
+
+temp_dir::~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+void write_file(const std::filesystem::path& file, std::string_view content) {
+    if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path());
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+std::string read_file(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + file.string());
+    std::ostringstream s;
+    s << in.rdbuf();
+    return std::move(s).str();
+}
+
+std::string random_text(std::size_t n, std::uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> d(33, 126);
+    std::string s(n, ' ');
+    for (auto& c : s) c = static_cast<char>(d(rng));
+    return s;
+}
+
+std::string sha256_hex(std::string_view data) {
+    unsigned char md[32];
+    unsigned int len = 0;
+    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < len; ++i) {
+        out.push_back(hex[md[i] >> 4]);
+        out.push_back(hex[md[i] & 15]);
+    }
+    return out;
+}
+
+io_thread::io_thread() : work_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+
+io_thread::~io_thread() {
+    work_.reset();
+    // Give coroutines that are still running a moment to see their cancellation, then stop.
+    asio::post(io_, [this] { io_.stop(); });
+    thread_.join();
+}
+
+std::string http_reply::header(const std::string& name) const {
+    const auto it = headers.find(name);
+    return it == headers.end() ? std::string{} : it->second;
+}
+
+http_reply http_call(std::uint16_t port, const std::string& method, const std::string& target,
+                     const std::string& body, const std::map<std::string, std::string>& headers) {
+    asio::io_context io;
+    beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::seconds(5));
+    stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    for (const auto& [k, v] : headers) req.set(k, v);
+    if (!body.empty() || method == "POST" || method == "PUT") {
+        req.body() = body;
+        req.prepare_payload();
+    }
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(1ull << 32);
+    if (method == "HEAD") parser.skip(true);
+    http::read(stream, buffer, parser);
+    http_reply reply;
+    const auto& res = parser.get();
+    reply.status = res.result_int();
+    for (const auto& field : res) {
+        std::string name(field.name_string());
+        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        reply.headers[name] = std::string(field.value());
+    }
+    reply.body = res.body();
+    return reply;
+}
+
+std::string raw_call(std::uint16_t port, std::string_view bytes) {
+    asio::io_context io;
+    beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::seconds(5));
+    stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    asio::write(stream, asio::buffer(bytes.data(), bytes.size()));
+    std::string out;
+    char buf[4096];
+    boost::system::error_code ec;
+    while (!ec) {
+        const auto n = stream.read_some(asio::buffer(buf), ec);
+        out.append(buf, n);
+    }
+    return out;
+}
+
+child::child(const std::filesystem::path& exe, const std::vector<std::string>& args,
+             const std::filesystem::path& cwd) {
+    int in_pipe[2];
+    int out_pipe[2];
+    if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) {
+        throw std::runtime_error("pipe failed");
+    }
+    err_file_ = cwd / (".stderr-" + std::to_string(::getpid()) + "-" +
+                       std::to_string(std::random_device{}()));
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+        ::dup2(in_pipe[0], 0);
+        ::dup2(out_pipe[1], 1);
+        const int err = ::open(err_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (err >= 0) ::dup2(err, 2);
+        if (::chdir(cwd.c_str()) != 0) ::_exit(126);
+        std::vector<char*> argv;
+        std::string exe_string = exe.string();
+        argv.push_back(exe_string.data());
+        std::vector<std::string> copy = args;
+        for (auto& a : copy) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv(exe_string.c_str(), argv.data());
+        ::_exit(127);
+    }
+    ::close(in_pipe[0]);
+    ::close(out_pipe[1]);
+    in_ = in_pipe[1];
+    out_fd_ = out_pipe[0];
+}
+
+child::~child() {
+    if (!status_ && pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        int st = 0;
+        ::waitpid(pid_, &st, 0);
+    }
+    if (in_ >= 0) ::close(in_);
+    if (out_fd_ >= 0) ::close(out_fd_);
+    std::error_code ec;
+    std::filesystem::remove(err_file_, ec);
+}
+
+void child::write_stdin(std::string_view text) {
+    while (!text.empty()) {
+        const auto n = ::write(in_, text.data(), text.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw std::runtime_error("write to child failed");
+        }
+        text.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+void child::close_stdin() {
+    if (in_ >= 0) ::close(in_);
+    in_ = -1;
+}
+
+bool child::read_some(std::chrono::milliseconds timeout) {
+    pollfd p{out_fd_, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    if (r <= 0) return false;
+    char buf[4096];
+    const auto n = ::read(out_fd_, buf, sizeof buf);
+    if (n <= 0) return false;
+    out_.append(buf, static_cast<std::size_t>(n));
+    return true;
+}
+
+std::string child::wait_for_line(std::string_view needle, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        while (true) {
+            const auto eol = out_.find('\n', scanned_);
+            if (eol == std::string::npos) break;
+            std::string line = out_.substr(scanned_, eol - scanned_);
+            scanned_ = eol + 1;
+            if (line.find(needle) != std::string::npos) return line;
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || (!read_some(left) && std::chrono::steady_clock::now() >= deadline)) {
+            throw std::runtime_error("no line with '" + std::string(needle) +
+                                     "' within the deadline; output so far:\n" + out_ +
+                                     "\nstderr:\n" + error_output());
+        }
+        if (status_) break;
+    }
+    throw std::runtime_error("process ended");
+}
+
+int child::wait(std::chrono::milliseconds timeout) {
+    if (status_) return *status_;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    bool out_open = true;
+    for (;;) {
+        int st = 0;
+        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+            while (out_open && read_some(std::chrono::milliseconds(0))) {
+            }
+            if (pidfd >= 0) ::close(pidfd);
+            status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            return *status_;
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            if (pidfd >= 0) ::close(pidfd);
+            throw std::runtime_error("the process did not exit within the deadline; output:\n" +
+                                     out_ + "\nstderr:\n" + error_output());
+        }
+        // Wake on the process's exit (pidfd) or on its output, which is drained so that it
+        // never blocks on a full pipe.
+        pollfd fds[2] = {{pidfd, POLLIN, 0}, {out_open ? out_fd_ : -1, POLLIN, 0}};
+        ::poll(fds, 2, static_cast<int>(left.count()));
+        if (fds[1].revents != 0) {
+            char buf[4096];
+            const auto n = ::read(out_fd_, buf, sizeof buf);
+            if (n > 0) {
+                out_.append(buf, static_cast<std::size_t>(n));
+            } else {
+                out_open = false;
+            }
+        }
+    }
+}
+
+void child::signal(int signo) { ::kill(pid_, signo); }
+
+std::string child::error_output() const {
+    std::ifstream in(err_file_);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return std::move(s).str();
+}
+
+std::filesystem::path app_path(const std::string& name) {
+    return std::filesystem::path(P2PSHARE_APPS_DIR) / name;
+}
+
+} // namespace p2pshare::test
