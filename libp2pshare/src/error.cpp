@@ -84,6 +84,13 @@ const boost::system::error_category& p2pshare_category() noexcept {
 
 std::string_view to_string(errc e) noexcept { return describe(e).name; }
 
+errc errc_from_string(std::string_view name) noexcept {
+    for (int i = 1; i <= static_cast<int>(errc::all_sources_failed); ++i) {
+        if (describe(static_cast<errc>(i)).name == name) return static_cast<errc>(i);
+    }
+    return errc::bad_response;
+}
+
 unsigned http_status(errc e) noexcept { return describe(e).status; }
 
 } // namespace p2pshare

@@ -25,7 +25,7 @@ asio::awaitable<bool> connection::write(string_response& response) {
     status = response.result_int();
     stream_.expires_after(limits_.write_timeout);
     auto [ec, n] = co_await http::async_write(stream_, response, use_tuple);
-    bytes_sent += n;
+    progressed(n);
     co_return !ec;
 }
 
@@ -59,7 +59,8 @@ http_server::http_server(strand_type strand, server_limits limits, request_handl
       handler_(std::move(handler)),
       name_(std::move(name)),
       acceptor_(strand_),
-      all_done_(strand_, asio::steady_timer::time_point::max()) {}
+      all_done_(strand_, asio::steady_timer::time_point::max()),
+      grace_(strand_) {}
 
 boost::system::error_code http_server::listen(const std::string& host, std::uint16_t port) {
     boost::system::error_code ec;
@@ -113,15 +114,19 @@ asio::awaitable<void> http_server::accept_loop() {
         const auto remote = socket.remote_endpoint(remote_ec);
         auto s = std::make_shared<session>(std::move(socket));
         sessions_.push_back(s);
-        asio::co_spawn(strand_, run_session(std::move(s), remote),
-                       [name = name_](std::exception_ptr e) {
-                           if (!e) return;
-                           try {
-                               std::rethrow_exception(e);
-                           } catch (const std::exception& x) {
-                               spdlog::error("{}: session failed: {}", name, x.what());
-                           }
-                       });
+        asio::co_spawn(
+            strand_,
+            [self = shared_from_this(), s = std::move(s), remote] {
+                return self->run_session(s, remote);
+            },
+            [name = name_](std::exception_ptr e) {
+                if (!e) return;
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& x) {
+                    spdlog::error("{}: session failed: {}", name, x.what());
+                }
+            });
     }
     accepting_ = false;
 }
@@ -140,7 +145,7 @@ asio::awaitable<void> http_server::refuse(tcp::socket socket) {
 
 asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s, tcp::endpoint remote) {
     beast::flat_buffer buffer;
-    connection conn(s->stream, remote, limits_, stopping_);
+    connection conn(s->stream, remote, limits_, stopping_, last_progress_);
     for (;;) {
         if (stopping_) break;
         if (buffer.size() == 0) {
@@ -225,29 +230,48 @@ void http_server::close_idle() {
     }
 }
 
+void http_server::cancel() {
+    stopping_ = true;
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    close_all();
+}
+
 void http_server::close_all() {
     for (const auto& s : sessions_)
         s->stream.cancel();
 }
 
-asio::awaitable<void> http_server::async_stop(bool cut) {
+asio::awaitable<void> http_server::async_stop() {
     if (!stopping_) {
         stopping_ = true;
         boost::system::error_code ec;
         acceptor_.close(ec);
         close_idle();
-    }
-    if (sessions_.empty()) co_return;
-    asio::steady_timer grace(strand_, limits_.stop_grace);
-    if (cut) {
-        grace.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-            if (!ec) self->close_all();
-        });
+        if (!sessions_.empty()) {
+            last_progress_ = std::chrono::steady_clock::now();
+            asio::co_spawn(strand_, watch_grace(), asio::detached);
+        }
     }
     // all_done_ never expires; the last session to end cancels the waits on it.
     while (!sessions_.empty())
         co_await all_done_.async_wait(use_tuple);
-    grace.cancel();
+    grace_.cancel();
+}
+
+asio::awaitable<void> http_server::watch_grace() {
+    auto self = shared_from_this();
+    while (!sessions_.empty()) {
+        grace_.expires_at(last_progress_ + limits_.stop_grace);
+        auto [ec] = co_await grace_.async_wait(use_tuple);
+        if (ec) co_return; // every session ended
+        if (std::chrono::steady_clock::now() - last_progress_ >= limits_.stop_grace) {
+            spdlog::info("{}: cutting {} connections that made no progress for {} ms", name_,
+                         sessions_.size(), limits_.stop_grace.count());
+            close_all();
+            co_return;
+        }
+    }
 }
 
 } // namespace p2pshare::detail

@@ -14,6 +14,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <list>
@@ -34,9 +35,15 @@ using string_response = http::response<http::string_body>;
 /// What a request handler sees of its connection.
 class connection {
 public:
+    using time_point = std::chrono::steady_clock::time_point;
+
     connection(beast::tcp_stream& stream, tcp::endpoint remote, const server_limits& limits,
-               const bool& stopping)
-        : stream_(stream), remote_(remote), limits_(limits), stopping_(stopping) {}
+               const bool& stopping, time_point& last_progress)
+        : stream_(stream),
+          remote_(remote),
+          limits_(limits),
+          stopping_(stopping),
+          last_progress_(last_progress) {}
 
     beast::tcp_stream& stream() noexcept { return stream_; }
     const tcp::endpoint& remote() const noexcept { return remote_; }
@@ -45,6 +52,12 @@ public:
 
     /// Sends a complete response under the write deadline. Returns false when it failed.
     asio::awaitable<bool> write(string_response& response);
+
+    /// Records `n` bytes sent: the server's graceful stop waits while responses make progress.
+    void progressed(std::size_t n) {
+        bytes_sent += n;
+        last_progress_ = std::chrono::steady_clock::now();
+    }
 
     /// What was sent, for the request log.
     unsigned status = 0;
@@ -55,6 +68,7 @@ private:
     tcp::endpoint remote_;
     const server_limits& limits_;
     const bool& stopping_;
+    time_point& last_progress_;
 };
 
 /// Handles one request; writes the response through the connection. Returns whether the
@@ -80,11 +94,13 @@ public:
     /// Starts the accept loop (after listen()).
     void start();
 
-    /// Stops accepting, closes idle connections, waits for the responses in flight. When `cut`
-    /// is set, those still running after limits.stop_grace are cut; otherwise they end on their
-    /// own (each write has the limits.write_timeout progress deadline). Completes when no
-    /// connection is left.
-    asio::awaitable<void> async_stop(bool cut);
+    /// Stops accepting, closes idle connections and waits for the responses in flight. They
+    /// are cut only once none of them has sent a byte for limits.stop_grace. Completes when no
+    /// connection is left. Must run on the server's strand.
+    asio::awaitable<void> async_stop();
+
+    /// Stops at once: closes the acceptor and every connection. Must run on the strand.
+    void cancel();
 
     /// Connections busy with a request right now.
     std::size_t busy_count() const noexcept { return busy_; }
@@ -102,6 +118,7 @@ private:
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> run_session(std::shared_ptr<session> s, tcp::endpoint remote);
     asio::awaitable<void> refuse(tcp::socket socket);
+    asio::awaitable<void> watch_grace();
     void close_idle();
     void close_all();
 
@@ -112,10 +129,12 @@ private:
     tcp::acceptor acceptor_;
     std::uint16_t port_ = 0;
     std::list<std::shared_ptr<session>> sessions_;
-    std::size_t busy_ = 0;
+    std::atomic<std::size_t> busy_{0};
     bool stopping_ = false;
     bool accepting_ = false;
     asio::steady_timer all_done_;
+    asio::steady_timer grace_;
+    connection::time_point last_progress_{};
 };
 
 } // namespace p2pshare::detail

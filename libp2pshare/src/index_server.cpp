@@ -263,9 +263,7 @@ index_server::index_server(asio::any_io_executor executor, index_server_options 
 index_server::~index_server() {
     if (impl_->server && !impl_->server->stopping()) {
         // Not stopped: cut everything rather than leave sessions pointing at a dead index.
-        asio::co_spawn(
-            impl_->strand, [server = impl_->server]() { return server->async_stop(true); },
-            asio::detached);
+        asio::post(impl_->strand, [server = impl_->server] { server->cancel(); });
     }
 }
 
@@ -316,7 +314,7 @@ asio::awaitable<void> index_server::async_stop() {
     auto server = impl_->server;
     if (!server) co_return;
     co_await asio::co_spawn(
-        impl_->strand, [server]() { return server->async_stop(true); }, asio::use_awaitable);
+        impl_->strand, [server]() { return server->async_stop(); }, asio::use_awaitable);
     spdlog::info("index: stopped");
 }
 

@@ -47,6 +47,9 @@ inline boost::system::error_code make_error_code(errc e) noexcept {
 /// Stable identifier of an error on the wire, e.g. "bad_name".
 std::string_view to_string(errc e) noexcept;
 
+/// The errc whose wire name is `name`, or errc::bad_response for an unknown name.
+errc errc_from_string(std::string_view name) noexcept;
+
 /// HTTP status code that carries an error on the wire (500 when it has none of its own).
 unsigned http_status(errc e) noexcept;
 

@@ -1,0 +1,74 @@
+// p2pshare — downloading one file from the peers that share it.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace p2pshare {
+
+/// A peer that shares a file, as the index's lookup returns it.
+struct file_source {
+    std::uint32_t peer = 0;
+    std::string host;
+    std::uint16_t port = 0;
+    std::uint64_t size = 0;
+    std::string sha256; ///< 64 lowercase hex digits
+};
+
+struct transfer_progress {
+    std::string name;
+    std::uint64_t done = 0;  ///< bytes of the file present so far (resumed bytes included)
+    std::uint64_t total = 0; ///< the file's size
+};
+
+struct transfer_options {
+    bool overwrite = false; ///< replace an existing file of the same name
+    std::chrono::milliseconds connect_timeout{5'000};
+    std::chrono::milliseconds stall_timeout{15'000}; ///< no byte for this long: next source
+    std::size_t buffer_size = 1024 * 1024;
+    /// Called on the transfer's executor as bytes arrive (at most every 64 KiB or so).
+    std::function<void(const transfer_progress&)> on_progress;
+};
+
+struct transfer_result {
+    std::string name;
+    boost::system::error_code error; ///< empty on success
+    std::string message;             ///< what went wrong, for people
+    std::uint64_t size = 0;          ///< the file's size
+    std::uint64_t received = 0;      ///< bytes received over the network
+    std::uint64_t resumed_from = 0;  ///< bytes kept from an earlier `.part`
+    std::uint32_t source_peer = 0;   ///< the peer that completed the file
+    std::string source;              ///< its host:port
+    unsigned attempts = 0;           ///< sources tried
+    std::chrono::microseconds elapsed{0};
+
+    explicit operator bool() const noexcept { return !error; }
+};
+
+/// Downloads one file into a folder: picks a source at random, streams into `NAME.part`
+/// (never holding the file in memory), verifies size and SHA-256, then moves it into place
+/// atomically. A failed or corrupt source is left for another one, resuming the `.part` with a
+/// byte range. Runs on the executor given; several transfers may run at once.
+class file_transfer {
+public:
+    file_transfer(boost::asio::any_io_executor executor, std::filesystem::path folder,
+                  transfer_options options = {});
+
+    boost::asio::awaitable<transfer_result> async_download(std::string name,
+                                                           std::vector<file_source> sources);
+
+private:
+    boost::asio::any_io_executor executor_;
+    std::filesystem::path folder_;
+    transfer_options options_;
+};
+
+} // namespace p2pshare

@@ -1,0 +1,334 @@
+#include <p2pshare/error.hpp>
+#include <p2pshare/file_transfer.hpp>
+#include <p2pshare/names.hpp>
+
+#include "http_client.hpp"
+#include "protocol.hpp"
+#include "sha256.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <random>
+
+namespace p2pshare {
+
+using namespace detail;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+/// Closes a file descriptor when it goes out of scope.
+class unique_fd {
+public:
+    explicit unique_fd(int fd = -1) noexcept : fd_(fd) {}
+    ~unique_fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    unique_fd(const unique_fd&) = delete;
+    unique_fd& operator=(const unique_fd&) = delete;
+    int get() const noexcept { return fd_; }
+    explicit operator bool() const noexcept { return fd_ >= 0; }
+
+private:
+    int fd_;
+};
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+struct attempt {
+    boost::system::error_code error;
+    std::string message;
+    std::string digest;         ///< SHA-256 of the whole .part when the body arrived complete
+    std::uint64_t received = 0; ///< body bytes received
+};
+
+attempt failed(errc code, std::string message) {
+    return {make_error_code(code), std::move(message), {}, 0};
+}
+
+std::mt19937_64& rng() {
+    thread_local std::mt19937_64 engine{std::random_device{}()};
+    return engine;
+}
+
+/// Parses "bytes FIRST-LAST/TOTAL".
+bool parse_content_range(std::string_view v, std::uint64_t& first, std::uint64_t& last,
+                         std::uint64_t& total) {
+    constexpr std::string_view unit = "bytes ";
+    if (v.substr(0, unit.size()) != unit) return false;
+    v.remove_prefix(unit.size());
+    const auto dash = v.find('-');
+    const auto slash = v.find('/');
+    if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
+        return false;
+    }
+    const auto num = [](std::string_view t, std::uint64_t& out) {
+        const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
+        return !t.empty() && ec == std::errc{} && p == t.data() + t.size();
+    };
+    return num(v.substr(0, dash), first) && num(v.substr(dash + 1, slash - dash - 1), last) &&
+           num(v.substr(slash + 1), total);
+}
+
+/// Hashes the first `length` bytes of `fd` into `h`.
+bool hash_prefix(int fd, std::uint64_t length, sha256& h, std::vector<char>& buffer) {
+    std::uint64_t offset = 0;
+    while (offset < length) {
+        const auto want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - offset));
+        const auto n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        h.update(buffer.data(), static_cast<std::size_t>(n));
+        offset += static_cast<std::uint64_t>(n);
+    }
+    return true;
+}
+
+bool write_all(int fd, const char* data, std::size_t size, std::uint64_t offset, int& error) {
+    while (size > 0) {
+        const auto n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            error = errno;
+            return false;
+        }
+        data += n;
+        size -= static_cast<std::size_t>(n);
+        offset += static_cast<std::uint64_t>(n);
+    }
+    return true;
+}
+
+/// Fetches bytes [offset, size) of `name` from `src` into `fd`, hashing the whole file.
+asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_options& options,
+                               const std::string& name, const file_source& src, int fd,
+                               std::uint64_t offset, std::vector<char>& buffer) {
+    attempt out;
+    sha256 hash;
+    if (offset == src.size) { // a complete .part from an earlier run: only verify it
+        if (!hash_prefix(fd, offset, hash, buffer)) {
+            co_return failed(errc::io_error, "cannot read the partial file back");
+        }
+        out.digest = hash.hex_digest();
+        co_return out;
+    }
+    auto connected = co_await async_connect(executor, src.host, src.port, options.connect_timeout);
+    if (!connected) {
+        co_return failed(errc::unreachable, "cannot connect: " + connected.error().message());
+    }
+    beast::tcp_stream stream(std::move(*connected));
+    request req{http::verb::get, "/v1/files/" + percent_encode(name), 11};
+    req.set(http::field::host, src.host);
+    req.set(http::field::user_agent, "p2pshare");
+    if (offset > 0) req.set(http::field::range, "bytes=" + std::to_string(offset) + "-");
+    req.keep_alive(false);
+    stream.expires_after(options.stall_timeout);
+    if (auto [ec, n] = co_await http::async_write(stream, req, use_tuple); ec) {
+        co_return failed(errc::unreachable, "cannot send the request: " + ec.message());
+    }
+    beast::flat_buffer read_buffer;
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);
+    if (auto [ec, n] = co_await http::async_read_header(stream, read_buffer, parser, use_tuple);
+        ec) {
+        co_return failed(ec == beast::error::timeout ? errc::timeout : errc::bad_response,
+                         "no valid response header: " + ec.message());
+    }
+    const auto& res = parser.get();
+    const auto status = res.result_int();
+    if (status == 200 && offset > 0) {
+        // The source ignored the range: take the whole file again.
+        if (::ftruncate(fd, 0) != 0) co_return failed(errc::io_error, errno_text(errno));
+        offset = 0;
+    } else if (status == 206) {
+        std::uint64_t first = 0;
+        std::uint64_t last = 0;
+        std::uint64_t total = 0;
+        if (!parse_content_range(res[http::field::content_range], first, last, total) ||
+            first != offset || last + 1 != src.size || total != src.size) {
+            co_return failed(
+                errc::bad_response,
+                "unexpected Content-Range '" + std::string(res[http::field::content_range]) + "'");
+        }
+    } else if (status != 200) {
+        co_return failed(status == 404 ? errc::not_found : errc::bad_response,
+                         "the source answered " + std::to_string(status));
+    }
+    const auto etag = res[http::field::etag];
+    if (!etag.empty() && etag != "\"" + src.sha256 + "\"") {
+        co_return failed(errc::hash_mismatch, "the source now has another version of the file");
+    }
+    const auto expected = src.size - offset;
+    const auto length = parser.content_length();
+    if (!length || *length != expected) {
+        co_return failed(errc::size_mismatch, "the source announced " +
+                                                  (length ? std::to_string(*length) : "no") +
+                                                  " bytes instead of " + std::to_string(expected));
+    }
+    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
+        co_return failed(errc::io_error, errno_text(errno));
+    }
+    if (!hash_prefix(fd, offset, hash, buffer)) {
+        co_return failed(errc::io_error, "cannot read the partial file back");
+    }
+    std::uint64_t position = offset;
+    std::uint64_t reported = position;
+    transfer_progress progress{name, position, src.size};
+    if (options.on_progress) options.on_progress(progress);
+    while (!parser.is_done()) {
+        auto& body = parser.get().body();
+        body.data = buffer.data();
+        body.size = buffer.size();
+        stream.expires_after(options.stall_timeout);
+        auto [ec, n] = co_await http::async_read(stream, read_buffer, parser, use_tuple);
+        if (ec == http::error::need_buffer) ec = {};
+        const auto got = buffer.size() - parser.get().body().size;
+        if (got > 0) {
+            int error = 0;
+            if (!write_all(fd, buffer.data(), got, position, error)) {
+                out = failed(errc::io_error, "cannot write the file: " + errno_text(error));
+                out.received = position - offset;
+                co_return out;
+            }
+            hash.update(buffer.data(), got);
+            position += got;
+            if (options.on_progress && (position - reported >= 64 * 1024 || position == src.size)) {
+                reported = position;
+                progress.done = position;
+                options.on_progress(progress);
+            }
+        }
+        if (ec) {
+            out = failed(ec == beast::error::timeout ? errc::timeout : errc::size_mismatch,
+                         "the transfer stopped after " + std::to_string(position) + " of " +
+                             std::to_string(src.size) + " bytes: " + ec.message());
+            out.received = position - offset;
+            co_return out;
+        }
+    }
+    out.received = position - offset;
+    if (position != src.size) {
+        co_return failed(errc::size_mismatch, "received " + std::to_string(position) + " of " +
+                                                  std::to_string(src.size) + " bytes");
+    }
+    out.digest = hash.hex_digest();
+    co_return out;
+}
+
+} // namespace
+
+file_transfer::file_transfer(asio::any_io_executor executor, std::filesystem::path folder,
+                             transfer_options options)
+    : executor_(std::move(executor)), folder_(std::move(folder)), options_(std::move(options)) {}
+
+asio::awaitable<transfer_result> file_transfer::async_download(std::string name,
+                                                               std::vector<file_source> sources) {
+    const auto started = std::chrono::steady_clock::now();
+    transfer_result r;
+    r.name = name;
+    const auto finish = [&](errc code, std::string message) {
+        r.error = make_error_code(code);
+        r.message = std::move(message);
+        r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() - started);
+        return r;
+    };
+    if (const auto problem = file_name_problem(name); !problem.empty()) {
+        co_return finish(errc::bad_name, std::string(problem));
+    }
+    if (sources.empty()) co_return finish(errc::no_sources, "no peer shares " + name);
+
+    unique_fd dir(::open(folder_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) {
+        co_return finish(errc::io_error,
+                         "cannot open the folder " + folder_.string() + ": " + errno_text(errno));
+    }
+    struct stat st {};
+    if (!options_.overwrite && ::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        co_return finish(errc::exists, name + " already exists in " + folder_.string());
+    }
+    const std::string part = name + std::string(part_suffix);
+    unique_fd fd(
+        ::openat(dir.get(), part.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!fd) co_return finish(errc::io_error, "cannot open " + part + ": " + errno_text(errno));
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        co_return finish(errc::io_error, part + " is not a regular file");
+    }
+
+    std::shuffle(sources.begin(), sources.end(), rng());
+    std::vector<char> buffer(std::max<std::size_t>(options_.buffer_size, 16 * 1024));
+    std::string failures;
+    errc last_error = errc::all_sources_failed;
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+        const auto& src = sources[i];
+        ++r.attempts;
+        if (::fstat(fd.get(), &st) != 0) co_return finish(errc::io_error, errno_text(errno));
+        auto offset = static_cast<std::uint64_t>(st.st_size);
+        if (offset > src.size) {
+            if (::ftruncate(fd.get(), 0) != 0) co_return finish(errc::io_error, errno_text(errno));
+            offset = 0;
+        }
+        const auto where = src.host + ":" + std::to_string(src.port);
+        auto a = co_await fetch(executor_, options_, name, src, fd.get(), offset, buffer);
+        r.received += a.received;
+        if (!a.error && a.digest != src.sha256) {
+            // Corrupt bytes: nothing of this .part can be trusted any more.
+            if (::ftruncate(fd.get(), 0) != 0) co_return finish(errc::io_error, errno_text(errno));
+            a.error = make_error_code(errc::hash_mismatch);
+            a.message = "the received bytes do not have the announced SHA-256";
+            if (offset > 0) {
+                // The kept prefix may have been the culprit: give this source one clean try.
+                spdlog::info("{}: resumed file failed verification; restarting from {}", name,
+                             where);
+                sources.insert(sources.begin() + static_cast<std::ptrdiff_t>(i) + 1, src);
+                continue;
+            }
+        }
+        if (a.error) {
+            spdlog::info("{}: source {} (peer {}) failed: {}", name, where, src.peer, a.message);
+            failures += (failures.empty() ? "" : "; ") + where + ": " + a.message;
+            last_error = static_cast<errc>(a.error.value());
+            continue;
+        }
+        // Verified: move into place without ever replacing a file unless asked to.
+        int rc = 0;
+        if (options_.overwrite) {
+            rc = ::renameat(dir.get(), part.c_str(), dir.get(), name.c_str());
+        } else {
+            rc = ::linkat(dir.get(), part.c_str(), dir.get(), name.c_str(), 0);
+            if (rc == 0) ::unlinkat(dir.get(), part.c_str(), 0);
+        }
+        if (rc != 0) {
+            const int e = errno;
+            co_return finish(e == EEXIST ? errc::exists : errc::io_error,
+                             "cannot move " + part + " into place: " + errno_text(e));
+        }
+        r.size = src.size;
+        r.resumed_from = offset;
+        r.source_peer = src.peer;
+        r.source = where;
+        r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() - started);
+        co_return r;
+    }
+    co_return finish(sources.size() == 1 ? last_error : errc::all_sources_failed,
+                     "every source failed: " + failures);
+}
+
+} // namespace p2pshare

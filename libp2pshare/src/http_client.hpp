@@ -1,0 +1,49 @@
+// The client side: connecting with a deadline, one request/response exchange, and the index
+// client that peers use (one kept-alive connection, reopened when the index closed it).
+#pragma once
+
+#include "http_server.hpp"
+#include "protocol.hpp"
+
+#include <p2pshare/config.hpp>
+
+#include <boost/json/value.hpp>
+
+#include <optional>
+
+namespace p2pshare::detail {
+
+/// Resolves and connects under `timeout`. Fails with errc::unreachable or errc::timeout.
+asio::awaitable<boost::system::result<tcp::socket>> async_connect(
+    asio::any_io_executor executor, const std::string& host, std::uint16_t port,
+    std::chrono::milliseconds timeout);
+
+class index_client {
+public:
+    struct timeouts {
+        std::chrono::milliseconds connect{3'000};
+        std::chrono::milliseconds request{10'000};
+    };
+
+    index_client(asio::any_io_executor executor, server_address index);
+    index_client(asio::any_io_executor executor, server_address index, timeouts t);
+
+    const server_address& address() const noexcept { return address_; }
+
+    /// Sends one request and returns the parsed JSON of a 2xx answer; otherwise the server's
+    /// {"error","message"} as an api_error, or unreachable / timeout / bad_response.
+    asio::awaitable<api_result<boost::json::value>> call(http::verb method, std::string target,
+                                                         std::string body = {},
+                                                         std::string token = {});
+
+    /// Drops the kept-alive connection.
+    void close();
+
+private:
+    asio::any_io_executor executor_;
+    server_address address_;
+    timeouts timeouts_;
+    std::optional<beast::tcp_stream> idle_;
+};
+
+} // namespace p2pshare::detail

@@ -1,0 +1,36 @@
+// SHA-256 through OpenSSL's libcrypto.
+#pragma once
+
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace p2pshare::detail {
+
+class sha256 {
+public:
+    sha256();
+    ~sha256();
+    sha256(sha256&&) noexcept;
+    sha256& operator=(sha256&&) noexcept;
+    void update(const void* data, std::size_t size);
+    /// Lowercase hex digest; the object starts over afterwards.
+    std::string hex_digest();
+
+private:
+    struct ctx_deleter {
+        void operator()(void* ctx) const noexcept;
+    };
+    std::unique_ptr<void, ctx_deleter> ctx_;
+};
+
+std::string sha256_hex(std::string_view data);
+
+/// Hashes the first `length` bytes of an open file descriptor (from offset 0).
+boost::system::result<std::string> sha256_fd(int fd, std::uint64_t length);
+
+} // namespace p2pshare::detail
