@@ -184,7 +184,8 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
 asio::awaitable<boost::system::result<std::string>> peer_node::impl::hash(int fd,
                                                                           std::uint64_t size) {
     // Hashing a large file takes seconds: it runs on a worker thread, not on the strand.
-    co_return co_await asio::co_spawn(
+    // (A plain function, as the public operations below: see there.)
+    return asio::co_spawn(
         hasher.get_executor(),
         [fd, size]() -> asio::awaitable<boost::system::result<std::string>> {
             co_return sha256_fd(fd, size);
@@ -558,7 +559,9 @@ peer_node::~peer_node() {
 
 asio::awaitable<boost::system::error_code> peer_node::async_start() {
     auto d = impl_;
-    co_return co_await asio::co_spawn(
+    // Not a coroutine itself: a lambda that captures a coroutine's parameters is miscompiled
+    // by GCC 12, so the parameters go into the lambda from a plain function.
+    return asio::co_spawn(
         d->strand,
         [d]() -> asio::awaitable<boost::system::error_code> {
             if (d->started) co_return make_error_code(errc::bad_request);
@@ -645,7 +648,7 @@ asio::awaitable<boost::system::error_code> peer_node::async_start() {
 asio::awaitable<boost::system::result<std::vector<std::string>>>
 peer_node::async_list_network_files(std::string contains) {
     auto d = impl_;
-    co_return co_await asio::co_spawn(
+    return asio::co_spawn(
         d->strand,
         [d, contains]() -> asio::awaitable<boost::system::result<std::vector<std::string>>> {
             if (!d->index) co_return make_error_code(errc::shutting_down);
@@ -675,7 +678,7 @@ peer_node::async_list_network_files(std::string contains) {
 asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
     std::vector<std::string> names) {
     auto d = impl_;
-    co_return co_await asio::co_spawn(
+    return asio::co_spawn(
         d->strand,
         [d, names = std::move(names)]() mutable -> asio::awaitable<std::vector<download_outcome>> {
             std::vector<download_outcome> out;
@@ -814,7 +817,7 @@ asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
 asio::awaitable<std::vector<delete_outcome>> peer_node::async_delete_local(
     std::vector<std::string> names) {
     auto d = impl_;
-    co_return co_await asio::co_spawn(
+    return asio::co_spawn(
         d->strand,
         [d, names = std::move(names)]() -> asio::awaitable<std::vector<delete_outcome>> {
             std::vector<delete_outcome> out;
@@ -844,7 +847,7 @@ asio::awaitable<std::vector<delete_outcome>> peer_node::async_delete_local(
 
 asio::awaitable<std::vector<local_file>> peer_node::async_local_files() {
     auto d = impl_;
-    co_return co_await asio::co_spawn(
+    return asio::co_spawn(
         d->strand,
         [d]() -> asio::awaitable<std::vector<local_file>> {
             if (d->dir) co_await d->sync();
@@ -858,7 +861,7 @@ asio::awaitable<std::vector<local_file>> peer_node::async_local_files() {
 
 asio::awaitable<boost::system::error_code> peer_node::async_sync() {
     auto d = impl_;
-    co_return co_await asio::co_spawn(
+    return asio::co_spawn(
         d->strand,
         [d]() -> asio::awaitable<boost::system::error_code> {
             if (!d->dir) co_return make_error_code(errc::shutting_down);
@@ -869,7 +872,7 @@ asio::awaitable<boost::system::error_code> peer_node::async_sync() {
 
 asio::awaitable<void> peer_node::async_quit() {
     auto d = impl_;
-    co_await asio::co_spawn(
+    return asio::co_spawn(
         d->strand,
         [d]() -> asio::awaitable<void> {
             if (!d->started) co_return;
