@@ -352,7 +352,7 @@ int generate(const settings& s) {
                 std::uint64_t mix = s.seed;
                 mix = splitmix64(mix) ^ fnv1a64(name);
                 printable_stream content(splitmix64(mix));
-                const fs::path tmp = folder / (name + ".tmp");
+                const fs::path tmp = folder / (name + std::string(p2pshare::part_suffix));
                 std::string problem = write_content(tmp, size, content, buffer.get());
                 if (problem.empty()) {
                     fs::rename(tmp, target, ec);
@@ -400,8 +400,8 @@ int main(int argc, char** argv) {
         "Content: bytes 33..126 ('!' to '~'; no spaces, no newlines) from a fast generator.\n"
         "It depends only on the seed and the file name: the same seed and arguments give\n"
         "byte-identical files, and files with the same name in several folders are the same.\n\n"
-        "Each file is written to NAME.tmp, then renamed, so no partial file ever has the final\n"
-        "name. One line 'PATH SIZE bytes' is printed per file written.\n\n"
+        "Each file is written to NAME.part (never listed nor served by a peer), then renamed,\n"
+        "so no partial file ever has the final name. One line 'PATH SIZE bytes' is printed per file written.\n\n"
         "Exit status: 0 all files written; 1 some file could not be written or already\n"
         "existed; 2 bad options, or the input ended before every question was answered.\n\n"
         "Options");
