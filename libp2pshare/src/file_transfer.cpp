@@ -10,7 +10,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
@@ -143,7 +143,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
         co_return failed(errc::unreachable, "cannot send the request: " + ec.message());
     }
     beast::flat_buffer read_buffer;
-    http::response_parser<http::buffer_body> parser;
+    http::response_parser<http::empty_body> parser;
     parser.body_limit(boost::none);
     if (auto [ec, n] = co_await http::async_read_header(stream, read_buffer, parser, use_tuple);
         ec) {
@@ -191,28 +191,41 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
     std::uint64_t reported = position;
     transfer_progress progress{name, position, src.size};
     if (options.on_progress) options.on_progress(progress);
-    while (!parser.is_done()) {
-        auto& body = parser.get().body();
-        body.data = buffer.data();
-        body.size = buffer.size();
+    // The body is read straight from the socket into the file: bytes the header read already
+    // took come first, then large reads, each under the stall deadline.
+    const auto keep = [&](const char* data, std::size_t n) -> bool {
+        int error = 0;
+        if (!write_all(fd, data, n, position, error)) {
+            out = failed(errc::io_error, "cannot write the file: " + errno_text(error));
+            return false;
+        }
+        hash.update(data, n);
+        position += n;
+        if (options.on_progress && (position - reported >= 64 * 1024 || position == src.size)) {
+            reported = position;
+            progress.done = position;
+            options.on_progress(progress);
+        }
+        return true;
+    };
+    if (read_buffer.size() > 0) {
+        const auto n = static_cast<std::size_t>(
+            std::min<std::uint64_t>(read_buffer.size(), src.size - position));
+        if (!keep(static_cast<const char*>(read_buffer.data().data()), n)) {
+            out.received = position - offset;
+            co_return out;
+        }
+        read_buffer.consume(read_buffer.size());
+    }
+    while (position < src.size) {
+        const auto want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), src.size - position));
         stream.expires_after(options.stall_timeout);
-        auto [ec, n] = co_await http::async_read(stream, read_buffer, parser, use_tuple);
-        if (ec == http::error::need_buffer) ec = {};
-        const auto got = buffer.size() - parser.get().body().size;
-        if (got > 0) {
-            int error = 0;
-            if (!write_all(fd, buffer.data(), got, position, error)) {
-                out = failed(errc::io_error, "cannot write the file: " + errno_text(error));
-                out.received = position - offset;
-                co_return out;
-            }
-            hash.update(buffer.data(), got);
-            position += got;
-            if (options.on_progress && (position - reported >= 64 * 1024 || position == src.size)) {
-                reported = position;
-                progress.done = position;
-                options.on_progress(progress);
-            }
+        auto [ec, n] =
+            co_await stream.async_read_some(asio::buffer(buffer.data(), want), use_tuple);
+        if (n > 0 && !keep(buffer.data(), n)) {
+            out.received = position - offset;
+            co_return out;
         }
         if (ec) {
             out = failed(ec == beast::error::timeout ? errc::timeout : errc::size_mismatch,
