@@ -3,7 +3,7 @@ PRESET ?= release
 BUILD  := build/$(PRESET)
 JOBS   ?= $(shell nproc)
 
-.PHONY: all deps build test test-asan demo bench bench-deps install format clean help
+.PHONY: all deps build test test-asan demo bench bench-deps fuzz install format clean help
 
 all: build
 
@@ -14,6 +14,7 @@ help:
 	@echo "make test-asan  the test suite under AddressSanitizer + UBSan (build/asan)"
 	@echo "make demo       deps + build + an index server and three peers sharing files"
 	@echo "make bench      deps + build + the benchmarks; logs gathered in test-logs/"
+	@echo "make fuzz       libFuzzer on every network/config decoder (FUZZ_SECONDS each, clang)"
 	@echo "make install    install into PREFIX (default /usr/local)"
 
 deps:
@@ -41,6 +42,16 @@ bench-deps:
 
 bench: build
 	scripts/bench.sh $(BUILD)
+
+FUZZ_SECONDS ?= 30
+fuzz:
+	@scripts/deps.sh clang libclang-rt-14-dev
+	CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DP2PSHARE_BUILD_FUZZ=ON \
+	  -DP2PSHARE_BUILD_TESTS=OFF -DP2PSHARE_BUILD_APPS=OFF -DP2PSHARE_BUILD_BENCH=OFF
+	cmake --build build/fuzz -j $(JOBS) --target fuzz_protocol
+	mkdir -p build/fuzz/corpus/protocol
+	build/fuzz/fuzz/fuzz_protocol -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -artifact_prefix=build/fuzz/ build/fuzz/corpus/protocol fuzz/corpus/protocol
 
 PREFIX ?= /usr/local
 install: build
