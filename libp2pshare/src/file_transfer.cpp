@@ -189,7 +189,8 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
     }
     std::uint64_t position = offset;
     std::uint64_t reported = position;
-    transfer_progress progress{name, position, src.size};
+    transfer_progress progress{name, position, src.size, src.peer,
+                               src.host + ":" + std::to_string(src.port)};
     if (options.on_progress) options.on_progress(progress);
     // The body is read straight from the socket into the file: bytes the header read already
     // took come first, then large reads, each under the stall deadline.
