@@ -72,6 +72,13 @@ int main(int argc, char** argv) {
 
     boost::asio::io_context io;
     p2pshare::index_server server(io.get_executor(), options);
+    // Handle the signals before announcing the port: whoever reads that line may signal at once.
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int signo) {
+        if (ec) return;
+        spdlog::info("signal {}: stopping", signo);
+        boost::asio::co_spawn(io, server.async_stop(), boost::asio::detached);
+    });
     if (const auto ec = server.start()) {
         spdlog::error("cannot start on {}:{}: {}", options.host, options.port, ec.message());
         return 1;
@@ -79,12 +86,6 @@ int main(int argc, char** argv) {
     std::printf("indexserver listening on %s:%u\n", server.host().c_str(), server.port());
     std::fflush(stdout);
 
-    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code ec, int signo) {
-        if (ec) return;
-        spdlog::info("signal {}: stopping", signo);
-        boost::asio::co_spawn(io, server.async_stop(), boost::asio::detached);
-    });
     io.run();
     return 0;
 }

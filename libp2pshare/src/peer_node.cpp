@@ -24,6 +24,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -583,6 +584,17 @@ asio::awaitable<boost::system::error_code> peer_node::async_start() {
                 spdlog::error("peer {}: cannot open folder {}: {}", d->options.id,
                               d->folder.string(), std::strerror(errno));
                 co_return make_error_code(errc::io_error);
+            }
+            // One running peer per folder: another process with our id would read our token
+            // from the config file and take our lease over. The lock ends with the process.
+            if (::flock(d->dir.get(), LOCK_EX | LOCK_NB) != 0) {
+                if (errno == EWOULDBLOCK) {
+                    spdlog::error("peer {}: folder {} is shared by another running peer",
+                                  d->options.id, d->folder.string());
+                    co_return make_error_code(errc::conflict);
+                }
+                spdlog::warn("peer {}: cannot lock folder {}: {}", d->options.id,
+                             d->folder.string(), std::strerror(errno));
             }
             std::weak_ptr<impl> weak = d;
             d->server = std::make_shared<http_server>(

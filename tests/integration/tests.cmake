@@ -2,3 +2,4 @@
 include(integration/index.cmake OPTIONAL)
 include(integration/peer.cmake OPTIONAL)
 include(integration/filegen.cmake OPTIONAL)
+include(integration/e2e.cmake OPTIONAL)

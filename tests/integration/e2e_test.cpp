@@ -1,0 +1,413 @@
+// End to end: the real indexserver, peer and filegen executables in a fresh folder per test, the
+// way a user runs them (config/server.config, pN folders and pN.config all land in that folder).
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "test_support.hpp"
+
+#include <csignal>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace p2pshare;
+
+namespace {
+
+const std::string file_a = "2KiB-1.txt";
+const std::string file_b = "2KiB-2.txt";
+
+struct run_result {
+    int status = -1;
+    std::string out;
+    std::string err;
+};
+
+/// Runs `peer args...` in `cwd` to its end, feeding it `input` and then the end of input.
+run_result run_peer(const fs::path& cwd, const std::vector<std::string>& args,
+                    const std::string& input = {}) {
+    test::child c(test::app_path("peer"), args, cwd);
+    if (!input.empty()) c.write_stdin(input);
+    c.close_stdin();
+    run_result r;
+    r.status = c.wait();
+    r.out = c.output();
+    r.err = c.error_output();
+    return r;
+}
+
+/// The last line of `out`, parsed as JSON (the --json output is one object on one line).
+json::object last_json(const std::string& out) {
+    auto end = out.find_last_not_of('\n');
+    if (end == std::string::npos) throw std::runtime_error("no output");
+    const auto begin = out.rfind('\n', end);
+    const auto line = out.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin + 1));
+    return json::parse(line).as_object();
+}
+
+/// The "results" of a get/rm --json answer, by file name: {status, message}.
+std::map<std::string, json::object> results_by_name(const json::object& o) {
+    std::map<std::string, json::object> out;
+    for (const auto& e : o.at("results").as_array()) {
+        const auto& entry = e.as_object();
+        out[std::string(entry.at("name").as_string())] = entry;
+    }
+    return out;
+}
+
+std::string field(const json::object& o, std::string_view key) {
+    const auto* v = o.if_contains(key);
+    return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string{};
+}
+
+/// `peer --id N serve` in `cwd`, once it says it is serving.
+std::unique_ptr<test::child> serve(const fs::path& cwd, std::uint32_t id,
+                                   std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--id", std::to_string(id), "serve"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto c = std::make_unique<test::child>(test::app_path("peer"), args, cwd);
+    const auto line = c->wait_for_line("serving");
+    BOOST_TEST_REQUIRE(line.find("peer " + std::to_string(id) + " serving") != std::string::npos,
+                       line);
+    return c;
+}
+
+/// A fresh folder with `indexserver --port 0` running in it.
+struct network {
+    test::temp_dir dir;
+    std::unique_ptr<test::child> index;
+    std::uint16_t port = 0;
+
+    network() {
+        index = std::make_unique<test::child>(test::app_path("indexserver"),
+                                              std::vector<std::string>{"--port", "0"}, dir.path());
+        const auto line = index->wait_for_line("listening on");
+        port = static_cast<std::uint16_t>(std::stoul(line.substr(line.rfind(':') + 1)));
+        BOOST_TEST_REQUIRE(port != 0u, line);
+        BOOST_TEST_REQUIRE(fs::exists(dir / "config" / "server.config"));
+    }
+
+    /// filegen: two 2 KiB files (file_a, file_b) in folder `folder`.
+    void generate(const std::string& folder) {
+        test::child c(
+            test::app_path("filegen"),
+            {"--dirs", folder, "--sizes", "2kb", "--count", "2", "--seed", "1", "--quiet"},
+            dir.path());
+        c.close_stdin();
+        BOOST_TEST_REQUIRE(c.wait() == 0, c.error_output());
+        BOOST_TEST_REQUIRE(fs::file_size(dir / folder / file_a) == 2048u);
+        BOOST_TEST_REQUIRE(fs::file_size(dir / folder / file_b) == 2048u);
+    }
+
+    /// The number of peers the index lists now.
+    std::int64_t peer_count() const {
+        const auto reply = test::http_call(port, "GET", "/v1/health");
+        BOOST_TEST_REQUIRE(reply.status == 200u, reply.body);
+        return json::parse(reply.body).as_object().at("peers").to_number<std::int64_t>();
+    }
+
+    /// The ids of the peers the index gives as sources of `name`.
+    std::set<std::int64_t> sources(const std::string& name) const {
+        const auto reply =
+            test::http_call(port, "POST", "/v1/lookup", R"({"names":[")" + name + R"("]})",
+                            {{"Content-Type", "application/json"}});
+        BOOST_TEST_REQUIRE(reply.status == 200u, reply.body);
+        std::set<std::int64_t> ids;
+        const auto body = json::parse(reply.body);
+        const auto& result = body.as_object().at("results").as_array().at(0).as_object();
+        for (const auto& s : result.at("sources").as_array()) {
+            ids.insert(s.as_object().at("id").to_number<std::int64_t>());
+        }
+        return ids;
+    }
+};
+
+std::set<std::string> file_list(const json::object& o) {
+    std::set<std::string> names;
+    for (const auto& n : o.at("files").as_array())
+        names.emplace(n.as_string());
+    return names;
+}
+
+} // namespace
+
+// ---- subcommands -------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(e2e_subcommands)
+
+BOOST_FIXTURE_TEST_CASE(list_get_rm_with_json, network) {
+    generate("p2");
+    const auto original_a = test::read_file(dir / "p2" / file_a);
+    const auto original_b = test::read_file(dir / "p2" / file_b);
+    auto p2 = serve(dir.path(), 2);
+
+    // list: every name in the network.
+    auto r = run_peer(dir.path(), {"--id", "1", "list", "--json"});
+    BOOST_TEST_REQUIRE(r.status == 0, r.err);
+    BOOST_TEST((file_list(last_json(r.out)) == std::set<std::string>{file_a, file_b}), r.out);
+
+    // get: two found, one missing; exit 1 because one failed.
+    r = run_peer(dir.path(), {"--id", "1", "get", file_a, file_b, "missing.txt", "--json"});
+    BOOST_TEST(r.status == 1, r.out << r.err);
+    auto results = results_by_name(last_json(r.out));
+    BOOST_TEST_REQUIRE(results.size() == 3u, r.out);
+    BOOST_TEST(field(results[file_a], "status") == "downloaded", r.out);
+    BOOST_TEST(field(results[file_b], "status") == "downloaded", r.out);
+    BOOST_TEST(results[file_a].at("source_peer").to_number<std::int64_t>() == 2, r.out);
+    BOOST_TEST(results[file_a].at("size").to_number<std::int64_t>() == 2048, r.out);
+    BOOST_TEST(field(results["missing.txt"], "status") == "not_found", r.out);
+    BOOST_TEST(test::read_file(dir / "p1" / file_a) == original_a);
+    BOOST_TEST(test::read_file(dir / "p1" / file_b) == original_b);
+    BOOST_TEST(!fs::exists(dir / "p1" / "missing.txt"));
+    // The subcommand left the index when it was done: only peer 2 is listed.
+    BOOST_TEST(peer_count() == 1);
+    BOOST_TEST((sources(file_a) == std::set<std::int64_t>{2}));
+
+    // get again: the file exists, is not overwritten, exit 1.
+    const std::string edited = "edited by hand\n";
+    test::write_file(dir / "p1" / file_a, edited);
+    r = run_peer(dir.path(), {"--id", "1", "get", file_a, "--json"});
+    BOOST_TEST(r.status == 1, r.out << r.err);
+    results = results_by_name(last_json(r.out));
+    BOOST_TEST(field(results[file_a], "status") == "failed", r.out);
+    BOOST_TEST(field(results[file_a], "message").find("exists") != std::string::npos, r.out);
+    BOOST_TEST(test::read_file(dir / "p1" / file_a) == edited);
+
+    // rm: deletes a file of p1 (not of p2), exit 0; an unknown name gives exit 1.
+    r = run_peer(dir.path(), {"--id", "1", "rm", file_a, "--json"});
+    BOOST_TEST(r.status == 0, r.out << r.err);
+    results = results_by_name(last_json(r.out));
+    BOOST_TEST(field(results[file_a], "status") == "deleted", r.out);
+    BOOST_TEST(!fs::exists(dir / "p1" / file_a));
+    BOOST_TEST(fs::exists(dir / "p1" / file_b));
+    BOOST_TEST(test::read_file(dir / "p2" / file_a) == original_a);
+
+    r = run_peer(dir.path(), {"--id", "1", "rm", "nope", "--json"});
+    BOOST_TEST(r.status == 1, r.out << r.err);
+    results = results_by_name(last_json(r.out));
+    BOOST_TEST(field(results["nope"], "status") == "not_found", r.out);
+
+    p2->signal(SIGTERM);
+    BOOST_TEST(p2->wait() == 0, p2->error_output());
+}
+
+BOOST_FIXTURE_TEST_CASE(usage_errors_exit_2_and_help_exits_0, network) {
+    const auto usage = [&](const std::vector<std::string>& args, const std::string& message) {
+        const auto r = run_peer(dir.path(), args);
+        BOOST_TEST(r.status == 2, r.out << r.err);
+        BOOST_TEST(r.err.find(message) != std::string::npos, r.err);
+        BOOST_TEST(r.out.empty(), r.out);
+    };
+    usage({"--id", "1", "get"}, "get needs at least one file name");
+    usage({"--id", "1", "rm"}, "rm needs at least one file name");
+    usage({"--id", "1", "bogus"}, "unknown command 'bogus'");
+    usage({"--id", "x", "list"}, "--id: 'x' is not a number");
+    usage({"list"}, "list needs --id");
+    usage({"--id", "1", "list", "--no-such-option"}, "no-such-option");
+    // None of them started a peer.
+    BOOST_TEST(!fs::exists(dir / "p1"));
+    BOOST_TEST(peer_count() == 0);
+
+    const auto help = run_peer(dir.path(), {"--help"});
+    BOOST_TEST(help.status == 0, help.err);
+    BOOST_TEST(help.out.find("Usage:") != std::string::npos, help.out);
+    BOOST_TEST(help.out.find("peer --id N get NAME...") != std::string::npos, help.out);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- the interactive menu ----------------------------------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(e2e_menu)
+
+BOOST_FIXTURE_TEST_CASE(menu_asks_the_id_then_lists_downloads_deletes_and_quits, network) {
+    generate("p2");
+    auto p2 = serve(dir.path(), 2);
+
+    test::child p1(test::app_path("peer"), {}, dir.path());
+    // A bad id is refused and asked again.
+    p1.write_stdin("abc\n");
+    BOOST_TEST(p1.wait_for_line("is not a peer id").find("'abc'") != std::string::npos,
+               p1.output());
+    p1.write_stdin("1\n");
+    BOOST_TEST(p1.wait_for_line("p2pshare peer 1: sharing").find("p1") != std::string::npos);
+    p1.wait_for_line("4  quit");
+    {
+        const auto& out = p1.output();
+        std::size_t prompts = 0;
+        for (auto pos = out.find("Peer id ("); pos != std::string::npos;
+             pos = out.find("Peer id (", pos + 1)) {
+            ++prompts;
+        }
+        BOOST_TEST(prompts == 2u, out);
+    }
+
+    // The output since `mark`, once the menu is shown again.
+    const auto step = [&p1](const std::string& input) {
+        const auto mark = p1.output().size();
+        p1.write_stdin(input);
+        p1.wait_for_line("4  quit");
+        return p1.output().substr(mark);
+    };
+
+    auto out = step("1\n");
+    BOOST_TEST(out.find("2 files in the network:") != std::string::npos, out);
+    BOOST_TEST(out.find("  " + file_a + "\n") != std::string::npos, out);
+    BOOST_TEST(out.find("  " + file_b + "\n") != std::string::npos, out);
+
+    const auto mark = p1.output().size();
+    p1.write_stdin("2\n");
+    p1.write_stdin(file_a + " " + file_b + "\n");
+    p1.wait_for_line("4  quit");
+    out = p1.output().substr(mark);
+    BOOST_TEST(out.find("File names to download") != std::string::npos, out);
+    BOOST_TEST(out.find("downloaded " + file_a) != std::string::npos, out);
+    BOOST_TEST(out.find("downloaded " + file_b) != std::string::npos, out);
+    BOOST_TEST(test::read_file(dir / "p1" / file_a) == test::read_file(dir / "p2" / file_a));
+    BOOST_TEST(test::read_file(dir / "p1" / file_b) == test::read_file(dir / "p2" / file_b));
+    // Peer 1 told the index about its new files.
+    BOOST_TEST((sources(file_b) == std::set<std::int64_t>{1, 2}));
+
+    out = step("3\n" + file_a + "\n");
+    BOOST_TEST(out.find("Your files in p1:") != std::string::npos, out);
+    BOOST_TEST(out.find("File names to delete") != std::string::npos, out);
+    BOOST_TEST(out.find("deleted    " + file_a) != std::string::npos, out);
+    BOOST_TEST(!fs::exists(dir / "p1" / file_a));
+    BOOST_TEST(fs::exists(dir / "p2" / file_a));
+    BOOST_TEST((sources(file_a) == std::set<std::int64_t>{2}));
+
+    out = step("9\n");
+    BOOST_TEST(out.find("Unknown choice '9': please enter 1, 2, 3 or 4.") != std::string::npos,
+               out);
+    BOOST_TEST(out.find("1  list the files in the network") != std::string::npos, out);
+    BOOST_TEST(peer_count() == 2);
+
+    p1.write_stdin("4\n");
+    BOOST_TEST(p1.wait() == 0, p1.output() << p1.error_output());
+    BOOST_TEST(p1.output().find("Bye.") != std::string::npos, p1.output());
+    // Peer 1 left the index.
+    BOOST_TEST(peer_count() == 1);
+    BOOST_TEST((sources(file_b) == std::set<std::int64_t>{2}));
+    const auto r = run_peer(dir.path(), {"--id", "5", "list", "--json"});
+    BOOST_TEST_REQUIRE(r.status == 0, r.err);
+    BOOST_TEST((file_list(last_json(r.out)) == std::set<std::string>{file_a, file_b}), r.out);
+}
+
+BOOST_FIXTURE_TEST_CASE(end_of_input_quits_with_status_0, network) {
+    generate("p1");
+    test::child p1(test::app_path("peer"), {"--id", "1"}, dir.path());
+    p1.wait_for_line("4  quit");
+    BOOST_TEST((sources(file_a) == std::set<std::int64_t>{1}));
+    p1.close_stdin();
+    BOOST_TEST(p1.wait() == 0, p1.output() << p1.error_output());
+    BOOST_TEST(p1.output().find("Bye.") != std::string::npos, p1.output());
+    BOOST_TEST(peer_count() == 0);
+    BOOST_TEST(sources(file_a).empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(end_of_input_at_the_id_prompt_exits_2, network) {
+    const auto r = run_peer(dir.path(), {}, "abc\n");
+    BOOST_TEST(r.status == 2, r.out << r.err);
+    BOOST_TEST(r.out.find("'abc' is not a peer id") != std::string::npos, r.out);
+    BOOST_TEST(r.err.find("no id given") != std::string::npos, r.err);
+    BOOST_TEST(peer_count() == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- signals -----------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(e2e_signals)
+
+BOOST_FIXTURE_TEST_CASE(sigterm_and_sigint_stop_a_serving_peer_gracefully, network) {
+    generate("p2");
+    for (const int signo : {SIGTERM, SIGINT}) {
+        BOOST_TEST_CONTEXT("signal " << signo) {
+            auto p2 = serve(dir.path(), 2);
+            BOOST_TEST(peer_count() == 1);
+            BOOST_TEST((sources(file_a) == std::set<std::int64_t>{2}));
+            p2->signal(signo);
+            BOOST_TEST(p2->wait() == 0, p2->output() << p2->error_output());
+            BOOST_TEST(peer_count() == 0);
+            BOOST_TEST(sources(file_a).empty());
+        }
+    }
+}
+
+BOOST_FIXTURE_TEST_CASE(sigterm_stops_the_index_server, network) {
+    BOOST_TEST(peer_count() == 0); // it answers
+    index->signal(SIGTERM);
+    BOOST_TEST(index->wait() == 0, index->output() << index->error_output());
+}
+
+BOOST_FIXTURE_TEST_CASE(sigint_stops_the_index_server, network) {
+    index->signal(SIGINT);
+    BOOST_TEST(index->wait() == 0, index->output() << index->error_output());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- starting up -------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(e2e_startup)
+
+BOOST_FIXTURE_TEST_CASE(an_id_in_use_is_refused_from_the_same_folder, network) {
+    generate("p2");
+    auto p2 = serve(dir.path(), 2);
+    const auto config_before = test::read_file(dir / "p2.config");
+
+    const auto r = run_peer(dir.path(), {"--id", "2", "list", "--json"});
+    BOOST_TEST(r.status != 0, r.out << r.err);
+    BOOST_TEST(r.err.find("id 2 is in use") != std::string::npos, r.err);
+    // The running peer is untouched: still listed, its config file still its own.
+    BOOST_TEST(peer_count() == 1);
+    BOOST_TEST((sources(file_a) == std::set<std::int64_t>{2}));
+    BOOST_TEST(test::read_file(dir / "p2.config") == config_before);
+
+    p2->signal(SIGTERM);
+    BOOST_TEST(p2->wait() == 0, p2->error_output());
+    BOOST_TEST(peer_count() == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(an_id_in_use_is_refused_from_another_folder, network) {
+    generate("p2");
+    auto p2 = serve(dir.path(), 2);
+
+    test::temp_dir elsewhere;
+    const auto r = run_peer(elsewhere.path(),
+                            {"--id", "2", "--index", "127.0.0.1:" + std::to_string(port), "serve"});
+    BOOST_TEST(r.status != 0, r.out << r.err);
+    BOOST_TEST(r.err.find("id 2 is in use") != std::string::npos, r.err);
+    BOOST_TEST(r.out.find("serving") == std::string::npos, r.out);
+    BOOST_TEST(peer_count() == 1);
+    BOOST_TEST((sources(file_a) == std::set<std::int64_t>{2}));
+
+    p2->signal(SIGTERM);
+    BOOST_TEST(p2->wait() == 0, p2->error_output());
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_without_an_index_server_says_so) {
+    test::temp_dir dir; // no indexserver ever ran here: no config/server.config
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"--id", "1", "list", "--json"}, {"--id", "1", "serve"}, {"--id", "1"}}) {
+        BOOST_TEST_CONTEXT(args.size() << " arguments") {
+            const auto r = run_peer(dir.path(), args);
+            BOOST_TEST(r.status != 0, r.out << r.err);
+            BOOST_TEST(r.err.find("config/server.config is missing") != std::string::npos, r.err);
+            BOOST_TEST(r.err.find("start indexserver first") != std::string::npos, r.err);
+            BOOST_TEST(r.out.find("serving") == std::string::npos, r.out);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
