@@ -7,6 +7,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -22,7 +23,9 @@
 
 #include <atomic>
 #include <charconv>
+#include <csignal>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -496,6 +499,9 @@ int main(int argc, char** argv) {
     spdlog::set_level(level);
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
+    // Past a file size limit, a write must fail with EFBIG (a clear message), not kill us.
+    std::signal(SIGXFSZ, SIG_IGN);
+
     app a;
     a.json = vm.count("json") > 0;
 
@@ -537,10 +543,24 @@ int main(int argc, char** argv) {
         }
     } join_at_exit{a};
 
+    // A signal quits gracefully: the menu and `serve` are woken; a running subcommand makes the
+    // node quit (it finishes the transfers in flight, starts no new one). A second signal
+    // exits at once: partial downloads stay as NAME.part and resume next time.
     asio::signal_set signals(a.io, SIGINT, SIGTERM);
-    signals.async_wait([&a](boost::system::error_code ec, int) {
-        if (!ec) a.input.wake();
-    });
+    std::function<void(boost::system::error_code, int)> on_signal;
+    on_signal = [&](boost::system::error_code ec, int signo) {
+        if (ec) return;
+        if (a.input.woken()) {
+            std::fprintf(stderr, "peer: second signal %d, exiting now\n", signo);
+            std::_Exit(128 + signo);
+        }
+        a.input.wake();
+        if (a.node && !command.empty() && command != "serve") {
+            asio::co_spawn(a.io, a.node->async_quit(), asio::detached);
+        }
+        signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
 
     a.node = std::make_unique<p2pshare::peer_node>(a.io.get_executor(), options);
     const auto ec = a.run(a.node->async_start());

@@ -10,6 +10,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <exception>
@@ -24,6 +25,13 @@ asio::awaitable<bool> connection::write(string_response& response) {
     response.prepare_payload();
     status = response.result_int();
     stream_.expires_after(limits_.write_timeout);
+    if (head) {
+        // The headers a GET would get, without the body.
+        http::serializer<false, http::string_body> sr{response};
+        auto [ec, n] = co_await http::async_write_header(stream_, sr, use_tuple);
+        progressed(n);
+        co_return !ec;
+    }
     auto [ec, n] = co_await http::async_write(stream_, response, use_tuple);
     progressed(n);
     co_return !ec;
@@ -198,6 +206,7 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s, tcp::
         auto& req = parser.get();
         const auto started = std::chrono::steady_clock::now();
         conn.bytes_sent = 0;
+        conn.head = req.method() == http::verb::head;
         ++busy_;
         bool keep = false;
         try {

@@ -50,8 +50,12 @@ public:
     const server_limits& limits() const noexcept { return limits_; }
     bool stopping() const noexcept { return stopping_; }
 
-    /// Sends a complete response under the write deadline. Returns false when it failed.
+    /// Sends a complete response under the write deadline (only its header, with the
+    /// Content-Length of its body, when the request was HEAD). Returns false when it failed.
     asio::awaitable<bool> write(string_response& response);
+
+    /// Whether the request being answered is a HEAD request.
+    bool head = false;
 
     /// Records `n` bytes sent: the server's graceful stop waits while responses make progress.
     void progressed(std::size_t n) {

@@ -200,6 +200,7 @@ asio::awaitable<bool> index_server::impl::handle(request& req, connection& conn)
     const auto t = parse_target(req.target());
     if (!t) {
         auto res = error_response(req, errc::bad_request, "malformed request target");
+        res.keep_alive(false);
         co_await conn.write(res);
         co_return false;
     }
@@ -215,9 +216,9 @@ asio::awaitable<bool> index_server::impl::route(request& req, connection& conn, 
     };
     string_response res;
     if (is({"v1", "health"})) {
-        res = is_get ? do_health(req) : wrong_method(req, "GET");
+        res = is_get ? do_health(req) : wrong_method(req, "GET, HEAD");
     } else if (is({"v1", "files"})) {
-        res = is_get ? do_list(req, t) : wrong_method(req, "GET");
+        res = is_get ? do_list(req, t) : wrong_method(req, "GET, HEAD");
     } else if (is({"v1", "lookup"})) {
         res = method == http::verb::post ? do_lookup(req) : wrong_method(req, "POST");
     } else if (is({"v1", "peers"})) {
@@ -239,19 +240,6 @@ asio::awaitable<bool> index_server::impl::route(request& req, connection& conn, 
         }
     } else {
         res = error_response(req, errc::not_found, "no such path: " + std::string(req.target()));
-    }
-    if (method == http::verb::head) {
-        // HEAD gets the headers a GET would get, without a body.
-        res.prepare_payload();
-        const auto length = res.body().size();
-        res.body().clear();
-        res.content_length(length);
-        conn.status = res.result_int();
-        conn.stream().expires_after(conn.limits().write_timeout);
-        http::serializer<false, http::string_body> sr{res};
-        auto [ec, n] = co_await http::async_write_header(conn.stream(), sr,
-                                                         asio::as_tuple(asio::use_awaitable));
-        co_return !ec && res.keep_alive();
     }
     const bool written = co_await conn.write(res);
     co_return written&& res.keep_alive();

@@ -423,16 +423,6 @@ asio::awaitable<bool> peer_node::impl::handle(request& req, connection& conn) {
     } else {
         res = error_response(req, errc::not_found, "no such path: " + std::string(req.target()));
     }
-    if (method == http::verb::head) {
-        const auto length = res.body().size();
-        res.body().clear();
-        res.content_length(length);
-        http::serializer<false, http::string_body> sr{res};
-        conn.status = res.result_int();
-        conn.stream().expires_after(conn.limits().write_timeout);
-        auto [ec, n] = co_await http::async_write_header(conn.stream(), sr, use_tuple);
-        co_return !ec && res.keep_alive();
-    }
     const bool ok = co_await conn.write(res);
     co_return ok&& res.keep_alive();
 }

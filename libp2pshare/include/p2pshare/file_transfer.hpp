@@ -25,8 +25,8 @@ struct file_source {
 
 struct transfer_progress {
     std::string name;
-    std::uint64_t done = 0;  ///< bytes of the file present so far (resumed bytes included)
-    std::uint64_t total = 0; ///< the file's size
+    std::uint64_t done = 0;        ///< bytes of the file present so far (resumed bytes included)
+    std::uint64_t total = 0;       ///< the file's size
     std::uint32_t source_peer = 0; ///< the peer the bytes come from now
     std::string source;            ///< its host:port
 };

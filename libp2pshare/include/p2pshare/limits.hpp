@@ -12,8 +12,9 @@ struct server_limits {
     std::size_t max_connections = 1024;             ///< open connections; more are refused with 503
     std::chrono::milliseconds read_timeout{10'000}; ///< to receive a whole request once it began
     std::chrono::milliseconds idle_timeout{30'000}; ///< keep-alive wait for the next request
-    std::chrono::milliseconds write_timeout{30'000}; ///< without progress while sending a response
-    std::chrono::milliseconds stop_grace{5'000};     ///< stop(): wait for requests in flight
+    std::chrono::milliseconds write_timeout{
+        30'000}; ///< to send a response; file bodies: without progress
+    std::chrono::milliseconds stop_grace{5'000}; ///< stop(): wait for requests in flight
 };
 
 /// Bounds of the index's API.
