@@ -38,6 +38,13 @@ int main(int argc, char** argv) {
          "how long a peer stays listed without renewing (e.g. 30s, 500ms, 2m)")
         ("max-connections", po::value(&options.limits.max_connections)
              ->default_value(options.limits.max_connections), "open connections at most")
+        ("max-peers", po::value(&options.index.max_peers)
+             ->default_value(options.index.max_peers), "live peers at most")
+        ("min-peer-port", po::value(&options.index.min_peer_port)
+             ->default_value(options.index.min_peer_port),
+         "lowest port a peer may advertise (1024 keeps system ports out)")
+        ("strict-hosts", po::bool_switch(&options.index.host_must_match_source),
+         "a peer may only advertise the address it connects from")
         ("log-level", po::value(&log_level)->default_value(log_level),
          "trace, debug (one line per request), info, warn, error or off");
     // clang-format on

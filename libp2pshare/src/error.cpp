@@ -61,6 +61,8 @@ entry describe(errc e) noexcept {
             return {"timeout", 504, "the operation timed out"};
         case errc::io_error:
             return {"io_error", 500, "local file system error"};
+        case errc::full:
+            return {"full", 503, "the index holds as many peers as it may"};
         case errc::all_sources_failed:
             return {"all_sources_failed", 502, "every source failed"};
     }

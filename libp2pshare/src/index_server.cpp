@@ -25,7 +25,9 @@ using namespace detail;
 
 struct index_server::impl {
     impl(asio::any_io_executor executor, index_server_options o)
-        : strand(asio::make_strand(executor)), options(std::move(o)), store(options.lease_ttl) {}
+        : strand(asio::make_strand(executor)),
+          options(std::move(o)),
+          store(options.lease_ttl, nullptr, options.index.max_peers) {}
 
     asio::awaitable<bool> handle(request& req, connection& conn);
     asio::awaitable<bool> route(request& req, connection& conn, const target& t);
@@ -70,7 +72,18 @@ index_store::time_point now() { return index_store::clock::now(); }
 string_response index_server::impl::do_register(const request& req, const connection& conn) {
     auto r = decode_register(req.body(), options.index.max_files_per_peer);
     if (!r) return fail_response(req, r.error());
-    if (r->host.empty()) r->host = conn.remote().address().to_string();
+    const auto source = conn.remote().address().to_string();
+    if (r->host.empty()) r->host = source;
+    if (r->port < options.index.min_peer_port) {
+        return fail_response(
+            req, fail(errc::bad_field,
+                      "'port' must be at least " + std::to_string(options.index.min_peer_port)));
+    }
+    if (options.index.host_must_match_source && r->host != source) {
+        return fail_response(
+            req, fail(errc::forbidden,
+                      "a peer may only advertise the address it connects from (" + source + ")"));
+    }
     const auto id = r->id;
     const bool taking_back = !r->token.empty();
     std::string host = r->host;

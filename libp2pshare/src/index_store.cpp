@@ -23,8 +23,11 @@ std::string random_token() {
     return out;
 }
 
-index_store::index_store(std::chrono::milliseconds ttl, std::function<std::string()> make_token)
-    : ttl_(ttl), make_token_(make_token ? std::move(make_token) : random_token) {}
+index_store::index_store(std::chrono::milliseconds ttl, std::function<std::string()> make_token,
+                         std::size_t max_peers)
+    : ttl_(ttl),
+      make_token_(make_token ? std::move(make_token) : random_token),
+      max_peers_(max_peers) {}
 
 void index_store::set_expiry(std::uint32_t id, peer& p, time_point now) {
     if (p.expiry != expiries_.end()) expiries_.erase(p.expiry);
@@ -85,6 +88,10 @@ api_result<index_store::lease> index_store::register_peer(register_request r, ti
         }
         remove_files(r.id, it->second);
     } else {
+        if (peers_.size() >= max_peers_) {
+            return fail(errc::full, "the index holds its limit of " + std::to_string(max_peers_) +
+                                        " peers; try again later");
+        }
         peer fresh;
         fresh.token = make_token_();
         fresh.expiry = expiries_.end();

@@ -42,7 +42,8 @@ public:
     };
 
     explicit index_store(std::chrono::milliseconds ttl,
-                         std::function<std::string()> make_token = nullptr);
+                         std::function<std::string()> make_token = nullptr,
+                         std::size_t max_peers = SIZE_MAX);
 
     std::chrono::milliseconds ttl() const noexcept { return ttl_; }
 
@@ -90,6 +91,7 @@ private:
 
     std::chrono::milliseconds ttl_;
     std::function<std::string()> make_token_;
+    std::size_t max_peers_;
     std::unordered_map<std::uint32_t, peer> peers_;
     std::unordered_map<std::string, std::vector<source>, string_hash, std::equal_to<>> names_;
     std::set<std::string_view> sorted_; ///< views of names_'s keys, for ordered listing

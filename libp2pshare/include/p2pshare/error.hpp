@@ -35,7 +35,8 @@ enum class errc {
     unreachable,          ///< a server could not be reached
     timeout,              ///< a deadline passed
     io_error,             ///< the local file system refused an operation
-    all_sources_failed,   ///< every source of a file was tried and failed
+    full,                 ///< the index holds as many peers as it may (503)
+    all_sources_failed,   ///< every source of a file was tried and failed (keep last)
 };
 
 const boost::system::error_category& p2pshare_category() noexcept;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 
 namespace p2pshare {
 
@@ -22,6 +23,11 @@ struct index_limits {
     std::size_t max_files_per_peer = 10'000; ///< files in one registration or update
     std::size_t max_lookup_names = 1'000;    ///< names in one lookup
     std::size_t max_list_page = 10'000;      ///< names in one page of the list
+    std::size_t max_peers = 1'000'000;       ///< live peers; more registrations get 503 "full"
+    std::uint16_t min_peer_port = 1; ///< lowest port a peer may advertise (1024: no system ports)
+    /// A peer may only advertise the address its registration comes from (no third-party
+    /// addresses: the index cannot be used to send downloaders to someone else's host).
+    bool host_must_match_source = false;
 };
 
 } // namespace p2pshare
