@@ -230,7 +230,8 @@ if have iperf3; then
   iperf3 -s -1 -B 127.0.0.1 -p "$p" >"$logs/iperf3-server.log" 2>&1 &
   iperf_server=$!
   pids+=($iperf_server)
-  wait_port "$p"
+  # Not wait_port: a probe connection would be the one client that `-s -1` serves.
+  wait_for "$logs/iperf3-server.log" "listening" >/dev/null
   if timeout 30 iperf3 -c 127.0.0.1 -p "$p" -t 3 -f m >"$logs/iperf3.log" 2>&1; then
     mbits=$(awk '/receiver/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "Mbits/sec") v = $i } END { print v }' "$logs/iperf3.log")
     iperf_mibs=$(awk -v m="$mbits" 'BEGIN { printf "%.0f", m * 1e6 / 8 / 1048576 }')
@@ -289,6 +290,7 @@ for run in $(seq "$runs"); do
       get "$big_name" --json >"$work/get.json" 2>>"$logs/compare-peer2.log"; then
     cat "$work/get.json" >>"$logs/p2p-1GiB.log"
     s=$(grep -o '"seconds":[0-9.eE+-]*' "$work/get.json" | head -1 | cut -d: -f2)
+    s=$(awk -v s="$s" 'BEGIN { printf "%.3f", s }')
     rate=$(awk -v s="$s" 'BEGIN { printf "%.0f", 1024 / s }')
     echo "run $run: $s s = $rate MiB/s"
     p2p_best=$(awk -v a="$p2p_best" -v b="$rate" 'BEGIN { print (b > a) ? b : a }')
@@ -447,7 +449,7 @@ plot "$logs/transfer_time.dat" using 1:2 with linespoints lw 2 pt 7 title "trans
      "" using 1:5 with linespoints lw 2 pt 11 dt 2 title "whole call mean (lookup + transfer + index update)"
 EOF
   fi
-  ls "$logs"/*.png 2>/dev/null | sed 's/^/plot: /'
+  for png in "$logs"/*.png; do [ -f "$png" ] && echo "plot: $png"; done
 else
   echo "bench: gnuplot is not installed: no plots (make bench-deps)"
 fi
