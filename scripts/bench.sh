@@ -115,6 +115,7 @@ fi
   echo "date: $date_text"
   echo "machine: $machine"
   echo "commit: $commit"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shares its CPUs)"
   echo "build: $build"
 } | tee "$logs/machine.txt"
 
@@ -227,18 +228,19 @@ iperf_mibs=
 if have iperf3; then
   say "iperf3 loopback throughput (the ceiling)"
   p=$(free_port)
-  iperf3 -s -1 -B 127.0.0.1 -p "$p" >"$logs/iperf3-server.log" 2>&1 &
+  iperf3 -s -1 --forceflush -B 127.0.0.1 -p "$p" >"$logs/iperf3-server.log" 2>&1 &
   iperf_server=$!
   pids+=($iperf_server)
   # Not wait_port: a probe connection would be the one client that `-s -1` serves.
-  wait_for "$logs/iperf3-server.log" "listening" >/dev/null
-  if timeout 30 iperf3 -c 127.0.0.1 -p "$p" -t 3 -f m >"$logs/iperf3.log" 2>&1; then
+  if wait_for "$logs/iperf3-server.log" "listening" >/dev/null &&
+     timeout 30 iperf3 -c 127.0.0.1 -p "$p" -t 3 -f m >"$logs/iperf3.log" 2>&1; then
     mbits=$(awk '/receiver/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "Mbits/sec") v = $i } END { print v }' "$logs/iperf3.log")
     iperf_mibs=$(awk -v m="$mbits" 'BEGIN { printf "%.0f", m * 1e6 / 8 / 1048576 }')
     echo "iperf3: $mbits Mbit/s = $iperf_mibs MiB/s"
     figure "iperf3 loopback TCP throughput (one stream, 3 s)" "$iperf_mibs MiB/s" "-" "ceiling"
   else
-    cat "$logs/iperf3.log"
+    cat "$logs/iperf3.log" 2>/dev/null || true
+    kill -TERM "$iperf_server" 2>/dev/null || true
     skipped "iperf3 loopback throughput" "iperf3 failed"
   fi
   wait "$iperf_server" 2>/dev/null || true
@@ -396,6 +398,7 @@ say "test-logs/summary.md"
   echo "- date: $date_text"
   echo "- machine: $machine"
   echo "- commit: $commit"
+  echo "- $(sed -n 4p "$logs/machine.txt")"
   echo "- references measured in the same run: nginx $( (nginx -v 2>&1 || true) | sed 's/.*\///') with worker_processes 1 and sendfile on;"
   echo "  wrk -t$wrk_threads -c64 -d${seconds}s; curl into tmpfs (best of $runs); iperf3 one stream over loopback."
   echo "  The original system: index lookup 35-38 ms mean, downloads 13-220 ms (128 B-32 KB)."
