@@ -23,6 +23,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <dirent.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/sendfile.h>
@@ -33,6 +34,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 
@@ -68,6 +70,19 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 using clock = std::chrono::steady_clock;
+
+/// sendfile(2) has no MSG_NOSIGNAL: a downloader that goes away in the middle of a body raises
+/// SIGPIPE, whose default action kills the whole process. Ignore it, unless the program installed
+/// a handler of its own; the failed write is then reported as EPIPE and ends that upload only.
+void ignore_sigpipe() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction current {};
+        if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+            ::signal(SIGPIPE, SIG_IGN);
+        }
+    });
+}
 
 /// What identifies a version of a file without reading it.
 struct file_stamp {
@@ -556,6 +571,7 @@ asio::awaitable<boost::system::error_code> peer_node::async_start() {
         d->strand,
         [d]() -> asio::awaitable<boost::system::error_code> {
             if (d->started) co_return make_error_code(errc::bad_request);
+            ignore_sigpipe();
             if (d->options.index) {
                 d->index_address = *d->options.index;
             } else {

@@ -72,6 +72,8 @@ public:
     peer_node& operator=(const peer_node&) = delete;
 
     /// Creates the folder, starts the file server, writes the config file and registers.
+    /// Files are sent with sendfile(2), which can raise SIGPIPE: when SIGPIPE still has its
+    /// default action (which kills the process), the first start sets it to ignored.
     /// errc::unreachable: the node runs and keeps trying to register in the background;
     /// any other error: the node did not start (errc::conflict: the id is taken).
     boost::asio::awaitable<boost::system::error_code> async_start();

@@ -1,0 +1,462 @@
+#!/usr/bin/env bash
+# make bench: runs the p2pshare benchmarks (bench/), then compares p2pshare with nginx, curl, wrk
+# and iperf3 in the same run, where they are installed (make bench-deps). Every log goes to
+# test-logs/, with test-logs/summary.md (every figure, its reference and ratio, the date, the
+# machine and the commit) and, where gnuplot is installed, PNG plots.
+#
+# usage: scripts/bench.sh [BUILD_DIR]   (default build/release)
+# environment: BENCH_SECONDS (wrk run length, default 5), BENCH_RUNS (1 GiB runs, default 3),
+#              BENCH_SKIP_PROGRAMS=1 (only the comparisons)
+# Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-build/release}" && pwd)
+apps=$build/apps
+benches=$build/bench
+logs=$repo/test-logs
+seconds=${BENCH_SECONDS:-5}
+runs=${BENCH_RUNS:-3}
+big_name=1GiB-1.txt
+small_names=(128B-1.txt 512B-1.txt 2KiB-1.txt 8KiB-1.txt 32KiB-1.txt)
+lookup_name=128B-1.txt
+
+for exe in "$apps/indexserver" "$apps/peer" "$apps/filegen"; do
+  [ -x "$exe" ] || { echo "bench: $exe is missing; build first (make build)" >&2; exit 1; }
+done
+
+rm -rf "$logs"
+mkdir -p "$logs"
+work=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-bench.XXXXXX")
+shm=
+pids=()
+nginx_pid=
+
+cleanup() {
+  set +e
+  if [ -n "$nginx_pid" ]; then kill -QUIT "$nginx_pid" 2>/dev/null; fi
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for _ in $(seq 50); do
+    alive=0
+    for pid in "${pids[@]}" $nginx_pid; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}" $nginx_pid; do kill -KILL "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$work"
+  [ -n "$shm" ] && rm -rf "$shm"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Rows of the summary: what, value, reference, ratio, target, verdict.
+figures=$logs/comparisons.figures.tsv
+: >"$figures"
+figure() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:--}" "${6:--}" >>"$figures"; }
+skipped() {
+  echo "bench: skipped: $1"
+  figure "$1" "skipped: $2" "-" "-"
+}
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+at_least() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "n/a" && r >= t) ? "met" : "MISSED" }'; }
+below() { awk -v v="$1" -v t="$2" 'BEGIN { print (v < t) ? "met" : "MISSED" }'; }
+
+# A free loopback port: random tries, bounded.
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  echo "bench: no free port found" >&2
+  return 1
+}
+
+# Waits (at most 30 s) until FILE has a line matching PATTERN; prints that line.
+wait_for() {
+  local file=$1 pattern=$2
+  for _ in $(seq 600); do
+    if grep -q "$pattern" "$file" 2>/dev/null; then grep -m1 "$pattern" "$file"; return 0; fi
+    sleep 0.05
+  done
+  echo "bench: timed out waiting for '$pattern' in $file" >&2
+  cat "$file" >&2
+  return 1
+}
+
+# Waits (at most 10 s) until something listens on 127.0.0.1:PORT.
+wait_port() {
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bench: nothing listens on port $1" >&2
+  return 1
+}
+
+# Peak and current resident memory of a process, in KiB.
+vm_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# --- the machine --------------------------------------------------------------------------
+date_text=$(date -u '+%Y-%m-%d %H:%M UTC')
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+cpu=${cpu:-$(uname -m)}
+machine="$(nproc) CPUs ($cpu), $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)"
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  commit="$commit (with local changes)"
+fi
+{
+  echo "date: $date_text"
+  echo "machine: $machine"
+  echo "commit: $commit"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shares its CPUs)"
+  echo "build: $build"
+} | tee "$logs/machine.txt"
+
+status=0
+
+# --- the benchmark programs -----------------------------------------------------------------
+if [ "${BENCH_SKIP_PROGRAMS:-0}" != 1 ]; then
+  for b in response_time transfer_time index_memory; do
+    say "bench_$b"
+    args=(--out "$logs")
+    [ "$b" = index_memory ] && args+=(--indexserver "$apps/indexserver")
+    if ! "$benches/bench_$b" "${args[@]}"; then
+      echo "bench: bench_$b failed" >&2
+      status=1
+    fi
+  done
+fi
+
+# --- the files and the p2pshare servers for the comparisons --------------------------------
+say "comparisons with the reference tools, in the same run"
+big_dir=/dev/shm
+free_kib=$(df -Pk "$big_dir" 2>/dev/null | awk 'NR == 2 { print $4 }')
+if [ -z "$free_kib" ] || [ "$free_kib" -lt $((3 * 1024 * 1024)) ]; then
+  echo "bench: $big_dir has less than 3 GiB free: the 1 GiB files go to $work (not tmpfs)"
+  big_dir=$work
+fi
+shm=$(mktemp -d "$big_dir/p2pshare-bench.XXXXXX")
+chmod 755 "$work" "$shm"
+served=$shm/p1
+"$apps/filegen" --dirs "$served" --sizes 128 512 2kb 8kb 32kb 1GiB --seed 4 --quiet
+chmod -R a+rX "$served"
+echo "files served: ${small_names[*]} and $big_name in $served"
+
+cd "$work"
+"$apps/indexserver" --port 0 --config-dir "$work/config" --lease-ttl 1h --log-level warn \
+  >index.out 2>"$logs/compare-indexserver.log" &
+pids+=($!); index_pid=$!
+line=$(wait_for index.out "listening on")
+index_port=${line##*:}
+
+peer_args=(--server-config "$work/config/server.config" --log-level warn --no-progress)
+"$apps/peer" --id 1 --folder "$served" --config "$work/p1.config" "${peer_args[@]}" serve \
+  >p1.out 2>"$logs/compare-peer1.log" &
+pids+=($!); peer_pid=$!
+line=$(wait_for p1.out "serving")
+peer_port=${line##*:}
+echo "indexserver on 127.0.0.1:$index_port, peer 1 on 127.0.0.1:$peer_port (pid $peer_pid)"
+
+# The lookup answer, so that nginx returns a body of the same size.
+lookup_body="{\"names\":[\"$lookup_name\"]}"
+lookup_json=""
+if have curl; then
+  lookup_json=$(curl -sf -X POST -H 'Content-Type: application/json' --data "$lookup_body" \
+    "http://127.0.0.1:$index_port/v1/lookup")
+fi
+
+# --- nginx: its own configuration, pid file and loopback port -----------------------------
+nginx_port=
+if have nginx || [ -x /usr/sbin/nginx ]; then
+  nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+  nginx_port=$(free_port)
+  mkdir -p "$work/nginx/tmp"
+  user_line=""
+  [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
+  json_return=""
+  [ -n "$lookup_json" ] && json_return="return 200 '$lookup_json';"
+  cat >"$work/nginx/nginx.conf" <<EOF
+# p2pshare bench: nginx as the reference, one worker process like p2pshare's one server thread.
+$user_line
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    client_body_temp_path $work/nginx/tmp/body;
+    proxy_temp_path $work/nginx/tmp/proxy;
+    fastcgi_temp_path $work/nginx/tmp/fastcgi;
+    uwsgi_temp_path $work/nginx/tmp/uwsgi;
+    scgi_temp_path $work/nginx/tmp/scgi;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location /v1/files/ { alias $served/; }
+        location = /v1/lookup { default_type application/json; $json_return }
+    }
+}
+EOF
+  cp "$work/nginx/nginx.conf" "$logs/nginx.conf"
+  if "$nginx_bin" -t -q -p "$work/nginx/" -c "$work/nginx/nginx.conf" 2>"$logs/nginx-check.log"; then
+    "$nginx_bin" -p "$work/nginx/" -c "$work/nginx/nginx.conf" 2>>"$logs/nginx-check.log" &
+    nginx_pid=$!
+    wait_port "$nginx_port"
+    echo "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*\///') on 127.0.0.1:$nginx_port (worker_processes 1, sendfile on)"
+  else
+    echo "bench: nginx refused its configuration:" >&2
+    cat "$logs/nginx-check.log" >&2
+    nginx_port=
+  fi
+fi
+
+# --- iperf3: the loopback ceiling -----------------------------------------------------------
+iperf_mibs=
+if have iperf3; then
+  say "iperf3 loopback throughput (the ceiling)"
+  p=$(free_port)
+  iperf3 -s -1 --forceflush -B 127.0.0.1 -p "$p" >"$logs/iperf3-server.log" 2>&1 &
+  iperf_server=$!
+  pids+=($iperf_server)
+  # Not wait_port: a probe connection would be the one client that `-s -1` serves.
+  if wait_for "$logs/iperf3-server.log" "listening" >/dev/null &&
+     timeout 30 iperf3 -c 127.0.0.1 -p "$p" -t 3 -f m >"$logs/iperf3.log" 2>&1; then
+    mbits=$(awk '/receiver/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "Mbits/sec") v = $i } END { print v }' "$logs/iperf3.log")
+    iperf_mibs=$(awk -v m="$mbits" 'BEGIN { printf "%.0f", m * 1e6 / 8 / 1048576 }')
+    echo "iperf3: $mbits Mbit/s = $iperf_mibs MiB/s"
+    figure "iperf3 loopback TCP throughput (one stream, 3 s)" "$iperf_mibs MiB/s" "-" "ceiling"
+  else
+    cat "$logs/iperf3.log" 2>/dev/null || true
+    kill -TERM "$iperf_server" 2>/dev/null || true
+    skipped "iperf3 loopback throughput" "iperf3 failed"
+  fi
+  wait "$iperf_server" 2>/dev/null || true
+else
+  skipped "iperf3 loopback throughput" "iperf3 is not installed (make bench-deps)"
+fi
+ceiling() { [ -n "$iperf_mibs" ] && echo "$(div "$1" "$iperf_mibs")x of iperf3" || echo "-"; }
+
+# --- 1 GiB with curl into tmpfs: peer vs nginx ------------------------------------------
+# Best of $runs for each, alternating; the output file is removed after each run.
+curl_best() { # URL LOG -> best MiB/s
+  local url=$1 log=$2 best=0 out=$shm/curl.out
+  for _ in $(seq "$runs"); do
+    r=$(curl -sf -o "$out" -w '%{speed_download} %{size_download} %{time_total}\n' "$url") || {
+      echo "curl $url failed" >>"$log"; rm -f "$out"; echo 0; return; }
+    echo "$r" >>"$log"
+    rm -f "$out"
+    best=$(awk -v a="$best" -v r="$r" 'BEGIN { split(r, f, " "); v = f[1] / 1048576; print (v > a) ? v : a }')
+  done
+  printf '%.0f\n' "$best"
+}
+
+peer_curl=; nginx_curl=
+if have curl; then
+  say "1 GiB into tmpfs with curl -o: peer vs nginx (best of $runs)"
+  peer_curl=$(curl_best "http://127.0.0.1:$peer_port/v1/files/$big_name" "$logs/curl-1GiB-peer.log")
+  echo "curl from a peer: $peer_curl MiB/s"
+  if [ -n "$nginx_port" ]; then
+    nginx_curl=$(curl_best "http://127.0.0.1:$nginx_port/v1/files/$big_name" "$logs/curl-1GiB-nginx.log")
+    echo "curl from nginx:  $nginx_curl MiB/s"
+    r=$(div "$peer_curl" "$nginx_curl")
+    echo "ratio: ${r}x"
+    figure "1 GiB with curl -o into tmpfs, from a peer" "$peer_curl MiB/s ($(ceiling "$peer_curl"))" \
+      "nginx (sendfile, 1 worker): $nginx_curl MiB/s" "${r}x nginx" ">= 0.95x nginx" "$(at_least "$r" 0.95)"
+  else
+    figure "1 GiB with curl -o into tmpfs, from a peer" "$peer_curl MiB/s ($(ceiling "$peer_curl"))" \
+      "skipped: nginx is not installed" "-" ">= 0.95x nginx" "-"
+  fi
+else
+  skipped "1 GiB with curl, peer vs nginx" "curl is not installed (make bench-deps)"
+fi
+
+# --- 1 GiB p2pshare to p2pshare, with SHA-256 verification ---------------------------------
+say "1 GiB from peer 1 to peer 2 (peer get --json, SHA-256 verified), best of $runs"
+p2p_best=0
+for run in $(seq "$runs"); do
+  rm -rf "$shm/p2"
+  if "$apps/peer" --id 2 --folder "$shm/p2" --config "$work/p2.config" "${peer_args[@]}" \
+      get "$big_name" --json >"$work/get.json" 2>>"$logs/compare-peer2.log"; then
+    cat "$work/get.json" >>"$logs/p2p-1GiB.log"
+    s=$(grep -o '"seconds":[0-9.eE+-]*' "$work/get.json" | head -1 | cut -d: -f2)
+    s=$(awk -v s="$s" 'BEGIN { printf "%.3f", s }')
+    rate=$(awk -v s="$s" 'BEGIN { printf "%.0f", 1024 / s }')
+    echo "run $run: $s s = $rate MiB/s"
+    p2p_best=$(awk -v a="$p2p_best" -v b="$rate" 'BEGIN { print (b > a) ? b : a }')
+  else
+    echo "run $run: the download failed: $(cat "$work/get.json")"
+    status=1
+  fi
+done
+rm -rf "$shm/p2"
+if [ -n "$nginx_curl" ]; then
+  r=$(div "$p2p_best" "$nginx_curl")
+  echo "peer to peer: $p2p_best MiB/s = ${r}x curl from nginx"
+  figure "1 GiB peer to peer (peer get, SHA-256 verified) into tmpfs" "$p2p_best MiB/s ($(ceiling "$p2p_best"))" \
+    "curl from nginx: $nginx_curl MiB/s" "${r}x curl+nginx" ">= 0.9x curl+nginx" "$(at_least "$r" 0.9)"
+else
+  figure "1 GiB peer to peer (peer get, SHA-256 verified) into tmpfs" "$p2p_best MiB/s" \
+    "skipped: needs curl and nginx" "-" ">= 0.9x curl+nginx" "-"
+fi
+
+# --- wrk: small files and the index lookup ------------------------------------------------
+wrk_threads=1
+[ "$(nproc)" -gt 2 ] && wrk_threads=2
+wrk_rps() { # LOG ARGS... -> requests/s
+  local log=$1; shift
+  if ! timeout $((seconds + 30)) wrk -t"$wrk_threads" -c64 -d"${seconds}s" "$@" >"$log" 2>&1; then
+    echo 0; return
+  fi
+  if grep -q 'Non-2xx' "$log"; then echo "bench: non-2xx answers, see $log" >&2; fi
+  awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$log"
+}
+
+if have wrk && [ -n "$nginx_port" ]; then
+  say "small files under wrk -t$wrk_threads -c64 -d${seconds}s: peer vs nginx"
+  worst=
+  for name in "${small_names[@]}"; do
+    p=$(wrk_rps "$logs/wrk-$name-peer.log" "http://127.0.0.1:$peer_port/v1/files/$name")
+    n=$(wrk_rps "$logs/wrk-$name-nginx.log" "http://127.0.0.1:$nginx_port/v1/files/$name")
+    r=$(div "$p" "$n")
+    printf '%-12s peer %8s req/s   nginx %8s req/s   %sx\n' "$name" "$p" "$n" "$r"
+    figure "wrk -c64 GET $name from a peer" "$p req/s" "nginx: $n req/s" "${r}x nginx" \
+      ">= 0.8x nginx" "$(at_least "$r" 0.8)"
+  done
+
+  say "index lookup under wrk -t$wrk_threads -c64 -d${seconds}s (POST, keep-alive): indexserver vs nginx static JSON"
+  cat >"$work/lookup.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$lookup_body'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+  cp "$work/lookup.lua" "$logs/lookup.lua"
+  echo "the answer (${#lookup_json} bytes): $lookup_json"
+  p=$(wrk_rps "$logs/wrk-lookup-indexserver.log" -s "$work/lookup.lua" "http://127.0.0.1:$index_port/v1/lookup")
+  n=$(wrk_rps "$logs/wrk-lookup-nginx.log" -s "$work/lookup.lua" "http://127.0.0.1:$nginx_port/v1/lookup")
+  r=$(div "$p" "$n")
+  echo "indexserver $p req/s, nginx $n req/s: ${r}x"
+  figure "wrk -c64 POST /v1/lookup (keep-alive) to indexserver" "$p req/s" \
+    "nginx static JSON of ${#lookup_json} bytes: $n req/s" "${r}x nginx" ">= 1.0x nginx" "$(at_least "$r" 1.0)"
+else
+  skipped "small files and index lookup under wrk" "needs wrk and nginx (make bench-deps)"
+fi
+
+# --- memory of a peer serving 64 concurrent downloads of the 1 GiB file -------------------
+if have curl; then
+  say "peak memory of a peer serving 64 concurrent downloads of $big_name"
+  "$apps/peer" --id 3 --folder "$served" --config "$work/p3.config" "${peer_args[@]}" serve \
+    >p3.out 2>"$logs/compare-peer3.log" &
+  pids+=($!); p3_pid=$!
+  line=$(wait_for p3.out "serving")
+  p3_port=${line##*:}
+  before=$(vm_kib "$p3_pid" VmRSS)
+  load=()
+  for _ in $(seq 64); do
+    curl -s -o /dev/null --max-time 8 "http://127.0.0.1:$p3_port/v1/files/$big_name" &
+    load+=($!)
+  done
+  max_conn=0
+  for _ in $(seq 14); do
+    sleep 0.5
+    if have ss; then
+      c=$(ss -Htn state established "( sport = :$p3_port )" 2>/dev/null | wc -l)
+      [ "$c" -gt "$max_conn" ] && max_conn=$c
+    fi
+  done
+  for pid in "${load[@]}"; do wait "$pid" 2>/dev/null || true; done
+  hwm=$(vm_kib "$p3_pid" VmHWM)
+  rss=$(vm_kib "$p3_pid" VmRSS)
+  conn_text=""
+  [ "$max_conn" -gt 0 ] && conn_text=", $max_conn connections seen at once"
+  echo "peer 3: RSS before $(mib "$before") MiB, peak (VmHWM) $(mib "$hwm") MiB, now $(mib "$rss") MiB$conn_text" \
+    | tee "$logs/peer-memory.log"
+  figure "peer peak memory serving 64 concurrent 1 GiB downloads (8 s)" "$(mib "$hwm") MiB (VmHWM$conn_text)" \
+    "target 64 MiB" "$(div "$hwm" 65536)x of the target" "< 64 MiB" "$(below "$hwm" 65536)"
+  kill -TERM "$p3_pid" 2>/dev/null || true
+else
+  skipped "peer memory under 64 downloads" "curl is not installed (make bench-deps)"
+fi
+
+# --- summary.md and plots -------------------------------------------------------------------
+say "test-logs/summary.md"
+{
+  echo "# p2pshare benchmarks"
+  echo
+  echo "- date: $date_text"
+  echo "- machine: $machine"
+  echo "- commit: $commit"
+  echo "- $(sed -n 4p "$logs/machine.txt")"
+  echo "- references measured in the same run: nginx $( (nginx -v 2>&1 || true) | sed 's/.*\///') with worker_processes 1 and sendfile on;"
+  echo "  wrk -t$wrk_threads -c64 -d${seconds}s; curl into tmpfs (best of $runs); iperf3 one stream over loopback."
+  echo "  The original system: index lookup 35-38 ms mean, downloads 13-220 ms (128 B-32 KB)."
+  echo
+  echo "| figure | p2pshare | reference | ratio | target | verdict |"
+  echo "|---|---|---|---|---|---|"
+  for f in response_time transfer_time index_memory comparisons; do
+    [ -f "$logs/$f.figures.tsv" ] || continue
+    awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$logs/$f.figures.tsv"
+  done
+  echo
+  echo "Logs: the other files of this folder (bench programs' tables in *.log, wrk/curl/iperf3 output)."
+} >"$logs/summary.md"
+cat "$logs/summary.md"
+
+if have gnuplot; then
+  if [ -f "$logs/response_time.dat" ]; then
+    gnuplot <<EOF 2>>"$logs/gnuplot.log" || echo "bench: gnuplot failed on response_time.png"
+set terminal pngcairo size 900,560 noenhanced font ",11"
+set output "$logs/response_time.png"
+set title "p2pshare index lookup response time (keep-alive, $(sed -n 1p "$logs/machine.txt" | cut -c7-))"
+set xlabel "concurrent peers"
+set ylabel "response time (ms)"
+set xtics ("2" 2, "4" 4, "8" 8)
+set logscale x 2
+set xrange [1.6:10]
+set yrange [0:*]
+set key top left
+set grid
+plot "$logs/response_time.dat" using 1:2 with linespoints lw 2 pt 7 title "mean", \
+     "" using 1:3 with linespoints lw 2 pt 5 title "p50", \
+     "" using 1:4 with linespoints lw 2 pt 9 title "p99"
+EOF
+  fi
+  if [ -f "$logs/transfer_time.dat" ]; then
+    gnuplot <<EOF 2>>"$logs/gnuplot.log" || echo "bench: gnuplot failed on transfer_time.png"
+set terminal pngcairo size 900,560 noenhanced font ",11"
+set output "$logs/transfer_time.png"
+set title "p2pshare download time, 4 concurrent peers"
+set xlabel "file size (bytes)"
+set ylabel "time (ms)"
+set logscale x 2
+set xtics ("128 B" 128, "512 B" 512, "2 KiB" 2048, "8 KiB" 8192, "32 KiB" 32768)
+set xrange [90:46000]
+set yrange [0:*]
+set key top left
+set grid
+plot "$logs/transfer_time.dat" using 1:2 with linespoints lw 2 pt 7 title "transfer mean", \
+     "" using 1:3 with linespoints lw 2 pt 5 title "transfer p50", \
+     "" using 1:4 with linespoints lw 2 pt 9 title "transfer p99", \
+     "" using 1:5 with linespoints lw 2 pt 11 dt 2 title "whole call mean (lookup + transfer + index update)"
+EOF
+  fi
+  for png in "$logs"/*.png; do [ -f "$png" ] && echo "plot: $png"; done
+else
+  echo "bench: gnuplot is not installed: no plots (make bench-deps)"
+fi
+
+echo
+echo "bench: logs in $logs"
+exit "$status"
