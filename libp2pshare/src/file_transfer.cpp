@@ -8,6 +8,9 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -27,6 +30,7 @@
 namespace p2pshare {
 
 using namespace detail;
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -59,6 +63,12 @@ struct attempt {
 
 attempt failed(errc code, std::string message) {
     return {make_error_code(code), std::move(message), {}, 0};
+}
+
+/// One thread that writes received chunks and hashes them, off the receive path.
+asio::thread_pool& disk_pool() {
+    static asio::thread_pool pool(1);
+    return pool;
 }
 
 std::mt19937_64& rng() {
@@ -218,23 +228,78 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
         }
         read_buffer.consume(read_buffer.size());
     }
-    while (position < src.size) {
+    // Then a pipeline: while chunk k is written and hashed on the disk thread, chunk k+1 is
+    // received, so hashing costs no receive time. Two buffers alternate.
+    std::vector<char> second(buffer.size());
+    char* chunks[2] = {buffer.data(), second.data()};
+    int next = 0;
+    const char* stored_data = nullptr; // the chunk being written and hashed, if any
+    std::size_t stored_size = 0;
+    std::uint64_t received = position;
+    const auto store = [&hash, fd](const char* data, std::size_t n, std::uint64_t at) {
+        return asio::co_spawn(
+            disk_pool(),
+            [&hash, fd, data, n, at]() -> asio::awaitable<int> {
+                int error = 0;
+                if (!write_all(fd, data, n, at, error)) co_return error;
+                hash.update(data, n);
+                co_return 0;
+            },
+            asio::use_awaitable);
+    };
+    const auto stored = [&](int error) -> bool {
+        if (error != 0) {
+            out = failed(errc::io_error, "cannot write the file: " + errno_text(error));
+            return false;
+        }
+        position += stored_size;
+        stored_size = 0;
+        if (options.on_progress && (position - reported >= 64 * 1024 || position == src.size)) {
+            reported = position;
+            progress.done = position;
+            options.on_progress(progress);
+        }
+        return true;
+    };
+    while (received < src.size) {
         const auto want =
-            static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), src.size - position));
+            static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), src.size - received));
+        char* into = chunks[next];
         stream.expires_after(options.stall_timeout);
-        auto [ec, n] =
-            co_await stream.async_read_some(asio::buffer(buffer.data(), want), use_tuple);
-        if (n > 0 && !keep(buffer.data(), n)) {
-            out.received = position - offset;
-            co_return out;
+        boost::system::error_code ec;
+        std::size_t n = 0;
+        if (stored_size > 0) {
+            // (&& flattens the results: the read's error and size, then the store's errno)
+            auto [read_error, read_size, error] =
+                co_await (stream.async_read_some(asio::buffer(into, want), use_tuple) &&
+                          store(stored_data, stored_size, position));
+            ec = read_error;
+            n = read_size;
+            if (!stored(error)) break;
+        } else {
+            std::tie(ec, n) = co_await stream.async_read_some(asio::buffer(into, want), use_tuple);
+        }
+        if (n > 0) {
+            stored_data = into;
+            stored_size = n;
+            received += n;
+            next ^= 1;
         }
         if (ec) {
+            if (stored_size > 0) stored(co_await store(stored_data, stored_size, position));
             out = failed(ec == beast::error::timeout ? errc::timeout : errc::size_mismatch,
                          "the transfer stopped after " + std::to_string(position) + " of " +
                              std::to_string(src.size) + " bytes: " + ec.message());
-            out.received = position - offset;
-            co_return out;
+            break;
         }
+    }
+    if (out.error) {
+        out.received = position - offset;
+        co_return out;
+    }
+    if (stored_size > 0 && !stored(co_await store(stored_data, stored_size, position))) {
+        out.received = position - offset;
+        co_return out;
     }
     out.received = position - offset;
     if (position != src.size) {
