@@ -319,8 +319,10 @@ asio::awaitable<void> index_server::async_stop() {
 }
 
 asio::awaitable<index_stats> index_server::async_stats() {
+    // Not a coroutine itself: GCC 12 miscompiles a coroutine lambda that captures a local of an
+    // enclosing coroutine (the copy reads a dead slot), so the lambda is made in a plain function.
     auto self = impl_;
-    co_return co_await asio::co_spawn(
+    return asio::co_spawn(
         self->strand,
         [self]() -> asio::awaitable<index_stats> {
             self->store.expire(index_store::clock::now());
