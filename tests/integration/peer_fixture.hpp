@@ -59,7 +59,7 @@ public:
     std::filesystem::path operator/(const std::filesystem::path& p) const { return dir_ / p; }
     io_thread& io() { return io_; }
 
-    /// What the index says the source of `name` on `node` looks like, for file_transfer.
+    /// `node` as a source of a file with `content`, as the index would give it to file_transfer.
     file_source source_of(const peer_node& node, const std::string& content) const;
 
 private:
