@@ -311,17 +311,28 @@ std::uint16_t index_server::port() const noexcept {
 
 const std::string& index_server::host() const noexcept { return impl_->advertised_host; }
 
-asio::awaitable<void> index_server::async_stop() {
-    auto server = impl_->server;
+namespace {
+
+/// Stops `server` on its strand. A coroutine with parameters rather than a lambda that captures
+/// the server: GCC 12 destroys such a lambda made in a co_await expression twice, which released
+/// a reference to the server it never held and freed the server while it still ran.
+asio::awaitable<void> stop_on_strand(strand_type strand, std::shared_ptr<http_server> server) {
     if (!server) co_return;
-    co_await asio::co_spawn(
-        impl_->strand, [server]() { return server->async_stop(); }, asio::use_awaitable);
+    co_await asio::co_spawn(strand, server->async_stop(), asio::use_awaitable);
     spdlog::info("index: stopped");
 }
 
+} // namespace
+
+asio::awaitable<void> index_server::async_stop() {
+    return stop_on_strand(impl_->strand, impl_->server);
+}
+
 asio::awaitable<index_stats> index_server::async_stats() {
+    // Not a coroutine itself: GCC 12 mishandles a capturing lambda made in a co_await expression
+    // of a coroutine (its captures are released twice), so the lambda is made in a plain function.
     auto self = impl_;
-    co_return co_await asio::co_spawn(
+    return asio::co_spawn(
         self->strand,
         [self]() -> asio::awaitable<index_stats> {
             self->store.expire(index_store::clock::now());

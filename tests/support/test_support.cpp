@@ -1,13 +1,16 @@
 #include "test_support.hpp"
 
+#include <openssl/evp.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <openssl/evp.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -17,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -66,7 +70,8 @@ std::string random_text(std::size_t n, std::uint32_t seed) {
     std::mt19937 rng(seed);
     std::uniform_int_distribution<int> d(33, 126);
     std::string s(n, ' ');
-    for (auto& c : s) c = static_cast<char>(d(rng));
+    for (auto& c : s)
+        c = static_cast<char>(d(rng));
     return s;
 }
 
@@ -105,7 +110,8 @@ http_reply http_call(std::uint16_t port, const std::string& method, const std::s
     stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     http::request<http::string_body> req{http::string_to_verb(method), target, 11};
     req.set(http::field::host, "127.0.0.1");
-    for (const auto& [k, v] : headers) req.set(k, v);
+    for (const auto& [k, v] : headers)
+        req.set(k, v);
     if (!body.empty() || method == "POST" || method == "PUT") {
         req.body() = body;
         req.prepare_payload();
@@ -121,7 +127,8 @@ http_reply http_call(std::uint16_t port, const std::string& method, const std::s
     reply.status = res.result_int();
     for (const auto& field : res) {
         std::string name(field.name_string());
-        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        for (auto& c : name)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         reply.headers[name] = std::string(field.value());
     }
     reply.body = res.body();
@@ -166,7 +173,8 @@ child::child(const std::filesystem::path& exe, const std::vector<std::string>& a
         std::string exe_string = exe.string();
         argv.push_back(exe_string.data());
         std::vector<std::string> copy = args;
-        for (auto& a : copy) argv.push_back(a.data());
+        for (auto& a : copy)
+            argv.push_back(a.data());
         argv.push_back(nullptr);
         ::execv(exe_string.c_str(), argv.data());
         ::_exit(127);
@@ -228,7 +236,8 @@ std::string child::wait_for_line(std::string_view needle, std::chrono::milliseco
         }
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || (!read_some(left) && std::chrono::steady_clock::now() >= deadline)) {
+        if (left.count() <= 0 ||
+            (!read_some(left) && std::chrono::steady_clock::now() >= deadline)) {
             throw std::runtime_error("no line with '" + std::string(needle) +
                                      "' within the deadline; output so far:\n" + out_ +
                                      "\nstderr:\n" + error_output());
@@ -282,6 +291,81 @@ std::string child::error_output() const {
     std::ostringstream s;
     s << in.rdbuf();
     return std::move(s).str();
+}
+
+bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    asio::io_context io;
+    asio::steady_timer timer(io);
+    for (;;) {
+        if (predicate()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return predicate();
+        timer.expires_after(std::chrono::milliseconds(5));
+        timer.wait();
+    }
+}
+
+bool holds_for(const std::function<bool()>& predicate, std::chrono::milliseconds period) {
+    const auto end = std::chrono::steady_clock::now() + period;
+    asio::io_context io;
+    asio::steady_timer timer(io);
+    for (;;) {
+        if (!predicate()) return false;
+        if (std::chrono::steady_clock::now() >= end) return true;
+        timer.expires_after(std::chrono::milliseconds(20));
+        timer.wait();
+    }
+}
+
+std::vector<std::string> index_names(std::uint16_t index_port) {
+    std::vector<std::string> names;
+    std::string after;
+    for (;;) {
+        std::string target = "/v1/files?limit=1000";
+        if (!after.empty()) {
+            target += "&after=";
+            static constexpr char hex[] = "0123456789ABCDEF";
+            for (const char c : after) {
+                const auto u = static_cast<unsigned char>(c);
+                if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+                    target.push_back(c);
+                } else {
+                    target.push_back('%');
+                    target.push_back(hex[u >> 4]);
+                    target.push_back(hex[u & 15]);
+                }
+            }
+        }
+        const auto reply = http_call(index_port, "GET", target);
+        if (reply.status != 200) {
+            throw std::runtime_error("GET /v1/files answered " + std::to_string(reply.status));
+        }
+        const auto v = boost::json::parse(reply.body);
+        for (const auto& n : v.at("names").as_array())
+            names.emplace_back(n.as_string());
+        const auto& next = v.at("next_after");
+        if (!next.is_string()) break;
+        after = std::string(next.as_string());
+    }
+    return names;
+}
+
+std::set<std::uint32_t> index_sources(std::uint16_t index_port, const std::string& name) {
+    boost::json::object body;
+    body["names"].emplace_array().emplace_back(name);
+    const auto reply = http_call(index_port, "POST", "/v1/lookup", boost::json::serialize(body),
+                                 {{"Content-Type", "application/json"}});
+    if (reply.status != 200) {
+        throw std::runtime_error("POST /v1/lookup answered " + std::to_string(reply.status));
+    }
+    std::set<std::uint32_t> ids;
+    const auto v = boost::json::parse(reply.body);
+    for (const auto& result : v.at("results").as_array()) {
+        if (result.at("name").as_string() != name) continue;
+        for (const auto& s : result.at("sources").as_array())
+            ids.insert(s.at("id").to_number<std::uint32_t>());
+    }
+    return ids;
 }
 
 std::filesystem::path app_path(const std::string& name) {

@@ -11,9 +11,11 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -70,7 +72,7 @@ private:
 
 struct http_reply {
     unsigned status = 0;
-    std::map<std::string, std::string> headers;  ///< lower-case names
+    std::map<std::string, std::string> headers; ///< lower-case names
     std::string body;
     std::string header(const std::string& name) const;
 };
@@ -116,6 +118,20 @@ private:
     std::size_t scanned_ = 0;
     std::optional<int> status_;
 };
+
+/// Re-checks `predicate` every few milliseconds until it holds or `timeout` passes (which only a
+/// hung test reaches); returns its last value. For conditions that another thread makes true.
+bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout = 10s);
+
+/// Checks that `predicate` keeps holding over `period` (a property over time, such as leases
+/// being renewed); false as soon as it does not.
+bool holds_for(const std::function<bool()>& predicate, std::chrono::milliseconds period);
+
+/// Every distinct name an index lists (GET /v1/files, all pages).
+std::vector<std::string> index_names(std::uint16_t index_port);
+
+/// The ids of the peers an index gives as sources of `name` (POST /v1/lookup).
+std::set<std::uint32_t> index_sources(std::uint16_t index_port, const std::string& name);
 
 /// Where the built executables are (set by CMake).
 std::filesystem::path app_path(const std::string& name);

@@ -1,0 +1,17 @@
+# PeerNode and FileTransfer in-process against a real IndexServer, all on 127.0.0.1 port 0.
+p2pshare_add_test_exe(peer_tests LABEL integration
+  SOURCES
+    integration/peer_main.cpp
+    integration/peer_fixture.cpp
+    integration/peer_network_test.cpp
+    integration/peer_folder_test.cpp
+    integration/peer_transfer_test.cpp
+    integration/peer_quit_test.cpp
+    integration/peer_file_server_test.cpp
+  SUITES
+    peer_network
+    peer_folder
+    peer_transfer
+    peer_quit
+    peer_file_server
+)

@@ -1,0 +1,75 @@
+// A small p2pshare network in one process for the peer tests: an index server and peers on one
+// io_context run by a background thread, all on 127.0.0.1 port 0, in a temporary folder.
+#pragma once
+
+#include <p2pshare/file_transfer.hpp>
+#include <p2pshare/index_server.hpp>
+#include <p2pshare/peer_node.hpp>
+
+#include "test_support.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace p2pshare {
+
+// For the messages of failed checks.
+inline std::ostream& operator<<(std::ostream& os, download_outcome::status s) {
+    return os << to_string(s);
+}
+inline std::ostream& operator<<(std::ostream& os, delete_outcome::status s) {
+    return os << to_string(s);
+}
+
+} // namespace p2pshare
+
+namespace p2pshare::test {
+
+class network {
+public:
+    /// Starts an index server with `options` (config_dir is put in the temporary folder).
+    explicit network(index_server_options options = {});
+    /// Quits every peer still running, then stops the index.
+    ~network();
+    network(const network&) = delete;
+    network& operator=(const network&) = delete;
+
+    /// Options of peer `id`: folder `p<id>` and config file `p<id>.config` in the temporary
+    /// folder, the index given explicitly, short retry backoff.
+    peer_options options(std::uint32_t id) const;
+
+    /// Creates and starts a peer; fails the test unless it starts and registers.
+    peer_node& start_peer(peer_options options);
+    peer_node& start_peer(std::uint32_t id) { return start_peer(options(id)); }
+
+    /// Quits peer `node` (awaits async_quit).
+    void quit(peer_node& node);
+
+    /// Stops the index server and starts a new one with `options` (port: the old one unless set).
+    void restart_index(index_server_options options);
+    void stop_index();
+
+    index_server& index() { return *index_; }
+    std::uint16_t index_port() const { return index_->port(); }
+    const std::filesystem::path& root() const { return dir_.path(); }
+    std::filesystem::path operator/(const std::filesystem::path& p) const { return dir_ / p; }
+    io_thread& io() { return io_; }
+
+    /// `node` as a source of a file with `content`, as the index would give it to file_transfer.
+    file_source source_of(const peer_node& node, const std::string& content) const;
+
+private:
+    temp_dir dir_;
+    io_thread io_;
+    std::unique_ptr<index_server> index_;
+    std::vector<std::unique_ptr<peer_node>> peers_;
+};
+
+/// The regular files of `folder` (names only).
+std::vector<std::string> files_in(const std::filesystem::path& folder);
+
+} // namespace p2pshare::test

@@ -1,0 +1,281 @@
+// FileTransfer against bad sources (a small real HTTP server that misbehaves on purpose) and a
+// real good peer; resuming from a `.part`.
+#include <p2pshare/error.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "peer_fixture.hpp"
+
+#include <atomic>
+#include <thread>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace fs = std::filesystem;
+using namespace p2pshare;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+/// A source that answers GET /v1/files/NAME with the right size and ETag but misbehaves.
+class bad_source {
+public:
+    enum class behaviour {
+        corrupt,    ///< the right number of wrong bytes
+        short_body, ///< the first half of the right bytes, then the connection closes
+        stall,      ///< the first half of the right bytes, then nothing while the connection stays
+    };
+
+    bad_source(behaviour b, std::string content)
+        : behaviour_(b), content_(std::move(content)), acceptor_(io_) {
+        const tcp::endpoint endpoint{asio::ip::make_address("127.0.0.1"), 0};
+        acceptor_.open(endpoint.protocol());
+        acceptor_.bind(endpoint);
+        acceptor_.listen();
+        port_ = acceptor_.local_endpoint().port();
+        asio::co_spawn(io_, accept_loop(), asio::detached);
+        thread_ = std::thread([this] { io_.run(); });
+    }
+
+    ~bad_source() {
+        asio::post(io_, [this] {
+            boost::system::error_code ec;
+            acceptor_.close(ec);
+            io_.stop();
+        });
+        thread_.join();
+    }
+
+    bad_source(const bad_source&) = delete;
+    bad_source& operator=(const bad_source&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    /// Requests received so far.
+    std::size_t requests() const { return requests_; }
+
+    file_source source(std::uint32_t peer) const {
+        return {peer, "127.0.0.1", port(), content_.size(), test::sha256_hex(content_)};
+    }
+
+private:
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
+            if (ec) co_return;
+            asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+        }
+    }
+
+    asio::awaitable<void> serve(tcp::socket socket) {
+        beast::tcp_stream stream(std::move(socket));
+        beast::flat_buffer buffer;
+        http::request<http::empty_body> req;
+        if (auto [ec, n] = co_await http::async_read(stream, buffer, req, use_tuple); ec) {
+            co_return;
+        }
+        ++requests_;
+        http::response<http::empty_body> res{http::status::ok, 11};
+        res.set(http::field::etag, "\"" + test::sha256_hex(content_) + "\"");
+        res.set(http::field::content_type, "application/octet-stream");
+        res.content_length(content_.size());
+        res.keep_alive(false);
+        http::response_serializer<http::empty_body> sr{res};
+        if (auto [ec, n] = co_await http::async_write_header(stream, sr, use_tuple); ec) {
+            co_return;
+        }
+        std::string body = content_;
+        if (behaviour_ == behaviour::corrupt) {
+            for (auto& c : body)
+                c = c == 'x' ? 'y' : 'x';
+        } else {
+            body.resize(content_.size() / 2);
+        }
+        if (auto [ec, n] = co_await asio::async_write(stream, asio::buffer(body), use_tuple); ec) {
+            co_return;
+        }
+        if (behaviour_ == behaviour::stall) {
+            // Say nothing more; wait for the client to give up and close.
+            char byte = 0;
+            co_await stream.async_read_some(asio::buffer(&byte, 1), use_tuple);
+        }
+        boost::system::error_code ec;
+        stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+    }
+
+    behaviour behaviour_;
+    std::string content_;
+    std::atomic<std::size_t> requests_{0};
+    std::uint16_t port_ = 0;
+    asio::io_context io_;
+    tcp::acceptor acceptor_;
+    std::thread thread_;
+};
+
+transfer_options fast_options() {
+    transfer_options o;
+    o.stall_timeout = std::chrono::milliseconds(300);
+    o.connect_timeout = std::chrono::milliseconds(2'000);
+    return o;
+}
+
+void remove_outputs(const fs::path& folder, const std::string& name) {
+    fs::remove(folder / name);
+    fs::remove(folder / (name + ".part"));
+}
+
+/// Downloads `name` from `bad` and a good peer until the bad source has been tried first once
+/// (the transfer picks sources at random); checks every run.
+void check_bad_source_is_left_for_a_good_one(test::network& net, bad_source::behaviour b) {
+    const std::string name = "data.bin";
+    const auto content = test::random_text(100'000, 71);
+    test::write_file(net / "p1" / name, content);
+    auto& good = net.start_peer(1);
+    bad_source bad(b, content);
+    const auto folder = net / "downloads";
+    fs::create_directories(folder);
+    file_transfer transfer(net.io().executor(), folder, fast_options());
+    bool bad_first = false;
+    for (int run = 0; run < 40 && !bad_first; ++run) {
+        BOOST_TEST_CONTEXT("run " << run) {
+            remove_outputs(folder, name);
+            const auto before = bad.requests();
+            const auto r = net.io().run(
+                transfer.async_download(name, {bad.source(99), net.source_of(good, content)}));
+            BOOST_REQUIRE_MESSAGE(!r.error, r.message);
+            BOOST_TEST(r.source_peer == 1u);
+            BOOST_TEST(r.size == content.size());
+            BOOST_TEST(test::read_file(folder / name) == content);
+            BOOST_TEST(test::files_in(folder) == std::vector<std::string>{name});
+            bad_first = bad.requests() > before;
+            if (!bad_first) {
+                BOOST_TEST(r.attempts == 1u);
+                BOOST_TEST(r.received == content.size());
+                continue;
+            }
+            BOOST_TEST(r.attempts == 2u);
+            if (b == bad_source::behaviour::corrupt) {
+                // Nothing of the corrupt bytes is kept.
+                BOOST_TEST(r.resumed_from == 0u);
+                BOOST_TEST(r.received == 2 * content.size());
+            } else {
+                // The first half was right: the good source sends only the rest.
+                BOOST_TEST(r.resumed_from == content.size() / 2);
+                BOOST_TEST(r.received == content.size());
+            }
+        }
+    }
+    BOOST_TEST(bad_first);
+}
+
+/// Downloads from `bad` alone: the transfer fails with `expected` and no file appears.
+void check_bad_source_alone(bad_source::behaviour b, errc expected) {
+    test::temp_dir dir;
+    test::io_thread io;
+    const std::string name = "data.bin";
+    const auto content = test::random_text(100'000, 72);
+    bad_source bad(b, content);
+    file_transfer transfer(io.executor(), dir.path(), fast_options());
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = io.run(transfer.async_download(name, {bad.source(99)}));
+    const auto took = std::chrono::steady_clock::now() - started;
+    BOOST_TEST(r.error == make_error_code(expected), r.error.message() << ": " << r.message);
+    BOOST_TEST(!r.message.empty());
+    BOOST_TEST(r.attempts == 1u);
+    BOOST_TEST(bad.requests() == 1u);
+    BOOST_TEST(!fs::exists(dir / name));
+    if (expected == errc::timeout) {
+        BOOST_TEST(took >= std::chrono::milliseconds(290));
+        BOOST_TEST(r.received == content.size() / 2);
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(peer_transfer)
+
+BOOST_AUTO_TEST_CASE(a_corrupt_source_alone_fails_verification) {
+    check_bad_source_alone(bad_source::behaviour::corrupt, errc::hash_mismatch);
+}
+
+BOOST_AUTO_TEST_CASE(a_short_source_alone_fails_with_size_mismatch) {
+    check_bad_source_alone(bad_source::behaviour::short_body, errc::size_mismatch);
+}
+
+BOOST_AUTO_TEST_CASE(a_stalled_source_alone_times_out) {
+    check_bad_source_alone(bad_source::behaviour::stall, errc::timeout);
+}
+
+BOOST_AUTO_TEST_CASE(a_corrupt_source_is_left_for_a_good_one) {
+    test::network net;
+    check_bad_source_is_left_for_a_good_one(net, bad_source::behaviour::corrupt);
+}
+
+BOOST_AUTO_TEST_CASE(a_short_source_is_left_for_a_good_one) {
+    test::network net;
+    check_bad_source_is_left_for_a_good_one(net, bad_source::behaviour::short_body);
+}
+
+BOOST_AUTO_TEST_CASE(a_stalled_source_is_left_for_a_good_one) {
+    test::network net;
+    check_bad_source_is_left_for_a_good_one(net, bad_source::behaviour::stall);
+}
+
+BOOST_AUTO_TEST_CASE(a_download_resumes_from_its_part_file) {
+    test::network net;
+    const auto content = test::random_text(1'000'003, 81);
+    const auto half = content.size() / 2;
+    test::write_file(net / "p1" / "big.bin", content);
+    test::write_file(net / "p2" / "big.bin.part", content.substr(0, half));
+    net.start_peer(1);
+    auto& p2 = net.start_peer(2);
+    // A .part is neither shared nor listed.
+    const auto names = test::index_names(net.index_port());
+    BOOST_TEST(names == std::vector<std::string>{"big.bin"});
+    BOOST_TEST(test::index_sources(net.index_port(), "big.bin") == std::set<std::uint32_t>{1});
+
+    const auto outcomes = net.io().run(p2.async_download({"big.bin"}));
+    BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
+    const auto& r = outcomes[0].transfer;
+    BOOST_TEST(outcomes[0].state == download_outcome::status::downloaded, outcomes[0].message);
+    BOOST_TEST(r.resumed_from == half);
+    BOOST_TEST(r.received == content.size() - half);
+    BOOST_TEST(r.attempts == 1u);
+    BOOST_TEST(test::read_file(net / "p2" / "big.bin") == content);
+    BOOST_TEST(test::files_in(net / "p2") == std::vector<std::string>{"big.bin"});
+}
+
+BOOST_AUTO_TEST_CASE(a_part_file_with_wrong_bytes_is_downloaded_again) {
+    test::network net;
+    const auto content = test::random_text(1'000'003, 82);
+    const auto half = content.size() / 2;
+    test::write_file(net / "p1" / "big.bin", content);
+    test::write_file(net / "p2" / "big.bin.part", test::random_text(half, 83));
+    net.start_peer(1);
+    auto& p2 = net.start_peer(2);
+
+    const auto outcomes = net.io().run(p2.async_download({"big.bin"}));
+    BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
+    const auto& r = outcomes[0].transfer;
+    BOOST_TEST(outcomes[0].state == download_outcome::status::downloaded, outcomes[0].message);
+    BOOST_TEST(r.attempts == 2u);     // resumed, rejected, restarted
+    BOOST_TEST(r.resumed_from == 0u); // the final pass kept nothing
+    BOOST_TEST(r.received == (content.size() - half) + content.size());
+    BOOST_TEST(test::read_file(net / "p2" / "big.bin") == content);
+    BOOST_TEST(test::files_in(net / "p2") == std::vector<std::string>{"big.bin"});
+}
+
+BOOST_AUTO_TEST_SUITE_END()
