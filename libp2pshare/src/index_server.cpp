@@ -315,21 +315,22 @@ const std::string& index_server::host() const noexcept { return impl_->advertise
 asio::awaitable<void> index_server::async_stop() {
     auto server = impl_->server;
     if (!server) co_return;
-    co_await asio::co_spawn(
-        impl_->strand, [server]() { return server->async_stop(true); }, asio::use_awaitable);
+    // Named, not a temporary: GCC 12 destroys a closure temporary of a co_await expression twice,
+    // which released `server` once too often and freed the http_server while still in use.
+    auto stop = [server]() { return server->async_stop(true); };
+    co_await asio::co_spawn(impl_->strand, std::move(stop), asio::use_awaitable);
     spdlog::info("index: stopped");
 }
 
 asio::awaitable<index_stats> index_server::async_stats() {
     auto self = impl_;
-    co_return co_await asio::co_spawn(
-        self->strand,
-        [self]() -> asio::awaitable<index_stats> {
-            self->store.expire(index_store::clock::now());
-            co_return index_stats{self->store.peer_count(), self->store.name_count(),
-                                  self->store.file_count()};
-        },
-        asio::use_awaitable);
+    // Named for the same reason as in async_stop().
+    auto count = [self]() -> asio::awaitable<index_stats> {
+        self->store.expire(index_store::clock::now());
+        co_return index_stats{self->store.peer_count(), self->store.name_count(),
+                              self->store.file_count()};
+    };
+    co_return co_await asio::co_spawn(self->strand, std::move(count), asio::use_awaitable);
 }
 
 } // namespace p2pshare
