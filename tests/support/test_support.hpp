@@ -115,6 +115,7 @@ private:
     std::string out_;
     std::size_t scanned_ = 0;
     std::optional<int> status_;
+    bool eof_ = false; ///< the child closed its stdout
 };
 
 /// Where the built executables are (set by CMake).
