@@ -290,6 +290,23 @@ std::string snapshot(std::uint16_t port, const std::vector<std::string>& extra_n
     return out;
 }
 
+std::vector<std::string> allowed_methods(const http_reply& reply) {
+    std::vector<std::string> out;
+    const auto header = reply.header("allow");
+    std::string_view rest = header;
+    while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        auto item = rest.substr(0, comma);
+        while (!item.empty() && item.front() == ' ')
+            item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ')
+            item.remove_suffix(1);
+        if (!item.empty()) out.emplace_back(item);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    return out;
+}
+
 void check_alive(std::uint16_t port) {
     const auto reply = http_call(port, "GET", "/v1/health");
     BOOST_TEST(reply.status == 200u);

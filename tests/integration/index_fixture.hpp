@@ -104,6 +104,9 @@ std::vector<std::uint64_t> lookup_ids(std::uint16_t port, const std::string& nam
 /// `extra_names`, the counts of /v1/health. Two equal snapshots mean nothing changed.
 std::string snapshot(std::uint16_t port, const std::vector<std::string>& extra_names = {});
 
+/// The methods of an Allow header ("GET, HEAD" -> {GET, HEAD}).
+std::vector<std::string> allowed_methods(const http_reply& reply);
+
 /// GET /v1/health answers 200 on a fresh connection.
 void check_alive(std::uint16_t port);
 
