@@ -219,6 +219,7 @@ bool child::read_some(std::chrono::milliseconds timeout) {
     if (r <= 0) return false;
     char buf[4096];
     const auto n = ::read(out_fd_, buf, sizeof buf);
+    if (n == 0) eof_ = true;
     if (n <= 0) return false;
     out_.append(buf, static_cast<std::size_t>(n));
     return true;
@@ -242,9 +243,11 @@ std::string child::wait_for_line(std::string_view needle, std::chrono::milliseco
                                      "' within the deadline; output so far:\n" + out_ +
                                      "\nstderr:\n" + error_output());
         }
-        if (status_) break;
+        // Once the child has closed its stdout (it ended), no line can come any more.
+        if (status_ || eof_) break;
     }
-    throw std::runtime_error("process ended");
+    throw std::runtime_error("the process ended without a line with '" + std::string(needle) +
+                             "'; output:\n" + out_ + "\nstderr:\n" + error_output());
 }
 
 int child::wait(std::chrono::milliseconds timeout) {

@@ -117,6 +117,7 @@ private:
     std::string out_;
     std::size_t scanned_ = 0;
     std::optional<int> status_;
+    bool eof_ = false; ///< the child closed its stdout
 };
 
 /// Re-checks `predicate` every few milliseconds until it holds or `timeout` passes (which only a

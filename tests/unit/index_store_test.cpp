@@ -1,0 +1,367 @@
+// detail::index_store with simulated time: leases, tokens, the inverted index and paging.
+#include "index_store.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ostream>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using p2pshare::errc;
+
+namespace p2pshare {
+inline std::ostream& boost_test_print_type(std::ostream& os, errc e) { return os << to_string(e); }
+} // namespace p2pshare
+using p2pshare::detail::file_entry;
+namespace d = p2pshare::detail;
+using p2pshare::detail::register_request;
+
+namespace {
+
+const std::string sha_a(64, 'a');
+const std::string sha_b(64, 'b');
+const std::string sha_c(64, 'c');
+
+/// Tokens "000...1", "000...2", ... so that tests can tell them apart and predict them.
+struct counting_tokens {
+    int next = 0;
+    std::string operator()() {
+        auto s = std::to_string(++next);
+        return std::string(32 - s.size(), '0') + s;
+    }
+};
+
+struct store_fixture {
+    store_fixture() : store(1000ms, counting_tokens{}) {}
+
+    d::index_store store;
+    const d::index_store::time_point t0{std::chrono::hours(1)};
+
+    static register_request request(std::uint32_t id, std::vector<file_entry> files,
+                                    std::string token = {}) {
+        register_request r;
+        r.id = id;
+        r.host = "10.0.0." + std::to_string(id);
+        r.port = static_cast<std::uint16_t>(4000 + id);
+        r.files = std::move(files);
+        r.token = std::move(token);
+        return r;
+    }
+
+    std::string register_ok(std::uint32_t id, std::vector<file_entry> files,
+                            d::index_store::time_point now) {
+        auto lease = store.register_peer(request(id, std::move(files)), now);
+        BOOST_TEST_REQUIRE(lease.has_value());
+        return lease->token;
+    }
+
+    std::vector<std::string> list_all(std::string_view contains, d::index_store::time_point now) {
+        auto page = store.list(contains, "", 1'000'000, now);
+        BOOST_TEST(!page.next_after.has_value());
+        return {page.names.begin(), page.names.end()};
+    }
+
+    std::vector<std::uint32_t> lookup_peers(std::string_view name, d::index_store::time_point now) {
+        std::vector<std::uint32_t> out;
+        if (const auto* sources = store.lookup(name, now)) {
+            for (const auto& s : *sources)
+                out.push_back(s.peer);
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+};
+
+using names = std::vector<std::string>;
+using ids = std::vector<std::uint32_t>;
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(index_store, store_fixture)
+
+BOOST_AUTO_TEST_CASE(register_gives_a_token_and_the_ttl) {
+    auto lease = store.register_peer(request(1, {{"a.txt", 3, sha_a}}), t0);
+    BOOST_TEST_REQUIRE(lease.has_value());
+    BOOST_TEST(lease->token == std::string(31, '0') + "1");
+    BOOST_TEST(lease->ttl.count() == 1000);
+    BOOST_TEST(store.ttl().count() == 1000);
+    BOOST_TEST(store.peer_count() == 1u);
+    BOOST_TEST(store.name_count() == 1u);
+    BOOST_TEST(store.file_count() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(default_tokens_are_random_hex) {
+    d::index_store random_store(1s);
+    auto a = random_store.register_peer(request(1, {}), t0);
+    auto b = random_store.register_peer(request(2, {}), t0);
+    BOOST_TEST_REQUIRE(a.has_value());
+    BOOST_TEST_REQUIRE(b.has_value());
+    BOOST_TEST(p2pshare::detail::is_token(a->token));
+    BOOST_TEST(p2pshare::detail::is_token(b->token));
+    BOOST_TEST(a->token != b->token);
+}
+
+BOOST_AUTO_TEST_CASE(reregister_with_own_token_keeps_the_token_and_replaces_files) {
+    const auto token = register_ok(1, {{"old.txt", 1, sha_a}}, t0);
+    auto again = store.register_peer(request(1, {{"new.txt", 2, sha_b}}, token), t0 + 500ms);
+    BOOST_TEST_REQUIRE(again.has_value());
+    BOOST_TEST(again->token == token);
+    BOOST_TEST(store.peer_count() == 1u);
+    BOOST_TEST(list_all("", t0 + 500ms) == names{"new.txt"});
+    BOOST_TEST(store.file_count() == 1u);
+    // The lease now runs from the second registration.
+    BOOST_TEST(store.expire(t0 + 1400ms) == 0u);
+    BOOST_TEST(store.expire(t0 + 1500ms) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(reregister_with_another_or_no_token_is_a_conflict) {
+    const auto token = register_ok(1, {{"a.txt", 1, sha_a}}, t0);
+    const std::string other(32, 'f');
+    for (const auto& t : {other, std::string{}}) {
+        BOOST_TEST_CONTEXT("token '" << t << "'") {
+            auto r = store.register_peer(request(1, {{"b.txt", 1, sha_b}}, t), t0 + 1ms);
+            BOOST_TEST_REQUIRE(!r.has_value());
+            BOOST_TEST(r.error().code == errc::conflict);
+            BOOST_TEST(!r.error().message.empty());
+        }
+    }
+    // Nothing changed.
+    BOOST_TEST(list_all("", t0 + 1ms) == names{"a.txt"});
+    BOOST_TEST(lookup_peers("b.txt", t0 + 1ms).empty());
+    auto renewed = store.renew(1, token, t0 + 2ms);
+    BOOST_TEST(renewed.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(an_expired_id_can_be_taken_by_anyone) {
+    const auto token = register_ok(1, {{"a.txt", 1, sha_a}}, t0);
+    auto r = store.register_peer(request(1, {{"b.txt", 1, sha_b}}), t0 + 1000ms);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(r->token != token);
+    BOOST_TEST(list_all("", t0 + 1000ms) == names{"b.txt"});
+}
+
+BOOST_AUTO_TEST_CASE(renew_extends_the_lease) {
+    const auto token = register_ok(1, {{"a.txt", 1, sha_a}}, t0);
+    auto lease = store.renew(1, token, t0 + 900ms);
+    BOOST_TEST_REQUIRE(lease.has_value());
+    BOOST_TEST(lease->token == token);
+    BOOST_TEST(lease->ttl.count() == 1000);
+    BOOST_TEST(lookup_peers("a.txt", t0 + 1899ms) == ids{1});
+    BOOST_TEST(lookup_peers("a.txt", t0 + 1900ms).empty());
+    BOOST_TEST(store.peer_count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(renew_errors) {
+    const auto token = register_ok(1, {{"a.txt", 1, sha_a}}, t0);
+    auto wrong = store.renew(1, std::string(32, 'e'), t0 + 1ms);
+    BOOST_TEST_REQUIRE(!wrong.has_value());
+    BOOST_TEST(wrong.error().code == errc::forbidden);
+    auto unknown = store.renew(2, token, t0 + 1ms);
+    BOOST_TEST_REQUIRE(!unknown.has_value());
+    BOOST_TEST(unknown.error().code == errc::not_found);
+    // A refused renewal does not extend the lease.
+    BOOST_TEST(store.expire(t0 + 1000ms) == 1u);
+    auto late = store.renew(1, token, t0 + 1000ms);
+    BOOST_TEST_REQUIRE(!late.has_value());
+    BOOST_TEST(late.error().code == errc::not_found);
+}
+
+BOOST_AUTO_TEST_CASE(replace_files_swaps_the_index_entries) {
+    const auto token = register_ok(1, {{"a.txt", 1, sha_a}, {"b.txt", 2, sha_b}}, t0);
+    register_ok(2, {{"b.txt", 2, sha_b}}, t0);
+    BOOST_TEST(store.file_count() == 3u);
+    auto done = store.replace_files(1, token, {{"b.txt", 2, sha_b}, {"c.txt", 3, sha_c}}, t0 + 1ms);
+    BOOST_TEST_REQUIRE(done.has_value());
+    BOOST_TEST(list_all("", t0 + 1ms) == (names{"b.txt", "c.txt"}));
+    BOOST_TEST(lookup_peers("a.txt", t0 + 1ms).empty());
+    BOOST_TEST(lookup_peers("b.txt", t0 + 1ms) == (ids{1, 2}));
+    BOOST_TEST(lookup_peers("c.txt", t0 + 1ms) == ids{1});
+    BOOST_TEST(store.peer_count() == 2u);
+    BOOST_TEST(store.name_count() == 2u);
+    BOOST_TEST(store.file_count() == 3u);
+    // Replacing the files renews the lease too.
+    BOOST_TEST(store.expire(t0 + 1000ms) == 1u);
+    BOOST_TEST(lookup_peers("c.txt", t0 + 1000ms) == ids{1});
+    // An empty list is allowed.
+    BOOST_TEST(store.replace_files(1, token, {}, t0 + 1000ms).has_value());
+    BOOST_TEST(store.peer_count() == 1u);
+    BOOST_TEST(store.file_count() == 0u);
+    BOOST_TEST(list_all("", t0 + 1000ms).empty());
+}
+
+BOOST_AUTO_TEST_CASE(replace_files_errors_change_nothing) {
+    const auto token = register_ok(1, {{"a.txt", 1, sha_a}}, t0);
+    auto wrong = store.replace_files(1, std::string(32, 'e'), {{"x", 1, sha_b}}, t0 + 1ms);
+    BOOST_TEST_REQUIRE(!wrong.has_value());
+    BOOST_TEST(wrong.error().code == errc::forbidden);
+    auto unknown = store.replace_files(7, token, {{"x", 1, sha_b}}, t0 + 1ms);
+    BOOST_TEST_REQUIRE(!unknown.has_value());
+    BOOST_TEST(unknown.error().code == errc::not_found);
+    BOOST_TEST(list_all("", t0 + 1ms) == names{"a.txt"});
+    BOOST_TEST(store.file_count() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(unregister_removes_the_peer) {
+    const auto token1 = register_ok(1, {{"a.txt", 1, sha_a}, {"s.txt", 9, sha_c}}, t0);
+    register_ok(2, {{"s.txt", 9, sha_c}}, t0);
+    auto wrong = store.unregister(1, std::string(32, 'e'), t0);
+    BOOST_TEST_REQUIRE(!wrong.has_value());
+    BOOST_TEST(wrong.error().code == errc::forbidden);
+    auto unknown = store.unregister(3, token1, t0);
+    BOOST_TEST_REQUIRE(!unknown.has_value());
+    BOOST_TEST(unknown.error().code == errc::not_found);
+    BOOST_TEST(store.peer_count() == 2u);
+
+    BOOST_TEST(store.unregister(1, token1, t0 + 1ms).has_value());
+    BOOST_TEST(store.peer_count() == 1u);
+    BOOST_TEST(store.name_count() == 1u);
+    BOOST_TEST(store.file_count() == 1u);
+    BOOST_TEST(lookup_peers("a.txt", t0 + 1ms).empty());
+    BOOST_TEST(lookup_peers("s.txt", t0 + 1ms) == ids{2});
+    // Gone for good: the token no longer works and the id is free.
+    auto again = store.unregister(1, token1, t0 + 2ms);
+    BOOST_TEST_REQUIRE(!again.has_value());
+    BOOST_TEST(again.error().code == errc::not_found);
+    BOOST_TEST(store.register_peer(request(1, {}), t0 + 3ms).has_value());
+    // The unregistered peer's expiry no longer counts.
+    BOOST_TEST(store.expire(t0 + 1000ms) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(lookup_returns_every_source) {
+    register_ok(1, {{"s.bin", 10, sha_a}}, t0);
+    register_ok(2, {{"s.bin", 10, sha_a}, {"t.bin", 5, sha_b}}, t0);
+    register_ok(3, {{"s.bin", 11, sha_c}}, t0);
+    const auto* sources = store.lookup("s.bin", t0);
+    BOOST_TEST_REQUIRE(sources != nullptr);
+    BOOST_TEST_REQUIRE(sources->size() == 3u);
+    std::vector<d::index_store::source> sorted(sources->begin(), sources->end());
+    std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.peer < b.peer; });
+    for (std::uint32_t i = 0; i < 3; ++i) {
+        const auto& s = sorted[i];
+        BOOST_TEST(s.peer == i + 1);
+        BOOST_TEST(s.host == "10.0.0." + std::to_string(i + 1));
+        BOOST_TEST(s.port == 4001 + i);
+    }
+    BOOST_TEST(sorted[0].size == 10u);
+    BOOST_TEST(sorted[0].sha256 == sha_a);
+    BOOST_TEST(sorted[2].size == 11u);
+    BOOST_TEST(sorted[2].sha256 == sha_c);
+    BOOST_TEST(store.lookup("nothing", t0) == nullptr);
+    BOOST_TEST(store.lookup("", t0) == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(expiry_is_exactly_at_the_ttl) {
+    register_ok(1, {{"a.txt", 1, sha_a}}, t0);
+    register_ok(2, {{"a.txt", 1, sha_a}, {"b.txt", 1, sha_b}}, t0 + 100ms);
+    BOOST_TEST(store.expire(t0 + 999ms) == 0u);
+    BOOST_TEST(lookup_peers("a.txt", t0 + 999ms) == (ids{1, 2}));
+    BOOST_TEST(store.expire(t0 + 1000ms) == 1u);
+    BOOST_TEST(lookup_peers("a.txt", t0 + 1000ms) == ids{2});
+    BOOST_TEST(store.peer_count() == 1u);
+    BOOST_TEST(lookup_peers("b.txt", t0 + 1099ms) == ids{2});
+    BOOST_TEST(list_all("", t0 + 1100ms).empty());
+    BOOST_TEST(store.peer_count() == 0u);
+    BOOST_TEST(store.name_count() == 0u);
+    BOOST_TEST(store.file_count() == 0u);
+    BOOST_TEST(store.expire(t0 + 10s) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(expire_counts_every_peer_it_drops) {
+    for (std::uint32_t id = 0; id < 5; ++id) {
+        register_ok(id, {{"f" + std::to_string(id), id, sha_a}},
+                    t0 + std::chrono::milliseconds(id));
+    }
+    BOOST_TEST(store.peer_count() == 5u);
+    BOOST_TEST(store.expire(t0 + 1002ms) == 3u);
+    BOOST_TEST(store.peer_count() == 2u);
+    BOOST_TEST(list_all("", t0 + 1002ms) == (names{"f3", "f4"}));
+    BOOST_TEST(store.expire(t0 + 5s) == 2u);
+    BOOST_TEST(store.peer_count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(counts_peers_names_and_files) {
+    BOOST_TEST(store.peer_count() == 0u);
+    BOOST_TEST(store.name_count() == 0u);
+    BOOST_TEST(store.file_count() == 0u);
+    register_ok(1, {{"a", 1, sha_a}, {"b", 1, sha_a}, {"c", 1, sha_a}}, t0);
+    register_ok(2, {{"b", 1, sha_a}, {"c", 1, sha_a}}, t0);
+    register_ok(3, {}, t0);
+    BOOST_TEST(store.peer_count() == 3u);
+    BOOST_TEST(store.name_count() == 3u);
+    BOOST_TEST(store.file_count() == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(list_is_sorted_distinct_and_filtered) {
+    register_ok(1, {{"zeta.txt", 1, sha_a}, {"alpha.bin", 1, sha_a}, {"Movie.mkv", 1, sha_a}}, t0);
+    register_ok(2, {{"alpha.bin", 1, sha_a}, {"beta.txt", 1, sha_b}}, t0);
+    register_ok(3, {{"alpha.bin", 1, sha_c}, {"zeta.txt", 1, sha_c}}, t0);
+    // Byte order: upper case before lower case; each name once although several peers share it.
+    BOOST_TEST(list_all("", t0) == (names{"Movie.mkv", "alpha.bin", "beta.txt", "zeta.txt"}));
+    BOOST_TEST(list_all(".txt", t0) == (names{"beta.txt", "zeta.txt"}));
+    BOOST_TEST(list_all("ovi", t0) == names{"Movie.mkv"});
+    BOOST_TEST(list_all("movie", t0).empty()); // case-sensitive
+    BOOST_TEST(list_all("nothing", t0).empty());
+}
+
+BOOST_AUTO_TEST_CASE(list_pages_with_after_and_limit) {
+    // 23 names f00..f22 spread over 3 peers, each shared by two peers.
+    std::vector<std::vector<file_entry>> files(3);
+    names expected;
+    for (int i = 0; i < 23; ++i) {
+        char name[8];
+        std::snprintf(name, sizeof name, "f%02d", i);
+        expected.emplace_back(name);
+        files[static_cast<std::size_t>(i) % 3].push_back({name, 1, sha_a});
+        files[static_cast<std::size_t>(i + 1) % 3].push_back({name, 1, sha_a});
+    }
+    for (std::uint32_t id = 0; id < 3; ++id)
+        register_ok(id, files[id], t0);
+    BOOST_TEST(store.name_count() == 23u);
+    BOOST_TEST(store.file_count() == 46u);
+
+    names seen;
+    std::string after;
+    int pages = 0;
+    for (;;) {
+        auto page = store.list("", after, 5, t0);
+        ++pages;
+        BOOST_TEST_REQUIRE(pages <= 10);
+        BOOST_TEST(page.names.size() <= 5u);
+        seen.insert(seen.end(), page.names.begin(), page.names.end());
+        if (!page.next_after) break;
+        BOOST_TEST(page.names.size() == 5u);
+        BOOST_TEST(*page.next_after == std::string(page.names.back()));
+        after = *page.next_after;
+    }
+    BOOST_TEST(pages == 5);
+    BOOST_TEST(seen == expected);
+
+    // An exact fit has no next page.
+    auto exact = store.list("", "f17", 5, t0);
+    BOOST_TEST(exact.names.size() == 5u);
+    BOOST_TEST(!exact.next_after.has_value());
+    // 'after' need not be a listed name, and paging combines with 'contains'.
+    auto filtered = store.list("1", "f0", 3, t0);
+    BOOST_TEST((names{filtered.names.begin(), filtered.names.end()}) ==
+               (names{"f01", "f10", "f11"}));
+    BOOST_TEST_REQUIRE(filtered.next_after.has_value());
+    BOOST_TEST(*filtered.next_after == "f11");
+    auto rest = store.list("1", *filtered.next_after, 100, t0);
+    BOOST_TEST((names{rest.names.begin(), rest.names.end()}) ==
+               (names{"f12", "f13", "f14", "f15", "f16", "f17", "f18", "f19", "f21"}));
+    BOOST_TEST(!rest.next_after.has_value());
+    // After the last name: empty.
+    auto past = store.list("", "f22", 5, t0);
+    BOOST_TEST(past.names.empty());
+    BOOST_TEST(!past.next_after.has_value());
+    // A limit of 0 is taken as 1.
+    auto one = store.list("", "", 0, t0);
+    BOOST_TEST(one.names.size() == 1u);
+    BOOST_TEST(one.next_after.has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

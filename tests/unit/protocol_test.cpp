@@ -1,0 +1,413 @@
+// Wire protocol decoding and encoding, tested with plain bytes.
+#include "protocol.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+using namespace std::string_literals;
+using p2pshare::errc;
+namespace d = p2pshare::detail;
+
+namespace p2pshare {
+inline std::ostream& boost_test_print_type(std::ostream& os, errc e) { return os << to_string(e); }
+namespace detail {
+inline std::ostream& boost_test_print_type(std::ostream& os, const std::optional<byte_range>& r) {
+    if (!r) return os << "whole file";
+    return os << "[" << r->first << ", " << r->last << "]";
+}
+} // namespace detail
+} // namespace p2pshare
+
+namespace {
+
+const std::string sha_a(64, 'a');
+const std::string token_a(32, 'a');
+
+std::string file_json(const std::string& name, const std::string& size = "1",
+                      const std::string& sha = "\"" + std::string(64, 'a') + "\"") {
+    return R"({"name":)" + name + R"(,"size":)" + size + R"(,"sha256":)" + sha + "}";
+}
+
+std::string register_json(const std::string& files, const std::string& extra = {}) {
+    return R"({"id":7,"host":"10.1.2.3","port":4000,"files":[)" + files + "]" + extra + "}";
+}
+
+/// A JSON string literal for `s`, escaping what JSON requires.
+std::string quoted(std::string_view s) {
+    std::string out = "\"";
+    for (const char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+/// The decoded text, or "<invalid>".
+std::string decoded(std::string_view text) { return d::percent_decode(text).value_or("<invalid>"); }
+
+/// The peer id, or -1 when it is refused.
+std::int64_t peer_id(std::string_view text) {
+    const auto id = d::parse_peer_id(text);
+    return id ? std::int64_t{*id} : -1;
+}
+
+template <class T>
+errc error_of(const d::api_result<T>& r) {
+    BOOST_TEST_REQUIRE(!r.has_value());
+    BOOST_TEST(!r.error().message.empty());
+    return r.error().code;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(protocol)
+
+BOOST_AUTO_TEST_CASE(decode_register_valid) {
+    auto r = d::decode_register(
+        register_json(file_json(R"("a.txt")", "0") + "," + file_json(R"("b c.bin")", "12345"),
+                      R"(,"token":")" + token_a + "\""),
+        10);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(r->id == 7u);
+    BOOST_TEST(r->host == "10.1.2.3");
+    BOOST_TEST(r->port == 4000);
+    BOOST_TEST(r->token == token_a);
+    BOOST_TEST_REQUIRE(r->files.size() == 2u);
+    BOOST_TEST((r->files[0] == d::file_entry{"a.txt", 0, sha_a}));
+    BOOST_TEST((r->files[1] == d::file_entry{"b c.bin", 12345, sha_a}));
+}
+
+BOOST_AUTO_TEST_CASE(decode_register_optional_fields_and_bounds) {
+    auto r = d::decode_register(R"({"id":4294967295,"port":65535,"files":[]})", 10);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(r->id == 4294967295u);
+    BOOST_TEST(r->host.empty());
+    BOOST_TEST(r->token.empty());
+    BOOST_TEST(r->port == 65535);
+    BOOST_TEST(r->files.empty());
+    auto low = d::decode_register(R"({"id":0,"port":1,"files":[],"host":""})", 10);
+    BOOST_TEST_REQUIRE(low.has_value());
+    BOOST_TEST(low->id == 0u);
+    BOOST_TEST(low->port == 1);
+    auto big = d::decode_register(
+        R"({"id":1,"port":1,"files":[)" + file_json(R"("x")", "9223372036854775807") + "]}", 10);
+    BOOST_TEST_REQUIRE(big.has_value());
+    BOOST_TEST(big->files[0].size == 9223372036854775807ull);
+    // Unknown fields are ignored.
+    BOOST_TEST(
+        d::decode_register(R"({"id":1,"port":1,"files":[],"later":{"x":1}})", 10).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(decode_register_bad_json) {
+    for (const auto& body : {""s, "{"s, "{\"id\":1,}"s, "nope"s, "{\"id\":1}}"s, "[1,2"s}) {
+        BOOST_TEST_CONTEXT("body: " << body) {
+            BOOST_TEST(error_of(d::decode_register(body, 10)) == errc::bad_json);
+            BOOST_TEST(error_of(d::decode_files_update(body, 10)) == errc::bad_json);
+            BOOST_TEST(error_of(d::decode_lookup(body, 10)) == errc::bad_json);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(decode_register_bad_fields) {
+    const auto f = file_json(R"("a")");
+    const std::vector<std::string> bodies = {
+        "[]",
+        "\"text\"",
+        "42",
+        "null",
+        R"({"port":1,"files":[]})",                           // no id
+        R"({"id":1,"files":[]})",                             // no port
+        R"({"id":1,"port":1})",                               // no files
+        R"({"id":"1","port":1,"files":[]})",                  // id a string
+        R"({"id":-1,"port":1,"files":[]})",                   // negative
+        R"({"id":1.5,"port":1,"files":[]})",                  // float
+        R"({"id":1.0,"port":1,"files":[]})",                  // float with an integral value
+        R"({"id":4294967296,"port":1,"files":[]})",           // too big for 32 bits
+        R"({"id":18446744073709551616,"port":1,"files":[]})", // too big for 64 bits
+        R"({"id":true,"port":1,"files":[]})",                 // bool
+        R"({"id":null,"port":1,"files":[]})",                 // null
+        R"({"id":1,"port":0,"files":[]})",                    // port 0
+        R"({"id":1,"port":65536,"files":[]})",                // port too big
+        R"({"id":1,"port":"80","files":[]})",                 // port a string
+        R"({"id":1,"port":1,"files":{}})",                    // files an object
+        R"({"id":1,"port":1,"files":"a"})",                   // files a string
+        R"({"id":1,"port":1,"files":["a"]})",                 // a file that is not an object
+        R"({"id":1,"port":1,"files":[{"size":1,"sha256":")" + sha_a + R"("}]})",   // no name
+        R"({"id":1,"port":1,"files":[{"name":"a","sha256":")" + sha_a + R"("}]})", // no size
+        R"({"id":1,"port":1,"files":[{"name":"a","size":1}]})",                    // no sha256
+        R"({"id":1,"port":1,"files":[)" + file_json("1") + "]}",                   // name a number
+        R"({"id":1,"port":1,"files":[)" + file_json(R"("a")", "-1") + "]}",
+        R"({"id":1,"port":1,"files":[)" + file_json(R"("a")", "2.5") + "]}",
+        R"({"id":1,"port":1,"files":[)" + file_json(R"("a")", R"("1")") + "]}",
+        R"({"id":1,"port":1,"files":[)" + file_json(R"("a")", "9223372036854775808") + "]}",
+        R"({"id":1,"port":1,"files":[)" + f + "," + f + "]}", // duplicate name
+        R"({"id":1,"port":1,"files":[],"host":5})",           // host a number
+        R"({"id":1,"port":1,"files":[],"host":"a b"})",       // host with a space
+        R"({"id":1,"port":1,"files":[],"host":"a/b"})",       // host with a slash
+        R"({"id":1,"port":1,"files":[],"token":7})",          // token a number
+        R"({"id":1,"port":1,"files":[],"token":"abc"})",      // token too short
+        R"({"id":1,"port":1,"files":[],"token":")" + std::string(32, 'A') + R"("})",  // upper
+        R"({"id":1,"port":1,"files":[],"token":")" + std::string(33, 'a') + R"("})",  // too long
+        R"({"id":1,"port":1,"files":[],"token":")" + std::string(31, 'a') + R"(g"})", // not hex
+    };
+    for (const auto& body : bodies) {
+        BOOST_TEST_CONTEXT("body: " << body) {
+            BOOST_TEST(error_of(d::decode_register(body, 10)) == errc::bad_field);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(decode_register_bad_sha256) {
+    for (const auto& sha : {std::string(63, 'a'), std::string(65, 'a'), std::string(64, 'A'),
+                            std::string(63, 'a') + "g", std::string{}}) {
+        BOOST_TEST_CONTEXT("sha256: " << sha) {
+            const auto body = register_json(file_json(R"("a")", "1", quoted(sha)));
+            BOOST_TEST(error_of(d::decode_register(body, 10)) == errc::bad_field);
+            BOOST_TEST(error_of(d::decode_files_update(
+                           R"({"files":[)" + file_json(R"("a")", "1", quoted(sha)) + "]}", 10)) ==
+                       errc::bad_field);
+        }
+    }
+    BOOST_TEST(error_of(d::decode_register(register_json(file_json(R"("a")", "1", "5")), 10)) ==
+               errc::bad_field);
+}
+
+BOOST_AUTO_TEST_CASE(bad_names_are_bad_name) {
+    for (const auto& name : {""s, "/"s, "a/b"s, "/etc/passwd"s, ".."s, "."s, "a\0b"s,
+                             std::string(256, 'n'), "x.part"s, "a\\b"s, "new\nline"s}) {
+        BOOST_TEST_CONTEXT("name: " << quoted(name)) {
+            const auto q = quoted(name);
+            BOOST_TEST(error_of(d::decode_register(register_json(file_json(q)), 10)) ==
+                       errc::bad_name);
+            BOOST_TEST(error_of(d::decode_files_update(R"({"files":[)" + file_json(q) + "]}",
+                                                       10)) == errc::bad_name);
+            BOOST_TEST(error_of(d::decode_lookup(R"({"names":[)" + q + "]}", 10)) ==
+                       errc::bad_name);
+        }
+    }
+    // The longest allowed name.
+    const auto longest = quoted(std::string(255, 'n'));
+    BOOST_TEST(d::decode_register(register_json(file_json(longest)), 10).has_value());
+    BOOST_TEST(d::decode_lookup(R"({"names":[)" + longest + "]}", 10).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(too_many_files_or_names) {
+    std::string files;
+    std::string names;
+    for (int i = 0; i < 4; ++i) {
+        if (i > 0) {
+            files += ",";
+            names += ",";
+        }
+        files += file_json(quoted("f" + std::to_string(i)));
+        names += quoted("f" + std::to_string(i));
+    }
+    BOOST_TEST(d::decode_register(register_json(files), 4).has_value());
+    BOOST_TEST(error_of(d::decode_register(register_json(files), 3)) == errc::too_many);
+    BOOST_TEST(d::decode_files_update(R"({"files":[)" + files + "]}", 4).has_value());
+    BOOST_TEST(error_of(d::decode_files_update(R"({"files":[)" + files + "]}", 3)) ==
+               errc::too_many);
+    BOOST_TEST(d::decode_lookup(R"({"names":[)" + names + "]}", 4).has_value());
+    BOOST_TEST(error_of(d::decode_lookup(R"({"names":[)" + names + "]}", 3)) == errc::too_many);
+}
+
+BOOST_AUTO_TEST_CASE(decode_files_update_cases) {
+    auto ok = d::decode_files_update(
+        R"({"files":[)" + file_json(R"("a")", "5") + "," + file_json(R"("b")") + "]}", 10);
+    BOOST_TEST_REQUIRE(ok.has_value());
+    BOOST_TEST_REQUIRE(ok->size() == 2u);
+    BOOST_TEST(((*ok)[0] == d::file_entry{"a", 5, sha_a}));
+    BOOST_TEST((*ok)[1].name == "b");
+    auto empty = d::decode_files_update(R"({"files":[]})", 10);
+    BOOST_TEST_REQUIRE(empty.has_value());
+    BOOST_TEST(empty->empty());
+    for (const auto& body :
+         {"[]"s, R"({})"s, R"({"files":null})"s, R"({"files":"a"})"s,
+          R"({"files":[)" + file_json(R"("a")") + "," + file_json(R"("a")") + "]}"}) {
+        BOOST_TEST_CONTEXT("body: " << body) {
+            BOOST_TEST(error_of(d::decode_files_update(body, 10)) == errc::bad_field);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(decode_lookup_cases) {
+    auto ok = d::decode_lookup(R"({"names":["a","b c","a"]})", 10);
+    BOOST_TEST_REQUIRE(ok.has_value());
+    BOOST_TEST((*ok == std::vector<std::string>{"a", "b c", "a"}));
+    auto empty = d::decode_lookup(R"({"names":[]})", 10);
+    BOOST_TEST_REQUIRE(empty.has_value());
+    BOOST_TEST(empty->empty());
+    for (const auto& body : {"[]"s, R"({})"s, R"({"names":"a"})"s, R"({"names":[1]})"s,
+                             R"({"names":[null]})"s, R"({"names":{"a":1}})"s}) {
+        BOOST_TEST_CONTEXT("body: " << body) {
+            BOOST_TEST(error_of(d::decode_lookup(body, 10)) == errc::bad_field);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(decode_bearer_cases) {
+    auto ok = d::decode_bearer("Bearer " + token_a);
+    BOOST_TEST_REQUIRE(ok.has_value());
+    BOOST_TEST(*ok == token_a);
+    BOOST_TEST(error_of(d::decode_bearer("")) == errc::unauthorized);
+    BOOST_TEST(error_of(d::decode_bearer("Bearer")) == errc::unauthorized);
+    BOOST_TEST(error_of(d::decode_bearer("Bearer ")) == errc::unauthorized);
+    BOOST_TEST(error_of(d::decode_bearer("Basic " + token_a)) == errc::unauthorized);
+    BOOST_TEST(error_of(d::decode_bearer(token_a)) == errc::unauthorized);
+    BOOST_TEST(error_of(d::decode_bearer("Bearer abc")) == errc::forbidden);
+    BOOST_TEST(error_of(d::decode_bearer("Bearer " + std::string(32, 'A'))) == errc::forbidden);
+    BOOST_TEST(error_of(d::decode_bearer("Bearer " + token_a + " ")) == errc::forbidden);
+}
+
+BOOST_AUTO_TEST_CASE(token_sha_and_host_predicates) {
+    BOOST_TEST(d::is_token("0123456789abcdef0123456789abcdef"));
+    BOOST_TEST(!d::is_token("0123456789abcdef0123456789abcdeF"));
+    BOOST_TEST(d::is_sha256_hex(sha_a));
+    BOOST_TEST(!d::is_sha256_hex(token_a));
+    BOOST_TEST(d::is_valid_host("127.0.0.1"));
+    BOOST_TEST(d::is_valid_host("::1"));
+    BOOST_TEST(d::is_valid_host("peer-1.example.org"));
+    BOOST_TEST(!d::is_valid_host(""));
+    BOOST_TEST(!d::is_valid_host(std::string(254, 'a')));
+    BOOST_TEST(!d::is_valid_host("a\nb"));
+}
+
+BOOST_AUTO_TEST_CASE(parse_peer_id_cases) {
+    BOOST_TEST(peer_id("0") == 0);
+    BOOST_TEST(peer_id("42") == 42);
+    BOOST_TEST(peer_id("4294967295") == 4294967295u);
+    for (const auto* bad :
+         {"", "4294967296", "-1", "+1", "01", "00", "1a", "a1", " 1", "1 ", "1.0", "0x10"}) {
+        BOOST_TEST_CONTEXT("id: '" << bad << "'") { BOOST_TEST(peer_id(bad) == -1); }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(percent_decode_cases) {
+    BOOST_TEST(decoded("") == "");
+    BOOST_TEST(decoded("plain") == "plain");
+    BOOST_TEST(decoded("a%20b") == "a b");
+    BOOST_TEST(decoded("%2F%2f") == "//");
+    BOOST_TEST(decoded("%00") == "\0"s);
+    BOOST_TEST(decoded("%C3%A9") == "\xc3\xa9");
+    BOOST_TEST(decoded("a+b") == "a+b");
+    for (const auto* bad : {"%", "%2", "a%", "a%4", "%zz", "%g0", "%0g", "%-1", "%+1"}) {
+        BOOST_TEST_CONTEXT("text: " << bad) { BOOST_TEST(decoded(bad) == "<invalid>"); }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(percent_encode_cases) {
+    BOOST_TEST(d::percent_encode("") == "");
+    BOOST_TEST(d::percent_encode("AZaz09-._~") == "AZaz09-._~");
+    BOOST_TEST(d::percent_encode("a b/c?d%") == "a%20b%2Fc%3Fd%25");
+    BOOST_TEST(d::percent_encode("\xc3\xa9") == "%C3%A9");
+    BOOST_TEST(d::percent_encode("\0"s) == "%00");
+    // Round trip over every byte.
+    std::string all;
+    for (int c = 0; c < 256; ++c)
+        all.push_back(static_cast<char>(c));
+    BOOST_TEST(decoded(d::percent_encode(all)) == all);
+}
+
+BOOST_AUTO_TEST_CASE(parse_range_cases) {
+    using range = std::optional<d::byte_range>;
+    const auto ok = [](std::string_view header, std::uint64_t size) {
+        auto r = d::parse_range(header, size);
+        BOOST_TEST_REQUIRE(r.has_value(), "range '" << header << "' refused");
+        return *r;
+    };
+    BOOST_TEST((ok("bytes=0-99", 100) == range{{0, 99}})); // the whole file
+    BOOST_TEST((ok("bytes=10-19", 100) == range{{10, 19}}));
+    BOOST_TEST(ok("bytes=10-19", 100)->length() == 10u);
+    BOOST_TEST((ok("bytes=5-5", 100) == range{{5, 5}}));
+    BOOST_TEST((ok("bytes=90-", 100) == range{{90, 99}})); // open-ended
+    BOOST_TEST((ok("bytes=0-", 100) == range{{0, 99}}));
+    BOOST_TEST((ok("bytes=-10", 100) == range{{90, 99}}));     // suffix
+    BOOST_TEST((ok("bytes=-1000", 100) == range{{0, 99}}));    // suffix longer than file
+    BOOST_TEST((ok("bytes=50-1000", 100) == range{{50, 99}})); // clamped
+    BOOST_TEST((ok("bytes=99-99", 100) == range{{99, 99}}));
+    const auto bad = [](std::string_view header, std::uint64_t size) {
+        BOOST_TEST_CONTEXT("range '" << header << "' size " << size) {
+            BOOST_TEST(error_of(d::parse_range(header, size)) == errc::bad_range);
+        }
+    };
+    bad("bytes=100-", 100); // beyond the end
+    bad("bytes=100-200", 100);
+    bad("bytes=0-", 0);
+    bad("bytes=-5", 0);
+    bad("bytes=-0", 100);
+    bad("bytes=0-1,5-6", 100); // several ranges
+    bad("bytes=0-1, 5-6", 100);
+    bad("bytes=5-4", 100); // last before first
+    bad("bytes=", 100);
+    bad("bytes=-", 100);
+    bad("bytes=abc", 100);
+    bad("bytes=a-b", 100);
+    bad("bytes=1-b", 100);
+    bad("bytes= 1-2", 100);
+    bad("bytes=--1", 100);
+    bad("items=0-1", 100);
+    bad("", 100);
+    bad("bytes=18446744073709551616-", 100);
+}
+
+BOOST_AUTO_TEST_CASE(encode_error_is_json_with_code_and_message) {
+    const auto text = d::encode_error({errc::bad_name, "no slashes"});
+    const auto v = boost::json::parse(text);
+    BOOST_TEST_REQUIRE(v.is_object());
+    BOOST_TEST(v.as_object().size() == 2u);
+    BOOST_TEST(v.at("error").as_string() == "bad_name");
+    BOOST_TEST(v.at("message").as_string() == "no slashes");
+    // Without a message, the category's message is used.
+    const auto plain = boost::json::parse(d::encode_error({errc::conflict, ""}));
+    BOOST_TEST(plain.at("error").as_string() == "conflict");
+    BOOST_TEST(plain.at("message").as_string() ==
+               p2pshare::make_error_code(errc::conflict).message());
+    BOOST_TEST(!plain.at("message").as_string().empty());
+    // Messages with quotes and control characters stay valid JSON.
+    const auto odd = boost::json::parse(d::encode_error({errc::bad_field, "a \"b\"\n\\"}));
+    BOOST_TEST(odd.at("message").as_string() == "a \"b\"\n\\");
+}
+
+BOOST_AUTO_TEST_CASE(errc_names_and_statuses) {
+    BOOST_TEST(p2pshare::to_string(errc::too_many_connections) == "too_many_connections");
+    BOOST_TEST(p2pshare::http_status(errc::bad_json) == 400u);
+    BOOST_TEST(p2pshare::http_status(errc::unauthorized) == 401u);
+    BOOST_TEST(p2pshare::http_status(errc::forbidden) == 403u);
+    BOOST_TEST(p2pshare::http_status(errc::not_found) == 404u);
+    BOOST_TEST(p2pshare::http_status(errc::method_not_allowed) == 405u);
+    BOOST_TEST(p2pshare::http_status(errc::conflict) == 409u);
+    BOOST_TEST(p2pshare::http_status(errc::body_too_large) == 413u);
+    BOOST_TEST(p2pshare::http_status(errc::bad_range) == 416u);
+    BOOST_TEST(p2pshare::http_status(errc::header_too_large) == 431u);
+    BOOST_TEST(p2pshare::http_status(errc::too_many_connections) == 503u);
+    const boost::system::error_code ec = errc::bad_name;
+    BOOST_TEST(ec.category().name() == std::string("p2pshare"));
+    BOOST_TEST(!ec.message().empty());
+}
+
+BOOST_AUTO_TEST_CASE(file_array_round_trip) {
+    const d::file_entry f{"a b.txt", 42, sha_a};
+    boost::json::array a;
+    a.emplace_back(d::encode_file(f));
+    auto back = d::decode_file_array(a, 10);
+    BOOST_TEST_REQUIRE(back.has_value());
+    BOOST_TEST_REQUIRE(back->size() == 1u);
+    BOOST_TEST(((*back)[0] == f));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
