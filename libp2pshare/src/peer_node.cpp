@@ -23,8 +23,8 @@
 #include <boost/json/serialize.hpp>
 
 #include <dirent.h>
-#include <signal.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -70,6 +70,9 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 using clock = std::chrono::steady_clock;
+
+/// Bodies up to this size are read and sent with their header; larger ones use sendfile(2).
+constexpr std::uint64_t small_body = 64 * 1024;
 
 /// sendfile(2) has no MSG_NOSIGNAL: a downloader that goes away in the middle of a body raises
 /// SIGPIPE, whose default action kills the whole process. Ignore it, unless the program installed
@@ -494,19 +497,39 @@ asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn
             length = (*range)->length();
         }
     }
-    http::response<http::empty_body> res{partial ? http::status::partial_content : http::status::ok,
-                                         req.version()};
-    res.set(http::field::server, "p2pshare");
-    res.set(http::field::content_type, "application/octet-stream");
-    res.set(http::field::accept_ranges, "bytes");
-    res.set(http::field::etag, etag);
-    if (partial) {
-        res.set(http::field::content_range, "bytes " + std::to_string(first) + "-" +
-                                                std::to_string(first + length - 1) + "/" +
-                                                std::to_string(size));
+    const auto status = partial ? http::status::partial_content : http::status::ok;
+    const auto describe = [&](auto& r) {
+        r.set(http::field::server, "p2pshare");
+        r.set(http::field::content_type, "application/octet-stream");
+        r.set(http::field::accept_ranges, "bytes");
+        r.set(http::field::etag, etag);
+        if (partial) {
+            r.set(http::field::content_range, "bytes " + std::to_string(first) + "-" +
+                                                  std::to_string(first + length - 1) + "/" +
+                                                  std::to_string(size));
+        }
+        r.keep_alive(req.keep_alive());
+    };
+    if (length <= small_body && req.method() == http::verb::get) {
+        // A small body goes out with its header in one write: one packet, no sendfile call.
+        string_response small{status, req.version()};
+        describe(small);
+        auto& body = small.body();
+        body.resize(static_cast<std::size_t>(length));
+        std::size_t got = 0;
+        while (got < body.size()) {
+            const auto n = ::pread(fd.get(), body.data() + got, body.size() - got,
+                                   static_cast<off_t>(first + got));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) co_return false; // the file shrank under us: close rather than lie
+            got += static_cast<std::size_t>(n);
+        }
+        const bool ok = co_await conn.write(small);
+        co_return ok&& small.keep_alive();
     }
+    http::response<http::empty_body> res{status, req.version()};
+    describe(res);
     res.content_length(length);
-    res.keep_alive(req.keep_alive());
     conn.status = res.result_int();
     auto& stream = conn.stream();
     stream.expires_after(conn.limits().write_timeout);
