@@ -8,11 +8,17 @@ p2pshare_add_test_exe(fault_tests LABEL integration
     integration/peer_fixture.cpp
     integration/fault_process_test.cpp
     integration/fault_soak_test.cpp
+    integration/hostile_slow_test.cpp
+    integration/hostile_flood_test.cpp
+    integration/hostile_identity_test.cpp
   SUITES
     fault_sources
     fault_index
     fault_downloader
     fault_soak
+    hostile_slow
+    hostile_flood
+    hostile_identity
 )
 target_include_directories(fault_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
 foreach(app indexserver peer filegen)

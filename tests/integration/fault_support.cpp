@@ -4,7 +4,14 @@
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <csignal>
@@ -175,6 +182,69 @@ std::size_t rss_kib() {
         if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
     }
     throw std::runtime_error("no VmRSS in /proc/self/status");
+}
+
+raw_socket::raw_socket(std::uint16_t port, int receive_buffer, const std::string& from) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+    if (receive_buffer > 0) {
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    }
+    if (!from.empty()) {
+        sockaddr_in local{};
+        local.sin_family = AF_INET;
+        ::inet_pton(AF_INET, from.c_str(), &local.sin_addr);
+        if (::bind(fd_, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0) {
+            const int e = errno;
+            ::close(fd_);
+            throw std::runtime_error("bind " + from + ": " + std::strerror(e));
+        }
+    }
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+        const int e = errno;
+        ::close(fd_);
+        throw std::runtime_error(std::string("connect: ") + std::strerror(e));
+    }
+}
+
+raw_socket::~raw_socket() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool raw_socket::send(std::string_view bytes) {
+    while (!bytes.empty()) {
+        const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            closed_ = true;
+            return false;
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+bool raw_socket::wait_closed(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!closed_) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+        char buf[65536];
+        const auto n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n > 0) {
+            received_.append(buf, static_cast<std::size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+            closed_ = true;
+        }
+    }
+    return closed_;
 }
 
 std::size_t raise_fd_limit() {

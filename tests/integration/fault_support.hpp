@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace p2pshare::test {
@@ -77,6 +78,31 @@ std::vector<std::string> folder_entries(const std::filesystem::path& folder);
 std::size_t open_fds();
 /// This process's resident memory (VmRSS), in KiB.
 std::size_t rss_kib();
+
+/// A blocking TCP connection to 127.0.0.1:`port` as a plain socket, for clients that misbehave
+/// on purpose (one byte at a time, never reading, never closing).
+class raw_socket {
+public:
+    /// `receive_buffer` > 0 sets SO_RCVBUF before connecting; `from` binds the local address.
+    explicit raw_socket(std::uint16_t port, int receive_buffer = 0, const std::string& from = {});
+    ~raw_socket();
+    raw_socket(const raw_socket&) = delete;
+    raw_socket& operator=(const raw_socket&) = delete;
+
+    int fd() const noexcept { return fd_; }
+    /// Sends every byte; false once the server closed the connection (EPIPE, ECONNRESET).
+    bool send(std::string_view bytes);
+    /// Waits up to `timeout` for the server: appends what it sends to received(); true once the
+    /// connection is closed (end of stream or reset).
+    bool wait_closed(std::chrono::milliseconds timeout);
+    const std::string& received() const noexcept { return received_; }
+    bool closed() const noexcept { return closed_; }
+
+private:
+    int fd_ = -1;
+    bool closed_ = false;
+    std::string received_;
+};
 
 /// Raises this process's soft RLIMIT_NOFILE to its hard limit; returns the new soft limit.
 std::size_t raise_fd_limit();
