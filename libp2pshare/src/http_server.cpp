@@ -14,6 +14,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <exception>
+#include <vector>
 
 namespace p2pshare::detail {
 
@@ -154,6 +155,7 @@ asio::awaitable<void> http_server::refuse(tcp::socket socket) {
 asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s, tcp::endpoint remote) {
     beast::flat_buffer buffer;
     connection conn(s->stream, remote, limits_, stopping_, last_progress_);
+    bool linger = false; // an error answer was sent before the request was read to its end
     for (;;) {
         if (stopping_) break;
         if (buffer.size() == 0) {
@@ -200,6 +202,7 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s, tcp::
                 spdlog::debug("{}: {} refused: {}", name_, remote.address().to_string(),
                               res.body());
                 co_await conn.write(res);
+                linger = true;
             }
             break;
         }
@@ -228,9 +231,27 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s, tcp::
     }
     boost::system::error_code ec;
     s->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (linger && !stopping_) co_await discard_input(*s);
     s->stream.close();
     sessions_.remove(s);
     if (stopping_ && sessions_.empty()) all_done_.cancel();
+}
+
+asio::awaitable<void> http_server::discard_input(session& s) {
+    // Closing a socket with unread input makes the kernel send a reset, which can destroy the
+    // error answer before the client reads it (a client still sending a body too large never
+    // sees its 413). So read and drop what still comes, until the client closes, for at most
+    // read_timeout and a bounded number of bytes. A stop closes it at once, as an idle one.
+    constexpr std::size_t most = 64 * 1024 * 1024;
+    std::vector<char> scratch(64 * 1024);
+    std::size_t dropped = 0;
+    s.idle = true;
+    s.stream.expires_after(limits_.read_timeout);
+    while (dropped < most) {
+        auto [ec, n] = co_await s.stream.async_read_some(asio::buffer(scratch), use_tuple);
+        if (ec) break;
+        dropped += n;
+    }
 }
 
 void http_server::close_idle() {

@@ -122,6 +122,8 @@ private:
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> run_session(std::shared_ptr<session> s, tcp::endpoint remote);
     asio::awaitable<void> refuse(tcp::socket socket);
+    /// After an error answer that ends the connection: drops the rest of the client's input.
+    asio::awaitable<void> discard_input(session& s);
     asio::awaitable<void> watch_grace();
     void close_idle();
     void close_all();

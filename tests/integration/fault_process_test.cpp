@@ -1,0 +1,365 @@
+// Faults with real processes: peers, the index and downloaders killed with SIGKILL, a disk that
+// refuses to grow. Nothing is lost and no file ever appears with wrong content.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "fault_support.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <set>
+#include <thread>
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace p2pshare;
+using namespace std::chrono_literals;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t MiB = 1024 * 1024;
+
+std::chrono::milliseconds since(clock_type::time_point t0) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0);
+}
+
+std::uintmax_t size_or_zero(const fs::path& p) {
+    std::error_code ec;
+    const auto n = fs::file_size(p, ec);
+    return ec ? 0 : n;
+}
+
+/// The one result of a `peer get NAME --json` run (its last line of output).
+json::object get_result(const test::child& c) {
+    const auto& out = c.output();
+    const auto end = out.find_last_not_of('\n');
+    BOOST_TEST_REQUIRE(end != std::string::npos, "no output; stderr: " << c.error_output());
+    const auto begin = out.rfind('\n', end);
+    const auto line = out.substr(begin == std::string::npos ? 0 : begin + 1);
+    const auto v = json::parse(line);
+    const auto& results = v.at("results").as_array();
+    BOOST_TEST_REQUIRE(results.size() == 1u, line);
+    return results.at(0).as_object();
+}
+
+std::string text(const json::object& o, const char* key) {
+    const auto* v = o.if_contains(key);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string{};
+}
+
+std::uint64_t number(const json::object& o, const char* key) {
+    const auto* v = o.if_contains(key);
+    return v ? v->to_number<std::uint64_t>() : ~std::uint64_t{0};
+}
+
+std::set<std::uint32_t> ids_of(const std::vector<file_source>& sources) {
+    std::set<std::uint32_t> ids;
+    for (const auto& s : sources)
+        ids.insert(s.peer);
+    return ids;
+}
+
+/// A source that sends the header and the first `send` bytes of a file, then keeps the
+/// connection open without sending more: a download through it is in progress for as long as
+/// the test wants.
+class gated_source {
+public:
+    gated_source(std::string content, std::size_t send)
+        : content_(std::move(content)), send_(send), acceptor_(io_) {
+        const tcp::endpoint endpoint{asio::ip::make_address("127.0.0.1"), 0};
+        acceptor_.open(endpoint.protocol());
+        acceptor_.bind(endpoint);
+        acceptor_.listen();
+        port_ = acceptor_.local_endpoint().port();
+        asio::co_spawn(io_, accept_loop(), asio::detached);
+        thread_ = std::thread([this] { io_.run(); });
+    }
+    ~gated_source() {
+        asio::post(io_, [this] {
+            boost::system::error_code ec;
+            acceptor_.close(ec);
+            io_.stop();
+        });
+        thread_.join();
+    }
+    std::uint16_t port() const noexcept { return port_; }
+
+private:
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            auto [ec, socket] =
+                co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;
+            asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+        }
+    }
+
+    asio::awaitable<void> serve(tcp::socket socket) {
+        constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+        std::string request;
+        auto [ec, n] = co_await asio::async_read_until(socket, asio::dynamic_buffer(request),
+                                                       "\r\n\r\n", tuple);
+        if (ec) co_return;
+        const std::string head =
+            "HTTP/1.1 200 OK\r\nServer: p2pshare\r\n"
+            "Content-Type: application/octet-stream\r\nETag: \"" +
+            test::sha256_hex(content_) +
+            "\"\r\nContent-Length: " + std::to_string(content_.size()) + "\r\n\r\n";
+        std::tie(ec, n) = co_await asio::async_write(socket, asio::buffer(head), tuple);
+        if (ec) co_return;
+        std::tie(ec, n) =
+            co_await asio::async_write(socket, asio::buffer(content_.data(), send_), tuple);
+        if (ec) co_return;
+        // Hold the connection until the downloader goes away.
+        char byte = 0;
+        std::tie(ec, n) = co_await socket.async_read_some(asio::buffer(&byte, 1), tuple);
+    }
+
+    std::string content_;
+    std::size_t send_;
+    asio::io_context io_;
+    tcp::acceptor acceptor_;
+    std::uint16_t port_ = 0;
+    std::thread thread_;
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(fault_sources)
+
+BOOST_AUTO_TEST_CASE(a_source_killed_mid_download_is_left_for_another_resuming_the_part) {
+    test::process_network net;
+    const std::string name = "big.bin";
+    const auto content = test::big_content(64 * MiB, 1);
+    const auto sha = test::sha256_hex(content);
+    test::write_file(net / "p1" / name, content);
+    test::write_file(net / "p2" / name, content);
+    net.serve(1);
+    net.serve(2);
+    const auto sources = test::lookup_sources(net.index_port(), name);
+    BOOST_TEST_REQUIRE(ids_of(sources) == (std::set<std::uint32_t>{1, 2}));
+    for (const auto& s : sources) {
+        BOOST_TEST(s.size == content.size());
+        BOOST_TEST(s.sha256 == sha);
+    }
+
+    // Whichever source the transfer picks is killed once 8 MiB of the file have arrived.
+    const std::map<std::string, std::uint32_t> by_address{
+        {"127.0.0.1:" + std::to_string(net.port_of(1)), 1},
+        {"127.0.0.1:" + std::to_string(net.port_of(2)), 2}};
+    const std::map<std::uint32_t, int> pids{{1, net.peer(1).pid()}, {2, net.peer(2).pid()}};
+    std::atomic<std::uint32_t> killed{0};
+    std::atomic<std::uint64_t> killed_at{0};
+    transfer_options options;
+    options.stall_timeout = 5s;
+    options.on_progress = [&](const transfer_progress& p) {
+        if (killed != 0 || p.done <= 8 * MiB) return;
+        const auto it = by_address.find(p.source);
+        if (it == by_address.end() || it->second != p.source_peer) return;
+        ::kill(pids.at(it->second), SIGKILL);
+        killed_at = p.done;
+        killed = it->second;
+    };
+    test::temp_dir folder;
+    test::io_thread io;
+    file_transfer transfer(io.executor(), folder.path(), options);
+    const auto r = io.run(transfer.async_download(name, sources), 60s);
+
+    BOOST_TEST_REQUIRE(killed != 0u);
+    const std::uint32_t survivor = killed == 1 ? 2 : 1;
+    BOOST_TEST(net.peer(killed).wait() == 128 + SIGKILL);
+    BOOST_TEST_REQUIRE(!r.error, r.message);
+    BOOST_TEST(r.attempts == 2u);
+    BOOST_TEST(r.source_peer == survivor);
+    BOOST_TEST(r.resumed_from >= killed_at.load());
+    BOOST_TEST(r.resumed_from < content.size());
+    BOOST_TEST(r.received == content.size()); // no byte was fetched twice
+    BOOST_TEST(r.size == content.size());
+    BOOST_TEST(test::folder_entries(folder.path()) == std::vector<std::string>{name});
+    BOOST_TEST((test::read_file(folder / name) == content), "the file differs from the source's");
+    BOOST_TEST_MESSAGE("source " << killed << " killed at " << killed_at << " bytes; resumed from "
+                                 << r.resumed_from << " at peer " << survivor);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(fault_index)
+
+BOOST_AUTO_TEST_CASE(a_killed_index_restarted_on_its_port_gets_every_live_peer_back) {
+    constexpr auto ttl = 1500ms;
+    constexpr auto renewal = ttl / 3; // peers renew at ttl / 3 (docs/protocol.md, leases)
+    test::process_network net({"--lease-ttl", "1500ms"});
+    test::write_file(net / "p1" / "a.txt", test::random_text(1000, 1));
+    test::write_file(net / "p2" / "b.txt", test::random_text(2000, 2));
+    test::write_file(net / "p3" / "a.txt", test::random_text(1000, 1));
+    test::write_file(net / "p3" / "c.txt", test::random_text(3000, 3));
+    for (std::uint32_t id : {1u, 2u, 3u})
+        net.serve(id);
+    const std::vector<std::string> names{"a.txt", "b.txt", "c.txt", "missing.txt"};
+    BOOST_TEST_REQUIRE(test::health_peers(net.index_port()) == 3);
+    const auto before = test::lookup_text(net.index_port(), names);
+    const auto listed = test::index_names(net.index_port());
+    BOOST_TEST_REQUIRE(listed == (std::vector<std::string>{"a.txt", "b.txt", "c.txt"}));
+
+    net.kill_index();
+    BOOST_CHECK_THROW(test::http_call(net.index_port(), "GET", "/v1/health"), std::exception);
+    net.restart_index();
+    const auto t0 = clock_type::now();
+    const bool back = test::eventually([&] { return test::health_peers(net.index_port()) == 3; });
+    const auto took = since(t0);
+    BOOST_TEST(back);
+    BOOST_TEST(took <= 2 * renewal, "the peers took " << took.count() << " ms");
+    BOOST_TEST_MESSAGE("every peer registered again " << took.count() << " ms after the restart");
+
+    // Lookups and the list answer as before, and a download through the new index works.
+    BOOST_TEST(test::eventually([&] {
+        return test::lookup_text(net.index_port(), names) == before &&
+               test::index_names(net.index_port()) == listed;
+    }));
+    BOOST_TEST(test::lookup_text(net.index_port(), names) == before);
+    const auto get = net.run_peer(4, {"get", "c.txt", "--json"});
+    BOOST_TEST(get->wait() == 0, get->output() << get->error_output());
+    BOOST_TEST(test::read_file(net / "p4" / "c.txt") == test::random_text(3000, 3));
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_killed_without_unregistering_disappears_within_its_lease) {
+    constexpr auto ttl = 1000ms;
+    test::process_network net({"--lease-ttl", "1s"});
+    test::write_file(net / "p1" / "kept.txt", test::random_text(1000, 1));
+    test::write_file(net / "p2" / "kept.txt", test::random_text(1000, 1));
+    test::write_file(net / "p2" / "gone.txt", test::random_text(1000, 2));
+    net.serve(1);
+    net.serve(2);
+    const auto port = net.index_port();
+    BOOST_TEST_REQUIRE(ids_of(test::lookup_sources(port, "kept.txt")) ==
+                       (std::set<std::uint32_t>{1, 2}));
+    BOOST_TEST_REQUIRE(ids_of(test::lookup_sources(port, "gone.txt")) ==
+                       (std::set<std::uint32_t>{2}));
+
+    BOOST_TEST(net.kill_peer(2) == 128 + SIGKILL);
+    const auto t0 = clock_type::now();
+    const bool gone = test::eventually(
+        [&] {
+            return test::lookup_sources(port, "gone.txt").empty() &&
+                   ids_of(test::lookup_sources(port, "kept.txt")) == std::set<std::uint32_t>{1} &&
+                   test::index_names(port) == std::vector<std::string>{"kept.txt"} &&
+                   test::health_peers(port) == 1;
+        },
+        3s);
+    const auto took = since(t0);
+    BOOST_TEST(gone);
+    // Its last renewal was at most ttl/3 before the kill: gone within one lease time (plus the
+    // time of a round of polling).
+    BOOST_TEST(took <= ttl + 250ms, "gone after " << took.count() << " ms");
+    BOOST_TEST_MESSAGE("the killed peer disappeared " << took.count() << " ms after SIGKILL");
+    // The live peer stays listed, lease after lease.
+    BOOST_TEST(test::holds_for(
+        [&] {
+            return ids_of(test::lookup_sources(port, "kept.txt")) == std::set<std::uint32_t>{1};
+        },
+        1200ms));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(fault_downloader)
+
+BOOST_AUTO_TEST_CASE(a_downloader_killed_mid_download_resumes_and_never_shows_a_wrong_file) {
+    test::process_network net;
+    const std::string name = "big.bin";
+    const auto content = test::big_content(32 * MiB, 4);
+    const std::size_t sent = 8 * MiB;
+    const auto part = net / "p1" / (name + ".part");
+    const auto final_file = net / "p1" / name;
+
+    // First the only source sends 8 MiB and then nothing: the download is in progress.
+    gated_source gate(content, sent);
+    const auto reg = test::http_call(net.index_port(), "POST", "/v1/peers",
+                                     R"({"id":2,"host":"127.0.0.1","port":)" +
+                                         std::to_string(gate.port()) + R"(,"files":[{"name":")" +
+                                         name + R"(","size":)" + std::to_string(content.size()) +
+                                         R"(,"sha256":")" + test::sha256_hex(content) + R"("}]})");
+    BOOST_TEST_REQUIRE(reg.status == 201u, reg.body);
+    const auto token = std::string(json::parse(reg.body).at("token").as_string());
+
+    test::child get(test::app_path("peer"),
+                    {"--id", "1", "get", name, "--json", "--index", net.index_address()},
+                    net.root());
+    get.close_stdin();
+    BOOST_TEST_REQUIRE(test::eventually([&] { return size_or_zero(part) == sent; }, 20s),
+                       "the .part has " << size_or_zero(part) << " bytes");
+    BOOST_TEST(!fs::exists(final_file));
+    get.signal(SIGKILL);
+    BOOST_TEST(get.wait() == 128 + SIGKILL);
+    BOOST_TEST(!fs::exists(final_file));
+    BOOST_TEST(size_or_zero(part) == sent);
+    BOOST_TEST((test::read_file(part) == content.substr(0, sent)));
+
+    // The gated source leaves; a real peer shares the file.
+    const auto bye = test::http_call(net.index_port(), "DELETE", "/v1/peers/2", "",
+                                     {{"Authorization", "Bearer " + token}});
+    BOOST_TEST_REQUIRE(bye.status == 200u, bye.body);
+    test::write_file(net / "p2" / name, content);
+    net.serve(2);
+
+    // Started again, the downloader takes back its lease and resumes from the .part.
+    const auto again = net.run_peer(1, {"get", name, "--json"});
+    BOOST_TEST_REQUIRE(again->wait() == 0, again->output() << again->error_output());
+    const auto r = get_result(*again);
+    BOOST_TEST(text(r, "status") == "downloaded");
+    BOOST_TEST(number(r, "resumed_from") == sent);
+    BOOST_TEST(number(r, "received") == content.size() - sent);
+    BOOST_TEST(number(r, "source_peer") == 2u);
+    BOOST_TEST(!fs::exists(part));
+    BOOST_TEST((test::read_file(final_file) == content), "the file differs from the source's");
+}
+
+BOOST_AUTO_TEST_CASE(a_full_disk_fails_the_download_with_a_clear_message_and_no_file) {
+    test::process_network net;
+    const std::string name = "big.bin";
+    const auto content = test::big_content(8 * MiB, 5);
+    const std::size_t limit = 2 * MiB;
+    test::write_file(net / "p2" / name, content);
+    net.serve(2);
+    const auto part = net / "p1" / (name + ".part");
+    const auto final_file = net / "p1" / name;
+
+    // A file size limit: writing past it fails with EFBIG (the peer ignores SIGXFSZ).
+    test::child get("/usr/bin/prlimit",
+                    {"--fsize=" + std::to_string(limit), "--", test::app_path("peer").string(),
+                     "--id", "1", "get", name, "--json", "--index", net.index_address()},
+                    net.root());
+    get.close_stdin();
+    const int status = get.wait(60s);
+    BOOST_TEST(status == 1, "exit status " << status << "; " << get.error_output());
+    const auto r = get_result(get);
+    BOOST_TEST(text(r, "status") == "failed");
+    BOOST_TEST(
+        text(r, "message").find("cannot write the file: File too large") != std::string::npos,
+        text(r, "message"));
+    BOOST_TEST(!fs::exists(final_file));
+    BOOST_TEST(size_or_zero(part) == limit); // what could be written is kept for later
+    BOOST_TEST_MESSAGE("full disk: " << text(r, "message"));
+
+    // The serving peer is not disturbed, and once there is room the download resumes.
+    BOOST_TEST(ids_of(test::lookup_sources(net.index_port(), name)) == std::set<std::uint32_t>{2});
+    const auto again = net.run_peer(1, {"get", name, "--json"});
+    BOOST_TEST_REQUIRE(again->wait() == 0, again->output() << again->error_output());
+    const auto done = get_result(*again);
+    BOOST_TEST(text(done, "status") == "downloaded");
+    BOOST_TEST(number(done, "resumed_from") == limit);
+    BOOST_TEST((test::read_file(final_file) == content), "the file differs from the source's");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
