@@ -5,6 +5,7 @@
 #include "http_client.hpp"
 #include "protocol.hpp"
 #include "sha256.hpp"
+#include "support.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -35,24 +36,6 @@ using namespace boost::asio::experimental::awaitable_operators;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-/// Closes a file descriptor when it goes out of scope.
-class unique_fd {
-public:
-    explicit unique_fd(int fd = -1) noexcept : fd_(fd) {}
-    ~unique_fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-    int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-
-private:
-    int fd_;
-};
-
-std::string errno_text(int e) { return std::strerror(e); }
 
 struct attempt {
     boost::system::error_code error;

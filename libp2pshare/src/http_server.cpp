@@ -1,6 +1,7 @@
 #include "http_server.hpp"
 
 #include "protocol.hpp"
+#include "support.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -92,14 +93,7 @@ void http_server::start() {
     accepting_ = true;
     asio::co_spawn(
         strand_, [self = shared_from_this()] { return self->accept_loop(); },
-        [name = name_](std::exception_ptr e) {
-            if (!e) return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& x) {
-                spdlog::error("{}: accept loop failed: {}", name, x.what());
-            }
-        });
+        log_failure{name_ + ": accept loop"});
 }
 
 asio::awaitable<void> http_server::accept_loop() {
@@ -128,14 +122,7 @@ asio::awaitable<void> http_server::accept_loop() {
             [self = shared_from_this(), s = std::move(s), remote] {
                 return self->run_session(s, remote);
             },
-            [name = name_](std::exception_ptr e) {
-                if (!e) return;
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& x) {
-                    spdlog::error("{}: session failed: {}", name, x.what());
-                }
-            });
+            log_failure{name_ + ": session"});
     }
     accepting_ = false;
 }

@@ -8,6 +8,7 @@
 #include "protocol.hpp"
 #include "query.hpp"
 #include "sha256.hpp"
+#include "support.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -100,23 +101,6 @@ file_stamp stamp_of(const struct stat& st) {
             static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
             static_cast<std::uint64_t>(st.st_ino)};
 }
-
-class unique_fd {
-public:
-    explicit unique_fd(int fd = -1) noexcept : fd_(fd) {}
-    ~unique_fd() { reset(); }
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-    int get() const noexcept { return fd_; }
-    void reset(int fd = -1) noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-
-private:
-    int fd_;
-};
 
 std::string json_files(std::uint32_t id, const std::vector<file_entry>& files) {
     boost::json::object o;
@@ -673,14 +657,8 @@ asio::awaitable<boost::system::error_code> peer_node::async_start() {
             }
             spdlog::info("peer {}: sharing {} ({} files) on {}:{}", d->options.id,
                          d->folder.string(), d->files.size(), d->options.host, d->server->port());
-            asio::co_spawn(d->strand, d->maintain(), [id = d->options.id](std::exception_ptr e) {
-                if (!e) return;
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& x) {
-                    spdlog::error("peer {}: maintenance failed: {}", id, x.what());
-                }
-            });
+            asio::co_spawn(d->strand, d->maintain(),
+                           log_failure{"peer " + std::to_string(d->options.id) + ": maintenance"});
             co_return result;
         },
         asio::use_awaitable);
@@ -831,14 +809,7 @@ asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
             };
             for (std::size_t i = 0; i < workers; ++i) {
                 asio::co_spawn(d->strand, worker(), [&](std::exception_ptr e) {
-                    if (e) {
-                        try {
-                            std::rethrow_exception(e);
-                        } catch (const std::exception& x) {
-                            spdlog::error("peer {}: download worker failed: {}", d->options.id,
-                                          x.what());
-                        }
-                    }
+                    log_exception("peer " + std::to_string(d->options.id) + ": download worker", e);
                     if (--running == 0) all_done.cancel();
                 });
             }
