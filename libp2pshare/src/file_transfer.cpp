@@ -93,6 +93,18 @@ bool hash_prefix(int fd, std::uint64_t length, sha256& h, std::vector<char>& buf
     return true;
 }
 
+/// hash_prefix on the disk thread: a large kept prefix must not hold up the caller's strand.
+/// (A plain function: its lambda captures only trivially destructible values.)
+asio::awaitable<bool> read_back(int fd, std::uint64_t length, sha256& h,
+                                std::vector<char>& buffer) {
+    return asio::co_spawn(
+        disk_pool(),
+        [fd, length, &h, &buffer]() -> asio::awaitable<bool> {
+            co_return hash_prefix(fd, length, h, buffer);
+        },
+        asio::use_awaitable);
+}
+
 bool write_all(int fd, const char* data, std::size_t size, std::uint64_t offset, int& error) {
     while (size > 0) {
         const auto n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
@@ -115,7 +127,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
     attempt out;
     sha256 hash;
     if (offset == src.size) { // a complete .part from an earlier run: only verify it
-        if (!hash_prefix(fd, offset, hash, buffer)) {
+        if (!co_await read_back(fd, offset, hash, buffer)) {
             co_return failed(errc::io_error, "cannot read the partial file back");
         }
         out.digest = hash.hex_digest();
@@ -177,7 +189,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
     if (::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
         co_return failed(errc::io_error, errno_text(errno));
     }
-    if (!hash_prefix(fd, offset, hash, buffer)) {
+    if (!co_await read_back(fd, offset, hash, buffer)) {
         co_return failed(errc::io_error, "cannot read the partial file back");
     }
     std::uint64_t position = offset;
