@@ -193,7 +193,7 @@ boost::system::result<peer_config> read_peer_config(const std::filesystem::path&
 }
 
 boost::system::error_code write_file_atomically(const std::filesystem::path& file,
-                                                std::string_view text) {
+                                                std::string_view text, bool private_file) {
     std::error_code ec;
     if (file.has_parent_path()) {
         std::filesystem::create_directories(file.parent_path(), ec);
@@ -205,7 +205,12 @@ boost::system::error_code write_file_atomically(const std::filesystem::path& fil
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         out.write(text.data(), static_cast<std::streamsize>(text.size()));
         out.flush();
-        if (!out) {
+        if (private_file) {
+            std::filesystem::permissions(
+                tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                std::filesystem::perm_options::replace, ec);
+        }
+        if (!out || ec) {
             std::filesystem::remove(tmp, ec);
             return make_error_code(errc::io_error);
         }

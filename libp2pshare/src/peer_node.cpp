@@ -256,7 +256,7 @@ void peer_node::impl::write_config() {
                 server ? server->port() : options.port};
     c.index = index_address;
     c.token = token;
-    if (auto ec = write_file_atomically(config_file, format_peer_config(c))) {
+    if (auto ec = write_file_atomically(config_file, format_peer_config(c), true)) {
         spdlog::warn("peer {}: cannot write {}: {}", options.id, config_file.string(),
                      ec.message());
     }

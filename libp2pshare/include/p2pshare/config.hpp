@@ -54,7 +54,8 @@ boost::system::result<server_address> read_server_config(const std::filesystem::
 boost::system::result<peer_config> read_peer_config(const std::filesystem::path& file);
 
 /// Writes `text` to `file` atomically (a temporary file renamed over it), creating parent folders.
+/// A `private_file` is readable by its owner only (pN.config holds the lease token).
 boost::system::error_code write_file_atomically(const std::filesystem::path& file,
-                                                std::string_view text);
+                                                std::string_view text, bool private_file = false);
 
 } // namespace p2pshare
