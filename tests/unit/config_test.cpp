@@ -218,4 +218,22 @@ BOOST_AUTO_TEST_CASE(parse_size_cases) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(files_are_written_whole_and_a_private_one_for_its_owner_only) {
+    namespace fs = std::filesystem;
+    p2pshare::test::temp_dir dir;
+    const auto shared = dir / "sub" / "server.config";
+    const auto secret = dir / "p1.config";
+    BOOST_TEST(!p2pshare::write_file_atomically(shared, "host=a\nport=1\n"));
+    BOOST_TEST(!p2pshare::write_file_atomically(secret, "token=x\n", true));
+    BOOST_TEST(p2pshare::test::read_file(shared) == "host=a\nport=1\n");
+    BOOST_TEST(p2pshare::test::read_file(secret) == "token=x\n");
+    const auto others = fs::perms::group_all | fs::perms::others_all;
+    BOOST_TEST(((fs::status(secret).permissions() & others) == fs::perms::none));
+    BOOST_TEST(((fs::status(secret).permissions() & fs::perms::owner_read) != fs::perms::none));
+    // Rewriting replaces the content and leaves no temporary file behind.
+    BOOST_TEST(!p2pshare::write_file_atomically(secret, "token=y\n", true));
+    BOOST_TEST(p2pshare::test::read_file(secret) == "token=y\n");
+    BOOST_TEST(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator{}) == 2);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
