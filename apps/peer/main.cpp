@@ -10,6 +10,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json/array.hpp>
@@ -533,16 +534,7 @@ int main(int argc, char** argv) {
         };
     }
 
-    a.thread = std::thread([&a] { a.io.run(); });
-    struct joiner {
-        app& a;
-        ~joiner() {
-            a.work.reset();
-            a.io.stop();
-            a.thread.join();
-        }
-    } join_at_exit{a};
-
+    a.node = std::make_unique<p2pshare::peer_node>(a.io.get_executor(), options);
     // A signal quits gracefully: the menu and `serve` are woken; a running subcommand makes the
     // node quit (it finishes the transfers in flight, starts no new one). A second signal
     // exits at once: partial downloads stay as NAME.part and resume next time.
@@ -562,7 +554,17 @@ int main(int argc, char** argv) {
     };
     signals.async_wait(on_signal);
 
-    a.node = std::make_unique<p2pshare::peer_node>(a.io.get_executor(), options);
+    // The io thread starts after, and is joined before, everything its handlers use.
+    a.thread = std::thread([&a] { a.io.run(); });
+    struct joiner {
+        app& a;
+        ~joiner() {
+            a.work.reset();
+            a.io.stop();
+            a.thread.join();
+        }
+    } join_at_exit{a};
+
     const auto ec = a.run(a.node->async_start());
     if (ec == p2pshare::errc::conflict) {
         std::cerr << "peer: id " << options.id
@@ -597,6 +599,6 @@ int main(int argc, char** argv) {
         a.run(a.node->async_quit());
         status = ok ? 0 : 1;
     }
-    signals.cancel();
+    asio::post(a.io, [&signals] { signals.cancel(); });
     return status;
 }

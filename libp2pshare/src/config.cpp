@@ -1,6 +1,10 @@
 #include <p2pshare/config.hpp>
 #include <p2pshare/error.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
@@ -201,22 +205,20 @@ boost::system::error_code write_file_atomically(const std::filesystem::path& fil
     }
     auto tmp = file;
     tmp += ".tmp" + std::to_string(std::random_device{}());
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out.write(text.data(), static_cast<std::streamsize>(text.size()));
-        out.flush();
-        if (private_file) {
-            std::filesystem::permissions(
-                tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-                std::filesystem::perm_options::replace, ec);
-        }
-        if (!out || ec) {
-            std::filesystem::remove(tmp, ec);
-            return make_error_code(errc::io_error);
-        }
+    // Created with its final mode, so that a private file is never readable by others.
+    const int fd =
+        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, private_file ? 0600 : 0644);
+    if (fd < 0) return make_error_code(errc::io_error);
+    bool ok = true;
+    while (ok && !text.empty()) {
+        const auto n = ::write(fd, text.data(), text.size());
+        if (n < 0 && errno == EINTR) continue;
+        ok = n > 0;
+        if (ok) text.remove_prefix(static_cast<std::size_t>(n));
     }
-    std::filesystem::rename(tmp, file, ec);
-    if (ec) {
+    ok = ::close(fd) == 0 && ok;
+    if (ok) std::filesystem::rename(tmp, file, ec);
+    if (!ok || ec) {
         std::filesystem::remove(tmp, ec);
         return make_error_code(errc::io_error);
     }

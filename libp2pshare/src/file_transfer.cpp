@@ -19,6 +19,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,6 +53,15 @@ attempt failed(errc code, std::string message) {
 asio::thread_pool& disk_pool() {
     static asio::thread_pool pool(1);
     return pool;
+}
+
+/// NAME.part, or for a name too long for that, a shortened name made unique by a hash of the
+/// name (so that a later run finds it again to resume).
+std::string part_name(const std::string& name) {
+    if (name.size() + part_suffix.size() <= max_name_length) return name + std::string(part_suffix);
+    const auto tag = "~" + sha256_hex(name).substr(0, 16);
+    return name.substr(0, max_name_length - part_suffix.size() - tag.size()) + tag +
+           std::string(part_suffix);
 }
 
 std::mt19937_64& rng() {
@@ -158,8 +168,8 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
     const auto& res = parser.get();
     const auto status = res.result_int();
     if (status == 200 && offset > 0) {
-        // The source ignored the range: take the whole file again.
-        if (::ftruncate(fd, 0) != 0) co_return failed(errc::io_error, errno_text(errno));
+        // The source ignored the range: take the whole file again (the kept bytes are dropped
+        // below, once the answer proved valid).
         offset = 0;
     } else if (status == 206) {
         std::uint64_t first = 0;
@@ -337,13 +347,18 @@ asio::awaitable<transfer_result> file_transfer::async_download(std::string name,
     if (!options_.overwrite && ::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
         co_return finish(errc::exists, name + " already exists in " + folder_.string());
     }
-    const std::string part = name + std::string(part_suffix);
+    const std::string part = part_name(name);
     unique_fd fd(
         ::openat(dir.get(), part.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (!fd) co_return finish(errc::io_error, "cannot open " + part + ": " + errno_text(errno));
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
         co_return finish(errc::io_error, part + " is not a regular file");
     }
+    // One download of a name at a time, in this process or any other.
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        co_return finish(errc::exists, name + " is being downloaded already");
+    }
+    const auto source_count = sources.size();
 
     std::shuffle(sources.begin(), sources.end(), rng());
     std::vector<char> buffer(std::max<std::size_t>(options_.buffer_size, 16 * 1024));
@@ -401,7 +416,7 @@ asio::awaitable<transfer_result> file_transfer::async_download(std::string name,
             std::chrono::steady_clock::now() - started);
         co_return r;
     }
-    co_return finish(sources.size() == 1 ? last_error : errc::all_sources_failed,
+    co_return finish(source_count == 1 ? last_error : errc::all_sources_failed,
                      "every source failed: " + failures);
 }
 

@@ -1,7 +1,9 @@
 #include "http_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
@@ -9,6 +11,8 @@
 #include <boost/json/parse.hpp>
 
 namespace p2pshare::detail {
+
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
@@ -18,8 +22,13 @@ constexpr std::size_t max_index_response = 64 * 1024 * 1024;
 asio::awaitable<boost::system::result<tcp::socket>> async_connect(
     asio::any_io_executor executor, const std::string& host, std::uint16_t port,
     std::chrono::milliseconds timeout) {
+    // Name resolution counts against the same deadline as the connection.
     tcp::resolver resolver(executor);
-    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_tuple);
+    asio::steady_timer deadline(executor, timeout);
+    auto resolved = co_await (resolver.async_resolve(host, std::to_string(port), use_tuple) ||
+                              deadline.async_wait(use_tuple));
+    if (resolved.index() != 0) co_return make_error_code(errc::timeout);
+    auto [rec, results] = std::get<0>(std::move(resolved));
     if (rec) co_return make_error_code(errc::unreachable);
     beast::tcp_stream stream(executor);
     stream.expires_after(timeout);

@@ -194,6 +194,13 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s, tcp::
             break;
         }
         auto& req = parser.get();
+        if (req.method() == http::verb::unknown) {
+            auto res = error_response(req, errc::bad_request,
+                                      "unknown method " + std::string(req.method_string()));
+            res.keep_alive(false);
+            co_await conn.write(res);
+            break;
+        }
         const auto started = std::chrono::steady_clock::now();
         conn.bytes_sent = 0;
         conn.head = req.method() == http::verb::head;

@@ -85,7 +85,6 @@ string_response index_server::impl::do_register(const request& req, const connec
                       "a peer may only advertise the address it connects from (" + source + ")"));
     }
     const auto id = r->id;
-    const bool taking_back = !r->token.empty();
     std::string host = r->host;
     const auto port = r->port;
     const auto files = r->files.size();
@@ -98,7 +97,7 @@ string_response index_server::impl::do_register(const request& req, const connec
     body["ttl_ms"] = lease->ttl.count();
     body["host"] = host;
     body["port"] = port;
-    return ok(req, taking_back ? http::status::ok : http::status::created, body);
+    return ok(req, lease->taken_back ? http::status::ok : http::status::created, body);
 }
 
 string_response index_server::impl::do_renew(const request& req, std::uint32_t id) {

@@ -80,6 +80,7 @@ std::size_t index_store::expire(time_point now) {
 api_result<index_store::lease> index_store::register_peer(register_request r, time_point now) {
     expire(now);
     auto it = peers_.find(r.id);
+    const bool taken_back = it != peers_.end();
     if (it != peers_.end()) {
         if (r.token.empty() || r.token != it->second.token) {
             return fail(errc::conflict, "peer " + std::to_string(r.id) +
@@ -103,7 +104,7 @@ api_result<index_store::lease> index_store::register_peer(register_request r, ti
     p.files = std::move(r.files);
     add_files(r.id, p);
     set_expiry(r.id, p, now);
-    return lease{p.token, ttl_};
+    return lease{p.token, ttl_, taken_back};
 }
 
 api_result<index_store::peer*> index_store::authorize(std::uint32_t id, std::string_view token,

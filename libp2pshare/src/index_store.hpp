@@ -25,6 +25,7 @@ public:
     struct lease {
         std::string token;
         std::chrono::milliseconds ttl;
+        bool taken_back = false; ///< a live registration was renewed with its own token
     };
 
     /// One peer that shares a name; the views stay valid until the next change to the store.

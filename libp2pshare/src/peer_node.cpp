@@ -14,6 +14,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -42,6 +43,7 @@
 namespace p2pshare {
 
 using namespace detail;
+using namespace boost::asio::experimental::awaitable_operators;
 
 std::string_view to_string(download_outcome::status s) noexcept {
     switch (s) {
@@ -207,6 +209,7 @@ asio::awaitable<bool> peer_node::impl::rescan() {
         ::closedir(d);
     }
     for (auto& name : names) {
+        if (stopping) co_return false; // quit must not wait behind hashing a large folder
         struct stat st {};
         if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
         if (!S_ISREG(st.st_mode)) continue; // symlinks, folders, devices are never shared
@@ -278,14 +281,21 @@ asio::awaitable<api_result<void>> peer_node::impl::do_register() {
         if (r.error().code == errc::bad_field && !token.empty()) token.clear();
         co_return r.error();
     }
-    const auto& o = r->as_object();
-    const auto* t = o.if_contains("token");
-    const auto* ttl_ms = o.if_contains("ttl_ms");
-    if (!t || !t->is_string() || !ttl_ms || !ttl_ms->is_number()) {
-        co_return fail(errc::bad_response, "the index's registration answer lacks token/ttl_ms");
+    const auto* o = r->if_object();
+    const auto* t = o ? o->if_contains("token") : nullptr;
+    const auto* ttl_ms = o ? o->if_contains("ttl_ms") : nullptr;
+    std::int64_t ttl_value = 0;
+    if (ttl_ms && ttl_ms->is_int64()) ttl_value = ttl_ms->get_int64();
+    if (ttl_ms && ttl_ms->is_uint64() && ttl_ms->get_uint64() <= 86'400'000) {
+        ttl_value = static_cast<std::int64_t>(ttl_ms->get_uint64());
+    }
+    if (!t || !t->is_string() || !is_token(t->get_string()) || ttl_value <= 0 ||
+        ttl_value > 86'400'000) {
+        co_return fail(errc::bad_response,
+                       "the index's registration answer lacks a valid token or ttl_ms");
     }
     token = std::string(t->get_string());
-    ttl = std::chrono::milliseconds(std::max<std::int64_t>(ttl_ms->to_number<std::int64_t>(), 30));
+    ttl = std::chrono::milliseconds(std::max<std::int64_t>(ttl_value, 30));
     renew_due = clock::now() + ttl / 3;
     announced_stale = false;
     const bool was = is_registered.exchange(true);
@@ -351,6 +361,14 @@ asio::awaitable<boost::system::error_code> peer_node::impl::sync() {
 asio::awaitable<void> peer_node::impl::maintain() {
     auto self = shared_from_this();
     loop_running = true;
+    // However the loop ends (even by an exception), quit must not wait for it forever.
+    struct on_exit {
+        impl& d;
+        ~on_exit() {
+            d.loop_running = false;
+            d.loop_done.cancel();
+        }
+    } mark_done{*this};
     auto backoff = std::chrono::milliseconds(100);
     while (!stopping) {
         bool failed = false;
@@ -387,8 +405,6 @@ asio::awaitable<void> peer_node::impl::maintain() {
         wake.expires_at(next);
         co_await wake.async_wait(use_tuple);
     }
-    loop_running = false;
-    loop_done.cancel();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -415,6 +431,9 @@ asio::awaitable<bool> peer_node::impl::handle(request& req, connection& conn) {
         } else {
             res = json_response(req, http::status::ok, json_files(options.id, entries()));
         }
+    } else if (t->segments == std::vector<std::string>{"v1", "health"} && !is_get) {
+        res = error_response(req, errc::method_not_allowed, "use GET or HEAD");
+        res.set(http::field::allow, "GET, HEAD");
     } else if (t->segments == std::vector<std::string>{"v1", "health"}) {
         boost::json::object o;
         o["status"] = stopping ? "stopping" : "ok";
@@ -543,12 +562,10 @@ asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn
         if (errno == EINTR) continue;
         if (errno != EAGAIN) co_return false;
         deadline.expires_after(conn.limits().write_timeout);
-        deadline.async_wait([&socket](boost::system::error_code ec) {
-            if (!ec) socket.cancel();
-        });
-        auto [ec] = co_await socket.async_wait(tcp::socket::wait_write, use_tuple);
-        deadline.cancel();
-        if (ec) co_return false;
+        // Whichever ends first cancels the other: writable again, or no progress in time.
+        auto ready = co_await (socket.async_wait(tcp::socket::wait_write, use_tuple) ||
+                               deadline.async_wait(use_tuple));
+        if (ready.index() != 0 || std::get<0>(std::get<0>(ready))) co_return false;
     }
     co_return res.keep_alive();
 }
@@ -635,6 +652,7 @@ asio::awaitable<boost::system::error_code> peer_node::async_start() {
             d->started = true;
             {
                 auto guard = co_await d->index_lock.lock();
+                if (d->stopping) co_return make_error_code(errc::shutting_down);
                 co_await d->rescan();
                 d->write_config();
                 d->server->start();
@@ -642,11 +660,19 @@ asio::awaitable<boost::system::error_code> peer_node::async_start() {
             boost::system::error_code result;
             {
                 auto guard = co_await d->index_lock.lock();
+                // Quit while starting: do not register a peer that is going away.
+                if (d->stopping) co_return make_error_code(errc::shutting_down);
                 auto r = co_await d->do_register();
                 if (!r) {
                     result = make_error_code(r.error().code);
-                    if (r.error().code == errc::conflict) {
-                        spdlog::error("peer {}: {}", d->options.id, r.error().message);
+                    const auto code = r.error().code;
+                    // The index refused us for good (id taken, port or host not allowed, a
+                    // request it cannot accept): retrying would not change its answer.
+                    if (code == errc::conflict || code == errc::bad_field ||
+                        code == errc::forbidden || code == errc::too_many ||
+                        code == errc::bad_name || code == errc::body_too_large) {
+                        spdlog::error("peer {}: the index refused the registration: {}",
+                                      d->options.id, r.error().message);
                         d->stopping = true;
                         d->server->cancel();
                         co_return result;
@@ -687,6 +713,7 @@ peer_node::async_list_network_files(std::string contains) {
                 }
                 const auto* next = o->if_contains("next_after");
                 if (!next || !next->is_string()) break;
+                if (next->get_string() <= after) co_return make_error_code(errc::bad_response);
                 after = std::string(next->get_string());
             }
             co_return names;
