@@ -3,7 +3,7 @@ PRESET ?= release
 BUILD  := build/$(PRESET)
 JOBS   ?= $(shell nproc)
 
-.PHONY: all deps build test test-asan demo bench bench-deps fuzz install format clean help
+.PHONY: all deps build test test-asan test-tsan demo bench bench-deps fuzz install format clean help
 
 all: build
 
@@ -12,6 +12,7 @@ help:
 	@echo "make build      configure and build ($(BUILD))"
 	@echo "make test       deps + build + every non-benchmark test through ctest"
 	@echo "make test-asan  the test suite under AddressSanitizer + UBSan (build/asan)"
+	@echo "make test-tsan  the test suite under ThreadSanitizer (build/tsan)"
 	@echo "make demo       deps + build + an index server and three peers sharing files"
 	@echo "make bench      deps + build + the benchmarks; logs gathered in test-logs/"
 	@echo "make fuzz       libFuzzer on every network/config decoder (FUZZ_SECONDS each, clang)"
@@ -33,6 +34,11 @@ test-asan: deps
 	cmake --preset asan
 	cmake --build build/asan -j $(JOBS)
 	ctest --preset asan -j $(JOBS)
+
+test-tsan: deps
+	cmake --preset tsan
+	cmake --build build/tsan -j $(JOBS)
+	ctest --preset tsan -j $(JOBS)
 
 demo: build
 	scripts/demo.sh $(BUILD)
