@@ -334,4 +334,15 @@ BOOST_AUTO_TEST_CASE(malformed_requests) {
     check_tokens();
 }
 
+BOOST_AUTO_TEST_CASE(unknown_methods) {
+    // Methods HTTP does not know get 400 (not 404 or 405) whatever the path, and change nothing.
+    for (const auto* method : {"FOO", "BREW", "get", "Post"}) {
+        for (const auto* target : {"/v1/health", "/v1/peers", "/v1/peers/1/lease", "/nothing"}) {
+            expect_raw_error(std::string(method) + " " + target + " HTTP/1.1\r\nHost: x\r\n\r\n",
+                             400, "bad_request");
+        }
+    }
+    check_tokens();
+}
+
 BOOST_AUTO_TEST_SUITE_END()

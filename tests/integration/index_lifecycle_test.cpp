@@ -153,6 +153,36 @@ BOOST_AUTO_TEST_CASE(leases_expire) {
     BOOST_TEST(test::json_of(again).at("token").as_string() != token);
 }
 
+BOOST_AUTO_TEST_CASE(a_stale_token_gets_a_new_lease_and_a_live_one_its_own) {
+    auto options = test::running_index::defaults();
+    options.lease_ttl = 200ms;
+    test::running_index index(options);
+    const auto body = [](const std::string& token) {
+        return R"({"id":9,"port":7000,"token":")" + token + R"(","files":)" +
+               test::files_json({"stale.bin"}) + "}";
+    };
+    const auto stale = test::register_peer(index.port(), 9, {"stale.bin"}, 7000);
+    // Wait for the lease to end (seen as the name no longer being found).
+    BOOST_TEST_REQUIRE(
+        test::eventually([&] { return test::lookup_ids(index.port(), "stale.bin").empty(); }));
+
+    // The old token takes nothing back: a new lease, created, with a new token.
+    const auto fresh = test::http_call(index.port(), "POST", "/v1/peers", body(stale));
+    BOOST_TEST(fresh.status == 201u, fresh.body);
+    const std::string token(test::json_of(fresh).at("token").as_string());
+    BOOST_TEST(token != stale);
+
+    // The live lease, with its own token, is taken back: 200 and the same token. (Its lease
+    // may end while the machine is slow; then it is created anew, which is also fine.)
+    const auto back = test::http_call(index.port(), "POST", "/v1/peers", body(token));
+    BOOST_TEST_REQUIRE((back.status == 200u || back.status == 201u), back.body);
+    if (back.status == 200u) {
+        BOOST_TEST(test::json_of(back).at("token").as_string() == token);
+    } else {
+        BOOST_TEST_MESSAGE("too slow to take a 200 ms lease back before it ended");
+    }
+}
+
 BOOST_AUTO_TEST_CASE(keep_alive) {
     test::running_index index;
     test::http_client client(index.port());

@@ -8,10 +8,12 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     integration/peer_transfer_test.cpp
     integration/peer_quit_test.cpp
     integration/peer_file_server_test.cpp
+    integration/peer_index_fault_test.cpp
   SUITES
     peer_network
     peer_folder
     peer_transfer
     peer_quit
     peer_file_server
+    peer_index_faults
 )

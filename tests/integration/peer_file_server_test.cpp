@@ -240,4 +240,41 @@ BOOST_AUTO_TEST_CASE(other_methods_get_405) {
     BOOST_TEST(test::http_call(port, "GET", "/v1/nothing").status == 404u);
 }
 
+BOOST_AUTO_TEST_CASE(unknown_methods_get_400) {
+    for (const std::string method : {"FOO", "BREW", "get"}) {
+        for (const std::string target : {"/v1/health", "/v1/files", "/v1/files/p.txt"}) {
+            BOOST_TEST_CONTEXT(method << " " << target) {
+                // raw: an HTTP client library refuses to send a method it does not know.
+                const auto raw =
+                    test::raw_call(port, method + " " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+                BOOST_TEST(raw.starts_with("HTTP/1.1 400 "), raw);
+                const auto body_at = raw.find("\r\n\r\n");
+                BOOST_TEST_REQUIRE(body_at != std::string::npos);
+                const auto v = boost::json::parse(raw.substr(body_at + 4));
+                BOOST_TEST(v.at("error").as_string() == "bad_request");
+                BOOST_TEST(!v.at("message").as_string().empty());
+                check_still_serving();
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(health_is_get_or_head_only) {
+    for (const std::string method : {"POST", "PUT", "DELETE", "PATCH"}) {
+        BOOST_TEST_CONTEXT(method) {
+            const auto r = test::http_call(port, method, "/v1/health", "x");
+            BOOST_TEST(r.status == 405u);
+            BOOST_TEST(r.header("allow") == "GET, HEAD");
+            BOOST_TEST(boost::json::parse(r.body).at("error").as_string() == "method_not_allowed");
+        }
+    }
+    const auto get = test::http_call(port, "GET", "/v1/health");
+    BOOST_TEST(get.status == 200u);
+    BOOST_TEST(boost::json::parse(get.body).at("status").as_string() == "ok");
+    const auto head = test::http_call(port, "HEAD", "/v1/health");
+    BOOST_TEST(head.status == 200u);
+    BOOST_TEST(head.body.empty());
+    check_still_serving();
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,12 +1,16 @@
 // FileTransfer against bad sources (a small real HTTP server that misbehaves on purpose) and a
 // real good peer; resuming from a `.part`.
 #include <p2pshare/error.hpp>
+#include <p2pshare/names.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -18,6 +22,7 @@
 #include "peer_fixture.hpp"
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 namespace asio = boost::asio;
@@ -38,10 +43,14 @@ public:
         corrupt,    ///< the right number of wrong bytes
         short_body, ///< the first half of the right bytes, then the connection closes
         stall,      ///< the first half of the right bytes, then nothing while the connection stays
+        gated,      ///< the first half of the right bytes, the rest once open_gate() was called
     };
 
     bad_source(behaviour b, std::string content)
-        : behaviour_(b), content_(std::move(content)), acceptor_(io_) {
+        : behaviour_(b),
+          content_(std::move(content)),
+          acceptor_(io_),
+          gate_(io_, asio::steady_timer::time_point::max()) {
         const tcp::endpoint endpoint{asio::ip::make_address("127.0.0.1"), 0};
         acceptor_.open(endpoint.protocol());
         acceptor_.bind(endpoint);
@@ -64,6 +73,13 @@ public:
     bad_source& operator=(const bad_source&) = delete;
 
     std::uint16_t port() const { return port_; }
+    /// Lets the gated answers send the rest of the file.
+    void open_gate() {
+        asio::post(io_, [this] {
+            gate_open_ = true;
+            gate_.cancel();
+        });
+    }
     /// Requests received so far.
     std::size_t requests() const { return requests_; }
 
@@ -107,6 +123,13 @@ private:
         if (auto [ec, n] = co_await asio::async_write(stream, asio::buffer(body), use_tuple); ec) {
             co_return;
         }
+        if (behaviour_ == behaviour::gated) {
+            while (!gate_open_)
+                co_await gate_.async_wait(use_tuple);
+            const auto rest =
+                asio::buffer(content_.data() + body.size(), content_.size() - body.size());
+            if (auto [ec, n] = co_await asio::async_write(stream, rest, use_tuple); ec) co_return;
+        }
         if (behaviour_ == behaviour::stall) {
             // Say nothing more; wait for the client to give up and close.
             char byte = 0;
@@ -122,6 +145,8 @@ private:
     std::uint16_t port_ = 0;
     asio::io_context io_;
     tcp::acceptor acceptor_;
+    asio::steady_timer gate_; ///< never expires; open_gate() cancels the waits on it
+    bool gate_open_ = false;  ///< used on io_ only
     std::thread thread_;
 };
 
@@ -130,6 +155,22 @@ transfer_options fast_options() {
     o.stall_timeout = std::chrono::milliseconds(300);
     o.connect_timeout = std::chrono::milliseconds(2'000);
     return o;
+}
+
+/// A valid name of `length` bytes.
+std::string long_name(std::size_t length) {
+    auto name = "long-" + std::to_string(length) + "-";
+    name += std::string(length - name.size() - 4, 'n');
+    return name + ".bin";
+}
+
+/// The lengths of valid names that leave no room for the ".part" suffix.
+std::vector<std::size_t> lengths_without_room_for_part() {
+    return {max_name_length - part_suffix.size() + 1, max_name_length - 2, max_name_length};
+}
+
+bool ready(std::future<transfer_result>& f) {
+    return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
 void remove_outputs(const fs::path& folder, const std::string& name) {
@@ -276,6 +317,110 @@ BOOST_AUTO_TEST_CASE(a_part_file_with_wrong_bytes_is_downloaded_again) {
     BOOST_TEST(r.received == (content.size() - half) + content.size());
     BOOST_TEST(test::read_file(net / "p2" / "big.bin") == content);
     BOOST_TEST(test::files_in(net / "p2") == std::vector<std::string>{"big.bin"});
+}
+
+BOOST_AUTO_TEST_CASE(names_too_long_for_a_part_suffix_are_downloaded) {
+    for (const auto length : lengths_without_room_for_part()) {
+        BOOST_TEST_CONTEXT("a name of " << length << " bytes") {
+            test::network net;
+            const auto name = long_name(length);
+            BOOST_TEST_REQUIRE(name.size() == length);
+            BOOST_TEST_REQUIRE(is_valid_file_name(name));
+            const auto content = test::random_text(300'007, 84);
+            test::write_file(net / "p1" / name, content);
+            net.start_peer(1);
+            auto& p2 = net.start_peer(2);
+            BOOST_TEST(test::index_names(net.index_port()) == std::vector<std::string>{name});
+
+            const auto outcomes = net.io().run(p2.async_download({name}));
+            BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
+            const auto& r = outcomes[0].transfer;
+            BOOST_TEST(outcomes[0].state == download_outcome::status::downloaded,
+                       outcomes[0].message);
+            BOOST_TEST(r.resumed_from == 0u);
+            BOOST_TEST(r.received == content.size());
+            BOOST_TEST(test::read_file(net / "p2" / name) == content);
+            // No partial file is left behind.
+            BOOST_TEST(test::files_in(net / "p2") == std::vector<std::string>{name});
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_long_name_resumes_from_its_shortened_part_file) {
+    for (const auto length : lengths_without_room_for_part()) {
+        BOOST_TEST_CONTEXT("a name of " << length << " bytes") {
+            test::network net;
+            const auto name = long_name(length);
+            const auto content = test::random_text(200'001, 85);
+            const auto half = content.size() / 2;
+            test::write_file(net / "p1" / name, content);
+            net.start_peer(1);
+            // A first run gets the first half from a source that then goes away.
+            const auto folder = net / "p2";
+            fs::create_directories(folder);
+            {
+                bad_source cut(bad_source::behaviour::short_body, content);
+                file_transfer first(net.io().executor(), folder, fast_options());
+                const auto r = net.io().run(first.async_download(name, {cut.source(99)}));
+                BOOST_TEST(r.error == make_error_code(errc::size_mismatch), r.message);
+                BOOST_TEST(r.received == half);
+            }
+            // The half waits in one partial file, under a name the file system accepts.
+            const auto left = test::files_in(folder);
+            BOOST_TEST_REQUIRE(left.size() == 1u);
+            const auto& part = left.front();
+            BOOST_TEST(part.size() <= max_name_length);
+            BOOST_TEST(part.ends_with(part_suffix));
+            BOOST_TEST(part.starts_with(name.substr(0, 100)));
+            BOOST_TEST(test::read_file(folder / part) == content.substr(0, half));
+
+            // The next run finds it again and fetches only the rest, from a real peer.
+            auto& p2 = net.start_peer(2);
+            const auto outcomes = net.io().run(p2.async_download({name}));
+            BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
+            const auto& r = outcomes[0].transfer;
+            BOOST_TEST(outcomes[0].state == download_outcome::status::downloaded,
+                       outcomes[0].message);
+            BOOST_TEST(r.resumed_from == half);
+            BOOST_TEST(r.received == content.size() - half);
+            BOOST_TEST(r.attempts == 1u);
+            BOOST_TEST(test::read_file(folder / name) == content);
+            BOOST_TEST(test::files_in(folder) == std::vector<std::string>{name});
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(one_name_is_downloaded_into_a_folder_once_at_a_time) {
+    test::temp_dir dir;
+    test::io_thread io;
+    const std::string name = "data.bin";
+    const auto content = test::random_text(200'000, 86);
+    // Sends the first half, then holds the rest back until the gate opens.
+    bad_source slow(bad_source::behaviour::gated, content);
+    file_transfer a(io.executor(), dir.path());
+    file_transfer b(io.executor(), dir.path());
+    auto first =
+        asio::co_spawn(io.context(), a.async_download(name, {slow.source(7)}), asio::use_future);
+    auto second =
+        asio::co_spawn(io.context(), b.async_download(name, {slow.source(7)}), asio::use_future);
+    // One gives up at once, while the other still waits for the rest of the file.
+    const bool one_ended = test::eventually([&] { return ready(first) || ready(second); });
+    slow.open_gate();
+    BOOST_TEST(one_ended);
+    BOOST_TEST_REQUIRE((first.wait_for(std::chrono::seconds(30)) == std::future_status::ready));
+    BOOST_TEST_REQUIRE((second.wait_for(std::chrono::seconds(30)) == std::future_status::ready));
+    const auto r1 = first.get();
+    const auto r2 = second.get();
+    const auto& done = r1.error ? r2 : r1;
+    const auto& refused = r1.error ? r1 : r2;
+    BOOST_TEST(!done.error, done.message);
+    BOOST_TEST(done.received == content.size());
+    BOOST_TEST(refused.error == make_error_code(errc::exists), refused.message);
+    BOOST_TEST(refused.message.find("being downloaded") != std::string::npos, refused.message);
+    BOOST_TEST(refused.attempts == 0u);
+    BOOST_TEST(slow.requests() == 1u);
+    BOOST_TEST(test::read_file(dir / name) == content);
+    BOOST_TEST(test::files_in(dir.path()) == std::vector<std::string>{name});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -144,6 +144,23 @@ BOOST_AUTO_TEST_CASE(an_expired_id_can_be_taken_by_anyone) {
     BOOST_TEST(list_all("", t0 + 1000ms) == names{"b.txt"});
 }
 
+BOOST_AUTO_TEST_CASE(only_a_live_lease_is_taken_back) {
+    auto first = store.register_peer(request(1, {{"a.txt", 1, sha_a}}), t0);
+    BOOST_TEST_REQUIRE(first.has_value());
+    BOOST_TEST(!first->taken_back);
+    // With its token while the lease lives: taken back, same token.
+    auto back = store.register_peer(request(1, {{"a.txt", 1, sha_a}}, first->token), t0 + 500ms);
+    BOOST_TEST_REQUIRE(back.has_value());
+    BOOST_TEST(back->taken_back);
+    BOOST_TEST(back->token == first->token);
+    // With the same token after the lease ended: a new lease with a new token.
+    auto stale = store.register_peer(request(1, {{"b.txt", 1, sha_b}}, first->token), t0 + 1500ms);
+    BOOST_TEST_REQUIRE(stale.has_value());
+    BOOST_TEST(!stale->taken_back);
+    BOOST_TEST(stale->token != first->token);
+    BOOST_TEST(list_all("", t0 + 1500ms) == names{"b.txt"});
+}
+
 BOOST_AUTO_TEST_CASE(renew_extends_the_lease) {
     const auto token = register_ok(1, {{"a.txt", 1, sha_a}}, t0);
     auto lease = store.renew(1, token, t0 + 900ms);

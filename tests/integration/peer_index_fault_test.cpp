@@ -1,0 +1,302 @@
+// A peer against an index that answers wrongly on purpose (a small real HTTP server) or refuses
+// it for good: the peer reports an error instead of throwing or looping, stops retrying what
+// cannot succeed, and quits promptly.
+#include <p2pshare/error.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "peer_fixture.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using namespace p2pshare;
+using namespace std::chrono_literals;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+const std::string good_token(32, 'a');
+const std::string not_found_body = R"({"error":"not_found","message":"no such path"})";
+
+struct answer {
+    unsigned status = 200;
+    std::string body;
+};
+
+/// An HTTP/1.1 server with keep-alive that answers every request with what its handler returns
+/// for (method, target, how many requests with this method and path it received so far).
+class fake_index {
+public:
+    using handler = std::function<answer(const std::string&, const std::string&, std::size_t)>;
+
+    explicit fake_index(handler h) : handler_(std::move(h)), acceptor_(io_) {
+        const tcp::endpoint endpoint{asio::ip::make_address("127.0.0.1"), 0};
+        acceptor_.open(endpoint.protocol());
+        acceptor_.bind(endpoint);
+        acceptor_.listen();
+        port_ = acceptor_.local_endpoint().port();
+        asio::co_spawn(io_, accept_loop(), asio::detached);
+        thread_ = std::thread([this] { io_.run(); });
+    }
+
+    ~fake_index() {
+        asio::post(io_, [this] {
+            boost::system::error_code ec;
+            acceptor_.close(ec);
+            io_.stop();
+        });
+        thread_.join();
+    }
+
+    fake_index(const fake_index&) = delete;
+    fake_index& operator=(const fake_index&) = delete;
+
+    std::uint16_t port() const { return port_; }
+
+    /// Requests received so far with `method` on `path` (the target without its query).
+    std::size_t count(const std::string& method, const std::string& path) const {
+        std::lock_guard lock(mutex_);
+        return static_cast<std::size_t>(
+            std::count(requests_.begin(), requests_.end(), method + " " + path));
+    }
+
+private:
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
+            if (ec) co_return;
+            asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+        }
+    }
+
+    std::size_t record(const std::string& method, const std::string& path) {
+        std::lock_guard lock(mutex_);
+        requests_.push_back(method + " " + path);
+        return static_cast<std::size_t>(
+            std::count(requests_.begin(), requests_.end(), requests_.back()));
+    }
+
+    asio::awaitable<void> serve(tcp::socket socket) {
+        beast::tcp_stream stream(std::move(socket));
+        beast::flat_buffer buffer;
+        for (;;) {
+            http::request<http::string_body> req;
+            auto [ec, n] = co_await http::async_read(stream, buffer, req, use_tuple);
+            if (ec) break;
+            const std::string method(req.method_string());
+            const std::string target(req.target());
+            const auto nth = record(method, target.substr(0, target.find('?')));
+            const auto a = handler_(method, target, nth);
+            http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
+            res.set(http::field::content_type, "application/json");
+            res.body() = a.body;
+            res.keep_alive(req.keep_alive());
+            res.prepare_payload();
+            auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+            if (wec || !res.keep_alive()) break;
+        }
+        boost::system::error_code ec;
+        stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+    }
+
+    handler handler_;
+    mutable std::mutex mutex_;
+    std::vector<std::string> requests_; ///< "METHOD /path", in order
+    std::uint16_t port_ = 0;
+    asio::io_context io_;
+    tcp::acceptor acceptor_;
+    std::thread thread_;
+};
+
+peer_options peer_on(const test::temp_dir& dir, std::uint32_t id, std::uint16_t index_port) {
+    peer_options o;
+    o.id = id;
+    o.folder = dir / ("p" + std::to_string(id));
+    o.config_file = dir / ("p" + std::to_string(id) + ".config");
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.index = server_address{"127.0.0.1", index_port};
+    o.retry_max = 100ms;
+    return o;
+}
+
+std::string lease_body(std::uint32_t id) {
+    return R"({"id":)" + std::to_string(id) + R"(,"token":")" + good_token +
+           R"(","ttl_ms":60000,"host":"127.0.0.1","port":1})";
+}
+
+std::string error_body(const std::string& code) {
+    return R"({"error":")" + code + R"(","message":"refused by the test"})";
+}
+
+/// Something accepts connections on `port` of 127.0.0.1.
+bool accepts_connections(std::uint16_t port) {
+    asio::io_context io;
+    tcp::socket socket(io);
+    boost::system::error_code ec;
+    socket.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+    return !ec;
+}
+
+/// Quits `node`; a quit that does not end within a few seconds fails the test.
+void quit_promptly(test::io_thread& io, peer_node& node) {
+    BOOST_CHECK_NO_THROW(io.run(node.async_quit(), 5s));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(peer_index_faults)
+
+BOOST_AUTO_TEST_CASE(a_wrong_registration_answer_is_an_error) {
+    const std::vector<std::string> bodies = {
+        "[]",
+        "null",
+        R"("token")",
+        "{}",
+        R"({"token":"x","ttl_ms":1.5})",
+        R"({"token":")" + good_token + R"(","ttl_ms":1.5})",
+        R"({"token":")" + good_token + R"(","ttl_ms":0})",
+        R"({"token":")" + good_token + R"(","ttl_ms":-30000})",
+        R"({"token":")" + good_token + R"(","ttl_ms":18446744073709551615})",
+        R"({"token":")" + good_token + R"(","ttl_ms":"30000"})",
+        R"({"token":")" + good_token + R"("})",
+        R"({"token":42,"ttl_ms":30000})",
+        R"({"token":"not a token at all, not at all","ttl_ms":30000})",
+        R"({"ttl_ms":30000})",
+    };
+    test::temp_dir dir;
+    test::io_thread io;
+    std::uint32_t id = 0;
+    for (const auto& body : bodies) {
+        BOOST_TEST_CONTEXT("registration answered 201 " << body) {
+            fake_index index([&body](const std::string& method, const std::string&, std::size_t) {
+                return method == "POST" ? answer{201, body} : answer{404, not_found_body};
+            });
+            peer_node node(io.executor(), peer_on(dir, ++id, index.port()));
+            boost::system::error_code ec;
+            BOOST_CHECK_NO_THROW(ec = io.run(node.async_start()));
+            BOOST_TEST(ec == make_error_code(errc::bad_response), ec.message());
+            BOOST_TEST(!node.registered());
+            BOOST_TEST(index.count("POST", "/v1/peers") >= 1u);
+            quit_promptly(io, node);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(quit_ends_a_maintenance_loop_fed_wrong_answers) {
+    test::temp_dir dir;
+    test::io_thread io;
+    // The first registration is refused for now (so the peer keeps trying in the background);
+    // every later one gets an answer that is not a lease.
+    fake_index index([](const std::string& method, const std::string&, std::size_t nth) {
+        if (method != "POST") return answer{404, not_found_body};
+        return nth == 1 ? answer{503, error_body("full")} : answer{201, "[]"};
+    });
+    peer_node node(io.executor(), peer_on(dir, 1, index.port()));
+    const auto ec = io.run(node.async_start());
+    BOOST_TEST(ec == make_error_code(errc::full), ec.message());
+    BOOST_TEST(test::eventually([&] { return index.count("POST", "/v1/peers") >= 3; }));
+    BOOST_TEST(!node.registered());
+    quit_promptly(io, node);
+}
+
+BOOST_AUTO_TEST_CASE(a_list_cursor_that_does_not_advance_is_an_error) {
+    // next_after for the nth page: never advancing, stuck, going back.
+    const std::vector<std::pair<std::string, std::function<std::string(std::size_t)>>> cursors = {
+        {"empty", [](std::size_t) { return std::string{}; }},
+        {"stuck", [](std::size_t) { return std::string{"a"}; }},
+        {"back", [](std::size_t nth) { return std::string{nth == 1 ? "m" : "c"}; }},
+    };
+    const std::vector<std::size_t> pages = {1, 2, 2};
+    test::temp_dir dir;
+    test::io_thread io;
+    std::uint32_t id = 0;
+    for (std::size_t i = 0; i < cursors.size(); ++i) {
+        BOOST_TEST_CONTEXT("cursor " << cursors[i].first) {
+            const auto& next_after = cursors[i].second;
+            ++id;
+            fake_index index(
+                [&](const std::string& method, const std::string& target, std::size_t nth) {
+                    if (method == "POST" && target == "/v1/peers")
+                        return answer{201, lease_body(id)};
+                    if (method == "DELETE") return answer{200, R"({"unregistered":true})"};
+                    if (method == "GET" && target.starts_with("/v1/files")) {
+                        return answer{
+                            200, R"({"names":["a"],"next_after":")" + next_after(nth) + R"("})"};
+                    }
+                    return answer{404, not_found_body};
+                });
+            peer_node node(io.executor(), peer_on(dir, id, index.port()));
+            const auto ec = io.run(node.async_start());
+            BOOST_TEST_REQUIRE(!ec, ec.message());
+            BOOST_TEST(node.registered());
+            const auto listed = io.run(node.async_list_network_files(), 10s);
+            BOOST_TEST(!listed.has_value());
+            if (!listed) BOOST_TEST(listed.error() == make_error_code(errc::bad_response));
+            BOOST_TEST(index.count("GET", "/v1/files") == pages[i]);
+            quit_promptly(io, node);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_port_the_index_refuses_stops_the_peer) {
+    index_server_options options;
+    options.index.min_peer_port = 65535;
+    test::network net(options);
+    peer_node node(net.io().executor(), net.options(1));
+    const auto ec = net.io().run(node.async_start());
+    BOOST_TEST(ec == make_error_code(errc::bad_field), ec.message());
+    BOOST_TEST(!node.registered());
+    // It is not left serving.
+    if (node.port() != 0) BOOST_TEST(!accepts_connections(node.port()));
+    BOOST_TEST(net.io().run(net.index().async_stats()).peers == 0u);
+    quit_promptly(net.io(), node);
+}
+
+BOOST_AUTO_TEST_CASE(a_permanent_refusal_is_not_retried) {
+    const std::vector<std::pair<std::string, unsigned>> refusals = {
+        {"bad_field", 400}, {"bad_name", 400}, {"too_many", 400},
+        {"forbidden", 403}, {"conflict", 409}, {"body_too_large", 413},
+    };
+    test::temp_dir dir;
+    test::io_thread io;
+    std::uint32_t id = 0;
+    for (const auto& [code, status] : refusals) {
+        BOOST_TEST_CONTEXT("refused with " << status << " " << code) {
+            fake_index index([&](const std::string& method, const std::string&, std::size_t) {
+                return method == "POST" ? answer{status, error_body(code)}
+                                        : answer{404, not_found_body};
+            });
+            peer_node node(io.executor(), peer_on(dir, ++id, index.port()));
+            const auto ec = io.run(node.async_start());
+            BOOST_TEST(ec == make_error_code(errc_from_string(code)), ec.message());
+            BOOST_TEST(!node.registered());
+            if (node.port() != 0) BOOST_TEST(!accepts_connections(node.port()));
+            // No background retry (the first would come after about 100 ms).
+            BOOST_TEST(
+                test::holds_for([&] { return index.count("POST", "/v1/peers") == 1; }, 400ms));
+            quit_promptly(io, node);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
