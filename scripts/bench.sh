@@ -357,7 +357,11 @@ fi
 # --- memory of a peer serving 64 concurrent downloads of the 1 GiB file -------------------
 if have curl; then
   say "peak memory of a peer serving 64 concurrent downloads of $big_name"
-  "$apps/peer" --id 3 --folder "$served" --config "$work/p3.config" "${peer_args[@]}" serve \
+  # A fresh peer (its own folder: one running peer per folder) sharing the same file through
+  # a hard link, so that its peak memory is that of this load alone.
+  mkdir -p "$shm/p3"
+  ln -f "$served/$big_name" "$shm/p3/$big_name"
+  "$apps/peer" --id 3 --folder "$shm/p3" --config "$work/p3.config" "${peer_args[@]}" serve \
     >p3.out 2>"$logs/compare-peer3.log" &
   pids+=($!); p3_pid=$!
   line=$(wait_for p3.out "serving")
