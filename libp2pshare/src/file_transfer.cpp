@@ -130,6 +130,22 @@ bool write_all(int fd, const char* data, std::size_t size, std::uint64_t offset,
     return true;
 }
 
+/// Reads into `data` until `size` bytes, or at least a quarter MiB, arrived: few large chunks
+/// for the disk thread. Each read has the stall deadline, so "no byte for this long" still holds.
+asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> fill(
+    beast::tcp_stream& stream, char* data, std::size_t size, std::chrono::milliseconds stall) {
+    const std::size_t enough = std::min<std::size_t>(size, 256 * 1024);
+    std::size_t got = 0;
+    while (got < enough) {
+        stream.expires_after(stall);
+        auto [ec, n] =
+            co_await stream.async_read_some(asio::buffer(data + got, size - got), use_tuple);
+        got += n;
+        if (ec) co_return std::tuple{ec, got};
+    }
+    co_return std::tuple{boost::system::error_code{}, got};
+}
+
 /// Fetches bytes [offset, size) of `name` from `src` into `fd`, hashing the whole file.
 asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_options& options,
                                const std::string& name, const file_source& src, int fd,
@@ -270,19 +286,18 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
         const auto want =
             static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), src.size - received));
         char* into = chunks[next];
-        stream.expires_after(options.stall_timeout);
         boost::system::error_code ec;
         std::size_t n = 0;
         if (stored_size > 0) {
             // (&& flattens the results: the read's error and size, then the store's errno)
             auto [read_error, read_size, error] =
-                co_await (stream.async_read_some(asio::buffer(into, want), use_tuple) &&
+                co_await (fill(stream, into, want, options.stall_timeout) &&
                           store(stored_data, stored_size, position));
             ec = read_error;
             n = read_size;
             if (!stored(error)) break;
         } else {
-            std::tie(ec, n) = co_await stream.async_read_some(asio::buffer(into, want), use_tuple);
+            std::tie(ec, n) = co_await fill(stream, into, want, options.stall_timeout);
         }
         if (n > 0) {
             stored_data = into;
