@@ -91,7 +91,8 @@ public:
         if (head.size() < 12 || head.substr(0, 5) != "HTTP/") {
             throw std::runtime_error("not an HTTP response");
         }
-        const unsigned status = static_cast<unsigned>(std::atoi(std::string(head.substr(9, 3)).c_str()));
+        const unsigned status =
+            static_cast<unsigned>(std::atoi(std::string(head.substr(9, 3)).c_str()));
         const std::size_t length = content_length(head);
         const std::size_t body_start = header_end + 4;
         while (have < body_start + length) {
@@ -165,7 +166,8 @@ struct latency_summary {
 /// Nearest-rank percentile of sorted samples.
 inline double percentile(const std::vector<double>& sorted, double p) {
     if (sorted.empty()) return 0;
-    const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+    const auto rank =
+        static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
     return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
@@ -219,7 +221,8 @@ public:
             if (log_path_.empty()) log_path_ = out_dir_ / (name_ + ".log");
         }
         if (!log_path_.empty()) {
-            if (log_path_.has_parent_path()) std::filesystem::create_directories(log_path_.parent_path());
+            if (log_path_.has_parent_path())
+                std::filesystem::create_directories(log_path_.parent_path());
             log_.open(log_path_, std::ios::trunc);
             if (!log_) throw std::runtime_error("cannot write " + log_path_.string());
         }

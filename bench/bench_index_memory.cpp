@@ -14,11 +14,11 @@
 #include <random>
 #include <thread>
 
-#include <csignal>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <csignal>
 
 namespace fs = std::filesystem;
 using namespace p2pshare::bench;
@@ -106,8 +106,8 @@ std::string register_body(std::size_t id, std::size_t files, std::mt19937_64& rn
     for (std::size_t k = 1; k <= files; ++k) {
         if (k > 1) b += ',';
         // filegen's names with --prefix: pID-SIZE-1.txt
-        b += R"({"name":"p)" + std::to_string(id) + "-" + std::to_string(k) + R"(KiB-1.txt","size":)" +
-             std::to_string(k * 1024) + R"(,"sha256":")";
+        b += R"({"name":"p)" + std::to_string(id) + "-" + std::to_string(k) +
+             R"(KiB-1.txt","size":)" + std::to_string(k * 1024) + R"(,"sha256":")";
         for (int i = 0; i < 4; ++i) {
             auto v = rng();
             for (int j = 0; j < 16; ++j, v >>= 4)
@@ -163,7 +163,8 @@ int main(int argc, char** argv) try {
                         make_request("POST", "/v1/peers", register_body(id, files, rng)), &body);
                     if (status != 201) {
                         throw std::runtime_error("registering peer " + std::to_string(id) +
-                                                 " answered " + std::to_string(status) + ": " + body);
+                                                 " answered " + std::to_string(status) + ": " +
+                                                 body);
                     }
                 }
             } catch (const std::exception& e) {
@@ -210,7 +211,8 @@ int main(int argc, char** argv) try {
                    std::to_string(files) + " files",
                mib(hwm) + " (RSS " + mib(rss) + "; " +
                    fixed(static_cast<double>(peers) / seconds, 0) + " registrations/s)",
-               "target 512 MiB", fixed(static_cast<double>(hwm) / 1024 / target_mib, 2) + "x of the target",
+               "target 512 MiB",
+               fixed(static_cast<double>(hwm) / 1024 / target_mib, 2) + "x of the target",
                "< 512 MiB", met ? "met" : "MISSED");
     const bool ok = peers_seen == peers && files_seen == peers * files && lookup_status == 200;
     if (!ok) out.line("the index does not hold what was registered");

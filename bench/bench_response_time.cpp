@@ -12,6 +12,7 @@
 
 #include <p2pshare/index_server.hpp>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -24,7 +25,6 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
-#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <latch>
@@ -74,7 +74,8 @@ void register_peers(std::uint16_t port, std::size_t peers) {
         }
         const auto status =
             conn.round_trip(make_request("POST", "/v1/peers", boost::json::serialize(body)));
-        if (status != 201) throw std::runtime_error("registration answered " + std::to_string(status));
+        if (status != 201)
+            throw std::runtime_error("registration answered " + std::to_string(status));
     }
 }
 
@@ -115,7 +116,8 @@ run_result blocking_clients(std::uint16_t port, std::size_t clients, std::size_t
                     const auto t0 = clock::now();
                     const auto status = conn.round_trip(req, &body);
                     samples[c].push_back(micros(clock::now() - t0));
-                    if (status != 200) throw std::runtime_error("lookup answered " + std::to_string(status));
+                    if (status != 200)
+                        throw std::runtime_error("lookup answered " + std::to_string(status));
                 }
             } catch (const std::exception& e) {
                 std::lock_guard lock(failure_mutex);
@@ -210,7 +212,8 @@ int main(int argc, char** argv) try {
     report out("response_time", argc, argv);
     const auto peers = std::stoul(option(out.args(), "--peers", "1000"));
     const auto requests = std::stoul(option(out.args(), "--requests", "10000"));
-    const auto throughput_requests = std::stoul(option(out.args(), "--throughput-requests", "200000"));
+    const auto throughput_requests =
+        std::stoul(option(out.args(), "--throughput-requests", "200000"));
     spdlog::set_level(spdlog::level::warn);
 
     asio::io_context server_io;
@@ -236,11 +239,12 @@ int main(int argc, char** argv) try {
     out.line("machine: " + std::to_string(std::thread::hardware_concurrency()) +
              " hardware threads, shared by the server and the clients");
     out.line("");
-    const std::string header = "concurrency  requests         mean          p50          p99"
-                               "          max       req/s";
+    const std::string header =
+        "concurrency  requests         mean          p50          p99"
+        "          max       req/s";
     auto dat = out.data_file("response_time.dat");
-    if (dat) dat << "# concurrency mean_ms p50_ms p99_ms requests_per_s (" << requests
-                 << " lookups)\n";
+    if (dat)
+        dat << "# concurrency mean_ms p50_ms p99_ms requests_per_s (" << requests << " lookups)\n";
 
     for (const std::size_t total : {std::size_t{60}, requests}) {
         out.line(total == 60 ? "60 lookups in all, as the original response-time.sh"
@@ -253,13 +257,13 @@ int main(int argc, char** argv) try {
             const std::string what = "index lookup mean, " + std::to_string(clients) +
                                      " concurrent peers, " + std::to_string(total) + " lookups";
             const bool target = clients == 8 && total != 60;
-            out.figure(what, fixed(mean_ms, 4) + " ms (p50 " + fixed(r.latency.p50_us / 1000, 4) +
-                                 ", p99 " + fixed(r.latency.p99_us / 1000, 4) + " ms, " +
-                                 fixed(r.rps(), 0) + " req/s)",
-                       "original: 35-38 ms mean",
-                       fixed(original_mean_ms / mean_ms, 0) + "x faster than 35 ms",
-                       target ? "mean < 0.1 ms" : "-",
-                       target ? (mean_ms < 0.1 ? "met" : "MISSED") : "-");
+            out.figure(
+                what,
+                fixed(mean_ms, 4) + " ms (p50 " + fixed(r.latency.p50_us / 1000, 4) + ", p99 " +
+                    fixed(r.latency.p99_us / 1000, 4) + " ms, " + fixed(r.rps(), 0) + " req/s)",
+                "original: 35-38 ms mean",
+                fixed(original_mean_ms / mean_ms, 0) + "x faster than 35 ms",
+                target ? "mean < 0.1 ms" : "-", target ? (mean_ms < 0.1 ? "met" : "MISSED") : "-");
             if (dat && total != 60) {
                 dat << clients << ' ' << mean_ms << ' ' << r.latency.p50_us / 1000 << ' '
                     << r.latency.p99_us / 1000 << ' ' << r.rps() << '\n';
@@ -273,10 +277,10 @@ int main(int argc, char** argv) try {
     out.line(header);
     const auto r64 = async_clients(port, 64, throughput_requests, peers);
     out.line(row(64, r64));
-    out.figure("index lookups/s, 64 keep-alive connections (in-process client)",
-               fixed(r64.rps(), 0) + " req/s (mean " + fixed(r64.latency.mean_us / 1000, 3) +
-                   " ms)",
-               "-", "-", "-", "-");
+    out.figure(
+        "index lookups/s, 64 keep-alive connections (in-process client)",
+        fixed(r64.rps(), 0) + " req/s (mean " + fixed(r64.latency.mean_us / 1000, 3) + " ms)", "-",
+        "-", "-", "-");
     if (dat) {
         dat << "# 64 " << r64.latency.mean_us / 1000 << ' ' << r64.latency.p50_us / 1000 << ' '
             << r64.latency.p99_us / 1000 << ' ' << r64.rps() << '\n';

@@ -14,11 +14,11 @@
 #include <p2pshare/index_server.hpp>
 #include <p2pshare/peer_node.hpp>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
-#include <spdlog/spdlog.h>
 
 #include <array>
 #include <future>
@@ -54,7 +54,9 @@ struct io_thread {
     T run(asio::awaitable<T> op) {
         return asio::co_spawn(io, std::move(op), asio::use_future).get();
     }
-    void run(asio::awaitable<void> op) { asio::co_spawn(io, std::move(op), asio::use_future).get(); }
+    void run(asio::awaitable<void> op) {
+        asio::co_spawn(io, std::move(op), asio::use_future).get();
+    }
 };
 
 /// filegen's naming: the largest binary unit that divides the size, then "-1.txt".
@@ -126,7 +128,7 @@ std::unique_ptr<p2pshare::peer_node> make_peer(io_thread& t, std::uint32_t id,
 
 struct samples {
     std::vector<double> transfer_us; ///< transfer_result.elapsed
-    std::vector<double> wall_us;     ///< the whole async_download call (lookup, fetch, index update)
+    std::vector<double> wall_us; ///< the whole async_download call (lookup, fetch, index update)
 };
 
 struct downloader_stats {
@@ -219,13 +221,16 @@ int main(int argc, char** argv) try {
     };
 
     out.line("p2pshare transfer time");
-    out.line("index, source peer 1 and downloaders 2-5 in one process, each group on its own "
-             "io_context thread; files in " + root.path.string());
+    out.line(
+        "index, source peer 1 and downloaders 2-5 in one process, each group on its own "
+        "io_context thread; files in " +
+        root.path.string());
     out.line("each downloader, " + std::to_string(reps) +
              " times: downloads the five files (one async_download call per file), then "
              "deletes them");
-    out.line("transfer = transfer_result.elapsed (connect, request, body, SHA-256, rename); "
-             "call = the whole async_download (lookup, transfer, index update)");
+    out.line(
+        "transfer = transfer_result.elapsed (connect, request, body, SHA-256, rename); "
+        "call = the whole async_download (lookup, transfer, index update)");
     out.line("");
     run_all(5, false); // warm-up
     const auto t0 = clock::now();
@@ -247,8 +252,9 @@ int main(int argc, char** argv) try {
             downloads += v.wall_us.size();
         }
     }
-    out.line("     size  downloads  transfer mean        p50        p99   call mean        p50"
-             "        p99");
+    out.line(
+        "     size  downloads  transfer mean        p50        p99   call mean        p50"
+        "        p99");
     auto dat = out.data_file("transfer_time.dat");
     if (dat) {
         dat << "# size_bytes transfer_mean_ms transfer_p50_ms transfer_p99_ms call_mean_ms "
@@ -258,10 +264,11 @@ int main(int argc, char** argv) try {
         const auto t = summarize(v.transfer_us);
         const auto w = summarize(v.wall_us);
         char b[256];
-        std::snprintf(b, sizeof b, "%9s %10zu %14s %10s %10s %11s %10s %10s", size_text(size).c_str(),
-                      t.count, format_time(t.mean_us).c_str(), format_time(t.p50_us).c_str(),
-                      format_time(t.p99_us).c_str(), format_time(w.mean_us).c_str(),
-                      format_time(w.p50_us).c_str(), format_time(w.p99_us).c_str());
+        std::snprintf(b, sizeof b, "%9s %10zu %14s %10s %10s %11s %10s %10s",
+                      size_text(size).c_str(), t.count, format_time(t.mean_us).c_str(),
+                      format_time(t.p50_us).c_str(), format_time(t.p99_us).c_str(),
+                      format_time(w.mean_us).c_str(), format_time(w.p50_us).c_str(),
+                      format_time(w.p99_us).c_str());
         out.line(b);
         if (dat) {
             dat << size << ' ' << t.mean_us / 1000 << ' ' << t.p50_us / 1000 << ' '

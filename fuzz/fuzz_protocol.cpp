@@ -32,60 +32,62 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
     switch (data[0] % 9) {
-    case 0:
-        if (auto r = decode_register(input, 100)) {
-            check_files(r->files);
-            check(r->port != 0);
-            check(r->files.size() <= 100);
+        case 0:
+            if (auto r = decode_register(input, 100)) {
+                check_files(r->files);
+                check(r->port != 0);
+                check(r->files.size() <= 100);
+            }
+            break;
+        case 1:
+            if (auto r = decode_files_update(input, 100)) check_files(*r);
+            break;
+        case 2:
+            if (auto r = decode_lookup(input, 100)) {
+                check(r->size() <= 100);
+                for (const auto& n : *r)
+                    check(p2pshare::is_valid_file_name(n));
+            }
+            break;
+        case 3: {
+            // Range against a size taken from the input's length, so both edges are reached.
+            const std::uint64_t file_size = input.size() % 64;
+            if (auto r = parse_range(input, file_size); r && *r) {
+                check((*r)->first <= (*r)->last);
+                check((*r)->last < file_size);
+            }
+            break;
         }
-        break;
-    case 1:
-        if (auto r = decode_files_update(input, 100)) check_files(*r);
-        break;
-    case 2:
-        if (auto r = decode_lookup(input, 100)) {
-            check(r->size() <= 100);
-            for (const auto& n : *r) check(p2pshare::is_valid_file_name(n));
-        }
-        break;
-    case 3: {
-        // Range against a size taken from the input's length, so both edges are reached.
-        const std::uint64_t file_size = input.size() % 64;
-        if (auto r = parse_range(input, file_size); r && *r) {
-            check((*r)->first <= (*r)->last);
-            check((*r)->last < file_size);
-        }
-        break;
-    }
-    case 4:
-        check(p2pshare::is_valid_file_name(input) == p2pshare::file_name_problem(input).empty());
-        if (p2pshare::is_valid_file_name(input)) {
-            check(input.find('/') == std::string_view::npos);
-            check(input != "..");
-        }
-        break;
-    case 5:
-        if (auto r = p2pshare::parse_peer_config(input)) {
-            check(r->listen.port != 0 && r->index.port != 0);
-        }
-        break;
-    case 6:
-        if (auto r = p2pshare::parse_server_config(input)) check(r->port != 0);
-        break;
-    case 7:
-        if (auto t = parse_target(input)) {
-            check(!t->segments.empty());
-        }
-        if (auto d = percent_decode(input)) {
-            check(percent_decode(percent_encode(*d)) == *d);
-        }
-        break;
-    case 8:
-        (void)decode_bearer(input);
-        (void)parse_peer_id(input);
-        (void)p2pshare::parse_duration(input);
-        (void)p2pshare::parse_size(input);
-        break;
+        case 4:
+            check(p2pshare::is_valid_file_name(input) ==
+                  p2pshare::file_name_problem(input).empty());
+            if (p2pshare::is_valid_file_name(input)) {
+                check(input.find('/') == std::string_view::npos);
+                check(input != "..");
+            }
+            break;
+        case 5:
+            if (auto r = p2pshare::parse_peer_config(input)) {
+                check(r->listen.port != 0 && r->index.port != 0);
+            }
+            break;
+        case 6:
+            if (auto r = p2pshare::parse_server_config(input)) check(r->port != 0);
+            break;
+        case 7:
+            if (auto t = parse_target(input)) {
+                check(!t->segments.empty());
+            }
+            if (auto d = percent_decode(input)) {
+                check(percent_decode(percent_encode(*d)) == *d);
+            }
+            break;
+        case 8:
+            (void)decode_bearer(input);
+            (void)parse_peer_id(input);
+            (void)p2pshare::parse_duration(input);
+            (void)p2pshare::parse_size(input);
+            break;
     }
     return 0;
 }

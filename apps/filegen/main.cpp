@@ -401,7 +401,8 @@ int main(int argc, char** argv) {
         "It depends only on the seed and the file name: the same seed and arguments give\n"
         "byte-identical files, and files with the same name in several folders are the same.\n\n"
         "Each file is written to NAME.part (never listed nor served by a peer), then renamed,\n"
-        "so no partial file ever has the final name. One line 'PATH SIZE bytes' is printed per file written.\n\n"
+        "so no partial file ever has the final name. One line 'PATH SIZE bytes' is printed per "
+        "file written.\n\n"
         "Exit status: 0 all files written; 1 some file could not be written or already\n"
         "existed; 2 bad options, or the input ended before every question was answered.\n\n"
         "Options");

@@ -163,7 +163,7 @@ child::child(const std::filesystem::path& exe, const std::vector<std::string>& a
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a test that crashed
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive a test that crashed
         ::dup2(in_pipe[0], 0);
         ::dup2(out_pipe[1], 1);
         const int err = ::open(err_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
