@@ -27,23 +27,12 @@ namespace {
 const std::string file_a = "2KiB-1.txt";
 const std::string file_b = "2KiB-2.txt";
 
-struct run_result {
-    int status = -1;
-    std::string out;
-    std::string err;
-};
+using test::run_result;
 
 /// Runs `peer args...` in `cwd` to its end, feeding it `input` and then the end of input.
 run_result run_peer(const fs::path& cwd, const std::vector<std::string>& args,
                     const std::string& input = {}) {
-    test::child c(test::app_path("peer"), args, cwd);
-    if (!input.empty()) c.write_stdin(input);
-    c.close_stdin();
-    run_result r;
-    r.status = c.wait();
-    r.out = c.output();
-    r.err = c.error_output();
-    return r;
+    return test::run_app("peer", args, cwd, input);
 }
 
 /// The last line of `out`, parsed as JSON (the --json output is one object on one line).

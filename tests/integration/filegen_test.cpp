@@ -16,23 +16,12 @@ using namespace p2pshare;
 
 namespace {
 
-struct run_result {
-    int status = -1;
-    std::string out;
-    std::string err;
-};
+using test::run_result;
 
 /// Runs filegen in `cwd` with `args`, feeding it `input` and then the end of input.
 run_result run_filegen(const fs::path& cwd, const std::vector<std::string>& args,
                        const std::string& input = {}) {
-    test::child c(test::app_path("filegen"), args, cwd);
-    if (!input.empty()) c.write_stdin(input);
-    c.close_stdin();
-    run_result r;
-    r.status = c.wait();
-    r.out = c.output();
-    r.err = c.error_output();
-    return r;
+    return test::run_app("filegen", args, cwd, input);
 }
 
 /// The names of the files in `dir`.

@@ -1,5 +1,7 @@
 #include "index_fixture.hpp"
 
+#include "test_http.hpp"
+
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
@@ -86,17 +88,7 @@ http_reply http_client::read_reply(bool head) {
     http::response_parser<http::string_body> parser;
     if (head) parser.skip(true);
     http::read(stream_, buffer_, parser);
-    http_reply reply;
-    const auto& res = parser.get();
-    reply.status = res.result_int();
-    for (const auto& field : res) {
-        std::string name(field.name_string());
-        for (auto& c : name)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        reply.headers[name] = std::string(field.value());
-    }
-    reply.body = res.body();
-    return reply;
+    return to_reply(parser.get());
 }
 
 void http_client::send_raw(std::string_view bytes) {
@@ -145,17 +137,7 @@ http_reply parse_reply(std::string_view raw) {
         throw std::runtime_error("not a complete HTTP response (" + ec.message() +
                                  "): " + std::string(raw));
     }
-    http_reply reply;
-    const auto& res = parser.get();
-    reply.status = res.result_int();
-    for (const auto& field : res) {
-        std::string name(field.name_string());
-        for (auto& c : name)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        reply.headers[name] = std::string(field.value());
-    }
-    reply.body = res.body();
-    return reply;
+    return to_reply(parser.get());
 }
 
 json::value json_of(const http_reply& reply) {

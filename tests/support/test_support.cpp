@@ -1,4 +1,5 @@
 #include "test_support.hpp"
+#include "test_http.hpp"
 
 #include <openssl/evp.h>
 #include <boost/asio/connect.hpp>
@@ -122,8 +123,11 @@ http_reply http_call(std::uint16_t port, const std::string& method, const std::s
     parser.body_limit(1ull << 32);
     if (method == "HEAD") parser.skip(true);
     http::read(stream, buffer, parser);
+    return to_reply(parser.get());
+}
+
+http_reply to_reply(const http::response<http::string_body>& res) {
     http_reply reply;
-    const auto& res = parser.get();
     reply.status = res.result_int();
     for (const auto& field : res) {
         std::string name(field.name_string());
@@ -369,6 +373,18 @@ std::set<std::uint32_t> index_sources(std::uint16_t index_port, const std::strin
             ids.insert(s.at("id").to_number<std::uint32_t>());
     }
     return ids;
+}
+
+run_result run_app(const std::string& app, const std::vector<std::string>& args,
+                   const std::filesystem::path& cwd, const std::string& input) {
+    child c(app_path(app), args, cwd);
+    if (!input.empty()) c.write_stdin(input);
+    c.close_stdin();
+    run_result r;
+    r.status = c.wait();
+    r.out = c.output();
+    r.err = c.error_output();
+    return r;
 }
 
 std::filesystem::path app_path(const std::string& name) {

@@ -137,4 +137,15 @@ std::set<std::uint32_t> index_sources(std::uint16_t index_port, const std::strin
 /// Where the built executables are (set by CMake).
 std::filesystem::path app_path(const std::string& name);
 
+/// What a finished process left: exit status, standard output and standard error.
+struct run_result {
+    int status = -1;
+    std::string out;
+    std::string err;
+};
+
+/// Runs the built executable `app` in `cwd` to its end, feeding it `input` then end of input.
+run_result run_app(const std::string& app, const std::vector<std::string>& args,
+                   const std::filesystem::path& cwd, const std::string& input = {});
+
 } // namespace p2pshare::test
