@@ -12,6 +12,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "fault_support.hpp"
+#include "loopback_server.hpp"
 
 #include <atomic>
 #include <csignal>
@@ -74,37 +75,20 @@ std::set<std::uint32_t> ids_of(const std::vector<file_source>& sources) {
 /// connection open without sending more: a download through it is in progress for as long as
 /// the test wants.
 class gated_source {
+private:
+    // First member: built first, as the others use its io_context; stopped in the destructor
+    // before they go.
+    test::loopback_server server_;
+
 public:
     gated_source(std::string content, std::size_t send)
-        : content_(std::move(content)), send_(send), acceptor_(io_) {
-        const tcp::endpoint endpoint{asio::ip::make_address("127.0.0.1"), 0};
-        acceptor_.open(endpoint.protocol());
-        acceptor_.bind(endpoint);
-        acceptor_.listen();
-        port_ = acceptor_.local_endpoint().port();
-        asio::co_spawn(io_, accept_loop(), asio::detached);
-        thread_ = std::thread([this] { io_.run(); });
+        : content_(std::move(content)), send_(send) {
+        server_.start([this](tcp::socket socket) { return serve(std::move(socket)); });
     }
-    ~gated_source() {
-        asio::post(io_, [this] {
-            boost::system::error_code ec;
-            acceptor_.close(ec);
-            io_.stop();
-        });
-        thread_.join();
-    }
-    std::uint16_t port() const noexcept { return port_; }
+    ~gated_source() { server_.stop(); }
+    std::uint16_t port() const noexcept { return server_.port(); }
 
 private:
-    asio::awaitable<void> accept_loop() {
-        for (;;) {
-            auto [ec, socket] =
-                co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
-            if (ec) co_return;
-            asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
-        }
-    }
-
     asio::awaitable<void> serve(tcp::socket socket) {
         constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
         std::string request;
@@ -128,10 +112,6 @@ private:
 
     std::string content_;
     std::size_t send_;
-    asio::io_context io_;
-    tcp::acceptor acceptor_;
-    std::uint16_t port_ = 0;
-    std::thread thread_;
 };
 
 } // namespace

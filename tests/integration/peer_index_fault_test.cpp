@@ -16,6 +16,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include "loopback_server.hpp"
 #include "peer_fixture.hpp"
 
 #include <algorithm>
@@ -45,32 +46,24 @@ struct answer {
 /// An HTTP/1.1 server with keep-alive that answers every request with what its handler returns
 /// for (method, target, how many requests with this method and path it received so far).
 class fake_index {
+private:
+    // First member: built first, as the others use its io_context; stopped in the destructor
+    // before they go.
+    test::loopback_server server_;
+
 public:
     using handler = std::function<answer(const std::string&, const std::string&, std::size_t)>;
 
-    explicit fake_index(handler h) : handler_(std::move(h)), acceptor_(io_) {
-        const tcp::endpoint endpoint{asio::ip::make_address("127.0.0.1"), 0};
-        acceptor_.open(endpoint.protocol());
-        acceptor_.bind(endpoint);
-        acceptor_.listen();
-        port_ = acceptor_.local_endpoint().port();
-        asio::co_spawn(io_, accept_loop(), asio::detached);
-        thread_ = std::thread([this] { io_.run(); });
+    explicit fake_index(handler h) : handler_(std::move(h)) {
+        server_.start([this](tcp::socket socket) { return serve(std::move(socket)); });
     }
 
-    ~fake_index() {
-        asio::post(io_, [this] {
-            boost::system::error_code ec;
-            acceptor_.close(ec);
-            io_.stop();
-        });
-        thread_.join();
-    }
+    ~fake_index() { server_.stop(); }
 
     fake_index(const fake_index&) = delete;
     fake_index& operator=(const fake_index&) = delete;
 
-    std::uint16_t port() const { return port_; }
+    std::uint16_t port() const { return server_.port(); }
 
     /// Requests received so far with `method` on `path` (the target without its query).
     std::size_t count(const std::string& method, const std::string& path) const {
@@ -80,14 +73,6 @@ public:
     }
 
 private:
-    asio::awaitable<void> accept_loop() {
-        for (;;) {
-            auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-            if (ec) co_return;
-            asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
-        }
-    }
-
     std::size_t record(const std::string& method, const std::string& path) {
         std::lock_guard lock(mutex_);
         requests_.push_back(method + " " + path);
@@ -121,10 +106,6 @@ private:
     handler handler_;
     mutable std::mutex mutex_;
     std::vector<std::string> requests_; ///< "METHOD /path", in order
-    std::uint16_t port_ = 0;
-    asio::io_context io_;
-    tcp::acceptor acceptor_;
-    std::thread thread_;
 };
 
 peer_options peer_on(const test::temp_dir& dir, std::uint32_t id, std::uint16_t index_port) {

@@ -19,6 +19,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include "loopback_server.hpp"
 #include "peer_fixture.hpp"
 
 #include <atomic>
@@ -38,6 +39,11 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 /// A source that answers GET /v1/files/NAME with the right size and ETag but misbehaves.
 class bad_source {
+private:
+    // First member: built first, as the others use its io_context; stopped in the destructor
+    // before they go.
+    test::loopback_server server_;
+
 public:
     enum class behaviour {
         corrupt,    ///< the right number of wrong bytes
@@ -49,33 +55,19 @@ public:
     bad_source(behaviour b, std::string content)
         : behaviour_(b),
           content_(std::move(content)),
-          acceptor_(io_),
-          gate_(io_, asio::steady_timer::time_point::max()) {
-        const tcp::endpoint endpoint{asio::ip::make_address("127.0.0.1"), 0};
-        acceptor_.open(endpoint.protocol());
-        acceptor_.bind(endpoint);
-        acceptor_.listen();
-        port_ = acceptor_.local_endpoint().port();
-        asio::co_spawn(io_, accept_loop(), asio::detached);
-        thread_ = std::thread([this] { io_.run(); });
+          gate_(server_.io(), asio::steady_timer::time_point::max()) {
+        server_.start([this](tcp::socket socket) { return serve(std::move(socket)); });
     }
 
-    ~bad_source() {
-        asio::post(io_, [this] {
-            boost::system::error_code ec;
-            acceptor_.close(ec);
-            io_.stop();
-        });
-        thread_.join();
-    }
+    ~bad_source() { server_.stop(); }
 
     bad_source(const bad_source&) = delete;
     bad_source& operator=(const bad_source&) = delete;
 
-    std::uint16_t port() const { return port_; }
+    std::uint16_t port() const { return server_.port(); }
     /// Lets the gated answers send the rest of the file.
     void open_gate() {
-        asio::post(io_, [this] {
+        asio::post(server_.io(), [this] {
             gate_open_ = true;
             gate_.cancel();
         });
@@ -88,14 +80,6 @@ public:
     }
 
 private:
-    asio::awaitable<void> accept_loop() {
-        for (;;) {
-            auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-            if (ec) co_return;
-            asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
-        }
-    }
-
     asio::awaitable<void> serve(tcp::socket socket) {
         beast::tcp_stream stream(std::move(socket));
         beast::flat_buffer buffer;
@@ -142,12 +126,8 @@ private:
     behaviour behaviour_;
     std::string content_;
     std::atomic<std::size_t> requests_{0};
-    std::uint16_t port_ = 0;
-    asio::io_context io_;
-    tcp::acceptor acceptor_;
     asio::steady_timer gate_; ///< never expires; open_gate() cancels the waits on it
-    bool gate_open_ = false;  ///< used on io_ only
-    std::thread thread_;
+    bool gate_open_ = false;  ///< used on the server's io_context only
 };
 
 transfer_options fast_options() {
