@@ -164,7 +164,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
         co_return failed(errc::unreachable, "cannot connect: " + connected.error().message());
     }
     beast::tcp_stream stream(std::move(*connected));
-    request req{http::verb::get, "/v1/files/" + percent_encode(name), 11};
+    client_request req{http::verb::get, "/v1/files/" + percent_encode(name), 11};
     req.set(http::field::host, src.host);
     req.set(http::field::user_agent, "p2pshare");
     if (offset > 0) req.set(http::field::range, "bytes=" + std::to_string(offset) + "-");

@@ -53,7 +53,7 @@ asio::awaitable<api_result<boost::json::value>> index_client::call(http::verb me
                                                                    std::string target,
                                                                    std::string body,
                                                                    std::string token) {
-    request req{method, target, 11};
+    client_request req{method, target, 11};
     req.set(http::field::host, address_.host);
     req.set(http::field::user_agent, "p2pshare");
     if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);

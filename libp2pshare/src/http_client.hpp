@@ -2,16 +2,30 @@
 // client that peers use (one kept-alive connection, reopened when the index closed it).
 #pragma once
 
-#include "http_server.hpp"
 #include "protocol.hpp"
 
 #include <p2pshare/config.hpp>
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/json/value.hpp>
 
+#include <chrono>
 #include <optional>
+#include <string>
 
 namespace p2pshare::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+/// A request as a client sends it.
+using client_request = http::request<http::string_body>;
 
 /// Resolves and connects under `timeout`. Fails with errc::unreachable or errc::timeout.
 asio::awaitable<boost::system::result<tcp::socket>> async_connect(

@@ -8,59 +8,321 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/serializer.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
 
+#include <sys/socket.h>
+
+#include <array>
+#include <charconv>
 #include <exception>
-#include <vector>
 
 namespace p2pshare::detail {
 
 namespace {
+
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+/// Bytes asked of the socket per read.
+constexpr std::size_t read_chunk = 16 * 1024;
+
+bool would_block(const boost::system::error_code& ec) {
+    return ec == asio::error::would_block || ec == asio::error::try_again;
 }
 
-asio::awaitable<bool> connection::write(string_response& response) {
-    response.prepare_payload();
-    status = response.result_int();
-    stream_.expires_after(limits_.write_timeout);
-    if (head) {
-        // The headers a GET would get, without the body.
-        http::serializer<false, http::string_body> sr{response};
-        auto [ec, n] = co_await http::async_write_header(stream_, sr, use_tuple);
-        progressed(n);
-        co_return !ec;
+void append_number(std::string& out, std::uint64_t n) {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+    out.append(digits, end);
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// request and response
+
+std::string_view request::operator[](http::field f) const noexcept {
+    for (std::size_t i = 0; i < used_; ++i) {
+        if (fields_[i].first == f) return fields_[i].second;
     }
-    auto [ec, n] = co_await http::async_write(stream_, response, use_tuple);
-    progressed(n);
-    co_return !ec;
+    return {};
 }
 
-string_response json_response(const request& req, http::status status, std::string body) {
-    string_response res{status, req.version()};
-    res.set(http::field::server, "p2pshare");
-    res.set(http::field::content_type, "application/json");
-    res.keep_alive(req.keep_alive());
+void request::clear() noexcept {
+    method_ = http::verb::unknown;
+    method_text_.clear();
+    target_.clear();
+    version_ = 11;
+    keep_alive_ = false;
+    body_.clear();
+    used_ = 0;
+}
+
+void request::add(http::field f, std::string_view value) {
+    if (used_ < fields_.size()) {
+        fields_[used_].first = f;
+        fields_[used_].second.assign(value);
+    } else {
+        fields_.emplace_back(f, std::string(value));
+    }
+    ++used_;
+}
+
+void response::set(http::field f, std::string_view value) {
+    for (auto& [field, text] : fields_) {
+        if (field == f) {
+            text.assign(value);
+            return;
+        }
+    }
+    fields_.emplace_back(f, std::string(value));
+}
+
+std::string_view response::operator[](http::field f) const noexcept {
+    if (f == http::field::content_type) return content_type_;
+    for (const auto& [field, text] : fields_) {
+        if (field == f) return text;
+    }
+    return {};
+}
+
+void response::write_head(std::string& out, std::uint64_t content_length) const {
+    out.append(version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    append_number(out, static_cast<unsigned>(status_));
+    out.push_back(' ');
+    const auto reason = http::obsolete_reason(status_);
+    out.append(reason.data(), reason.size());
+    out.append("\r\nServer: p2pshare\r\n");
+    if (!content_type_.empty()) {
+        out.append("Content-Type: ");
+        out.append(content_type_);
+        out.append("\r\n");
+    }
+    for (const auto& [field, text] : fields_) {
+        const auto name = http::to_string(field);
+        out.append(name.data(), name.size());
+        out.append(": ");
+        out.append(text);
+        out.append("\r\n");
+    }
+    out.append("Content-Length: ");
+    append_number(out, content_length);
+    if (!keep_alive_) {
+        out.append("\r\nConnection: close");
+    } else if (version_ == 10) {
+        out.append("\r\nConnection: keep-alive");
+    }
+    out.append("\r\n\r\n");
+}
+
+response json_response(const request& req, http::status status, std::string body) {
+    response res{status, req.version(), req.keep_alive()};
+    res.content_type("application/json");
     res.body() = std::move(body);
     return res;
 }
 
-string_response error_response(const request& req, errc code, std::string message) {
+response error_response(const request& req, errc code, std::string message) {
     return json_response(req, static_cast<http::status>(http_status(code)),
                          encode_error({code, std::move(message)}));
 }
 
-string_response error_response(errc code, std::string message) {
-    string_response res{static_cast<http::status>(http_status(code)), 11};
-    res.set(http::field::server, "p2pshare");
-    res.set(http::field::content_type, "application/json");
-    res.keep_alive(false);
+response error_response(errc code, std::string message) {
+    response res{static_cast<http::status>(http_status(code)), 11, false};
+    res.content_type("application/json");
     res.body() = encode_error({code, std::move(message)});
     return res;
 }
+
+/// Fills a connection's request object from the bytes of one request.
+class request_parser : public http::basic_parser<true> {
+public:
+    request_parser(request& req, const server_limits& limits) : req_(req) {
+        req_.clear();
+        header_limit(static_cast<std::uint32_t>(limits.header_limit));
+        body_limit(limits.body_limit);
+        eager(true);
+    }
+
+    /// After the header: whether the client waits for "100 Continue" before sending its body.
+    bool expects_continue() const noexcept { return expect_continue_; }
+    void finish() noexcept { req_.keep_alive_ = keep_alive(); }
+
+private:
+    void on_request_impl(http::verb method, beast::string_view method_text,
+                         beast::string_view target, int version,
+                         boost::system::error_code&) override {
+        req_.method_ = method;
+        req_.method_text_.assign(method_text.data(), method_text.size());
+        req_.target_.assign(target.data(), target.size());
+        req_.version_ = static_cast<unsigned>(version);
+    }
+    void on_response_impl(int, beast::string_view, int, boost::system::error_code&) override {}
+    void on_field_impl(http::field f, beast::string_view, beast::string_view value,
+                       boost::system::error_code&) override {
+        if (f == http::field::unknown) return;
+        if (f == http::field::expect) expect_continue_ = beast::iequals(value, "100-continue");
+        req_.add(f, {value.data(), value.size()});
+    }
+    void on_header_impl(boost::system::error_code&) override {}
+    void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                           boost::system::error_code&) override {
+        // The parser has already refused a length over the body limit.
+        if (length) req_.body_.reserve(static_cast<std::size_t>(*length));
+    }
+    std::size_t on_body_impl(beast::string_view body, boost::system::error_code&) override {
+        req_.body_.append(body.data(), body.size());
+        return body.size();
+    }
+    void on_chunk_header_impl(std::uint64_t, beast::string_view,
+                              boost::system::error_code&) override {}
+    std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body,
+                                   boost::system::error_code&) override {
+        req_.body_.append(body.data(), body.size());
+        return body.size();
+    }
+    void on_finish_impl(boost::system::error_code&) override {}
+
+    request& req_;
+    bool expect_continue_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// connection
+
+struct connection::state {
+    state(tcp::socket sock, const strand_type& strand, tcp::endpoint remote_endpoint,
+          const server_limits& server_limits, const bool& server_stopping,
+          time_point& server_progress)
+        : socket(std::move(sock)),
+          timer(strand, time_point::max()),
+          remote(remote_endpoint),
+          limits(server_limits),
+          stopping(server_stopping),
+          last_progress(server_progress) {}
+
+    /// Sets the deadline of the waits to come. The timer is touched only when the deadline
+    /// moves earlier than the one it waits for; otherwise it finds the new one when it fires.
+    void expires_after(std::chrono::milliseconds d) {
+        expired = false;
+        deadline = clock::now() + d;
+        if (deadline < armed) {
+            armed = deadline;
+            timer.cancel();
+        }
+    }
+
+    void close() {
+        closed = true;
+        timer.cancel();
+        boost::system::error_code ec;
+        socket.close(ec);
+    }
+
+    tcp::socket socket;
+    asio::steady_timer timer;
+    time_point deadline = time_point::max(); ///< of the current wait
+    time_point armed = time_point::max();    ///< what the timer waits for
+    bool expired = false;                    ///< the deadline passed: waits fail at once
+    bool idle = true;                        ///< waiting for the next request
+    bool closed = false;
+    tcp::endpoint remote;
+    const server_limits& limits;
+    const bool& stopping;
+    time_point& last_progress;
+    beast::flat_buffer in;
+    request req;
+    std::string head; ///< the response head being sent, reused
+};
+
+namespace {
+
+/// Reads what the socket has into s.in: at once when bytes are waiting, else when they come.
+asio::awaitable<boost::system::error_code> read_more(connection::state& s) {
+    for (;;) {
+        if (s.expired) co_return asio::error::timed_out;
+        const auto room = s.in.prepare(read_chunk);
+        boost::system::error_code ec;
+        const auto n = s.socket.read_some(room, ec);
+        if (!ec) {
+            s.in.commit(n);
+            co_return ec;
+        }
+        if (!would_block(ec)) co_return ec;
+        auto [wait_ec] = co_await s.socket.async_wait(tcp::socket::wait_read, use_tuple);
+        if (wait_ec) co_return wait_ec;
+    }
+}
+
+} // namespace
+
+tcp::socket& connection::socket() noexcept { return s_.socket; }
+const tcp::endpoint& connection::remote() const noexcept { return s_.remote; }
+const server_limits& connection::limits() const noexcept { return s_.limits; }
+bool connection::stopping() const noexcept { return s_.stopping; }
+
+void connection::progressed(std::size_t n) {
+    bytes_sent += n;
+    s_.last_progress = clock::now();
+}
+
+asio::awaitable<bool> connection::send(std::string_view head_text, std::string_view body,
+                                       bool more) {
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head_text), asio::buffer(body)};
+    std::size_t left = head_text.size() + body.size();
+    const int flags = more ? MSG_MORE : 0;
+    bool timed = false;
+    for (;;) {
+        // Try at once: a response usually fits in the socket's buffer, so no wait is needed.
+        boost::system::error_code ec;
+        const auto n = s_.socket.send(buffers, flags, ec);
+        if (!ec) {
+            progressed(n);
+            left -= n;
+            if (left == 0) co_return true;
+            std::size_t skip = n;
+            for (auto& b : buffers) {
+                const auto k = std::min(skip, b.size());
+                b += k;
+                skip -= k;
+            }
+            continue;
+        }
+        if (!would_block(ec)) co_return false;
+        if (!timed) {
+            s_.expires_after(s_.limits.write_timeout);
+            timed = true;
+        }
+        if (s_.expired) co_return false;
+        auto [wait_ec] = co_await s_.socket.async_wait(tcp::socket::wait_write, use_tuple);
+        if (wait_ec) co_return false;
+    }
+}
+
+asio::awaitable<bool> connection::write(const response& res) {
+    status = res.result_int();
+    s_.head.clear();
+    res.write_head(s_.head, res.body().size());
+    co_return co_await send(s_.head, head ? std::string_view{} : std::string_view{res.body()},
+                            false);
+}
+
+asio::awaitable<bool> connection::write_head(const response& res, std::uint64_t content_length,
+                                             bool more) {
+    status = res.result_int();
+    s_.head.clear();
+    res.write_head(s_.head, content_length);
+    co_return co_await send(s_.head, {}, more);
+}
+
+asio::awaitable<bool> connection::wait_writable() {
+    s_.expires_after(s_.limits.write_timeout);
+    auto [ec] = co_await s_.socket.async_wait(tcp::socket::wait_write, use_tuple);
+    co_return !ec && !s_.expired;
+}
+
+// ---------------------------------------------------------------------------------------------
+// http_server
 
 http_server::http_server(strand_type strand, server_limits limits, request_handler handler,
                          std::string name)
@@ -109,64 +371,110 @@ asio::awaitable<void> http_server::accept_loop() {
             continue;
         }
         socket.set_option(tcp::no_delay(true), ec);
+        socket.non_blocking(true, ec);
         if (sessions_.size() >= limits_.max_connections) {
-            asio::co_spawn(strand_, refuse(std::move(socket)), asio::detached);
+            refuse(socket);
             continue;
         }
         boost::system::error_code remote_ec;
         const auto remote = socket.remote_endpoint(remote_ec);
-        auto s = std::make_shared<session>(std::move(socket));
+        auto s = std::make_shared<session>(std::move(socket), strand_, remote, limits_, stopping_,
+                                           last_progress_);
         sessions_.push_back(s);
         asio::co_spawn(
-            strand_,
-            [self = shared_from_this(), s = std::move(s), remote] {
-                return self->run_session(s, remote);
-            },
+            strand_, [self = shared_from_this(), s] { return self->watch_deadline(s); },
+            log_failure{name_ + ": deadline"});
+        asio::co_spawn(
+            strand_, [self = shared_from_this(), s = std::move(s)] { return self->run_session(s); },
             log_failure{name_ + ": session"});
     }
     accepting_ = false;
 }
 
-asio::awaitable<void> http_server::refuse(tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
-    auto res = error_response(errc::too_many_connections,
-                              "the server is at its limit of " +
-                                  std::to_string(limits_.max_connections) + " connections");
-    res.prepare_payload();
-    stream.expires_after(std::chrono::seconds(1));
-    co_await http::async_write(stream, res, use_tuple);
+void http_server::refuse(tcp::socket& socket) {
+    // The answer is small and the new socket's buffer empty: it is sent at once or not at all.
+    const auto res = error_response(errc::too_many_connections,
+                                    "the server is at its limit of " +
+                                        std::to_string(limits_.max_connections) + " connections");
+    std::string head;
+    res.write_head(head, res.body().size());
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(res.body())};
     boost::system::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    socket.send(buffers, 0, ec);
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    socket.close(ec);
 }
 
-asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s, tcp::endpoint remote) {
-    beast::flat_buffer buffer;
-    connection conn(s->stream, remote, limits_, stopping_, last_progress_);
+asio::awaitable<void> http_server::watch_deadline(std::shared_ptr<session> s) {
+    while (!s->closed) {
+        s->armed = s->deadline;
+        s->timer.expires_at(s->armed);
+        co_await s->timer.async_wait(use_tuple);
+        if (s->closed) break;
+        if (connection::clock::now() >= s->deadline) {
+            // The wait in progress has run out of time: fail it, and any that follows until a
+            // new deadline is set.
+            s->expired = true;
+            s->deadline = connection::time_point::max();
+            boost::system::error_code ec;
+            s->socket.cancel(ec);
+        }
+    }
+}
+
+asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
+    connection conn(*s);
     bool linger = false; // an error answer was sent before the request was read to its end
     for (;;) {
         if (stopping_) break;
-        if (buffer.size() == 0) {
+        if (s->in.size() == 0) {
             // Wait for the first byte of the next request under the idle deadline; the whole
             // request then has to arrive within the read deadline.
             s->idle = true;
-            s->stream.expires_after(limits_.idle_timeout);
-            auto [ec, n] = co_await s->stream.async_read_some(buffer.prepare(4096), use_tuple);
+            s->expires_after(limits_.idle_timeout);
+            const auto ec = co_await read_more(*s);
             s->idle = false;
             if (ec) break;
-            buffer.commit(n);
         }
         if (stopping_) break;
-        http::request_parser<http::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
-        parser.body_limit(limits_.body_limit);
-        s->stream.expires_after(limits_.read_timeout);
-        auto [ec, n] = co_await http::async_read_header(s->stream, buffer, parser, use_tuple);
-        if (!ec && !parser.is_done()) {
-            if (parser.get()[http::field::expect] == "100-continue") {
-                http::response<http::empty_body> go_on{http::status::continue_, 11};
-                co_await http::async_write(s->stream, go_on, use_tuple);
+        boost::system::error_code ec;
+        {
+            request_parser parser(s->req, limits_);
+            bool timed = false;
+            bool continued = false;
+            while (!parser.is_done()) {
+                if (s->in.size() > 0) {
+                    const auto used = parser.put(s->in.data(), ec);
+                    s->in.consume(used);
+                    if (ec == http::error::need_more) {
+                        ec = {};
+                    } else if (ec) {
+                        break;
+                    }
+                    if (parser.is_done()) break;
+                    if (used > 0 && s->in.size() > 0) continue;
+                }
+                if (parser.is_header_done() && parser.expects_continue() && !continued) {
+                    continued = true;
+                    timed = false;
+                    static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+                    if (!co_await conn.send(go_on, {}, false)) {
+                        ec = asio::error::operation_aborted;
+                        break;
+                    }
+                }
+                if (!timed) {
+                    s->expires_after(limits_.read_timeout);
+                    timed = true;
+                }
+                ec = co_await read_more(*s);
+                if (ec == asio::error::eof) {
+                    parser.put_eof(ec);
+                    if (!ec && !parser.is_done()) ec = http::error::partial_message;
+                }
+                if (ec) break;
             }
-            std::tie(ec, n) = co_await http::async_read(s->stream, buffer, parser, use_tuple);
+            if (!ec) parser.finish();
         }
         if (ec) {
             errc code = errc::ok;
@@ -185,23 +493,25 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s, tcp::
                 message = "malformed HTTP request: " + ec.message();
             }
             if (code != errc::ok) {
-                auto res = error_response(code, std::move(message));
-                spdlog::debug("{}: {} refused: {}", name_, remote.address().to_string(),
+                const auto res = error_response(code, std::move(message));
+                spdlog::debug("{}: {} refused: {}", name_, s->remote.address().to_string(),
                               res.body());
+                conn.head = false;
                 co_await conn.write(res);
                 linger = true;
             }
             break;
         }
-        auto& req = parser.get();
+        auto& req = s->req;
         if (req.method() == http::verb::unknown) {
             auto res = error_response(req, errc::bad_request,
                                       "unknown method " + std::string(req.method_string()));
             res.keep_alive(false);
+            conn.head = false;
             co_await conn.write(res);
             break;
         }
-        const auto started = std::chrono::steady_clock::now();
+        const auto started = connection::clock::now();
         conn.bytes_sent = 0;
         conn.head = req.method() == http::verb::head;
         ++busy_;
@@ -209,24 +519,23 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s, tcp::
         try {
             keep = co_await handler_(req, conn);
         } catch (const std::exception& x) {
-            spdlog::error("{}: {} {}: {}", name_, std::string(req.method_string()),
-                          std::string(req.target()), x.what());
+            spdlog::error("{}: {} {}: {}", name_, req.method_string(), req.target(), x.what());
             keep = false;
         }
         --busy_;
         if (spdlog::should_log(spdlog::level::debug)) {
             const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                std::chrono::steady_clock::now() - started);
+                connection::clock::now() - started);
             spdlog::debug("{}: {} {} {} -> {} ({} bytes, {} us)", name_,
-                          remote.address().to_string(), std::string(req.method_string()),
-                          std::string(req.target()), conn.status, conn.bytes_sent, us.count());
+                          s->remote.address().to_string(), req.method_string(), req.target(),
+                          conn.status, conn.bytes_sent, us.count());
         }
         if (!keep || !req.keep_alive()) break;
     }
     boost::system::error_code ec;
-    s->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    s->socket.shutdown(tcp::socket::shutdown_send, ec);
     if (linger && !stopping_) co_await discard_input(*s);
-    s->stream.close();
+    s->close();
     sessions_.remove(s);
     if (stopping_ && sessions_.empty()) all_done_.cancel();
 }
@@ -237,20 +546,22 @@ asio::awaitable<void> http_server::discard_input(session& s) {
     // sees its 413). So read and drop what still comes, until the client closes, for at most
     // read_timeout and a bounded number of bytes. A stop closes it at once, as an idle one.
     constexpr std::size_t most = 64 * 1024 * 1024;
-    std::vector<char> scratch(64 * 1024);
-    std::size_t dropped = 0;
+    std::size_t dropped = s.in.size();
     s.idle = true;
-    s.stream.expires_after(limits_.read_timeout);
+    s.expires_after(limits_.read_timeout);
     while (dropped < most) {
-        auto [ec, n] = co_await s.stream.async_read_some(asio::buffer(scratch), use_tuple);
-        if (ec) break;
-        dropped += n;
+        s.in.consume(s.in.size());
+        if (co_await read_more(s)) break;
+        dropped += s.in.size();
     }
 }
 
 void http_server::close_idle() {
     for (const auto& s : sessions_) {
-        if (s->idle) s->stream.cancel();
+        if (s->idle) {
+            boost::system::error_code ec;
+            s->socket.cancel(ec);
+        }
     }
 }
 
@@ -262,8 +573,10 @@ void http_server::cancel() {
 }
 
 void http_server::close_all() {
-    for (const auto& s : sessions_)
-        s->stream.cancel();
+    for (const auto& s : sessions_) {
+        boost::system::error_code ec;
+        s->socket.cancel(ec);
+    }
 }
 
 asio::awaitable<void> http_server::async_stop() {

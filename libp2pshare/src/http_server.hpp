@@ -1,6 +1,12 @@
 // An HTTP/1.1 keep-alive server on one strand: accept loop, one coroutine per connection, bounded
 // headers and bodies, deadlines on every wait, a connection limit and a graceful stop.
 // The index server and the peer's file server are both built on it.
+//
+// The request path is built for a small cost per request: Beast's basic_parser fills a request
+// object that each connection reuses, a response head is formatted into a reused buffer and
+// sent with its body in one writev, a socket is first read and written without waiting (a
+// wait is only started when it would block) and each connection has one deadline timer that
+// is re-armed only when it fires or when a deadline moves earlier.
 #pragma once
 
 #include <p2pshare/error.hpp>
@@ -10,16 +16,21 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace p2pshare::detail {
 
@@ -29,62 +40,124 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using strand_type = asio::strand<asio::any_io_executor>;
 
-using request = http::request<http::string_body>;
-using string_response = http::response<http::string_body>;
+/// A request as the server parsed it. A connection reuses one for all its requests, so that
+/// its strings keep their capacity.
+class request {
+public:
+    http::verb method() const noexcept { return method_; }
+    std::string_view method_string() const noexcept { return method_text_; }
+    std::string_view target() const noexcept { return target_; }
+    unsigned version() const noexcept { return version_; }
+    bool keep_alive() const noexcept { return keep_alive_; }
+    const std::string& body() const noexcept { return body_; }
+
+    /// The value of a header field (the first one, when it came several times), or "".
+    std::string_view operator[](http::field f) const noexcept;
+
+private:
+    friend class request_parser;
+    void clear() noexcept;
+    void add(http::field f, std::string_view value);
+
+    http::verb method_ = http::verb::unknown;
+    std::string method_text_;
+    std::string target_;
+    unsigned version_ = 11;
+    bool keep_alive_ = false;
+    std::string body_;
+    /// Known fields only; slots past `used_` keep their capacity for the next request.
+    std::vector<std::pair<http::field, std::string>> fields_;
+    std::size_t used_ = 0;
+};
+
+/// A response: status, a few header fields and a body. `Server`, `Content-Length` and
+/// `Connection` are written by the server.
+class response {
+public:
+    response() = default;
+    response(http::status status, unsigned version, bool keep_alive)
+        : status_(status), version_(version), keep_alive_(keep_alive) {}
+
+    http::status result() const noexcept { return status_; }
+    unsigned result_int() const noexcept { return static_cast<unsigned>(status_); }
+    void result(http::status s) noexcept { status_ = s; }
+    bool keep_alive() const noexcept { return keep_alive_; }
+    void keep_alive(bool k) noexcept { keep_alive_ = k; }
+    unsigned version() const noexcept { return version_; }
+
+    /// Content-Type; a literal, so it is not copied.
+    void content_type(std::string_view type) noexcept { content_type_ = type; }
+    /// Sets a header field (replacing an earlier value of the same field).
+    void set(http::field f, std::string_view value);
+    std::string_view operator[](http::field f) const noexcept;
+
+    std::string& body() noexcept { return body_; }
+    const std::string& body() const noexcept { return body_; }
+
+    /// Appends the status line and header of this response, with `content_length`, to `out`.
+    void write_head(std::string& out, std::uint64_t content_length) const;
+
+private:
+    http::status status_ = http::status::ok;
+    unsigned version_ = 11;
+    bool keep_alive_ = true;
+    std::string_view content_type_;
+    std::vector<std::pair<http::field, std::string>> fields_;
+    std::string body_;
+};
 
 /// What a request handler sees of its connection.
 class connection {
 public:
-    using time_point = std::chrono::steady_clock::time_point;
+    using clock = std::chrono::steady_clock;
+    using time_point = clock::time_point;
+    struct state;
 
-    connection(beast::tcp_stream& stream, tcp::endpoint remote, const server_limits& limits,
-               const bool& stopping, time_point& last_progress)
-        : stream_(stream),
-          remote_(remote),
-          limits_(limits),
-          stopping_(stopping),
-          last_progress_(last_progress) {}
+    explicit connection(state& s) : s_(s) {}
 
-    beast::tcp_stream& stream() noexcept { return stream_; }
-    const tcp::endpoint& remote() const noexcept { return remote_; }
-    const server_limits& limits() const noexcept { return limits_; }
-    bool stopping() const noexcept { return stopping_; }
+    tcp::socket& socket() noexcept;
+    const tcp::endpoint& remote() const noexcept;
+    const server_limits& limits() const noexcept;
+    bool stopping() const noexcept;
 
     /// Sends a complete response under the write deadline (only its header, with the
     /// Content-Length of its body, when the request was HEAD). Returns false when it failed.
-    asio::awaitable<bool> write(string_response& response);
+    asio::awaitable<bool> write(const response& res);
+
+    /// Sends only the header of `res`, announcing `content_length` body bytes that the caller
+    /// then writes to socket(). With `more`, the kernel holds the header back briefly so that
+    /// it leaves in one packet with the start of the body.
+    asio::awaitable<bool> write_head(const response& res, std::uint64_t content_length, bool more);
+
+    /// Waits until the socket can take more bytes, for at most write_timeout.
+    asio::awaitable<bool> wait_writable();
 
     /// Whether the request being answered is a HEAD request.
     bool head = false;
 
     /// Records `n` bytes sent: the server's graceful stop waits while responses make progress.
-    void progressed(std::size_t n) {
-        bytes_sent += n;
-        last_progress_ = std::chrono::steady_clock::now();
-    }
+    void progressed(std::size_t n);
 
     /// What was sent, for the request log.
     unsigned status = 0;
     std::uint64_t bytes_sent = 0;
 
 private:
-    beast::tcp_stream& stream_;
-    tcp::endpoint remote_;
-    const server_limits& limits_;
-    const bool& stopping_;
-    time_point& last_progress_;
+    friend class http_server;
+    asio::awaitable<bool> send(std::string_view head, std::string_view body, bool more);
+    state& s_;
 };
 
 /// Handles one request; writes the response through the connection. Returns whether the
 /// connection may be kept for another request. It must not throw for expected failures.
 using request_handler = std::function<asio::awaitable<bool>(request&, connection&)>;
 
-/// A JSON response with the keep-alive of the request.
-string_response json_response(const request& req, http::status status, std::string body);
+/// A JSON response with the version and keep-alive of the request.
+response json_response(const request& req, http::status status, std::string body);
 /// {"error": CODE, "message": TEXT} with the status of `code`.
-string_response error_response(const request& req, errc code, std::string message);
+response error_response(const request& req, errc code, std::string message);
 /// Same, for a request that could not be parsed (so the connection is closed after it).
-string_response error_response(errc code, std::string message);
+response error_response(errc code, std::string message);
 
 class http_server : public std::enable_shared_from_this<http_server> {
 public:
@@ -113,15 +186,12 @@ public:
     const strand_type& strand() const noexcept { return strand_; }
 
 private:
-    struct session {
-        explicit session(tcp::socket socket) : stream(std::move(socket)) {}
-        beast::tcp_stream stream;
-        bool idle = true;
-    };
+    using session = connection::state;
 
     asio::awaitable<void> accept_loop();
-    asio::awaitable<void> run_session(std::shared_ptr<session> s, tcp::endpoint remote);
-    asio::awaitable<void> refuse(tcp::socket socket);
+    asio::awaitable<void> run_session(std::shared_ptr<session> s);
+    asio::awaitable<void> watch_deadline(std::shared_ptr<session> s);
+    void refuse(tcp::socket& socket);
     /// After an error answer that ends the connection: drops the rest of the client's input.
     asio::awaitable<void> discard_input(session& s);
     asio::awaitable<void> watch_grace();

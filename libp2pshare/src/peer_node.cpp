@@ -14,13 +14,9 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/serializer.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -43,7 +39,6 @@
 namespace p2pshare {
 
 using namespace detail;
-using namespace boost::asio::experimental::awaitable_operators;
 
 std::string_view to_string(download_outcome::status s) noexcept {
     switch (s) {
@@ -75,7 +70,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 using clock = std::chrono::steady_clock;
 
 /// Bodies up to this size are read and sent with their header; larger ones use sendfile(2).
-constexpr std::uint64_t small_body = 64 * 1024;
+constexpr std::uint64_t small_body = 16 * 1024;
 
 /// sendfile(2) has no MSG_NOSIGNAL: a downloader that goes away in the middle of a body raises
 /// SIGPIPE, whose default action kills the whole process. Ignore it, unless the program installed
@@ -414,7 +409,7 @@ asio::awaitable<bool> peer_node::impl::handle(request& req, connection& conn) {
     const auto method = req.method();
     const bool is_get = method == http::verb::get || method == http::verb::head;
     const auto t = parse_target(req.target());
-    string_response res;
+    response res;
     if (!t) {
         res = error_response(req, errc::bad_request, "malformed request target");
     } else if (t->segments.size() == 3 && t->segments[0] == "v1" && t->segments[1] == "files") {
@@ -501,23 +496,18 @@ asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn
         }
     }
     const auto status = partial ? http::status::partial_content : http::status::ok;
-    const auto describe = [&](auto& r) {
-        r.set(http::field::server, "p2pshare");
-        r.set(http::field::content_type, "application/octet-stream");
-        r.set(http::field::accept_ranges, "bytes");
-        r.set(http::field::etag, etag);
-        if (partial) {
-            r.set(http::field::content_range, "bytes " + std::to_string(first) + "-" +
-                                                  std::to_string(first + length - 1) + "/" +
-                                                  std::to_string(size));
-        }
-        r.keep_alive(req.keep_alive());
-    };
+    response res{status, req.version(), req.keep_alive()};
+    res.content_type("application/octet-stream");
+    res.set(http::field::accept_ranges, "bytes");
+    res.set(http::field::etag, etag);
+    if (partial) {
+        res.set(http::field::content_range, "bytes " + std::to_string(first) + "-" +
+                                                std::to_string(first + length - 1) + "/" +
+                                                std::to_string(size));
+    }
     if (length <= small_body && req.method() == http::verb::get) {
         // A small body goes out with its header in one write: one packet, no sendfile call.
-        string_response small{status, req.version()};
-        describe(small);
-        auto& body = small.body();
+        auto& body = res.body();
         body.resize(static_cast<std::size_t>(length));
         std::size_t got = 0;
         while (got < body.size()) {
@@ -527,27 +517,17 @@ asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn
             if (n <= 0) co_return false; // the file shrank under us: close rather than lie
             got += static_cast<std::size_t>(n);
         }
-        const bool ok = co_await conn.write(small);
-        co_return ok&& small.keep_alive();
+        const bool ok = co_await conn.write(res);
+        co_return ok&& res.keep_alive();
     }
-    http::response<http::empty_body> res{status, req.version()};
-    describe(res);
-    res.content_length(length);
-    conn.status = res.result_int();
-    auto& stream = conn.stream();
-    stream.expires_after(conn.limits().write_timeout);
-    http::serializer<false, http::empty_body> sr{res};
-    if (auto [ec, n] = co_await http::async_write_header(stream, sr, use_tuple); ec) {
-        co_return false;
-    }
-    stream.expires_never();
-    if (req.method() == http::verb::head) co_return res.keep_alive();
+    // The header is held back (MSG_MORE) so that it leaves with the first bytes of the body.
+    const bool is_head = req.method() == http::verb::head;
+    if (!co_await conn.write_head(res, length, !is_head && length > 0)) co_return false;
+    if (is_head) co_return res.keep_alive();
 
     // The body goes from the page cache to the socket with sendfile(2); when the socket is
     // full, wait until it is writable again, under the progress deadline.
-    auto& socket = stream.socket();
-    socket.native_non_blocking(true);
-    asio::steady_timer deadline(strand);
+    auto& socket = conn.socket();
     auto offset = static_cast<off_t>(first);
     std::uint64_t left = length;
     while (left > 0) {
@@ -561,11 +541,7 @@ asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn
         if (n == 0) co_return false; // the file shrank: the client sees a short body
         if (errno == EINTR) continue;
         if (errno != EAGAIN) co_return false;
-        deadline.expires_after(conn.limits().write_timeout);
-        // Whichever ends first cancels the other: writable again, or no progress in time.
-        auto ready = co_await (socket.async_wait(tcp::socket::wait_write, use_tuple) ||
-                               deadline.async_wait(use_tuple));
-        if (ready.index() != 0 || std::get<0>(std::get<0>(ready))) co_return false;
+        if (!co_await conn.wait_writable()) co_return false;
     }
     co_return res.keep_alive();
 }

@@ -2,6 +2,7 @@
 
 #include <p2pshare/names.hpp>
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -22,9 +23,10 @@ namespace {
 
 bool is_hex_lower(char c) noexcept { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
-api_result<boost::json::value> parse_json(std::string_view body) {
+api_result<boost::json::value> parse_json(std::string_view body,
+                                          boost::json::storage_ptr storage = {}) {
     boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(body, ec);
+    boost::json::value v = boost::json::parse(body, ec, std::move(storage));
     if (ec) return fail(errc::bad_json, "the body is not valid JSON: " + ec.message());
     return v;
 }
@@ -197,7 +199,11 @@ api_result<std::vector<file_entry>> decode_files_update(std::string_view body,
 }
 
 api_result<std::vector<std::string>> decode_lookup(std::string_view body, std::size_t max_names) {
-    auto v = parse_json(body);
+    // A lookup is the index's most frequent request: its JSON lives on the stack while the
+    // names are copied out (a larger body spills over into the heap).
+    unsigned char arena[4096];
+    boost::json::monotonic_resource memory(arena, sizeof arena);
+    auto v = parse_json(body, &memory);
     if (!v) return v.error();
     auto o = as_object(*v);
     if (!o) return o.error();
@@ -230,6 +236,47 @@ api_result<std::string> decode_bearer(std::string_view authorization) {
     std::string token(authorization.substr(scheme.size()));
     if (!is_token(token)) return fail(errc::forbidden, "the lease token is not valid");
     return token;
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out.push_back('"');
+    std::size_t plain = 0; // start of the run of characters copied as they are
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        out.append(text.data() + plain, i - plain);
+        plain = i + 1;
+        switch (c) {
+            case '"':
+                out.append("\\\"");
+                break;
+            case '\\':
+                out.append("\\\\");
+                break;
+            case '\n':
+                out.append("\\n");
+                break;
+            case '\r':
+                out.append("\\r");
+                break;
+            case '\t':
+                out.append("\\t");
+                break;
+            case '\b':
+                out.append("\\b");
+                break;
+            case '\f':
+                out.append("\\f");
+                break;
+            default:
+                out.append("\\u00");
+                out.push_back(hex[c >> 4]);
+                out.push_back(hex[c & 15]);
+        }
+    }
+    out.append(text.data() + plain, text.size() - plain);
+    out.push_back('"');
 }
 
 std::optional<std::uint32_t> parse_peer_id(std::string_view text) noexcept {

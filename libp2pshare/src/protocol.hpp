@@ -56,6 +56,9 @@ api_result<std::vector<file_entry>> decode_files_update(std::string_view body,
                                                         std::size_t max_files);
 api_result<std::vector<std::string>> decode_lookup(std::string_view body, std::size_t max_names);
 
+/// Appends `text` to `out` as a JSON string (quoted, escaped; UTF-8 passes through).
+void append_json_string(std::string& out, std::string_view text);
+
 /// The bearer token of an `Authorization: Bearer TOKEN` header.
 api_result<std::string> decode_bearer(std::string_view authorization);
 
