@@ -237,21 +237,14 @@ struct connection::state {
 
 namespace {
 
-/// Reads what the socket has into s.in: at once when bytes are waiting, else when they come.
+/// Reads what the socket has into s.in. Asio's reactor reads at once when bytes may be waiting
+/// and otherwise queues the read without a system call until epoll reports the socket readable
+/// (an async_wait would re-arm the descriptor with epoll_ctl on each wait).
 asio::awaitable<boost::system::error_code> read_more(connection::state& s) {
-    for (;;) {
-        if (s.expired) co_return asio::error::timed_out;
-        const auto room = s.in.prepare(read_chunk);
-        boost::system::error_code ec;
-        const auto n = s.socket.read_some(room, ec);
-        if (!ec) {
-            s.in.commit(n);
-            co_return ec;
-        }
-        if (!would_block(ec)) co_return ec;
-        auto [wait_ec] = co_await s.socket.async_wait(tcp::socket::wait_read, use_tuple);
-        if (wait_ec) co_return wait_ec;
-    }
+    if (s.expired) co_return asio::error::timed_out;
+    auto [ec, n] = co_await s.socket.async_read_some(s.in.prepare(read_chunk), use_tuple);
+    if (!ec) s.in.commit(n);
+    co_return ec;
 }
 
 } // namespace
@@ -263,7 +256,8 @@ bool connection::stopping() const noexcept { return s_.stopping; }
 
 void connection::progressed(std::size_t n) {
     bytes_sent += n;
-    s_.last_progress = clock::now();
+    // Only a stopping server looks at the time of the last progress.
+    if (s_.stopping) s_.last_progress = clock::now();
 }
 
 asio::awaitable<bool> connection::send(std::string_view head_text, std::string_view body,
@@ -511,7 +505,8 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
             co_await conn.write(res);
             break;
         }
-        const auto started = connection::clock::now();
+        const bool log_request = spdlog::should_log(spdlog::level::debug);
+        const auto started = log_request ? connection::clock::now() : connection::time_point{};
         conn.bytes_sent = 0;
         conn.head = req.method() == http::verb::head;
         ++busy_;
@@ -523,7 +518,7 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
             keep = false;
         }
         --busy_;
-        if (spdlog::should_log(spdlog::level::debug)) {
+        if (log_request) {
             const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 connection::clock::now() - started);
             spdlog::debug("{}: {} {} {} -> {} ({} bytes, {} us)", name_,
