@@ -28,7 +28,6 @@ struct index_server::impl {
           store(options.lease_ttl, nullptr, options.index.max_peers) {}
 
     asio::awaitable<bool> handle(request& req, connection& conn);
-    asio::awaitable<bool> route(request& req, connection& conn, const target& t);
 
     response do_register(const request& req, const connection& conn);
     response do_renew(const request& req, std::uint32_t id);
@@ -64,6 +63,12 @@ response wrong_method(const request& req, std::string_view allowed) {
 }
 
 index_store::time_point now() { return index_store::clock::now(); }
+
+void append_number(std::string& out, std::uint64_t n) {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+    out.append(digits, end);
+}
 
 } // namespace
 
@@ -190,17 +195,18 @@ response index_server::impl::do_lookup(const request& req) {
             for (const auto& src : *found) {
                 if (!first_source) out.push_back(',');
                 first_source = false;
+                // Hosts and digests were validated on registration: nothing in them to escape.
                 out.append(R"({"id":)");
-                out.append(std::to_string(src.peer));
-                out.append(R"(,"host":)");
-                append_json_string(out, src.host);
-                out.append(R"(,"port":)");
-                out.append(std::to_string(src.port));
+                append_number(out, src.peer);
+                out.append(R"(,"host":")");
+                out.append(src.host);
+                out.append(R"(","port":)");
+                append_number(out, src.port);
                 out.append(R"(,"size":)");
-                out.append(std::to_string(src.size));
-                out.append(R"(,"sha256":)");
-                append_json_string(out, src.sha256);
-                out.push_back('}');
+                append_number(out, src.size);
+                out.append(R"(,"sha256":")");
+                out.append(src.sha256);
+                out.append(R"("})");
             }
         }
         out.append(any ? R"(],"found":true})" : R"(],"found":false})");
@@ -221,17 +227,14 @@ response index_server::impl::do_health(const request& req) {
 }
 
 asio::awaitable<bool> index_server::impl::handle(request& req, connection& conn) {
-    const auto t = parse_target(req.target());
-    if (!t) {
+    const auto parsed = parse_target(req.target());
+    if (!parsed) {
         auto res = error_response(req, errc::bad_request, "malformed request target");
         res.keep_alive(false);
         co_await conn.write(res);
         co_return false;
     }
-    co_return co_await route(req, conn, *t);
-}
-
-asio::awaitable<bool> index_server::impl::route(request& req, connection& conn, const target& t) {
+    const auto& t = *parsed;
     const auto method = req.method();
     const bool is_get = method == http::verb::get || method == http::verb::head;
     const auto& seg = t.segments;
