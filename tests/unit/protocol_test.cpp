@@ -410,4 +410,26 @@ BOOST_AUTO_TEST_CASE(file_array_round_trip) {
     BOOST_TEST(((*back)[0] == f));
 }
 
+BOOST_AUTO_TEST_CASE(json_string_escaping_round_trips) {
+    // Every byte below 0x80 (controls, quote, backslash), UTF-8 and a long plain run.
+    std::string all;
+    for (int c = 1; c < 0x80; ++c)
+        all.push_back(static_cast<char>(c));
+    const std::vector<std::string> texts{
+        "",  "plain.txt",           "a\"b\\c", "tab\there\nnew", "\x01\x1f\x7f", "é—𝄞",
+        all, std::string(5000, 'x')};
+    for (const auto& text : texts) {
+        std::string out = "[";
+        d::append_json_string(out, text);
+        out += "]";
+        boost::system::error_code ec;
+        const auto v = boost::json::parse(out, ec);
+        BOOST_TEST_REQUIRE(!ec, out);
+        BOOST_TEST(std::string(v.as_array().at(0).as_string()) == text);
+    }
+    std::string out;
+    d::append_json_string(out, "q\"\n\x02");
+    BOOST_TEST(out == R"("q\"\n\u0002")");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
