@@ -54,7 +54,13 @@ void request::clear() noexcept {
     target_.clear();
     version_ = 11;
     keep_alive_ = false;
-    body_.clear();
+    // A connection keeps the capacity of small bodies; a large one (an upload of a long file
+    // list) is given back, so that idle connections do not hold megabytes each.
+    if (body_.capacity() > 64 * 1024) {
+        std::string().swap(body_);
+    } else {
+        body_.clear();
+    }
     used_ = 0;
 }
 
