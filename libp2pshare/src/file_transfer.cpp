@@ -9,8 +9,10 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -88,12 +90,12 @@ bool parse_content_range(std::string_view v, std::uint64_t& first, std::uint64_t
            num(v.substr(slash + 1), total);
 }
 
-/// Hashes the first `length` bytes of `fd` into `h`.
-bool hash_prefix(int fd, std::uint64_t length, sha256& h, std::vector<char>& buffer) {
-    std::uint64_t offset = 0;
-    while (offset < length) {
+/// Hashes bytes [offset, end) of `fd` into `h`.
+bool hash_range(int fd, std::uint64_t offset, std::uint64_t end, sha256& h,
+                std::vector<char>& buffer) {
+    while (offset < end) {
         const auto want =
-            static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - offset));
+            static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - offset));
         const auto n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return false;
@@ -103,14 +105,14 @@ bool hash_prefix(int fd, std::uint64_t length, sha256& h, std::vector<char>& buf
     return true;
 }
 
-/// hash_prefix on the disk thread: a large kept prefix must not hold up the caller's strand.
+/// hash_range on the disk thread: a large stretch must not hold up the caller's strand.
 /// (A plain function: its lambda captures only trivially destructible values.)
-asio::awaitable<bool> read_back(int fd, std::uint64_t length, sha256& h,
+asio::awaitable<bool> read_back(int fd, std::uint64_t offset, std::uint64_t end, sha256& h,
                                 std::vector<char>& buffer) {
     return asio::co_spawn(
         disk_pool(),
-        [fd, length, &h, &buffer]() -> asio::awaitable<bool> {
-            co_return hash_prefix(fd, length, h, buffer);
+        [fd, offset, end, &h, &buffer]() -> asio::awaitable<bool> {
+            co_return hash_range(fd, offset, end, h, buffer);
         },
         asio::use_awaitable);
 }
@@ -146,6 +148,218 @@ asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> fill(
     co_return std::tuple{boost::system::error_code{}, got};
 }
 
+/// A pipe for splice(2) of at least `capacity` bytes where the system allows; returns its
+/// capacity, or 0 when there is no pipe.
+std::size_t open_pipe(unique_fd& read_end, unique_fd& write_end, std::size_t capacity) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return 0;
+    read_end.reset(fds[0]);
+    write_end.reset(fds[1]);
+    const auto wanted = static_cast<int>(std::min<std::size_t>(capacity, 1024 * 1024));
+    ::fcntl(fds[1], F_SETPIPE_SZ, wanted); // a failure keeps the default size
+    const int size = ::fcntl(fds[1], F_GETPIPE_SZ);
+    return size > 0 ? static_cast<std::size_t>(size) : 0;
+}
+
+/// Copies the `size` bytes waiting in a pipe into `fd` at `offset` with read and pwrite.
+bool copy_out_of_pipe(int pipe, int fd, std::uint64_t offset, std::size_t size, int& error) {
+    std::vector<char> bytes(64 * 1024);
+    while (size > 0) {
+        const auto n = ::read(pipe, bytes.data(), std::min(bytes.size(), size));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            error = n < 0 ? errno : EIO;
+            return false;
+        }
+        if (!write_all(fd, bytes.data(), static_cast<std::size_t>(n), offset, error)) return false;
+        offset += static_cast<std::uint64_t>(n);
+        size -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+/// What splice_some did.
+struct spliced {
+    boost::system::error_code error; ///< of the socket: end of file, timeout, reset...
+    int file_error = 0;              ///< errno of a failed write into the file
+    bool unsupported = false;        ///< splice(2) does not work with this socket or file: use recv
+    std::size_t size = 0;            ///< bytes moved into the file
+};
+
+/// Moves body bytes from the socket into `fd` at `offset` through a pipe, without copying them
+/// through user space: until `size` bytes, or at least a quarter MiB, are in the file. Each wait
+/// for the socket has the stall deadline, so "no byte for this long" still holds.
+asio::awaitable<spliced> splice_some(tcp::socket& socket, asio::steady_timer& timer, int pipe_in,
+                                     int pipe_out, std::size_t pipe_size, int fd,
+                                     std::uint64_t offset, std::size_t size,
+                                     std::chrono::milliseconds stall) {
+    spliced out;
+    const int sock = socket.native_handle();
+    const std::size_t enough = std::min<std::size_t>(size, 256 * 1024);
+    while (out.size < enough) {
+        const auto want = std::min(size - out.size, pipe_size);
+        const auto got = ::splice(sock, nullptr, pipe_out, nullptr, want, SPLICE_F_NONBLOCK);
+        if (got < 0) {
+            const int e = errno;
+            if (e == EINTR) continue;
+            if (e == EAGAIN) {
+                timer.expires_after(stall);
+                auto ready = co_await (socket.async_wait(tcp::socket::wait_read, use_tuple) ||
+                                       timer.async_wait(use_tuple));
+                if (ready.index() == 1) {
+                    out.error = beast::error::timeout;
+                    co_return out;
+                }
+                if (const auto [ec] = std::get<0>(ready); ec) {
+                    out.error = ec;
+                    co_return out;
+                }
+                continue;
+            }
+            if (e == EINVAL) { // nothing was taken from the socket
+                out.unsupported = true;
+            } else {
+                out.error = boost::system::error_code(e, boost::system::system_category());
+            }
+            co_return out;
+        }
+        if (got == 0) {
+            out.error = asio::error::eof;
+            co_return out;
+        }
+        // Empty the pipe into the file before anything else, so that no byte stays behind.
+        auto left = static_cast<std::size_t>(got);
+        while (left > 0) {
+            auto at = static_cast<loff_t>(offset + out.size);
+            const auto n = ::splice(pipe_in, nullptr, fd, &at, left, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EINVAL) {
+                // This file system takes no splice: copy what the pipe holds, then use recv.
+                if (!copy_out_of_pipe(pipe_in, fd, offset + out.size, left, out.file_error)) {
+                    co_return out;
+                }
+                out.size += left;
+                out.unsupported = true;
+                co_return out;
+            }
+            if (n <= 0) {
+                out.file_error = n < 0 ? errno : EIO;
+                co_return out;
+            }
+            left -= static_cast<std::size_t>(n);
+            out.size += static_cast<std::size_t>(n);
+        }
+    }
+    co_return out;
+}
+
+/// Hashes a file's bytes on the disk thread as they land in the file, one stretch at a time,
+/// without the receiving side ever waiting for it (only at the end). Lives on the receiving
+/// coroutine's executor; async_finish must be awaited before it is destroyed.
+class file_hasher {
+public:
+    file_hasher(asio::any_io_executor executor, int fd, std::uint64_t from, sha256& hash,
+                std::vector<char>& buffer)
+        : executor_(std::move(executor)),
+          fd_(fd),
+          hashed_(from),
+          hash_(hash),
+          buffer_(buffer),
+          done_(executor_, asio::steady_timer::time_point::max()) {}
+
+    /// Hashes up to `end` unless a stretch is being hashed (the next call continues from it).
+    void advance(std::uint64_t end) {
+        if (!running_ && ok_ && hashed_ < end) start(end);
+    }
+
+    /// Waits until [from, end) is hashed, or with end == 0 only until the disk thread is done
+    /// with this object. False if the file could not be read back.
+    asio::awaitable<bool> async_finish(std::uint64_t end) {
+        for (;;) {
+            while (running_) {
+                co_await done_.async_wait(use_tuple); // cancelled when the stretch is done
+            }
+            if (!ok_ || hashed_ >= end) co_return ok_;
+            start(end);
+        }
+    }
+
+private:
+    void start(std::uint64_t end) {
+        running_ = true;
+        asio::co_spawn(disk_pool(), hash_stretch(fd_, hashed_, end, hash_, buffer_),
+                       asio::bind_executor(executor_, [this, end](std::exception_ptr e, bool ok) {
+                           running_ = false;
+                           ok_ = ok_ && !e && ok;
+                           hashed_ = end;
+                           done_.cancel();
+                       }));
+    }
+
+    static asio::awaitable<bool> hash_stretch(int fd, std::uint64_t from, std::uint64_t end,
+                                              sha256& hash, std::vector<char>& buffer) {
+        co_return hash_range(fd, from, end, hash, buffer);
+    }
+
+    asio::any_io_executor executor_;
+    int fd_;
+    std::uint64_t hashed_;
+    sha256& hash_;
+    std::vector<char>& buffer_;
+    asio::steady_timer done_;
+    bool running_ = false;
+    bool ok_ = true;
+};
+
+/// Moves the body [position, size) from the socket into `fd` through a pipe: splice(2) copies
+/// each byte once, from the socket's buffers into the file's pages, while the disk thread
+/// hashes what is in the file from the page cache. Stops early, without an error, where
+/// splice(2) does not work with this socket or file; `position` tells how far it got, and `hash`
+/// then covers [0, position).
+asio::awaitable<attempt> splice_body(tcp::socket& socket, const transfer_options& options, int fd,
+                                     std::uint64_t size, std::uint64_t& position, sha256& hash,
+                                     std::vector<char>& buffer, transfer_progress& progress,
+                                     std::uint64_t& reported) {
+    attempt out;
+    unique_fd pipe_in;
+    unique_fd pipe_out;
+    const auto pipe_size = open_pipe(pipe_in, pipe_out, buffer.size());
+    if (pipe_size == 0) co_return out;
+    boost::system::error_code blocking;
+    socket.native_non_blocking(true, blocking);
+    if (blocking) co_return out;
+    asio::steady_timer timer(socket.get_executor());
+    file_hasher hasher(socket.get_executor(), fd, position, hash, buffer);
+    while (position < size) {
+        const auto want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - position));
+        const auto s = co_await splice_some(socket, timer, pipe_in.get(), pipe_out.get(), pipe_size,
+                                            fd, position, want, options.stall_timeout);
+        position += s.size;
+        hasher.advance(position);
+        if (options.on_progress && (position - reported >= 64 * 1024 || position == size)) {
+            reported = position;
+            progress.done = position;
+            options.on_progress(progress);
+        }
+        if (s.file_error != 0) {
+            out = failed(errc::io_error, "cannot write the file: " + errno_text(s.file_error));
+            break;
+        }
+        if (s.error) {
+            out = failed(s.error == beast::error::timeout ? errc::timeout : errc::size_mismatch,
+                         "the transfer stopped after " + std::to_string(position) + " of " +
+                             std::to_string(size) + " bytes: " + s.error.message());
+            break;
+        }
+        if (s.unsupported) break;
+    }
+    // After a failure the hash is of no use, but the disk thread must be done with it.
+    const bool hashed = co_await hasher.async_finish(out.error ? 0 : position);
+    if (!out.error && !hashed) out = failed(errc::io_error, "cannot read the partial file back");
+    co_return out;
+}
+
 /// Fetches bytes [offset, size) of `name` from `src` into `fd`, hashing the whole file.
 asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_options& options,
                                const std::string& name, const file_source& src, int fd,
@@ -153,7 +367,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
     attempt out;
     sha256 hash;
     if (offset == src.size) { // a complete .part from an earlier run: only verify it
-        if (!co_await read_back(fd, offset, hash, buffer)) {
+        if (!co_await read_back(fd, 0, offset, hash, buffer)) {
             co_return failed(errc::io_error, "cannot read the partial file back");
         }
         out.digest = hash.hex_digest();
@@ -215,7 +429,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
     if (::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
         co_return failed(errc::io_error, errno_text(errno));
     }
-    if (!co_await read_back(fd, offset, hash, buffer)) {
+    if (!co_await read_back(fd, 0, offset, hash, buffer)) {
         co_return failed(errc::io_error, "cannot read the partial file back");
     }
     std::uint64_t position = offset;
@@ -249,9 +463,19 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
         }
         read_buffer.consume(read_buffer.size());
     }
-    // Then a pipeline: while chunk k is written and hashed on the disk thread, chunk k+1 is
-    // received, so hashing costs no receive time. Two buffers alternate.
-    std::vector<char> second(buffer.size());
+    // Then the body goes through splice(2) where the system allows.
+    if (position < src.size) {
+        auto body = co_await splice_body(stream.socket(), options, fd, src.size, position, hash,
+                                         buffer, progress, reported);
+        if (body.error) {
+            body.received = position - offset;
+            co_return body;
+        }
+    }
+    // Where splice(2) is not available, a pipeline: while chunk k is written and hashed on the
+    // disk thread, chunk k+1 is received, so hashing costs no receive time. Two buffers
+    // alternate.
+    std::vector<char> second(position < src.size ? buffer.size() : 0);
     char* chunks[2] = {buffer.data(), second.data()};
     int next = 0;
     const char* stored_data = nullptr; // the chunk being written and hashed, if any
