@@ -9,8 +9,8 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -287,18 +287,22 @@ public:
 private:
     void start(std::uint64_t end) {
         running_ = true;
-        asio::co_spawn(disk_pool(), hash_stretch(fd_, hashed_, end, hash_, buffer_),
-                       asio::bind_executor(executor_, [this, end](std::exception_ptr e, bool ok) {
-                           running_ = false;
-                           ok_ = ok_ && !e && ok;
-                           hashed_ = end;
-                           done_.cancel();
-                       }));
+        asio::co_spawn(executor_, hash_stretch(this, end), asio::detached);
     }
 
-    static asio::awaitable<bool> hash_stretch(int fd, std::uint64_t from, std::uint64_t end,
-                                              sha256& hash, std::vector<char>& buffer) {
-        co_return hash_range(fd, from, end, hash, buffer);
+    /// Runs on the receiving side's executor and waits there for the disk thread, so that
+    /// everything of this object is only touched from that executor.
+    static asio::awaitable<void> hash_stretch(file_hasher* self, std::uint64_t end) {
+        bool ok = false;
+        try {
+            ok = co_await read_back(self->fd_, self->hashed_, end, self->hash_, self->buffer_);
+        } catch (const std::exception& e) {
+            spdlog::warn("download: hashing failed: {}", e.what());
+        }
+        self->running_ = false;
+        self->ok_ = self->ok_ && ok;
+        self->hashed_ = end;
+        self->done_.cancel();
     }
 
     asio::any_io_executor executor_;
