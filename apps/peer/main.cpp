@@ -192,7 +192,7 @@ private:
 // ---- the actions -----------------------------------------------------------------------------
 
 struct app {
-    asio::io_context io;
+    asio::io_context io{1}; // run by `thread` only (other threads post to it)
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work{
         asio::make_work_guard(io)};
     std::thread thread;
