@@ -216,7 +216,7 @@ int main(int argc, char** argv) try {
         std::stoul(option(out.args(), "--throughput-requests", "200000"));
     spdlog::set_level(spdlog::level::warn);
 
-    asio::io_context server_io;
+    asio::io_context server_io{1}; // as the indexserver program: one thread runs it
     auto work = asio::make_work_guard(server_io);
     p2pshare::index_server_options options;
     options.port = 0;

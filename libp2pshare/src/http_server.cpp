@@ -140,6 +140,14 @@ response error_response(errc code, std::string message) {
     return res;
 }
 
+asio::awaitable<bool> refuse_request(const request& req, connection& conn, errc code,
+                                     std::string message) {
+    auto res = error_response(req, code, std::move(message));
+    res.keep_alive(false);
+    co_await conn.write(res);
+    co_return false;
+}
+
 /// Fills a connection's request object from the bytes of one request.
 class request_parser : public http::basic_parser<true> {
 public:
@@ -266,36 +274,30 @@ void connection::progressed(std::size_t n) {
     if (s_.stopping) s_.last_progress = clock::now();
 }
 
-asio::awaitable<bool> connection::send(std::string_view head_text, std::string_view body,
-                                       bool more) {
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(head_text), asio::buffer(body)};
-    std::size_t left = head_text.size() + body.size();
-    const int flags = more ? MSG_MORE : 0;
-    bool timed = false;
+int connection::send_now(std::array<asio::const_buffer, 2>& buffers, bool more) {
     for (;;) {
-        // Try at once: a response usually fits in the socket's buffer, so no wait is needed.
         boost::system::error_code ec;
-        const auto n = s_.socket.send(buffers, flags, ec);
-        if (!ec) {
-            progressed(n);
-            left -= n;
-            if (left == 0) co_return true;
-            std::size_t skip = n;
-            for (auto& b : buffers) {
-                const auto k = std::min(skip, b.size());
-                b += k;
-                skip -= k;
-            }
-            continue;
+        const auto n = s_.socket.send(buffers, more ? MSG_MORE : 0, ec);
+        if (ec) return would_block(ec) ? 0 : -1;
+        progressed(n);
+        std::size_t skip = n;
+        for (auto& b : buffers) {
+            const auto k = std::min(skip, b.size());
+            b += k;
+            skip -= k;
         }
-        if (!would_block(ec)) co_return false;
-        if (!timed) {
-            s_.expires_after(s_.limits.write_timeout);
-            timed = true;
-        }
+        if (buffers[0].size() + buffers[1].size() == 0) return 1;
+    }
+}
+
+asio::awaitable<bool> connection::send(std::array<asio::const_buffer, 2> buffers, bool more) {
+    // Only when the socket is full: wait for room, under the write deadline for the rest.
+    s_.expires_after(s_.limits.write_timeout);
+    for (;;) {
         if (s_.expired) co_return false;
         auto [wait_ec] = co_await s_.socket.async_wait(tcp::socket::wait_write, use_tuple);
         if (wait_ec) co_return false;
+        if (const int done = send_now(buffers, more); done != 0) co_return done > 0;
     }
 }
 
@@ -303,8 +305,11 @@ asio::awaitable<bool> connection::write(const response& res) {
     status = res.result_int();
     s_.head.clear();
     res.write_head(s_.head, res.body().size());
-    co_return co_await send(s_.head, head ? std::string_view{} : std::string_view{res.body()},
-                            false);
+    // Sent at once when the socket has room, which is nearly always: no wait, no timer.
+    std::array<asio::const_buffer, 2> buffers{
+        asio::buffer(s_.head), head ? asio::const_buffer{} : asio::buffer(res.body())};
+    if (const int done = send_now(buffers, false); done != 0) co_return done > 0;
+    co_return co_await send(buffers, false);
 }
 
 asio::awaitable<bool> connection::write_head(const response& res, std::uint64_t content_length,
@@ -312,7 +317,9 @@ asio::awaitable<bool> connection::write_head(const response& res, std::uint64_t 
     status = res.result_int();
     s_.head.clear();
     res.write_head(s_.head, content_length);
-    co_return co_await send(s_.head, {}, more);
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(s_.head), asio::const_buffer{}};
+    if (const int done = send_now(buffers, more); done != 0) co_return done > 0;
+    co_return co_await send(buffers, more);
 }
 
 asio::awaitable<bool> connection::wait_writable() {
@@ -432,9 +439,10 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
             // request then has to arrive within the read deadline.
             s->idle = true;
             s->expires_after(limits_.idle_timeout);
-            const auto ec = co_await read_more(*s);
+            auto [ec, n] = co_await s->socket.async_read_some(s->in.prepare(read_chunk), use_tuple);
             s->idle = false;
             if (ec) break;
+            s->in.commit(n);
         }
         if (stopping_) break;
         boost::system::error_code ec;
@@ -458,7 +466,10 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
                     continued = true;
                     timed = false;
                     static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
-                    if (!co_await conn.send(go_on, {}, false)) {
+                    std::array<asio::const_buffer, 2> buffers{asio::buffer(go_on),
+                                                              asio::const_buffer{}};
+                    const int done = conn.send_now(buffers, false);
+                    if (done < 0 || (done == 0 && !co_await conn.send(buffers, false))) {
                         ec = asio::error::operation_aborted;
                         break;
                     }

@@ -21,6 +21,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -144,7 +145,11 @@ public:
 
 private:
     friend class http_server;
-    asio::awaitable<bool> send(std::string_view head, std::string_view body, bool more);
+    /// Sends what it can without waiting: 1 when all is sent, 0 when the socket is full (the
+    /// buffers then hold the rest), -1 on an error.
+    int send_now(std::array<asio::const_buffer, 2>& buffers, bool more);
+    /// Sends the rest, waiting for room in the socket under the write deadline.
+    asio::awaitable<bool> send(std::array<asio::const_buffer, 2> buffers, bool more);
     state& s_;
 };
 
@@ -158,6 +163,9 @@ response json_response(const request& req, http::status status, std::string body
 response error_response(const request& req, errc code, std::string message);
 /// Same, for a request that could not be parsed (so the connection is closed after it).
 response error_response(errc code, std::string message);
+/// Answers with error_response(req, code, message) and ends the connection (returns false).
+asio::awaitable<bool> refuse_request(const request& req, connection& conn, errc code,
+                                     std::string message);
 
 class http_server : public std::enable_shared_from_this<http_server> {
 public:

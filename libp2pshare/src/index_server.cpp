@@ -27,7 +27,8 @@ struct index_server::impl {
           options(std::move(o)),
           store(options.lease_ttl, nullptr, options.index.max_peers) {}
 
-    asio::awaitable<bool> handle(request& req, connection& conn);
+    /// `keep` holds the index while the request is answered.
+    asio::awaitable<bool> handle(request& req, connection& conn, std::shared_ptr<impl> keep);
 
     response do_register(const request& req, const connection& conn);
     response do_renew(const request& req, std::uint32_t id);
@@ -226,7 +227,8 @@ response index_server::impl::do_health(const request& req) {
     return ok(req, http::status::ok, body);
 }
 
-asio::awaitable<bool> index_server::impl::handle(request& req, connection& conn) {
+asio::awaitable<bool> index_server::impl::handle(request& req, connection& conn,
+                                                 std::shared_ptr<impl> /*keep*/) {
     const auto parsed = parse_target(req.target());
     if (!parsed) {
         auto res = error_response(req, errc::bad_request, "malformed request target");
@@ -288,14 +290,14 @@ boost::system::error_code index_server::start() {
     std::weak_ptr<impl> weak = impl_;
     d.server = std::make_shared<http_server>(
         d.strand, d.options.limits,
+        // Not a coroutine: it hands the request to impl::handle, one coroutine frame less.
         [weak](request& req, connection& conn) -> asio::awaitable<bool> {
-            const auto self = weak.lock();
+            auto self = weak.lock();
             if (!self) {
-                auto res = error_response(req, errc::shutting_down, "the index is stopping");
-                co_await conn.write(res);
-                co_return false;
+                return refuse_request(req, conn, errc::shutting_down, "the index is stopping");
             }
-            co_return co_await self->handle(req, conn);
+            auto* const index = self.get();
+            return index->handle(req, conn, std::move(self));
         },
         "index");
     if (auto ec = d.server->listen(d.options.host, d.options.port)) {

@@ -149,7 +149,8 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
     void write_config();
 
     // --- the file server -------------------------------------------------------------------
-    asio::awaitable<bool> handle(request& req, connection& conn);
+    /// `keep` holds the peer while the request is answered.
+    asio::awaitable<bool> handle(request& req, connection& conn, std::shared_ptr<impl> keep);
     asio::awaitable<bool> serve_file(request& req, connection& conn, const std::string& name);
 
     strand_type strand;
@@ -405,7 +406,8 @@ asio::awaitable<void> peer_node::impl::maintain() {
 // ---------------------------------------------------------------------------------------------
 // The file server
 
-asio::awaitable<bool> peer_node::impl::handle(request& req, connection& conn) {
+asio::awaitable<bool> peer_node::impl::handle(request& req, connection& conn,
+                                              std::shared_ptr<impl> /*keep*/) {
     const auto method = req.method();
     const bool is_get = method == http::verb::get || method == http::verb::head;
     const auto t = parse_target(req.target());
@@ -605,14 +607,14 @@ asio::awaitable<boost::system::error_code> peer_node::async_start() {
             std::weak_ptr<impl> weak = d;
             d->server = std::make_shared<http_server>(
                 d->strand, d->options.limits,
+                // Not a coroutine: it hands the request to impl::handle.
                 [weak](request& req, connection& conn) -> asio::awaitable<bool> {
-                    const auto self = weak.lock();
+                    auto self = weak.lock();
                     if (!self) {
-                        auto res = error_response(req, errc::shutting_down, "the peer stopped");
-                        co_await conn.write(res);
-                        co_return false;
+                        return refuse_request(req, conn, errc::shutting_down, "the peer stopped");
                     }
-                    co_return co_await self->handle(req, conn);
+                    auto* const peer = self.get();
+                    return peer->handle(req, conn, std::move(self));
                 },
                 "peer " + std::to_string(d->options.id));
             if (auto ec = d->server->listen(d->options.host, d->options.port)) {
