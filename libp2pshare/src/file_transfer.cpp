@@ -468,7 +468,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
         read_buffer.consume(read_buffer.size());
     }
     // Then the body goes through splice(2) where the system allows.
-    if (position < src.size) {
+    if (position < src.size && options.zero_copy) {
         auto body = co_await splice_body(stream.socket(), options, fd, src.size, position, hash,
                                          buffer, progress, reported);
         if (body.error) {

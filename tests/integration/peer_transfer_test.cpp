@@ -130,8 +130,9 @@ private:
     bool gate_open_ = false;  ///< used on the server's io_context only
 };
 
-transfer_options fast_options() {
+transfer_options fast_options(bool zero_copy = true) {
     transfer_options o;
+    o.zero_copy = zero_copy;
     o.stall_timeout = std::chrono::milliseconds(300);
     o.connect_timeout = std::chrono::milliseconds(2'000);
     return o;
@@ -203,13 +204,13 @@ void check_bad_source_is_left_for_a_good_one(test::network& net, bad_source::beh
 }
 
 /// Downloads from `bad` alone: the transfer fails with `expected` and no file appears.
-void check_bad_source_alone(bad_source::behaviour b, errc expected) {
+void check_bad_source_alone(bad_source::behaviour b, errc expected, bool zero_copy = true) {
     test::temp_dir dir;
     test::io_thread io;
     const std::string name = "data.bin";
     const auto content = test::random_text(100'000, 72);
     bad_source bad(b, content);
-    file_transfer transfer(io.executor(), dir.path(), fast_options());
+    file_transfer transfer(io.executor(), dir.path(), fast_options(zero_copy));
     const auto started = std::chrono::steady_clock::now();
     const auto r = io.run(transfer.async_download(name, {bad.source(99)}));
     const auto took = std::chrono::steady_clock::now() - started;
@@ -238,6 +239,41 @@ BOOST_AUTO_TEST_CASE(a_short_source_alone_fails_with_size_mismatch) {
 
 BOOST_AUTO_TEST_CASE(a_stalled_source_alone_times_out) {
     check_bad_source_alone(bad_source::behaviour::stall, errc::timeout);
+}
+
+// The same three failures on the path that receives into a buffer (no splice(2)), which is also
+// what a download falls back to where splice(2) does not work.
+BOOST_AUTO_TEST_CASE(without_zero_copy_bad_sources_alone_fail) {
+    check_bad_source_alone(bad_source::behaviour::corrupt, errc::hash_mismatch, false);
+    check_bad_source_alone(bad_source::behaviour::short_body, errc::size_mismatch, false);
+    check_bad_source_alone(bad_source::behaviour::stall, errc::timeout, false);
+}
+
+BOOST_AUTO_TEST_CASE(without_zero_copy_a_download_completes_and_resumes) {
+    test::network net;
+    const auto content = test::random_text(3'000'017, 84);
+    test::write_file(net / "p1" / "big.bin", content);
+    auto& p1 = net.start_peer(1);
+    const auto folder = net / "downloads";
+    fs::create_directories(folder);
+    file_transfer transfer(net.io().executor(), folder, fast_options(false));
+    const auto whole =
+        net.io().run(transfer.async_download("big.bin", {net.source_of(p1, content)}));
+    BOOST_REQUIRE_MESSAGE(!whole.error, whole.message);
+    BOOST_TEST(whole.received == content.size());
+    BOOST_TEST(test::read_file(folder / "big.bin") == content);
+
+    // A kept .part of a third of the file: only the rest is fetched.
+    fs::remove(folder / "big.bin");
+    const auto third = content.size() / 3;
+    test::write_file(folder / "big.bin.part", content.substr(0, third));
+    const auto rest =
+        net.io().run(transfer.async_download("big.bin", {net.source_of(p1, content)}));
+    BOOST_REQUIRE_MESSAGE(!rest.error, rest.message);
+    BOOST_TEST(rest.resumed_from == third);
+    BOOST_TEST(rest.received == content.size() - third);
+    BOOST_TEST(test::read_file(folder / "big.bin") == content);
+    BOOST_TEST(test::files_in(folder) == std::vector<std::string>{"big.bin"});
 }
 
 BOOST_AUTO_TEST_CASE(a_corrupt_source_is_left_for_a_good_one) {

@@ -36,6 +36,10 @@ struct transfer_options {
     std::chrono::milliseconds connect_timeout{5'000};
     std::chrono::milliseconds stall_timeout{15'000}; ///< no byte for this long: next source
     std::size_t buffer_size = 1024 * 1024;
+    /// Move the body from the socket into the file with splice(2), without copying it through
+    /// the process, where the system allows (Linux sockets and most file systems); false
+    /// receives into a buffer and writes it. Both hash the bytes off the receiving path.
+    bool zero_copy = true;
     /// Called on the transfer's executor as bytes arrive (at most every 64 KiB or so).
     std::function<void(const transfer_progress&)> on_progress;
 };
