@@ -107,8 +107,12 @@ bool hash_range(int fd, std::uint64_t offset, std::uint64_t end, sha256& h,
 
 /// hash_range on the disk thread: a large stretch must not hold up the caller's strand.
 /// (A plain function: its lambda captures only trivially destructible values.)
+asio::awaitable<bool> nothing_to_read_back() { co_return true; }
+
 asio::awaitable<bool> read_back(int fd, std::uint64_t offset, std::uint64_t end, sha256& h,
                                 std::vector<char>& buffer) {
+    // Nothing kept (a download from the start): no trip to the disk thread and back.
+    if (offset >= end) return nothing_to_read_back();
     return asio::co_spawn(
         disk_pool(),
         [fd, offset, end, &h, &buffer]() -> asio::awaitable<bool> {
@@ -604,7 +608,13 @@ asio::awaitable<transfer_result> file_transfer::async_download(std::string name,
     const auto source_count = sources.size();
 
     std::shuffle(sources.begin(), sources.end(), rng());
-    std::vector<char> buffer(std::max<std::size_t>(options_.buffer_size, 16 * 1024));
+    // No larger than the file: a small download neither allocates nor clears a whole buffer.
+    std::uint64_t largest = 0;
+    for (const auto& src : sources)
+        largest = std::max(largest, src.size);
+    const std::size_t most = std::max<std::size_t>(options_.buffer_size, 16 * 1024);
+    std::vector<char> buffer(
+        static_cast<std::size_t>(std::clamp<std::uint64_t>(largest, 16 * 1024, most)));
     std::string failures;
     errc last_error = errc::all_sources_failed;
     for (std::size_t i = 0; i < sources.size(); ++i) {
