@@ -22,17 +22,27 @@ constexpr std::size_t max_index_response = 64 * 1024 * 1024;
 asio::awaitable<boost::system::result<tcp::socket>> async_connect(
     asio::any_io_executor executor, const std::string& host, std::uint16_t port,
     std::chrono::milliseconds timeout) {
-    // Name resolution counts against the same deadline as the connection.
-    tcp::resolver resolver(executor);
-    asio::steady_timer deadline(executor, timeout);
-    auto resolved = co_await (resolver.async_resolve(host, std::to_string(port), use_tuple) ||
-                              deadline.async_wait(use_tuple));
-    if (resolved.index() != 0) co_return make_error_code(errc::timeout);
-    auto [rec, results] = std::get<0>(std::move(resolved));
-    if (rec) co_return make_error_code(errc::unreachable);
     beast::tcp_stream stream(executor);
-    stream.expires_after(timeout);
-    auto [ec, endpoint] = co_await stream.async_connect(results, use_tuple);
+    boost::system::error_code ec;
+    boost::system::error_code not_numeric;
+    const auto address = asio::ip::make_address(host, not_numeric);
+    if (!not_numeric) {
+        // An address, as peers and the index advertise them: no resolver (its thread) needed.
+        stream.expires_after(timeout);
+        std::tie(ec) = co_await stream.async_connect(tcp::endpoint(address, port), use_tuple);
+    } else {
+        // Name resolution counts against the same deadline as the connection.
+        tcp::resolver resolver(executor);
+        asio::steady_timer deadline(executor, timeout);
+        auto resolved = co_await (resolver.async_resolve(host, std::to_string(port), use_tuple) ||
+                                  deadline.async_wait(use_tuple));
+        if (resolved.index() != 0) co_return make_error_code(errc::timeout);
+        auto [rec, results] = std::get<0>(std::move(resolved));
+        if (rec) co_return make_error_code(errc::unreachable);
+        stream.expires_after(timeout);
+        auto [connect_ec, endpoint] = co_await stream.async_connect(results, use_tuple);
+        ec = connect_ec;
+    }
     if (ec) {
         co_return make_error_code(ec == beast::error::timeout ? errc::timeout : errc::unreachable);
     }
