@@ -13,6 +13,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -257,66 +259,89 @@ asio::awaitable<spliced> splice_some(tcp::socket& socket, asio::steady_timer& ti
     co_return out;
 }
 
+/// What a file_hasher shares with the disk thread. Held by a shared_ptr, so that it outlives
+/// a download that ends (or is cancelled, or throws) while a stretch is being hashed.
+struct hasher_state {
+    hasher_state(asio::any_io_executor executor, unique_fd file, std::uint64_t from, sha256 started)
+        : fd(std::move(file)),
+          hashed(from),
+          hash(std::move(started)),
+          done(std::move(executor), asio::steady_timer::time_point::max()) {}
+
+    unique_fd fd; ///< its own descriptor: the download may close its own first
+    std::uint64_t hashed;
+    sha256 hash;
+    std::vector<char> buffer = std::vector<char>(256 * 1024);
+    asio::steady_timer done; ///< never expires; cancelled when a stretch is done
+    bool running = false;
+    bool ok = true;
+};
+
+/// Hashes [from, end) of the state's file on the disk thread. (A plain function: the lambda
+/// holding the state is made outside any coroutine.)
+asio::awaitable<bool> hash_on_disk_thread(std::shared_ptr<hasher_state> state, std::uint64_t from,
+                                          std::uint64_t end) {
+    return asio::co_spawn(
+        disk_pool(),
+        [state = std::move(state), from, end]() -> asio::awaitable<bool> {
+            co_return hash_range(state->fd.get(), from, end, state->hash, state->buffer);
+        },
+        asio::use_awaitable);
+}
+
 /// Hashes a file's bytes on the disk thread as they land in the file, one stretch at a time,
-/// without the receiving side ever waiting for it (only at the end). Lives on the receiving
-/// coroutine's executor; async_finish must be awaited before it is destroyed.
+/// without the receiving side ever waiting for it (only at the end). Its executor must be the
+/// receiving coroutine's and run one handler at a time (the download's strand): both touch the
+/// state.
 class file_hasher {
 public:
-    file_hasher(asio::any_io_executor executor, int fd, std::uint64_t from, sha256& hash,
-                std::vector<char>& buffer)
-        : executor_(std::move(executor)),
-          fd_(fd),
-          hashed_(from),
-          hash_(hash),
-          buffer_(buffer),
-          done_(executor_, asio::steady_timer::time_point::max()) {}
+    file_hasher(asio::any_io_executor executor, unique_fd fd, std::uint64_t from, sha256 hash)
+        : executor_(executor),
+          state_(std::make_shared<hasher_state>(executor, std::move(fd), from, std::move(hash))) {}
 
     /// Hashes up to `end` unless a stretch is being hashed (the next call continues from it).
     void advance(std::uint64_t end) {
-        if (!running_ && ok_ && hashed_ < end) start(end);
+        if (!state_->running && state_->ok && state_->hashed < end) start(end);
     }
 
-    /// Waits until [from, end) is hashed, or with end == 0 only until the disk thread is done
-    /// with this object. False if the file could not be read back.
-    asio::awaitable<bool> async_finish(std::uint64_t end) {
+    /// Waits until [from, end) is hashed, then hands the hash back in `out`. False if the file
+    /// could not be read back.
+    asio::awaitable<bool> async_finish(std::uint64_t end, sha256& out) {
+        const auto state = state_;
         for (;;) {
-            while (running_) {
-                co_await done_.async_wait(use_tuple); // cancelled when the stretch is done
+            while (state->running) {
+                co_await state->done.async_wait(use_tuple);
             }
-            if (!ok_ || hashed_ >= end) co_return ok_;
+            if (!state->ok) co_return false;
+            if (state->hashed >= end) break;
             start(end);
         }
+        out = std::move(state->hash);
+        co_return true;
     }
 
 private:
     void start(std::uint64_t end) {
-        running_ = true;
-        asio::co_spawn(executor_, hash_stretch(this, end), asio::detached);
+        state_->running = true;
+        asio::co_spawn(executor_, hash_stretch(state_, end), asio::detached);
     }
 
-    /// Runs on the receiving side's executor and waits there for the disk thread, so that
-    /// everything of this object is only touched from that executor.
-    static asio::awaitable<void> hash_stretch(file_hasher* self, std::uint64_t end) {
+    static asio::awaitable<void> hash_stretch(std::shared_ptr<hasher_state> state,
+                                              std::uint64_t end) {
         bool ok = false;
         try {
-            ok = co_await read_back(self->fd_, self->hashed_, end, self->hash_, self->buffer_);
+            ok = co_await hash_on_disk_thread(state, state->hashed, end);
         } catch (const std::exception& e) {
             spdlog::warn("download: hashing failed: {}", e.what());
         }
-        self->running_ = false;
-        self->ok_ = self->ok_ && ok;
-        self->hashed_ = end;
-        self->done_.cancel();
+        state->running = false;
+        state->ok = state->ok && ok;
+        state->hashed = end;
+        state->done.cancel();
     }
 
     asio::any_io_executor executor_;
-    int fd_;
-    std::uint64_t hashed_;
-    sha256& hash_;
-    std::vector<char>& buffer_;
-    asio::steady_timer done_;
-    bool running_ = false;
-    bool ok_ = true;
+    std::shared_ptr<hasher_state> state_;
 };
 
 /// Moves the body [position, size) from the socket into `fd` through a pipe: splice(2) copies
@@ -337,7 +362,11 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const transfer_options
     socket.native_non_blocking(true, blocking);
     if (blocking) co_return out;
     asio::steady_timer timer(socket.get_executor());
-    file_hasher hasher(socket.get_executor(), fd, position, hash, buffer);
+    unique_fd own(::dup(fd));
+    if (!own) co_return out; // no descriptor to spare: receive into buffers instead
+    // The hash so far moves into the hasher and comes back when it is done.
+    const auto strand = co_await asio::this_coro::executor; // the download's (async_download)
+    file_hasher hasher(strand, std::move(own), position, std::move(hash));
     while (position < size) {
         const auto want =
             static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - position));
@@ -362,9 +391,11 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const transfer_options
         }
         if (s.unsupported) break;
     }
-    // After a failure the hash is of no use, but the disk thread must be done with it.
-    const bool hashed = co_await hasher.async_finish(out.error ? 0 : position);
-    if (!out.error && !hashed) out = failed(errc::io_error, "cannot read the partial file back");
+    // After a failure the hash is of no use; the disk thread keeps what it needs alive.
+    if (out.error) co_return out;
+    if (!co_await hasher.async_finish(position, hash)) {
+        out = failed(errc::io_error, "cannot read the partial file back");
+    }
     co_return out;
 }
 
@@ -445,8 +476,8 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
     transfer_progress progress{name, position, src.size, src.peer,
                                src.host + ":" + std::to_string(src.port)};
     if (options.on_progress) options.on_progress(progress);
-    // The body is read straight from the socket into the file: bytes the header read already
-    // took come first, then large reads, each under the stall deadline.
+    // Bytes of the body that came with the header are written first; the rest then goes
+    // through splice(2) or through buffers (below), each wait under the stall deadline.
     const auto keep = [&](const char* data, std::size_t n) -> bool {
         int error = 0;
         if (!write_all(fd, data, n, position, error)) {
@@ -570,6 +601,16 @@ file_transfer::file_transfer(asio::any_io_executor executor, std::filesystem::pa
 
 asio::awaitable<transfer_result> file_transfer::async_download(std::string name,
                                                                std::vector<file_source> sources) {
+    // One strand for every step of the download and the hashing beside it (which share state),
+    // however many threads run the caller's executor.
+    const auto caller = co_await asio::this_coro::executor;
+    co_return co_await asio::co_spawn(asio::make_strand(caller),
+                                      download(std::move(name), std::move(sources)),
+                                      asio::use_awaitable);
+}
+
+asio::awaitable<transfer_result> file_transfer::download(std::string name,
+                                                         std::vector<file_source> sources) {
     const auto started = std::chrono::steady_clock::now();
     transfer_result r;
     r.name = name;

@@ -54,14 +54,12 @@ void request::clear() noexcept {
     target_.clear();
     version_ = 11;
     keep_alive_ = false;
-    // A connection keeps the capacity of small bodies; a large one (an upload of a long file
-    // list) is given back, so that idle connections do not hold megabytes each.
-    if (body_.capacity() > 64 * 1024) {
-        std::string().swap(body_);
-    } else {
-        body_.clear();
-    }
+    body_.clear();
     used_ = 0;
+}
+
+void request::trim() noexcept {
+    if (body_.capacity() > 64 * 1024) std::string().swap(body_);
 }
 
 void request::add(http::field f, std::string_view value) {
@@ -92,7 +90,7 @@ std::string_view response::operator[](http::field f) const noexcept {
     return {};
 }
 
-void response::write_head(std::string& out, std::uint64_t content_length) const {
+void response::write_head(std::string& out, std::uint64_t content_length, bool closing) const {
     out.append(version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
     append_number(out, static_cast<unsigned>(status_));
     out.push_back(' ');
@@ -113,7 +111,7 @@ void response::write_head(std::string& out, std::uint64_t content_length) const 
     }
     out.append("Content-Length: ");
     append_number(out, content_length);
-    if (!keep_alive_) {
+    if (!keep_alive_ || closing) {
         out.append("\r\nConnection: close");
     } else if (version_ == 10) {
         out.append("\r\nConnection: keep-alive");
@@ -238,7 +236,8 @@ struct connection::state {
     time_point deadline = time_point::max(); ///< of the current wait
     time_point armed = time_point::max();    ///< what the timer waits for
     bool expired = false;                    ///< the deadline passed: waits fail at once
-    bool idle = true;                        ///< waiting for the next request
+    bool cut = false; ///< the server's stop cut this connection: every wait fails from now on
+    bool idle = true; ///< waiting for the next request
     bool closed = false;
     tcp::endpoint remote;
     const server_limits& limits;
@@ -256,6 +255,7 @@ namespace {
 /// (an async_wait would re-arm the descriptor with epoll_ctl on each wait).
 asio::awaitable<boost::system::error_code> read_more(connection::state& s) {
     if (s.expired) co_return asio::error::timed_out;
+    if (s.cut) co_return asio::error::operation_aborted;
     auto [ec, n] = co_await s.socket.async_read_some(s.in.prepare(read_chunk), use_tuple);
     if (!ec) s.in.commit(n);
     co_return ec;
@@ -294,7 +294,7 @@ asio::awaitable<bool> connection::send(std::array<asio::const_buffer, 2> buffers
     // Only when the socket is full: wait for room, under the write deadline for the rest.
     s_.expires_after(s_.limits.write_timeout);
     for (;;) {
-        if (s_.expired) co_return false;
+        if (s_.expired || s_.cut) co_return false;
         auto [wait_ec] = co_await s_.socket.async_wait(tcp::socket::wait_write, use_tuple);
         if (wait_ec) co_return false;
         if (const int done = send_now(buffers, more); done != 0) co_return done > 0;
@@ -304,7 +304,8 @@ asio::awaitable<bool> connection::send(std::array<asio::const_buffer, 2> buffers
 asio::awaitable<bool> connection::write(const response& res) {
     status = res.result_int();
     s_.head.clear();
-    res.write_head(s_.head, res.body().size());
+    // A stopping server closes the connection after this answer: it says so.
+    res.write_head(s_.head, res.body().size(), s_.stopping);
     // Sent at once when the socket has room, which is nearly always: no wait, no timer.
     std::array<asio::const_buffer, 2> buffers{
         asio::buffer(s_.head), head ? asio::const_buffer{} : asio::buffer(res.body())};
@@ -316,13 +317,14 @@ asio::awaitable<bool> connection::write_head(const response& res, std::uint64_t 
                                              bool more) {
     status = res.result_int();
     s_.head.clear();
-    res.write_head(s_.head, content_length);
+    res.write_head(s_.head, content_length, s_.stopping);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(s_.head), asio::const_buffer{}};
     if (const int done = send_now(buffers, more); done != 0) co_return done > 0;
     co_return co_await send(buffers, more);
 }
 
 asio::awaitable<bool> connection::wait_writable() {
+    if (s_.cut) co_return false;
     s_.expires_after(s_.limits.write_timeout);
     auto [ec] = co_await s_.socket.async_wait(tcp::socket::wait_write, use_tuple);
     co_return !ec && !s_.expired;
@@ -379,6 +381,12 @@ asio::awaitable<void> http_server::accept_loop() {
         }
         socket.set_option(tcp::no_delay(true), ec);
         socket.non_blocking(true, ec);
+        if (ec) {
+            // Without it, a send could block the whole strand.
+            spdlog::warn("{}: cannot make a connection non-blocking: {}", name_, ec.message());
+            socket.close(ec);
+            continue;
+        }
         if (sessions_.size() >= limits_.max_connections) {
             refuse(socket);
             continue;
@@ -430,6 +438,17 @@ asio::awaitable<void> http_server::watch_deadline(std::shared_ptr<session> s) {
 }
 
 asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
+    // However the session ends (even by an exception), the connection is closed, leaves the
+    // list, and a stop waiting for the last one hears of it.
+    struct ending {
+        http_server& server;
+        const std::shared_ptr<session>& s;
+        ~ending() {
+            s->close();
+            server.sessions_.remove(s);
+            if (server.stopping_ && server.sessions_.empty()) server.all_done_.cancel();
+        }
+    } end_of_session{*this, s};
     connection conn(*s);
     bool linger = false; // an error answer was sent before the request was read to its end
     for (;;) {
@@ -462,7 +481,8 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
                     if (parser.is_done()) break;
                     if (used > 0 && s->in.size() > 0) continue;
                 }
-                if (parser.is_header_done() && parser.expects_continue() && !continued) {
+                if (parser.is_header_done() && parser.expects_continue() && !continued &&
+                    s->req.version() >= 11) { // (HTTP/1.0 clients know no 100 Continue)
                     continued = true;
                     timed = false;
                     static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -533,8 +553,13 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
         } catch (const std::exception& x) {
             spdlog::error("{}: {} {}: {}", name_, req.method_string(), req.target(), x.what());
             keep = false;
+        } catch (...) {
+            spdlog::error("{}: {} {}: an unknown exception", name_, req.method_string(),
+                          req.target());
+            keep = false;
         }
         --busy_;
+        req.trim();
         if (log_request) {
             const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 connection::clock::now() - started);
@@ -547,9 +572,6 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
     boost::system::error_code ec;
     s->socket.shutdown(tcp::socket::shutdown_send, ec);
     if (linger && !stopping_) co_await discard_input(*s);
-    s->close();
-    sessions_.remove(s);
-    if (stopping_ && sessions_.empty()) all_done_.cancel();
 }
 
 asio::awaitable<void> http_server::discard_input(session& s) {
@@ -586,6 +608,8 @@ void http_server::cancel() {
 
 void http_server::close_all() {
     for (const auto& s : sessions_) {
+        // Sticky: a session busy with something else right now fails its next wait.
+        s->cut = true;
         boost::system::error_code ec;
         s->socket.cancel(ec);
     }

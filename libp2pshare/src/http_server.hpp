@@ -4,9 +4,9 @@
 //
 // The request path is built for a small cost per request: Beast's basic_parser fills a request
 // object that each connection reuses, a response head is formatted into a reused buffer and
-// sent with its body in one writev, a socket is first read and written without waiting (a
-// wait is only started when it would block) and each connection has one deadline timer that
-// is re-armed only when it fires or when a deadline moves earlier.
+// sent with its body in one writev without waiting (a wait is only started when the socket is
+// full), reads go through Asio's reactor without an epoll_ctl per wait, and each connection has
+// one deadline timer that is re-armed only when it fires or when a deadline moves earlier.
 #pragma once
 
 #include <p2pshare/error.hpp>
@@ -55,6 +55,10 @@ public:
     /// The value of a header field (the first one, when it came several times), or "".
     std::string_view operator[](http::field f) const noexcept;
 
+    /// Gives back the capacity of a large body (an upload of a long file list), so that a
+    /// connection waiting for its next request does not hold megabytes.
+    void trim() noexcept;
+
 private:
     friend class request_parser;
     void clear() noexcept;
@@ -95,8 +99,9 @@ public:
     std::string& body() noexcept { return body_; }
     const std::string& body() const noexcept { return body_; }
 
-    /// Appends the status line and header of this response, with `content_length`, to `out`.
-    void write_head(std::string& out, std::uint64_t content_length) const;
+    /// Appends the status line and header of this response, with `content_length`, to `out`;
+    /// with `closing`, says `Connection: close` whatever keep_alive() says.
+    void write_head(std::string& out, std::uint64_t content_length, bool closing = false) const;
 
 private:
     http::status status_ = http::status::ok;

@@ -15,6 +15,16 @@ public:
     ~unique_fd() { reset(); }
     unique_fd(const unique_fd&) = delete;
     unique_fd& operator=(const unique_fd&) = delete;
+    unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
+    unique_fd& operator=(unique_fd&& other) noexcept {
+        if (this != &other) reset(other.release());
+        return *this;
+    }
+    int release() noexcept {
+        const int fd = fd_;
+        fd_ = -1;
+        return fd;
+    }
     int get() const noexcept { return fd_; }
     void reset(int fd = -1) noexcept {
         if (fd_ >= 0) ::close(fd_);

@@ -62,7 +62,9 @@ struct transfer_result {
 /// Downloads one file into a folder: picks a source at random, streams into `NAME.part`
 /// (never holding the file in memory), verifies size and SHA-256, then moves it into place
 /// atomically. A failed or corrupt source is left for another one, resuming the `.part` with a
-/// byte range. Runs on the executor given; several transfers may run at once.
+/// byte range. Its sockets use the executor given; each download runs on a strand of the
+/// executor of the coroutine that awaits it (so `on_progress` is called there, one call at a
+/// time). Several transfers may run at once.
 class file_transfer {
 public:
     file_transfer(boost::asio::any_io_executor executor, std::filesystem::path folder,
@@ -72,6 +74,9 @@ public:
                                                            std::vector<file_source> sources);
 
 private:
+    boost::asio::awaitable<transfer_result> download(std::string name,
+                                                     std::vector<file_source> sources);
+
     boost::asio::any_io_executor executor_;
     std::filesystem::path folder_;
     transfer_options options_;
