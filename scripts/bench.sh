@@ -190,7 +190,7 @@ $user_line
 worker_processes 1;
 daemon off;
 pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
+error_log $logs/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
@@ -253,13 +253,17 @@ ceiling() { [ -n "$iperf_mibs" ] && echo "$(div "$1" "$iperf_mibs")x of iperf3" 
 
 # --- 1 GiB with curl into tmpfs: peer vs nginx ------------------------------------------
 # Best of $runs for each, alternating; the output file is removed after each run.
-curl_best() { # URL LOG -> best MiB/s
-  local url=$1 log=$2 best=0 out=$shm/curl.out
+curl_best() { # URL LOG -> best MiB/s of the runs that succeeded (0 if none did)
+  local url=$1 log=$2 best=0 out=$shm/curl.out r rc
   for _ in $(seq "$runs"); do
-    r=$(curl -sf -o "$out" -w '%{speed_download} %{size_download} %{time_total}\n' "$url") || {
-      echo "curl $url failed" >>"$log"; rm -f "$out"; echo 0; return; }
-    echo "$r" >>"$log"
+    rc=0
+    r=$(curl -sSf -o "$out" -w '%{speed_download} %{size_download} %{time_total}\n' "$url" 2>>"$log") || rc=$?
     rm -f "$out"
+    if [ "$rc" != 0 ]; then
+      echo "curl $url failed with exit status $rc" | tee -a "$log" >&2
+      continue
+    fi
+    echo "$r" >>"$log"
     best=$(awk -v a="$best" -v r="$r" 'BEGIN { split(r, f, " "); v = f[1] / 1048576; print (v > a) ? v : a }')
   done
   printf '%.0f\n' "$best"
