@@ -70,16 +70,8 @@ http_client::http_client(std::uint16_t port) : stream_(io_) {
 http_reply http_client::call(const std::string& method, const std::string& target,
                              const std::string& body,
                              const std::map<std::string, std::string>& headers, unsigned version) {
-    http::request<http::string_body> req{http::string_to_verb(method), target, version};
-    req.set(http::field::host, "127.0.0.1");
-    for (const auto& [k, v] : headers)
-        req.set(k, v);
-    if (!body.empty() || method == "POST" || method == "PUT") {
-        req.body() = body;
-        req.prepare_payload();
-    }
     stream_.expires_after(10s);
-    http::write(stream_, req);
+    http::write(stream_, make_request(method, target, body, headers, version));
     return read_reply(method == "HEAD");
 }
 
@@ -166,23 +158,6 @@ void check_error(const http_reply& reply, unsigned status, std::string_view code
 }
 
 std::string sha_of(std::string_view seed) { return sha256_hex(seed); }
-
-std::string json_quote(std::string_view s) {
-    std::string out = "\"";
-    for (const char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
 
 std::string file_json(std::string_view name, std::uint64_t size) {
     return R"({"name":)" + json_quote(name) + R"(,"size":)" + std::to_string(size) +

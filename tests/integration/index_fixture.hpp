@@ -87,8 +87,6 @@ std::string sha_of(std::string_view seed);
 std::string file_json(std::string_view name, std::uint64_t size = 1);
 /// A JSON array of files, all of size 1.
 std::string files_json(const std::vector<std::string>& names);
-/// A JSON string literal.
-std::string json_quote(std::string_view s);
 
 /// POST /v1/peers; checks 201 and returns the token.
 std::string register_peer(std::uint16_t port, std::uint32_t id,

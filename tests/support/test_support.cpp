@@ -23,6 +23,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -109,7 +110,20 @@ http_reply http_call(std::uint16_t port, const std::string& method, const std::s
     beast::tcp_stream stream(io);
     stream.expires_after(std::chrono::seconds(5));
     stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    http::write(stream, make_request(method, target, body, headers));
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(1ull << 32);
+    if (method == "HEAD") parser.skip(true);
+    http::read(stream, buffer, parser);
+    return to_reply(parser.get());
+}
+
+http::request<http::string_body> make_request(const std::string& method, const std::string& target,
+                                              const std::string& body,
+                                              const std::map<std::string, std::string>& headers,
+                                              unsigned version) {
+    http::request<http::string_body> req{http::string_to_verb(method), target, version};
     req.set(http::field::host, "127.0.0.1");
     for (const auto& [k, v] : headers)
         req.set(k, v);
@@ -117,13 +131,24 @@ http_reply http_call(std::uint16_t port, const std::string& method, const std::s
         req.body() = body;
         req.prepare_payload();
     }
-    http::write(stream, req);
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(1ull << 32);
-    if (method == "HEAD") parser.skip(true);
-    http::read(stream, buffer, parser);
-    return to_reply(parser.get());
+    return req;
+}
+
+std::string json_quote(std::string_view s) {
+    std::string out = "\"";
+    for (const char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
 }
 
 http_reply to_reply(const http::response<http::string_body>& res) {

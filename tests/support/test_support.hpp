@@ -77,6 +77,9 @@ struct http_reply {
     std::string header(const std::string& name) const;
 };
 
+/// A JSON string literal for `s`, escaping what JSON requires (independent of the library's).
+std::string json_quote(std::string_view s);
+
 /// One blocking HTTP/1.1 request on a fresh connection (2 s connect/IO deadline).
 http_reply http_call(std::uint16_t port, const std::string& method, const std::string& target,
                      const std::string& body = {},

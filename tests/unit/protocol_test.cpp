@@ -1,11 +1,11 @@
 // Wire protocol decoding and encoding, tested with plain bytes.
 #include "protocol.hpp"
+#include "test_support.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <cstdint>
-#include <cstdio>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -37,24 +37,6 @@ std::string file_json(const std::string& name, const std::string& size = "1",
 
 std::string register_json(const std::string& files, const std::string& extra = {}) {
     return R"({"id":7,"host":"10.1.2.3","port":4000,"files":[)" + files + "]" + extra + "}";
-}
-
-/// A JSON string literal for `s`, escaping what JSON requires.
-std::string quoted(std::string_view s) {
-    std::string out = "\"";
-    for (const char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
 }
 
 /// The decoded text, or "<invalid>".
@@ -176,11 +158,13 @@ BOOST_AUTO_TEST_CASE(decode_register_bad_sha256) {
     for (const auto& sha : {std::string(63, 'a'), std::string(65, 'a'), std::string(64, 'A'),
                             std::string(63, 'a') + "g", std::string{}}) {
         BOOST_TEST_CONTEXT("sha256: " << sha) {
-            const auto body = register_json(file_json(R"("a")", "1", quoted(sha)));
+            const auto body =
+                register_json(file_json(R"("a")", "1", p2pshare::test::json_quote(sha)));
             BOOST_TEST(error_of(d::decode_register(body, 10)) == errc::bad_field);
             BOOST_TEST(error_of(d::decode_files_update(
-                           R"({"files":[)" + file_json(R"("a")", "1", quoted(sha)) + "]}", 10)) ==
-                       errc::bad_field);
+                           R"({"files":[)" +
+                               file_json(R"("a")", "1", p2pshare::test::json_quote(sha)) + "]}",
+                           10)) == errc::bad_field);
         }
     }
     BOOST_TEST(error_of(d::decode_register(register_json(file_json(R"("a")", "1", "5")), 10)) ==
@@ -190,8 +174,8 @@ BOOST_AUTO_TEST_CASE(decode_register_bad_sha256) {
 BOOST_AUTO_TEST_CASE(bad_names_are_bad_name) {
     for (const auto& name : {""s, "/"s, "a/b"s, "/etc/passwd"s, ".."s, "."s, "a\0b"s,
                              std::string(256, 'n'), "x.part"s, "a\\b"s, "new\nline"s}) {
-        BOOST_TEST_CONTEXT("name: " << quoted(name)) {
-            const auto q = quoted(name);
+        BOOST_TEST_CONTEXT("name: " << p2pshare::test::json_quote(name)) {
+            const auto q = p2pshare::test::json_quote(name);
             BOOST_TEST(error_of(d::decode_register(register_json(file_json(q)), 10)) ==
                        errc::bad_name);
             BOOST_TEST(error_of(d::decode_files_update(R"({"files":[)" + file_json(q) + "]}",
@@ -201,7 +185,7 @@ BOOST_AUTO_TEST_CASE(bad_names_are_bad_name) {
         }
     }
     // The longest allowed name.
-    const auto longest = quoted(std::string(255, 'n'));
+    const auto longest = p2pshare::test::json_quote(std::string(255, 'n'));
     BOOST_TEST(d::decode_register(register_json(file_json(longest)), 10).has_value());
     BOOST_TEST(d::decode_lookup(R"({"names":[)" + longest + "]}", 10).has_value());
 }
@@ -214,8 +198,8 @@ BOOST_AUTO_TEST_CASE(too_many_files_or_names) {
             files += ",";
             names += ",";
         }
-        files += file_json(quoted("f" + std::to_string(i)));
-        names += quoted("f" + std::to_string(i));
+        files += file_json(p2pshare::test::json_quote("f" + std::to_string(i)));
+        names += p2pshare::test::json_quote("f" + std::to_string(i));
     }
     BOOST_TEST(d::decode_register(register_json(files), 4).has_value());
     BOOST_TEST(error_of(d::decode_register(register_json(files), 3)) == errc::too_many);
