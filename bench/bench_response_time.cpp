@@ -222,6 +222,7 @@ int main(int argc, char** argv) try {
     options.port = 0;
     options.config_dir.clear();
     options.lease_ttl = std::chrono::hours(1);
+    options.single_thread = true;
     p2pshare::index_server server(server_io.get_executor(), options);
     if (const auto ec = server.start()) throw std::runtime_error("index: " + ec.message());
     std::thread server_thread([&] { server_io.run(); });

@@ -119,6 +119,7 @@ std::unique_ptr<p2pshare::peer_node> make_peer(io_thread& t, std::uint32_t id,
     o.folder = folder;
     o.config_file = config_dir / ("p" + std::to_string(id) + ".config");
     o.index = p2pshare::server_address{"127.0.0.1", index_port};
+    o.single_thread = true; // t.io is run by its thread only
     auto node = std::make_unique<p2pshare::peer_node>(t.io.get_executor(), o);
     if (const auto ec = t.run(node->async_start())) {
         throw std::runtime_error("peer " + std::to_string(id) + " did not start: " + ec.message());

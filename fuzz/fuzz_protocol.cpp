@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 namespace {
 
@@ -42,13 +43,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case 1:
             if (auto r = decode_files_update(input, 100)) check_files(*r);
             break;
-        case 2:
-            if (auto r = decode_lookup(input, 100)) {
+        case 2: {
+            auto r = decode_lookup(input, 100);
+            if (r) {
                 check(r->size() <= 100);
                 for (const auto& n : *r)
                     check(p2pshare::is_valid_file_name(n));
             }
+            // The index's fast path takes a body only when the full parser gives the same names.
+            std::vector<std::string_view> names;
+            if (scan_lookup(input, 100, names)) {
+                check(r.has_value());
+                check(r->size() == names.size());
+                for (std::size_t i = 0; i < names.size(); ++i)
+                    check((*r)[i] == names[i]);
+            }
             break;
+        }
         case 3: {
             // Range against a size taken from the input's length, so both edges are reached.
             const std::uint64_t file_size = input.size() % 64;

@@ -534,6 +534,7 @@ int main(int argc, char** argv) {
         };
     }
 
+    options.single_thread = true; // a.io is run by a.thread only
     a.node = std::make_unique<p2pshare::peer_node>(a.io.get_executor(), options);
     // A signal quits gracefully: the menu and `serve` are woken; a running subcommand makes the
     // node quit (it finishes the transfers in flight, starts no new one). A second signal

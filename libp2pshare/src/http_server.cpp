@@ -245,7 +245,8 @@ struct connection::state {
     time_point& last_progress;
     beast::flat_buffer in;
     request req;
-    std::string head; ///< the response head being sent, reused
+    std::string head;  ///< the response head being sent, reused
+    std::string spare; ///< connection::spare()
 };
 
 namespace {
@@ -267,6 +268,7 @@ tcp::socket& connection::socket() noexcept { return s_.socket; }
 const tcp::endpoint& connection::remote() const noexcept { return s_.remote; }
 const server_limits& connection::limits() const noexcept { return s_.limits; }
 bool connection::stopping() const noexcept { return s_.stopping; }
+std::string& connection::spare() noexcept { return s_.spare; }
 
 void connection::progressed(std::size_t n) {
     bytes_sent += n;
@@ -560,6 +562,7 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
         }
         --busy_;
         req.trim();
+        if (s->spare.capacity() > 64 * 1024) std::string().swap(s->spare);
         if (log_request) {
             const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 connection::clock::now() - started);

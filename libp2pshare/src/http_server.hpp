@@ -1,6 +1,6 @@
-// An HTTP/1.1 keep-alive server on one strand: accept loop, one coroutine per connection, bounded
-// headers and bodies, deadlines on every wait, a connection limit and a graceful stop.
-// The index server and the peer's file server are both built on it.
+// An HTTP/1.1 keep-alive server on one strand (or implicit strand): accept loop, one coroutine per
+// connection, bounded headers and bodies, deadlines on every wait, a connection limit and a
+// graceful stop. The index server and the peer's file server are both built on it.
 //
 // The request path is built for a small cost per request: Beast's basic_parser fills a request
 // object that each connection reuses, a response head is formatted into a reused buffer and
@@ -39,7 +39,15 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using strand_type = asio::strand<asio::any_io_executor>;
+/// The executor a server's work runs on, one handler at a time: a strand, or the executor of an
+/// io_context that one thread runs (an implicit strand, in Asio's words).
+using strand_type = asio::any_io_executor;
+
+/// `executor` itself when one thread runs its io_context, else a strand made from it.
+inline strand_type serial_executor(asio::any_io_executor executor, bool single_thread) {
+    if (single_thread) return executor;
+    return asio::make_strand(std::move(executor));
+}
 
 /// A request as the server parsed it. A connection reuses one for all its requests, so that
 /// its strings keep their capacity.
@@ -140,6 +148,10 @@ public:
 
     /// Whether the request being answered is a HEAD request.
     bool head = false;
+
+    /// A string a handler may build its answer's body in and give back after sending it, so
+    /// that one buffer serves all the connection's requests (a large one is released).
+    std::string& spare() noexcept;
 
     /// Records `n` bytes sent: the server's graceful stop waits while responses make progress.
     void progressed(std::size_t n);

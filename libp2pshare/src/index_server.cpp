@@ -23,7 +23,7 @@ using namespace detail;
 
 struct index_server::impl {
     impl(asio::any_io_executor executor, index_server_options o)
-        : strand(asio::make_strand(executor)),
+        : strand(serial_executor(std::move(executor), o.single_thread)),
           options(std::move(o)),
           store(options.lease_ttl, nullptr, options.index.max_peers) {}
 
@@ -35,11 +35,13 @@ struct index_server::impl {
     response do_files(const request& req, std::uint32_t id);
     response do_unregister(const request& req, std::uint32_t id);
     response do_list(const request& req, const target& t);
-    response do_lookup(const request& req);
+    /// `buffer`: a string whose capacity the answer may take.
+    response do_lookup(const request& req, std::string buffer = {});
     response do_health(const request& req);
 
     strand_type strand;
     index_server_options options;
+    std::vector<std::string_view> lookup_names; ///< do_lookup's, reused
     index_store store;
     std::shared_ptr<http_server> server;
     std::string advertised_host;
@@ -172,18 +174,27 @@ response index_server::impl::do_list(const request& req, const target& t) {
     return ok(req, http::status::ok, body);
 }
 
-response index_server::impl::do_lookup(const request& req) {
-    auto names = decode_lookup(req.body(), options.index.max_lookup_names);
-    if (!names) return fail_response(req, names.error());
+response index_server::impl::do_lookup(const request& req, std::string buffer) {
+    // The plain form is read in place; anything else goes through the full JSON parser.
+    auto& names = lookup_names;
+    names.clear();
+    std::vector<std::string> decoded;
+    if (!scan_lookup(req.body(), options.index.max_lookup_names, names)) {
+        auto full = decode_lookup(req.body(), options.index.max_lookup_names);
+        if (!full) return fail_response(req, full.error());
+        decoded = std::move(*full);
+        names.assign(decoded.begin(), decoded.end());
+    }
     const auto t = now();
     // The index's hot path: the answer is written straight into the body, without building a
     // JSON tree first. Same fields, in the same order, as the other answers' serializer writes.
-    auto res = json_response(req, http::status::ok, {});
+    auto res = json_response(req, http::status::ok, std::move(buffer));
     auto& out = res.body();
-    out.reserve(32 + names->size() * 256);
+    out.clear();
+    out.reserve(32 + names.size() * 256);
     out.append(R"({"results":[)");
     bool first_name = true;
-    for (const auto& name : *names) {
+    for (const auto name : names) {
         if (!first_name) out.push_back(',');
         first_name = false;
         out.append(R"({"name":)");
@@ -231,8 +242,9 @@ asio::awaitable<bool> index_server::impl::handle(request& req, connection& conn,
                                                  std::shared_ptr<impl> /*keep*/) {
     if (req.target() == "/v1/lookup" && req.method() == http::verb::post) {
         // The most frequent request, routed without splitting its target.
-        const auto res = do_lookup(req);
+        auto res = do_lookup(req, std::move(conn.spare()));
         const bool written = co_await conn.write(res);
+        conn.spare() = std::move(res.body());
         co_return written&& res.keep_alive();
     }
     const auto parsed = parse_target(req.target());

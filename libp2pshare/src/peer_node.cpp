@@ -117,7 +117,7 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
     };
 
     impl(asio::any_io_executor executor, peer_options o)
-        : strand(asio::make_strand(executor)),
+        : strand(serial_executor(std::move(executor), o.single_thread)),
           options(std::move(o)),
           wake(strand),
           loop_done(strand, asio::steady_timer::time_point::max()),

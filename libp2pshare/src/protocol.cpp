@@ -225,6 +225,69 @@ api_result<std::vector<std::string>> decode_lookup(std::string_view body, std::s
     return out;
 }
 
+bool scan_lookup(std::string_view body, std::size_t max_names,
+                 std::vector<std::string_view>& names) {
+    const char* p = body.data();
+    const char* const end = p + body.size();
+    const auto skip_space = [&] {
+        while (p != end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+            ++p;
+    };
+    const auto take = [&](std::string_view text) {
+        if (static_cast<std::size_t>(end - p) < text.size() ||
+            std::string_view(p, text.size()) != text) {
+            return false;
+        }
+        p += text.size();
+        return true;
+    };
+    const auto first = names.size();
+    const auto give_up = [&] {
+        names.resize(first);
+        return false;
+    };
+    skip_space();
+    if (!take("{")) return false;
+    skip_space();
+    if (!take("\"names\"")) return false;
+    skip_space();
+    if (!take(":")) return false;
+    skip_space();
+    if (!take("[")) return false;
+    skip_space();
+    if (p != end && *p == ']') {
+        ++p;
+    } else {
+        for (;;) {
+            if (!take("\"")) return give_up();
+            const char* const start = p;
+            // Plain printable ASCII only: an escape or any other byte goes to the full parser.
+            while (p != end && *p != '"' && *p != '\\' && *p >= 0x20 && *p <= 0x7e)
+                ++p;
+            if (p == end || *p != '"') return give_up();
+            const std::string_view name(start, static_cast<std::size_t>(p - start));
+            ++p;
+            if (names.size() - first == max_names || !file_name_problem(name).empty()) {
+                return give_up();
+            }
+            names.push_back(name);
+            skip_space();
+            if (p != end && *p == ',') {
+                ++p;
+                skip_space();
+                continue;
+            }
+            if (!take("]")) return give_up();
+            break;
+        }
+    }
+    skip_space();
+    if (!take("}")) return give_up();
+    skip_space();
+    if (p != end) return give_up();
+    return true;
+}
+
 api_result<std::string> decode_bearer(std::string_view authorization) {
     constexpr std::string_view scheme = "Bearer ";
     if (authorization.empty()) {

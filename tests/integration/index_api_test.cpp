@@ -1,6 +1,7 @@
 // The index server's endpoints on a real server, over loopback: what a well-behaved peer sees.
 #include "index_fixture.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -261,3 +262,48 @@ BOOST_AUTO_TEST_CASE(percent_encoded_paths_and_big_ids) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The lookup's plain form is read in place and anything else by the full JSON parser; both must
+// give the same answer, with the index on a strand or (single_thread) on its executor.
+BOOST_AUTO_TEST_CASE(lookup_answers_alike_in_every_form_and_threading) {
+    for (const bool single_thread : {false, true}) {
+        BOOST_TEST_CONTEXT("single_thread " << single_thread) {
+            auto options = test::running_index::defaults();
+            options.single_thread = single_thread;
+            test::running_index index(options);
+            test::register_peer(index.port(), 1, {"a b.txt", "caf\xc3\xa9.txt", "x"});
+            test::register_peer(index.port(), 2, {"x"});
+            test::http_client client(index.port()); // one connection for every request
+            const auto lookup = [&](const std::string& body) {
+                const auto reply = client.call("POST", "/v1/lookup", body);
+                BOOST_TEST(reply.status == 200u, reply.body);
+                return reply.body;
+            };
+            const auto plain = lookup(R"({"names":["a b.txt","missing","x"]})");
+            const auto v = json::parse(plain);
+            BOOST_TEST(v.at("results").at(0).at("found").as_bool());
+            BOOST_TEST(!v.at("results").at(1).at("found").as_bool());
+            BOOST_TEST(v.at("results").at(2).at("sources").as_array().size() == 2u);
+            BOOST_TEST(lookup(" {\n \"names\" : [ \"a b.txt\" , \"missing\",\"x\" ] }\r\n") ==
+                       plain);
+            BOOST_TEST(lookup(R"({"names":["a\u0020b.txt","missing","x"]})") == plain);
+            // A UTF-8 name, raw or escaped.
+            const auto raw = lookup("{\"names\":[\"caf\xc3\xa9.txt\"]}");
+            BOOST_TEST(json::parse(raw).at("results").at(0).at("found").as_bool());
+            BOOST_TEST(lookup(R"({"names":["caf\u00e9.txt"]})") == raw);
+            // A large answer, then a small one on the same connection.
+            std::string many = R"({"names":[)";
+            for (int i = 0; i < 1000; ++i)
+                many += (i > 0 ? ",\"x\"" : "\"x\"");
+            many += "]}";
+            const auto big = json::parse(lookup(many));
+            BOOST_TEST(big.at("results").as_array().size() == 1000u);
+            BOOST_TEST(big.at("results").at(999).at("sources").as_array().size() == 2u);
+            BOOST_TEST(lookup(R"({"names":["a b.txt","missing","x"]})") == plain);
+            // Errors are the full parser's.
+            const auto bad = client.call("POST", "/v1/lookup", R"({"names":["a/b"]})");
+            BOOST_TEST(bad.status == 400u);
+            BOOST_TEST(test::json_of(bad).at("error").as_string() == "bad_name");
+        }
+    }
+}

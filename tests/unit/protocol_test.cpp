@@ -9,6 +9,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace std::string_literals;
@@ -240,6 +241,69 @@ BOOST_AUTO_TEST_CASE(decode_lookup_cases) {
                              R"({"names":[null]})"s, R"({"names":{"a":1}})"s}) {
         BOOST_TEST_CONTEXT("body: " << body) {
             BOOST_TEST(error_of(d::decode_lookup(body, 10)) == errc::bad_field);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(scan_lookup_reads_the_plain_form_in_place) {
+    const auto scan = [](std::string_view body, std::size_t max) {
+        std::vector<std::string_view> names{"before"};
+        const bool taken = d::scan_lookup(body, max, names);
+        return std::pair{taken, std::vector<std::string>(names.begin(), names.end())};
+    };
+    const std::string body = R"({"names":["a","b c","a"]})";
+    std::vector<std::string_view> names;
+    BOOST_TEST_REQUIRE(d::scan_lookup(body, 10, names));
+    BOOST_TEST_REQUIRE(names.size() == 3u);
+    BOOST_TEST(names[1] == "b c");
+    // Views into the body, not copies.
+    BOOST_TEST((names[1].data() >= body.data() && names[1].data() < body.data() + body.size()));
+
+    // Appended after what the vector held; each taken body gives what the full parser gives.
+    for (const auto& [text, expected] :
+         std::vector<std::pair<std::string, std::vector<std::string>>>{
+             {R"({"names":[]})", {}},
+             {" \t\r\n{ \"names\" :\n[ \"x.txt\" ,\t\"y\" ] }\n ", {"x.txt", "y"}},
+             {R"({"names":["f0","f1","f2","f3"]})", {"f0", "f1", "f2", "f3"}},
+             {R"({"names":[")" + std::string(255, 'n') + R"("]})", {std::string(255, 'n')}}}) {
+        BOOST_TEST_CONTEXT("body: " << text) {
+            const auto [taken, got] = scan(text, 4);
+            BOOST_TEST(taken);
+            auto want = expected;
+            want.insert(want.begin(), "before");
+            BOOST_TEST(got == want);
+            const auto full = d::decode_lookup(text, 4);
+            BOOST_TEST_REQUIRE(full.has_value());
+            BOOST_TEST(*full == expected);
+        }
+    }
+
+    // Anything else is left to decode_lookup, and the vector is left as it was.
+    for (const auto& text : {R"({"names":["a\u0062"]})"s,               // an escape
+                             R"({"names":["r\u00e9sum\u00e9"]})"s,      // another
+                             "{\"names\":[\"r\xc3\xa9sum\xc3\xa9\"]}"s, // UTF-8
+                             R"({"names":["a"],"names":["b"]})"s,       // a second key
+                             R"({"other":1,"names":["a"]})"s,           // another field
+                             R"({"names":["a",]})"s,                    // not JSON
+                             R"({"names":["a"]} x)"s,                   // trailing bytes
+                             R"({"names":["a"])"s,                      // cut short
+                             R"({"names":["a" "b"]})"s,                 // no comma
+                             R"({"names":[1]})"s,
+                             R"({"names":["a",null]})"s,
+                             R"({"names":"a"})"s,
+                             R"([])"s,
+                             R"({"names":[""]})"s,
+                             R"({"names":[".."]})"s,
+                             R"({"names":["a/b"]})"s,
+                             R"({"names":["x.part"]})"s,
+                             R"({"names":["a","\u0000"]})"s,
+                             R"({"names":["f0","f1","f2","f3","f4"]})"s, // more than 4
+                             ""s,
+                             " "s}) {
+        BOOST_TEST_CONTEXT("body: " << text) {
+            const auto [taken, got] = scan(text, 4);
+            BOOST_TEST(!taken);
+            BOOST_TEST(got == std::vector<std::string>{"before"});
         }
     }
 }

@@ -23,6 +23,10 @@ struct index_server_options {
     std::chrono::milliseconds lease_ttl{30'000}; ///< a peer not renewed within this disappears
     server_limits limits{};
     index_limits index{};
+    /// Set when one thread only runs the executor's io_context (an "implicit strand"): the work
+    /// then runs on the executor itself rather than on a strand made from it, which saves a
+    /// queue hop and two allocations per I/O. Wrong (data races) if several threads run it.
+    bool single_thread = false;
 };
 
 struct index_stats {
@@ -32,7 +36,8 @@ struct index_stats {
 };
 
 /// An HTTP/1.1 + JSON index server (docs/protocol.md). All its work runs on one strand made
-/// from the executor given, so the io_context may be run by one thread or several.
+/// from the executor given, so the io_context may be run by one thread or several (or, with
+/// options.single_thread, on the executor itself).
 class index_server {
 public:
     index_server(boost::asio::any_io_executor executor, index_server_options options);

@@ -36,6 +36,10 @@ struct peer_options {
     std::size_t max_parallel_downloads = 4;
     server_limits limits{};
     transfer_options transfer{};
+    /// Set when one thread only runs the executor's io_context (an "implicit strand"): the
+    /// peer's work then runs on the executor itself rather than on a strand made from it, which
+    /// saves a queue hop and two allocations per I/O. Wrong (data races) if several threads run it.
+    bool single_thread = false;
 };
 
 struct local_file {
@@ -62,7 +66,8 @@ struct delete_outcome {
 std::string_view to_string(download_outcome::status s) noexcept;
 std::string_view to_string(delete_outcome::status s) noexcept;
 
-/// A peer on an executor (all its work runs on one strand made from it). Start it, await its
+/// A peer on an executor (all its work runs on one strand made from it, or with
+/// options.single_thread on the executor itself). Start it, await its
 /// operations, then quit it; every operation in flight completes with a result or an error.
 class peer_node {
 public:
