@@ -25,6 +25,8 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 /// Bytes asked of the socket per read.
 constexpr std::size_t read_chunk = 16 * 1024;
+/// Bodies up to this size are copied after their head and sent as one buffer.
+constexpr std::size_t join_limit = 4 * 1024;
 
 bool would_block(const boost::system::error_code& ec) {
     return ec == asio::error::would_block || ec == asio::error::try_again;
@@ -279,7 +281,10 @@ void connection::progressed(std::size_t n) {
 int connection::send_now(std::array<asio::const_buffer, 2>& buffers, bool more) {
     for (;;) {
         boost::system::error_code ec;
-        const auto n = s_.socket.send(buffers, more ? MSG_MORE : 0, ec);
+        const int flags = more ? MSG_MORE : 0;
+        // One buffer goes out with send(2), two with sendmsg(2) (which copies in an iovec array).
+        const auto n = buffers[1].size() == 0 ? s_.socket.send(buffers[0], flags, ec)
+                                              : s_.socket.send(buffers, flags, ec);
         if (ec) return would_block(ec) ? 0 : -1;
         progressed(n);
         std::size_t skip = n;
@@ -308,9 +313,12 @@ asio::awaitable<bool> connection::write(const response& res) {
     s_.head.clear();
     // A stopping server closes the connection after this answer: it says so.
     res.write_head(s_.head, res.body().size(), s_.stopping);
+    // A small body is copied after its head: one buffer, one send(2).
+    const bool joined = !head && res.body().size() <= join_limit;
+    if (joined) s_.head.append(res.body());
     // Sent at once when the socket has room, which is nearly always: no wait, no timer.
     std::array<asio::const_buffer, 2> buffers{
-        asio::buffer(s_.head), head ? asio::const_buffer{} : asio::buffer(res.body())};
+        asio::buffer(s_.head), head || joined ? asio::const_buffer{} : asio::buffer(res.body())};
     if (const int done = send_now(buffers, false); done != 0) co_return done > 0;
     co_return co_await send(buffers, false);
 }
