@@ -6,6 +6,7 @@
 #
 # usage: scripts/bench.sh [BUILD_DIR]   (default build/release)
 # environment: BENCH_SECONDS (wrk run length, default 5), BENCH_RUNS (1 GiB runs, default 5),
+#              BENCH_WRK_RUNS (wrk runs per figure, default 3),
 #              BENCH_SKIP_PROGRAMS=1 (only the comparisons)
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
@@ -17,8 +18,10 @@ benches=$build/bench
 logs=$repo/test-logs
 seconds=${BENCH_SECONDS:-5}
 # 1 GiB runs into tmpfs on a shared machine are bimodal (roughly 500 or 950 MiB/s, for nginx as
-# for a peer): each figure is the best of 5 runs, the two servers alternating.
+# for a peer): each figure is the best of 5 runs, the two servers alternating run by run.
 runs=${BENCH_RUNS:-5}
+# wrk runs are noisy too (10-20% from one 5 s run to the next here): best of 3, alternating.
+wrk_runs=${BENCH_WRK_RUNS:-3}
 big_name=1GiB-1.txt
 small_names=(128B-1.txt 512B-1.txt 2KiB-1.txt 8KiB-1.txt 32KiB-1.txt)
 lookup_name=128B-1.txt
@@ -64,6 +67,7 @@ skipped() {
   figure "$1" "skipped: $2" "-" "-"
 }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+max() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > a) ? b : a }'; }
 at_least() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "n/a" && r >= t) ? "met" : "MISSED" }'; }
 below() { awk -v v="$1" -v t="$2" 'BEGIN { print (v < t) ? "met" : "MISSED" }'; }
 # The verdict of RATIO against TARGET, unless the reference REF failed (then there is none).
@@ -264,37 +268,45 @@ fi
 ceiling() { [ -n "$iperf_mibs" ] && echo "$(div "$1" "$iperf_mibs")x of iperf3" || echo "-"; }
 
 # --- 1 GiB with curl into tmpfs: peer vs nginx ------------------------------------------
-# Best of $runs for each, alternating; the output file is removed after each run.
-curl_best() { # URL LOG -> best MiB/s of the runs that succeeded (0 if none did)
-  local url=$1 log=$2 best=0 out=$shm/curl.out r rc
-  for _ in $(seq "$runs"); do
-    rc=0
-    r=$(curl -sSf -o "$out" -w '%{speed_download} %{size_download} %{time_total}\n' "$url" 2>>"$log") || rc=$?
-    rm -f "$out"
-    if [ "$rc" != 0 ]; then
-      echo "curl $url failed with exit status $rc" | tee -a "$log" >&2
-      continue
-    fi
-    echo "$r" >>"$log"
-    best=$(awk -v a="$best" -v r="$r" 'BEGIN { split(r, f, " "); v = f[1] / 1048576; print (v > a) ? v : a }')
-  done
-  printf '%.0f\n' "$best"
+# Best of $runs for each, the two servers alternating run by run; the output file is removed
+# after each run.
+curl_once() { # URL LOG -> MiB/s of one run (0 if it failed)
+  local url=$1 log=$2 out=$shm/curl.out r rc=0
+  r=$(curl -sSf -o "$out" -w '%{speed_download} %{size_download} %{time_total}\n' "$url" 2>>"$log") || rc=$?
+  rm -f "$out"
+  if [ "$rc" != 0 ]; then
+    echo "curl $url failed with exit status $rc" | tee -a "$log" >&2
+    echo 0; return
+  fi
+  echo "$r" >>"$log"
+  awk -v r="$r" 'BEGIN { split(r, f, " "); printf "%.0f", f[1] / 1048576 }'
 }
 
 peer_curl=; nginx_curl=
 if have curl; then
-  say "1 GiB into tmpfs with curl -o: peer vs nginx (best of $runs)"
-  peer_curl=$(curl_best "http://127.0.0.1:$peer_port/v1/files/$big_name" "$logs/curl-1GiB-peer.log")
-  echo "curl from a peer: $peer_curl MiB/s"
+  say "1 GiB into tmpfs with curl -o: peer vs nginx (best of $runs, alternating)"
+  peer_curl=0; nginx_curl=0
+  for run in $(seq "$runs"); do
+    p=$(curl_once "http://127.0.0.1:$peer_port/v1/files/$big_name" "$logs/curl-1GiB-peer.log")
+    peer_curl=$(max "$peer_curl" "$p")
+    line="run $run: peer $p MiB/s"
+    if [ -n "$nginx_port" ]; then
+      n=$(curl_once "http://127.0.0.1:$nginx_port/v1/files/$big_name" "$logs/curl-1GiB-nginx.log")
+      nginx_curl=$(max "$nginx_curl" "$n")
+      line="$line, nginx $n MiB/s"
+    fi
+    echo "$line"
+  done
+  echo "curl from a peer: $peer_curl MiB/s (best)"
   if [ -n "$nginx_port" ]; then
-    nginx_curl=$(curl_best "http://127.0.0.1:$nginx_port/v1/files/$big_name" "$logs/curl-1GiB-nginx.log")
-    echo "curl from nginx:  $nginx_curl MiB/s"
+    echo "curl from nginx:  $nginx_curl MiB/s (best)"
     r=$(div "$peer_curl" "$nginx_curl")
     echo "ratio: ${r}x"
     figure "1 GiB with curl -o into tmpfs, from a peer" "$peer_curl MiB/s ($(ceiling "$peer_curl"))" \
       "$(reference "nginx (sendfile, 1 worker): $nginx_curl MiB/s" "$nginx_curl" curl-1GiB-nginx.log)" \
       "${r}x nginx" ">= 0.95x nginx" "$(verdict "$r" 0.95 "$nginx_curl")"
   else
+    nginx_curl=
     figure "1 GiB with curl -o into tmpfs, from a peer" "$peer_curl MiB/s ($(ceiling "$peer_curl"))" \
       "skipped: nginx is not installed" "-" ">= 0.95x nginx" "-"
   fi
@@ -314,7 +326,7 @@ for run in $(seq "$runs"); do
     s=$(awk -v s="$s" 'BEGIN { printf "%.3f", s }')
     rate=$(awk -v s="$s" 'BEGIN { printf "%.0f", 1024 / s }')
     echo "run $run: $s s = $rate MiB/s"
-    p2p_best=$(awk -v a="$p2p_best" -v b="$rate" 'BEGIN { print (b > a) ? b : a }')
+    p2p_best=$(max "$p2p_best" "$rate")
   else
     echo "run $run: the download failed: $(cat "$work/get.json")"
     status=1
@@ -335,25 +347,38 @@ fi
 # --- wrk: small files and the index lookup ------------------------------------------------
 wrk_threads=1
 [ "$(nproc)" -gt 2 ] && wrk_threads=2
-wrk_rps() { # LOG ARGS... -> requests/s
-  local log=$1; shift
-  if ! timeout $((seconds + 30)) wrk -t"$wrk_threads" -c64 -d"${seconds}s" "$@" >"$log" 2>&1; then
+wrk_rps() { # LOG ARGS... -> requests/s of one run (0 if it failed), its output appended to LOG
+  local log=$1 out=$work/wrk.out; shift
+  if ! timeout $((seconds + 30)) wrk -t"$wrk_threads" -c64 -d"${seconds}s" "$@" >"$out" 2>&1; then
+    cat "$out" >>"$log"
     echo 0; return
   fi
-  if grep -q 'Non-2xx' "$log"; then
+  cat "$out" >>"$log"
+  if grep -q 'Non-2xx' "$out"; then
     # Errors are not an answer: such a run does not count (for the reference either).
     echo "bench: non-2xx answers, see $log; the run does not count" >&2
     echo 0; return
   fi
-  awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$log"
+  awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out"
+}
+# wrk_pair NAME P2PSHARE_URL NGINX_URL [WRK ARGS...]: $wrk_runs runs of each, alternating; sets
+# p and n to the best requests/s of each.
+wrk_pair() {
+  local name=$1 purl=$2 nurl=$3 run a b; shift 3
+  p=0; n=0
+  for run in $(seq "$wrk_runs"); do
+    a=$(wrk_rps "$logs/wrk-$name-p2pshare.log" "$@" "$purl")
+    b=$(wrk_rps "$logs/wrk-$name-nginx.log" "$@" "$nurl")
+    echo "  $name run $run: p2pshare $a req/s, nginx $b req/s" >&2
+    p=$(max "$p" "$a"); n=$(max "$n" "$b")
+  done
 }
 
 if have wrk && [ -n "$nginx_port" ]; then
-  say "small files under wrk -t$wrk_threads -c64 -d${seconds}s: peer vs nginx"
-  worst=
+  say "small files under wrk -t$wrk_threads -c64 -d${seconds}s: peer vs nginx (best of $wrk_runs, alternating)"
   for name in "${small_names[@]}"; do
-    p=$(wrk_rps "$logs/wrk-$name-peer.log" "http://127.0.0.1:$peer_port/v1/files/$name")
-    n=$(wrk_rps "$logs/wrk-$name-nginx.log" "http://127.0.0.1:$nginx_port/v1/files/$name")
+    wrk_pair "$name" "http://127.0.0.1:$peer_port/v1/files/$name" \
+      "http://127.0.0.1:$nginx_port/v1/files/$name"
     r=$(div "$p" "$n")
     printf '%-12s peer %8s req/s   nginx %8s req/s   %sx\n' "$name" "$p" "$n" "$r"
     figure "wrk -c64 GET $name from a peer" "$p req/s" \
@@ -361,7 +386,7 @@ if have wrk && [ -n "$nginx_port" ]; then
       ">= 0.8x nginx" "$(verdict "$r" 0.8 "$n")"
   done
 
-  say "index lookup under wrk -t$wrk_threads -c64 -d${seconds}s (POST, keep-alive): indexserver vs nginx static JSON"
+  say "index lookup under wrk -t$wrk_threads -c64 -d${seconds}s (POST, keep-alive): indexserver vs nginx static JSON (best of $wrk_runs, alternating)"
   cat >"$work/lookup.lua" <<EOF
 wrk.method = "POST"
 wrk.body = '$lookup_body'
@@ -369,8 +394,8 @@ wrk.headers["Content-Type"] = "application/json"
 EOF
   cp "$work/lookup.lua" "$logs/lookup.lua"
   echo "the answer (${#lookup_json} bytes): $lookup_json"
-  p=$(wrk_rps "$logs/wrk-lookup-indexserver.log" -s "$work/lookup.lua" "http://127.0.0.1:$index_port/v1/lookup")
-  n=$(wrk_rps "$logs/wrk-lookup-nginx.log" -s "$work/lookup.lua" "http://127.0.0.1:$nginx_port/v1/lookup")
+  wrk_pair lookup "http://127.0.0.1:$index_port/v1/lookup" "http://127.0.0.1:$nginx_port/v1/lookup" \
+    -s "$work/lookup.lua"
   r=$(div "$p" "$n")
   echo "indexserver $p req/s, nginx $n req/s: ${r}x"
   figure "wrk -c64 POST /v1/lookup (keep-alive) to indexserver" "$p req/s" \
@@ -430,7 +455,8 @@ say "test-logs/summary.md"
   echo "- commit: $commit"
   echo "- $(sed -n 4p "$logs/machine.txt")"
   echo "- references measured in the same run: nginx $( (nginx -v 2>&1 || true) | sed 's/.*\///') with worker_processes 1 and sendfile on;"
-  echo "  wrk -t$wrk_threads -c64 -d${seconds}s; curl into tmpfs (best of $runs); iperf3 one stream over loopback."
+  echo "  wrk -t$wrk_threads -c64 -d${seconds}s (best of $wrk_runs, alternating with the reference); curl into tmpfs"
+  echo "  (best of $runs, alternating); iperf3 one stream over loopback."
   echo "  The original system: index lookup 35-38 ms mean, downloads 13-220 ms (128 B-32 KB)."
   echo
   echo "| figure | p2pshare | reference | ratio | target | verdict |"
