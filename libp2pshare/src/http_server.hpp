@@ -4,9 +4,10 @@
 //
 // The request path is built for a small cost per request: Beast's basic_parser fills a request
 // object that each connection reuses, a response head is formatted into a reused buffer and
-// sent with its body in one writev without waiting (a wait is only started when the socket is
-// full), reads go through Asio's reactor without an epoll_ctl per wait, and each connection has
-// one deadline timer that is re-armed only when it fires or when a deadline moves earlier.
+// sent with its body in one system call without waiting (a wait is only started when the
+// socket is full), reads go through Asio's reactor without an epoll_ctl per wait (and, after an
+// answer, only once the other ready work has run), and each connection has one deadline timer
+// that is re-armed only when it fires or when a deadline moves earlier.
 #pragma once
 
 #include <p2pshare/error.hpp>
