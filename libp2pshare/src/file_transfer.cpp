@@ -12,6 +12,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -367,6 +368,9 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const transfer_options
     // The hash so far moves into the hasher and comes back when it is done.
     const auto strand = co_await asio::this_coro::executor; // the download's (async_download)
     file_hasher hasher(strand, std::move(own), position, std::move(hash));
+    // splice_some waits only when the socket is empty: from a fast sender, every 256 KiB lets the
+    // other work of the executor run (other downloads, the peer's file server and lease).
+    std::uint64_t since_yield = 0;
     while (position < size) {
         const auto want =
             static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - position));
@@ -390,6 +394,11 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const transfer_options
             break;
         }
         if (s.unsupported) break;
+        since_yield += s.size;
+        if (since_yield >= 256 * 1024 && position < size) {
+            since_yield = 0;
+            co_await asio::post(asio::use_awaitable);
+        }
     }
     // After a failure the hash is of no use; the disk thread keeps what it needs alive.
     if (out.error) co_return out;

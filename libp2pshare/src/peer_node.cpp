@@ -71,6 +71,8 @@ using clock = std::chrono::steady_clock;
 
 /// Bodies up to this size are read and sent with their header; larger ones use sendfile(2).
 constexpr std::uint64_t small_body = 16 * 1024;
+/// Bytes of a file body per sendfile(2) call; the peer's other work runs between two calls.
+constexpr std::uint64_t send_chunk = 512 * 1024;
 
 /// sendfile(2) has no MSG_NOSIGNAL: a downloader that goes away in the middle of a body raises
 /// SIGPIPE, whose default action kills the whole process. Ignore it, unless the program installed
@@ -528,16 +530,21 @@ asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn
     if (is_head) co_return res.keep_alive();
 
     // The body goes from the page cache to the socket with sendfile(2); when the socket is
-    // full, wait until it is writable again, under the progress deadline.
+    // full, wait until it is writable again, under the progress deadline. A reader that keeps
+    // up never fills the socket, and one sendfile call would then send the whole file: it is
+    // called for at most send_chunk bytes at a time, and between two calls the peer's other
+    // work runs (other requests, the lease renewal), which a large upload to a fast client
+    // would otherwise hold up until its end.
     auto& socket = conn.socket();
     auto offset = static_cast<off_t>(first);
     std::uint64_t left = length;
     while (left > 0) {
-        const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(left, 1u << 30));
+        const auto chunk = static_cast<std::size_t>(std::min(left, send_chunk));
         const auto n = ::sendfile(socket.native_handle(), fd.get(), &offset, chunk);
         if (n > 0) {
             left -= static_cast<std::uint64_t>(n);
             conn.progressed(static_cast<std::size_t>(n));
+            if (left > 0) co_await asio::post(asio::use_awaitable);
             continue;
         }
         if (n == 0) co_return false; // the file shrank: the client sees a short body

@@ -7,7 +7,17 @@
 
 #include "peer_fixture.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cctype>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace fs = std::filesystem;
 using namespace p2pshare;
@@ -278,3 +288,62 @@ BOOST_AUTO_TEST_CASE(health_is_get_or_head_only) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// A reader that keeps up with sendfile never fills the socket, so the upload never has to wait:
+// the peer must still answer its other requests while it goes on.
+BOOST_AUTO_TEST_CASE(a_large_upload_to_a_fast_reader_lets_other_requests_through) {
+    test::network net;
+    constexpr std::size_t big = 64 * 1024 * 1024;
+    test::write_file(net / "p1" / "big.bin", std::string(big, 'b'));
+    test::write_file(net / "p1" / "small.txt", "small");
+    auto& node = net.start_peer(1);
+
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    BOOST_TEST_REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(node.port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_TEST_REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) ==
+                       0);
+    const std::string request =
+        "GET /v1/files/big.bin HTTP/1.1\r\nHost: p1\r\nConnection: close\r\n\r\n";
+    BOOST_TEST_REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+                       static_cast<ssize_t>(request.size()));
+
+    // The reader: as fast as it can (MSG_TRUNC: the kernel drops the bytes instead of copying
+    // them out), counting; it says when the first MiB is in.
+    std::atomic<std::size_t> received{0};
+    std::mutex mutex;
+    std::condition_variable started;
+    std::thread reader([&] {
+        std::vector<char> buffer(1024 * 1024);
+        for (;;) {
+            const auto n = ::recv(fd, buffer.data(), buffer.size(), MSG_TRUNC);
+            if (n <= 0) break;
+            const auto total = received += static_cast<std::size_t>(n);
+            if (total - static_cast<std::size_t>(n) < 1024 * 1024 && total >= 1024 * 1024) {
+                std::lock_guard lock(mutex);
+                started.notify_all();
+            }
+        }
+        std::lock_guard lock(mutex);
+        started.notify_all();
+    });
+    {
+        std::unique_lock lock(mutex);
+        started.wait_for(lock, std::chrono::seconds(30),
+                         [&] { return received.load() >= 1024 * 1024; });
+    }
+    const auto small = test::http_call(node.port(), "GET", "/v1/files/small.txt");
+    const auto seen = received.load();
+    reader.join();
+    ::close(fd);
+    BOOST_TEST(small.status == 200u);
+    BOOST_TEST(small.body == "small");
+    BOOST_TEST(seen < big, "the other request was answered only after " << seen << " of " << big
+                                                                        << " bytes of the upload");
+    BOOST_TEST(received.load() > big); // the whole upload came, after its header
+    BOOST_TEST_MESSAGE("the other request was answered after " << seen / 1024
+                                                               << " KiB of the upload");
+}
