@@ -477,7 +477,9 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
                 // a recv(2) that fails with EAGAIN, then a wait for epoll (measured under wrk
                 // with 64 connections: 2.0 recv calls per request without this, 1.25 with).
                 co_await asio::post(asio::use_awaitable);
-                if (stopping_) break;
+                // A stop, or the idle deadline, may have come meanwhile: its cancel found no
+                // read to cancel.
+                if (stopping_ || s->expired) break;
             }
             auto [ec, n] = co_await s->socket.async_read_some(s->in.prepare(read_chunk), use_tuple);
             s->idle = false;

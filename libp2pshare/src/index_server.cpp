@@ -224,6 +224,7 @@ response index_server::impl::do_lookup(const request& req, std::string buffer) {
         out.append(any ? R"(],"found":true})" : R"(],"found":false})");
     }
     out.append("]}");
+    names.clear(); // views into this call's request and `decoded`
     return res;
 }
 
