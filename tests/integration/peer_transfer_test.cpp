@@ -276,6 +276,25 @@ BOOST_AUTO_TEST_CASE(without_zero_copy_a_download_completes_and_resumes) {
     BOOST_TEST(test::files_in(folder) == std::vector<std::string>{"big.bin"});
 }
 
+// A source given by a name rather than an address goes through the resolver. "127.1" is not an
+// address to make_address (inet_pton) but getaddrinfo reads it as 127.0.0.1 without /etc/hosts
+// or DNS, which a bare machine may not have.
+BOOST_AUTO_TEST_CASE(a_source_named_rather_than_numbered_is_resolved) {
+    test::network net;
+    const auto content = test::random_text(70'001, 85);
+    test::write_file(net / "p1" / "named.bin", content);
+    auto& p1 = net.start_peer(1);
+    const auto folder = net / "downloads";
+    fs::create_directories(folder);
+    auto source = net.source_of(p1, content);
+    source.host = "127.1";
+    file_transfer transfer(net.io().executor(), folder, fast_options());
+    const auto result = net.io().run(transfer.async_download("named.bin", {source}));
+    BOOST_REQUIRE_MESSAGE(!result.error, result.message);
+    BOOST_TEST(test::read_file(folder / "named.bin") == content);
+    BOOST_TEST(result.source_peer == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_corrupt_source_is_left_for_a_good_one) {
     test::network net;
     check_bad_source_is_left_for_a_good_one(net, bad_source::behaviour::corrupt);
