@@ -16,7 +16,6 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <charconv>
 #include <exception>
 
 namespace p2pshare::detail {
@@ -31,12 +30,6 @@ constexpr std::size_t join_limit = 4 * 1024;
 
 bool would_block(const boost::system::error_code& ec) {
     return ec == asio::error::would_block || ec == asio::error::try_again;
-}
-
-void append_number(std::string& out, std::uint64_t n) {
-    char digits[24];
-    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-    out.append(digits, end);
 }
 
 } // namespace

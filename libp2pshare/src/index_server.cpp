@@ -67,12 +67,6 @@ response wrong_method(const request& req, std::string_view allowed) {
 
 index_store::time_point now() { return index_store::clock::now(); }
 
-void append_number(std::string& out, std::uint64_t n) {
-    char digits[24];
-    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-    out.append(digits, end);
-}
-
 } // namespace
 
 response index_server::impl::do_register(const request& req, const connection& conn) {

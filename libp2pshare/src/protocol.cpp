@@ -301,6 +301,12 @@ api_result<std::string> decode_bearer(std::string_view authorization) {
     return token;
 }
 
+void append_number(std::string& out, std::uint64_t n) {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+    out.append(digits, end);
+}
+
 void append_json_string(std::string& out, std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
     out.push_back('"');

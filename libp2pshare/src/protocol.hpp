@@ -67,6 +67,8 @@ bool scan_lookup(std::string_view body, std::size_t max_names,
 
 /// Appends `text` to `out` as a JSON string (quoted, escaped; UTF-8 passes through).
 void append_json_string(std::string& out, std::string_view text);
+/// Appends `n` in decimal (a JSON number, a Content-Length).
+void append_number(std::string& out, std::uint64_t n);
 
 /// The bearer token of an `Authorization: Bearer TOKEN` header.
 api_result<std::string> decode_bearer(std::string_view authorization);
