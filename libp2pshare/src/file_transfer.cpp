@@ -305,6 +305,13 @@ public:
         if (!state_->running && state_->ok && state_->hashed < end) start(end);
     }
 
+    /// Waits until no stretch is being hashed.
+    asio::awaitable<void> async_idle() {
+        const auto state = state_;
+        while (state->running)
+            co_await state->done.async_wait(use_tuple);
+    }
+
     /// Waits until [from, end) is hashed, then hands the hash back in `out`. False if the file
     /// could not be read back.
     asio::awaitable<bool> async_finish(std::uint64_t end, sha256& out) {
@@ -400,8 +407,13 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const transfer_options
             co_await asio::post(asio::use_awaitable);
         }
     }
-    // After a failure the hash is of no use; the disk thread keeps what it needs alive.
-    if (out.error) co_return out;
+    if (out.error) {
+        // The hash is of no use now, but a stretch being hashed must end before the download
+        // does: work left on the disk thread would finish into an executor that the program
+        // may have destroyed by then (seen under TSan when a program exited after a failure).
+        co_await hasher.async_idle();
+        co_return out;
+    }
     if (!co_await hasher.async_finish(position, hash)) {
         out = failed(errc::io_error, "cannot read the partial file back");
     }
