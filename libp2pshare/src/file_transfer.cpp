@@ -486,7 +486,14 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
                                                   (length ? std::to_string(*length) : "no") +
                                                   " bytes instead of " + std::to_string(expected));
     }
-    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
+    // Drop whatever lies beyond the kept bytes, but only when there is something: on ext4 a
+    // truncation to size 0, even of an empty file, marks the file to be written out at close
+    // (auto_da_alloc), which would put a synchronous writeback on this thread at the end of
+    // every download from the start.
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) co_return failed(errc::io_error, errno_text(errno));
+    if (static_cast<std::uint64_t>(st.st_size) != offset &&
+        ::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
         co_return failed(errc::io_error, errno_text(errno));
     }
     if (!co_await read_back(fd, 0, offset, hash, buffer)) {

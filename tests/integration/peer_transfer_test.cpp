@@ -249,6 +249,30 @@ BOOST_AUTO_TEST_CASE(without_zero_copy_bad_sources_alone_fail) {
     check_bad_source_alone(bad_source::behaviour::stall, errc::timeout, false);
 }
 
+// A source that ignores the Range answers 200 with the file from its first byte: the kept bytes
+// go, even when the answer then breaks off before it reaches their end.
+BOOST_AUTO_TEST_CASE(a_whole_answer_to_a_resume_replaces_every_kept_byte) {
+    for (const bool zero_copy : {true, false}) {
+        BOOST_TEST_CONTEXT("zero_copy " << zero_copy) {
+            test::temp_dir dir;
+            test::io_thread io;
+            const std::string name = "data.bin";
+            const auto content = test::random_text(100'000, 73);
+            const auto kept = test::random_text(content.size() * 3 / 4, 74); // not the file's
+            test::write_file(dir / (name + ".part"), kept);
+            bad_source bad(bad_source::behaviour::short_body, content);
+            file_transfer transfer(io.executor(), dir.path(), fast_options(zero_copy));
+            const auto r = io.run(transfer.async_download(name, {bad.source(99)}));
+            BOOST_TEST(r.error == make_error_code(errc::size_mismatch), r.message);
+            BOOST_TEST(bad.requests() == 1u);
+            BOOST_TEST(!fs::exists(dir / name));
+            // What is left is what this answer sent, from byte 0; nothing of the old tail.
+            BOOST_TEST(test::read_file(dir / (name + ".part")) ==
+                       content.substr(0, content.size() / 2));
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(without_zero_copy_a_download_completes_and_resumes) {
     test::network net;
     const auto content = test::random_text(3'000'017, 84);
