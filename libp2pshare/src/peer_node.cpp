@@ -133,6 +133,7 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
     }
 
     ~impl() {
+        hashing_cut = true;
         hasher.stop();
         hasher.join();
     }
@@ -140,7 +141,14 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
     // --- the shared folder ---------------------------------------------------------------
     asio::awaitable<bool> rescan();
     std::vector<file_entry> entries() const;
-    asio::awaitable<boost::system::result<std::string>> hash(int fd, std::uint64_t size);
+    /// `cuttable`: a folder scan's hash, which quitting cuts short (an upload's is not).
+    asio::awaitable<boost::system::result<std::string>> hash(int fd, std::uint64_t size,
+                                                             bool cuttable);
+    /// Stops a folder scan's hashing: a large file dropped into the folder must not hold quit.
+    void cut_hashing() {
+        stopping = true;
+        hashing_cut = true;
+    }
 
     // --- the index --------------------------------------------------------------------------
     asio::awaitable<api_result<void>> do_register();
@@ -164,6 +172,7 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
     std::shared_ptr<http_server> server;
     unique_fd dir;
     asio::thread_pool hasher{1};
+    std::atomic<bool> hashing_cut{false}; ///< read by the hasher thread
 
     std::map<std::string, cached, std::less<>> files;
     bool announced_stale = true; ///< the index may not have our latest list
@@ -185,13 +194,15 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
 // The shared folder
 
 asio::awaitable<boost::system::result<std::string>> peer_node::impl::hash(int fd,
-                                                                          std::uint64_t size) {
+                                                                          std::uint64_t size,
+                                                                          bool cuttable) {
     // Hashing a large file takes seconds: it runs on a worker thread, not on the strand.
     // (A plain function, as the public operations below: see there.)
     return asio::co_spawn(
         hasher.get_executor(),
-        [fd, size]() -> asio::awaitable<boost::system::result<std::string>> {
-            co_return sha256_fd(fd, size);
+        [fd, size, cut = cuttable ? &hashing_cut : nullptr]()
+            -> asio::awaitable<boost::system::result<std::string>> {
+            co_return sha256_fd(fd, size, cut);
         },
         asio::use_awaitable);
 }
@@ -218,8 +229,9 @@ asio::awaitable<bool> peer_node::impl::rescan() {
         }
         unique_fd fd(::openat(dir.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         if (!fd) continue;
-        auto digest = co_await hash(fd.get(), stamp.size);
-        if (!digest) continue; // changed under our feet: the next scan will see it
+        auto digest = co_await hash(fd.get(), stamp.size, true);
+        if (stopping) co_return false; // cut short, or the peer quit meanwhile
+        if (!digest) continue;         // changed under our feet: the next scan will see it
         now.emplace(std::move(name), cached{stamp, std::move(*digest)});
     }
     bool changed = now.size() != files.size();
@@ -375,6 +387,7 @@ asio::awaitable<void> peer_node::impl::maintain() {
             if (stopping) break;
             const auto now = clock::now();
             if (now >= rescan_due) co_await rescan();
+            if (stopping) break;
             if (!is_registered) {
                 auto r = co_await do_register();
                 if (!r) {
@@ -470,7 +483,7 @@ asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn
     }
     if (stamp_of(st) != it->second.stamp) {
         // Changed by hand since it was hashed: hash it again before announcing an ETag.
-        auto digest = co_await hash(fd.get(), static_cast<std::uint64_t>(st.st_size));
+        auto digest = co_await hash(fd.get(), static_cast<std::uint64_t>(st.st_size), false);
         if (!digest) co_return co_await refuse(errc::not_found, name + " is changing; try again");
         it = files.find(name);
         if (it == files.end()) co_return co_await refuse(errc::not_found, name + " was removed");
@@ -565,7 +578,7 @@ peer_node::~peer_node() {
     auto d = impl_;
     if (d->started && !d->stopping) {
         asio::post(d->strand, [d] {
-            d->stopping = true;
+            d->cut_hashing();
             d->wake.cancel();
             if (d->server) d->server->cancel();
         });
@@ -658,7 +671,7 @@ asio::awaitable<boost::system::error_code> peer_node::async_start() {
                         code == errc::bad_name || code == errc::body_too_large) {
                         spdlog::error("peer {}: the index refused the registration: {}",
                                       d->options.id, r.error().message);
-                        d->stopping = true;
+                        d->cut_hashing();
                         d->server->cancel();
                         co_return result;
                     }
@@ -901,7 +914,7 @@ asio::awaitable<void> peer_node::async_quit() {
         [d]() -> asio::awaitable<void> {
             if (!d->started) co_return;
             const bool first = !d->stopping;
-            d->stopping = true;
+            d->cut_hashing(); // a folder scan waiting on a large file gives the lock back now
             d->wake.cancel();
             if (first) {
                 // 1. No new downloader is sent here.

@@ -52,11 +52,14 @@ std::string sha256_hex(std::string_view data) {
     return h.hex_digest();
 }
 
-boost::system::result<std::string> sha256_fd(int fd, std::uint64_t length) {
+boost::system::result<std::string> sha256_fd(int fd, std::uint64_t length,
+                                             const std::atomic<bool>* cut) {
     sha256 h;
     std::vector<char> buffer(1 << 20);
     std::uint64_t offset = 0;
     while (offset < length) {
+        if (cut && cut->load(std::memory_order_relaxed))
+            return make_error_code(errc::shutting_down);
         const auto want =
             static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - offset));
         const auto n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));

@@ -3,6 +3,7 @@
 
 #include <boost/system/result.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -30,7 +31,9 @@ private:
 
 std::string sha256_hex(std::string_view data);
 
-/// Hashes the first `length` bytes of an open file descriptor (from offset 0).
-boost::system::result<std::string> sha256_fd(int fd, std::uint64_t length);
+/// Hashes the first `length` bytes of an open file descriptor (from offset 0). When `cut` is
+/// given and becomes true, stops within one 1 MiB read with errc::shutting_down.
+boost::system::result<std::string> sha256_fd(int fd, std::uint64_t length,
+                                             const std::atomic<bool>* cut = nullptr);
 
 } // namespace p2pshare::detail

@@ -131,4 +131,32 @@ BOOST_AUTO_TEST_CASE(quit_unregisters_first_and_lets_the_upload_finish) {
     BOOST_TEST(fs::file_size(net / "p1" / "big.bin") == content.size());
 }
 
+// A very large file dropped into the folder is hashed by the next folder scan, which holds the
+// peer's index lock meanwhile. Quit must not wait for that hash (about a minute here for the
+// sparse 64 GiB below) to unregister: it cuts the scan short.
+BOOST_AUTO_TEST_CASE(quit_does_not_wait_for_a_large_file_being_hashed) {
+    test::network net;
+    test::write_file(net / "p1" / "small.txt", "shared");
+    auto& a = net.start_peer(1);
+    const auto huge = net / "p1" / "huge.bin";
+    test::write_file(huge, "");
+    fs::resize_file(huge, std::uint64_t{64} << 30); // sparse: no disk space used
+
+    // The delete rescans the folder first (on the peer's executor, ahead of the quit), so
+    // the scan is hashing huge.bin when the quit comes.
+    auto& io = net.io().context();
+    auto scan = asio::co_spawn(io, a.async_delete_local({"absent.txt"}), asio::use_future);
+    net.io().run(a.async_quit(), std::chrono::seconds(10)); // throws if the quit hangs
+
+    BOOST_REQUIRE(scan.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    const auto outcomes = scan.get();
+    BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
+    BOOST_TEST(outcomes[0].state == delete_outcome::status::not_found);
+    BOOST_TEST(!a.registered());
+    BOOST_TEST(net.io().run(net.index().async_stats()).peers == 0u);
+    // Nothing in the folder was touched.
+    BOOST_TEST(test::read_file(net / "p1" / "small.txt") == "shared");
+    BOOST_TEST(fs::file_size(huge) == std::uint64_t{64} << 30);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
