@@ -141,10 +141,11 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
     // --- the shared folder ---------------------------------------------------------------
     asio::awaitable<bool> rescan();
     std::vector<file_entry> entries() const;
-    /// `cuttable`: a folder scan's hash, which quitting cuts short (an upload's is not).
-    asio::awaitable<boost::system::result<std::string>> hash(int fd, std::uint64_t size,
-                                                             bool cuttable);
-    /// Stops a folder scan's hashing: a large file dropped into the folder must not hold quit.
+    /// Fails with errc::shutting_down once cut_hashing() was called (within one 1 MiB read).
+    asio::awaitable<boost::system::result<std::string>> hash(int fd, std::uint64_t size);
+    /// Stopping: hashing is cut short, so that a huge file dropped into the folder holds
+    /// neither a folder scan (and with it the index lock quit needs) nor an upload waiting for
+    /// its re-hash.
     void cut_hashing() {
         stopping = true;
         hashing_cut = true;
@@ -194,14 +195,12 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
 // The shared folder
 
 asio::awaitable<boost::system::result<std::string>> peer_node::impl::hash(int fd,
-                                                                          std::uint64_t size,
-                                                                          bool cuttable) {
+                                                                          std::uint64_t size) {
     // Hashing a large file takes seconds: it runs on a worker thread, not on the strand.
     // (A plain function, as the public operations below: see there.)
     return asio::co_spawn(
         hasher.get_executor(),
-        [fd, size, cut = cuttable ? &hashing_cut : nullptr]()
-            -> asio::awaitable<boost::system::result<std::string>> {
+        [fd, size, cut = &hashing_cut]() -> asio::awaitable<boost::system::result<std::string>> {
             co_return sha256_fd(fd, size, cut);
         },
         asio::use_awaitable);
@@ -229,7 +228,7 @@ asio::awaitable<bool> peer_node::impl::rescan() {
         }
         unique_fd fd(::openat(dir.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         if (!fd) continue;
-        auto digest = co_await hash(fd.get(), stamp.size, true);
+        auto digest = co_await hash(fd.get(), stamp.size);
         if (stopping) co_return false; // cut short, or the peer quit meanwhile
         if (!digest) continue;         // changed under our feet: the next scan will see it
         now.emplace(std::move(name), cached{stamp, std::move(*digest)});
@@ -359,7 +358,8 @@ asio::awaitable<api_result<void>> peer_node::impl::push_files() {
 asio::awaitable<boost::system::error_code> peer_node::impl::sync() {
     auto guard = co_await index_lock.lock();
     co_await rescan();
-    if (stopping || !announced_stale) co_return boost::system::error_code{};
+    if (stopping) co_return make_error_code(errc::shutting_down); // the scan may have been cut
+    if (!announced_stale) co_return boost::system::error_code{};
     if (!is_registered) {
         wake.cancel(); // the maintenance loop registers, with the full list
         co_return make_error_code(errc::unreachable);
@@ -483,7 +483,8 @@ asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn
     }
     if (stamp_of(st) != it->second.stamp) {
         // Changed by hand since it was hashed: hash it again before announcing an ETag.
-        auto digest = co_await hash(fd.get(), static_cast<std::uint64_t>(st.st_size), false);
+        auto digest = co_await hash(fd.get(), static_cast<std::uint64_t>(st.st_size));
+        if (stopping) co_return co_await refuse(errc::shutting_down, "the peer is stopping");
         if (!digest) co_return co_await refuse(errc::not_found, name + " is changing; try again");
         it = files.find(name);
         if (it == files.end()) co_return co_await refuse(errc::not_found, name + " was removed");
@@ -652,6 +653,7 @@ asio::awaitable<boost::system::error_code> peer_node::async_start() {
                 auto guard = co_await d->index_lock.lock();
                 if (d->stopping) co_return make_error_code(errc::shutting_down);
                 co_await d->rescan();
+                if (d->stopping) co_return make_error_code(errc::shutting_down);
                 d->write_config();
                 d->server->start();
             }

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <future>
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -157,6 +158,28 @@ BOOST_AUTO_TEST_CASE(quit_does_not_wait_for_a_large_file_being_hashed) {
     // Nothing in the folder was touched.
     BOOST_TEST(test::read_file(net / "p1" / "small.txt") == "shared");
     BOOST_TEST(fs::file_size(huge) == std::uint64_t{64} << 30);
+}
+
+// A shared file replaced by hand with a very large one is hashed again before it is served.
+// An upload waiting for that hash when the peer quits is answered 503 at once.
+BOOST_AUTO_TEST_CASE(quit_cuts_an_upload_waiting_for_its_re_hash) {
+    test::network net;
+    const auto file = net / "p1" / "grown.bin";
+    test::write_file(file, "small at first");
+    auto& a = net.start_peer(1);
+    fs::resize_file(file, std::uint64_t{64} << 30); // sparse: no disk space used
+
+    auto reply = std::async(std::launch::async, [port = a.port()] {
+        return test::raw_call(port, "GET /v1/files/grown.bin HTTP/1.1\r\nHost: p1\r\n\r\n");
+    });
+    BOOST_REQUIRE(test::eventually([&] { return a.active_uploads() == 1u; }));
+    net.io().run(a.async_quit(), std::chrono::seconds(10)); // throws if the quit hangs
+
+    const auto answer = reply.get();
+    BOOST_TEST(answer.rfind("HTTP/1.1 503 ", 0) == 0u, answer);
+    BOOST_TEST(answer.find("shutting_down") != std::string::npos, answer);
+    BOOST_TEST(!a.registered());
+    BOOST_TEST(fs::file_size(file) == std::uint64_t{64} << 30);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
