@@ -48,6 +48,7 @@ struct attempt {
     std::string message;
     std::string digest;         ///< SHA-256 of the whole .part when the body arrived complete
     std::uint64_t received = 0; ///< body bytes received
+    std::uint64_t kept = 0;     ///< bytes of the .part kept (0 when the source sent it all)
 };
 
 attempt failed(errc code, std::string message) {
@@ -430,6 +431,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
         if (!co_await read_back(fd, 0, offset, hash, buffer)) {
             co_return failed(errc::io_error, "cannot read the partial file back");
         }
+        out.kept = offset;
         out.digest = hash.hex_digest();
         co_return out;
     }
@@ -496,6 +498,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
         ::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
         co_return failed(errc::io_error, errno_text(errno));
     }
+    out.kept = offset;
     if (!co_await read_back(fd, 0, offset, hash, buffer)) {
         co_return failed(errc::io_error, "cannot read the partial file back");
     }
@@ -703,7 +706,7 @@ asio::awaitable<transfer_result> file_transfer::download(std::string name,
             if (::ftruncate(fd.get(), 0) != 0) co_return finish(errc::io_error, errno_text(errno));
             a.error = make_error_code(errc::hash_mismatch);
             a.message = "the received bytes do not have the announced SHA-256";
-            if (offset > 0) {
+            if (a.kept > 0) {
                 // The kept prefix may have been the culprit: give this source one clean try.
                 spdlog::info("{}: resumed file failed verification; restarting from {}", name,
                              where);
@@ -731,7 +734,7 @@ asio::awaitable<transfer_result> file_transfer::download(std::string name,
                              "cannot move " + part + " into place: " + errno_text(e));
         }
         r.size = src.size;
-        r.resumed_from = offset;
+        r.resumed_from = a.kept;
         r.source_peer = src.peer;
         r.source = where;
         r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(

@@ -273,6 +273,25 @@ BOOST_AUTO_TEST_CASE(a_whole_answer_to_a_resume_replaces_every_kept_byte) {
     }
 }
 
+// The same source answering in full: the download completes and says it kept nothing.
+BOOST_AUTO_TEST_CASE(a_whole_answer_to_a_resume_is_reported_as_a_fresh_start) {
+    test::temp_dir dir;
+    test::io_thread io;
+    const std::string name = "data.bin";
+    const auto content = test::random_text(100'000, 75);
+    test::write_file(dir / (name + ".part"), content.substr(0, content.size() / 3));
+    bad_source whole(bad_source::behaviour::gated, content);
+    whole.open_gate(); // every byte, at once
+    file_transfer transfer(io.executor(), dir.path(), fast_options());
+    const auto r = io.run(transfer.async_download(name, {whole.source(99)}));
+    BOOST_REQUIRE_MESSAGE(!r.error, r.message);
+    BOOST_TEST(r.resumed_from == 0u);
+    BOOST_TEST(r.received == content.size());
+    BOOST_TEST(r.attempts == 1u);
+    BOOST_TEST(test::read_file(dir / name) == content);
+    BOOST_TEST(test::files_in(dir.path()) == std::vector<std::string>{name});
+}
+
 BOOST_AUTO_TEST_CASE(without_zero_copy_a_download_completes_and_resumes) {
     test::network net;
     const auto content = test::random_text(3'000'017, 84);
