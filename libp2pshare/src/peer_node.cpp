@@ -182,8 +182,8 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
     clock::time_point renew_due{};
     clock::time_point rescan_due{};
     std::atomic<bool> is_registered{false};
-    bool started = false;
-    bool stopping = false;
+    std::atomic<bool> started{false};  ///< written on the strand; read by ~peer_node too
+    std::atomic<bool> stopping{false}; ///< written on the strand; read by ~peer_node too
     bool loop_running = false;
     asio::steady_timer wake;
     asio::steady_timer loop_done;
