@@ -484,7 +484,9 @@ asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn
     if (stamp_of(st) != it->second.stamp) {
         // Changed by hand since it was hashed: hash it again before announcing an ETag.
         auto digest = co_await hash(fd.get(), static_cast<std::uint64_t>(st.st_size));
-        if (stopping) co_return co_await refuse(errc::shutting_down, "the peer is stopping");
+        if (!digest && digest.error() == make_error_code(errc::shutting_down)) {
+            co_return co_await refuse(errc::shutting_down, "the peer is stopping");
+        }
         if (!digest) co_return co_await refuse(errc::not_found, name + " is changing; try again");
         it = files.find(name);
         if (it == files.end()) co_return co_await refuse(errc::not_found, name + " was removed");
