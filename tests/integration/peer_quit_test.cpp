@@ -71,6 +71,9 @@ std::string big_content() {
     return out;
 }
 
+/// A file that takes about a minute to hash here, created sparse (no disk space used).
+constexpr std::uint64_t huge_size = std::uint64_t{64} << 30;
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(peer_quit)
@@ -141,7 +144,7 @@ BOOST_AUTO_TEST_CASE(quit_does_not_wait_for_a_large_file_being_hashed) {
     auto& a = net.start_peer(1);
     const auto huge = net / "p1" / "huge.bin";
     test::write_file(huge, "");
-    fs::resize_file(huge, std::uint64_t{64} << 30); // sparse: no disk space used
+    fs::resize_file(huge, huge_size);
 
     // The delete rescans the folder first (on the peer's executor, ahead of the quit), so
     // the scan is hashing huge.bin when the quit comes.
@@ -157,7 +160,7 @@ BOOST_AUTO_TEST_CASE(quit_does_not_wait_for_a_large_file_being_hashed) {
     BOOST_TEST(net.io().run(net.index().async_stats()).peers == 0u);
     // Nothing in the folder was touched.
     BOOST_TEST(test::read_file(net / "p1" / "small.txt") == "shared");
-    BOOST_TEST(fs::file_size(huge) == std::uint64_t{64} << 30);
+    BOOST_TEST(fs::file_size(huge) == huge_size);
 }
 
 // A shared file replaced by hand with a very large one is hashed again before it is served.
@@ -167,7 +170,7 @@ BOOST_AUTO_TEST_CASE(quit_cuts_an_upload_waiting_for_its_re_hash) {
     const auto file = net / "p1" / "grown.bin";
     test::write_file(file, "small at first");
     auto& a = net.start_peer(1);
-    fs::resize_file(file, std::uint64_t{64} << 30); // sparse: no disk space used
+    fs::resize_file(file, huge_size);
 
     auto reply = std::async(std::launch::async, [port = a.port()] {
         return test::raw_call(port, "GET /v1/files/grown.bin HTTP/1.1\r\nHost: p1\r\n\r\n");
@@ -179,7 +182,7 @@ BOOST_AUTO_TEST_CASE(quit_cuts_an_upload_waiting_for_its_re_hash) {
     BOOST_TEST(answer.rfind("HTTP/1.1 503 ", 0) == 0u, answer);
     BOOST_TEST(answer.find("shutting_down") != std::string::npos, answer);
     BOOST_TEST(!a.registered());
-    BOOST_TEST(fs::file_size(file) == std::uint64_t{64} << 30);
+    BOOST_TEST(fs::file_size(file) == huge_size);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
