@@ -218,12 +218,12 @@ int main(int argc, char** argv) try {
 
     asio::io_context server_io{1}; // as the indexserver program: one thread runs it
     auto work = asio::make_work_guard(server_io);
-    p2pshare::index_server_options options;
+    p2pshare::IndexServerOptions options;
     options.port = 0;
     options.config_dir.clear();
     options.lease_ttl = std::chrono::hours(1);
     options.single_thread = true;
-    p2pshare::index_server server(server_io.get_executor(), options);
+    p2pshare::IndexServer server(server_io.get_executor(), options);
     if (const auto ec = server.start()) throw std::runtime_error("index: " + ec.message());
     std::thread server_thread([&] { server_io.run(); });
     const auto port = server.port();

@@ -111,16 +111,16 @@ struct scoped_dir {
     }
 };
 
-std::unique_ptr<p2pshare::peer_node> make_peer(io_thread& t, std::uint32_t id,
+std::unique_ptr<p2pshare::PeerNode> make_peer(io_thread& t, std::uint32_t id,
                                                const fs::path& folder, const fs::path& config_dir,
                                                std::uint16_t index_port) {
-    p2pshare::peer_options o;
+    p2pshare::PeerOptions o;
     o.id = id;
     o.folder = folder;
     o.config_file = config_dir / ("p" + std::to_string(id) + ".config");
-    o.index = p2pshare::server_address{"127.0.0.1", index_port};
+    o.index = p2pshare::ServerAddress{"127.0.0.1", index_port};
     o.single_thread = true; // t.io is run by its thread only
-    auto node = std::make_unique<p2pshare::peer_node>(t.io.get_executor(), o);
+    auto node = std::make_unique<p2pshare::PeerNode>(t.io.get_executor(), o);
     if (const auto ec = t.run(node->async_start())) {
         throw std::runtime_error("peer " + std::to_string(id) + " did not start: " + ec.message());
     }
@@ -141,7 +141,7 @@ struct downloader_stats {
 };
 
 /// One downloader: `reps` times, downloads each small file (one call per file), then deletes them.
-asio::awaitable<void> download_loop(p2pshare::peer_node& node, std::size_t reps, bool record,
+asio::awaitable<void> download_loop(p2pshare::PeerNode& node, std::size_t reps, bool record,
                                     std::uint32_t source_id, downloader_stats& stats) {
     std::vector<std::string> names;
     for (const auto size : small_sizes)
@@ -153,7 +153,7 @@ asio::awaitable<void> download_loop(p2pshare::peer_node& node, std::size_t reps,
             auto outcomes = co_await node.async_download(std::move(one));
             const double wall = micros(clock::now() - t0);
             const auto& o = outcomes.front();
-            if (o.state != p2pshare::download_outcome::status::downloaded) {
+            if (o.state != p2pshare::DownloadOutcome::status::downloaded) {
                 ++stats.failures;
                 stats.last_failure = o.name + ": " + o.message;
                 continue;
@@ -187,12 +187,12 @@ int main(int argc, char** argv) try {
 
     scoped_dir root{make_temp_dir(fs::temp_directory_path())};
     io_thread index_thread;
-    p2pshare::index_server_options io;
+    p2pshare::IndexServerOptions io;
     io.port = 0;
     io.config_dir.clear();
     io.lease_ttl = std::chrono::hours(1);
     io.single_thread = true; // index_thread.io is run by its thread only
-    p2pshare::index_server index(index_thread.io.get_executor(), io);
+    p2pshare::IndexServer index(index_thread.io.get_executor(), io);
     if (const auto ec = index.start()) throw std::runtime_error("index: " + ec.message());
     const auto port = index.port();
 
@@ -203,7 +203,7 @@ int main(int argc, char** argv) try {
     io_thread source_thread;
     io_thread downloader_thread;
     auto source = make_peer(source_thread, 1, root.path / "p1", root.path, port);
-    std::vector<std::unique_ptr<p2pshare::peer_node>> downloaders;
+    std::vector<std::unique_ptr<p2pshare::PeerNode>> downloaders;
     for (std::uint32_t id = 2; id <= 5; ++id) {
         downloaders.push_back(make_peer(downloader_thread, id,
                                         root.path / ("p" + std::to_string(id)), root.path, port));
@@ -324,7 +324,7 @@ int main(int argc, char** argv) try {
                 auto outcomes = downloader_thread.run(big_sink->async_download({name}));
                 const double wall = std::chrono::duration<double>(clock::now() - tw).count();
                 const auto& o = outcomes.front();
-                if (o.state != p2pshare::download_outcome::status::downloaded) {
+                if (o.state != p2pshare::DownloadOutcome::status::downloaded) {
                     out.line("  run " + std::to_string(run + 1) + ": failed: " + o.message);
                     status = 1;
                     break;

@@ -17,7 +17,7 @@
 namespace po = boost::program_options;
 
 int main(int argc, char** argv) {
-    p2pshare::index_server_options options;
+    p2pshare::IndexServerOptions options;
     std::string lease_ttl = "30s";
     std::string log_level = "info";
     std::string config_dir = "config";
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
 
     boost::asio::io_context io{1}; // run by this thread only: Asio skips locking where it can
     options.single_thread = true;  // and the index needs no strand of its own
-    p2pshare::index_server server(io.get_executor(), options);
+    p2pshare::IndexServer server(io.get_executor(), options);
     // Handle the signals before announcing the port: whoever reads that line may signal at once.
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code ec, int signo) {

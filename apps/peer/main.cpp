@@ -136,7 +136,7 @@ std::vector<std::string> split_words(const std::string& line) {
 /// One progress line for all downloads in flight, redrawn at most ten times a second.
 class progress_bar {
 public:
-    void update(const p2pshare::transfer_progress& p) {
+    void update(const p2pshare::TransferProgress& p) {
         std::lock_guard lock(mutex_);
         if (!started_) {
             started_ = true;
@@ -196,7 +196,7 @@ struct app {
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work{
         asio::make_work_guard(io)};
     std::thread thread;
-    std::unique_ptr<p2pshare::peer_node> node;
+    std::unique_ptr<p2pshare::PeerNode> node;
     line_reader input;
     progress_bar bar;
     bool json = false;
@@ -246,7 +246,7 @@ struct app {
         boost::json::object o;
         auto& a = o["results"].emplace_array();
         for (const auto& r : outcomes) {
-            const bool ok = r.state == p2pshare::download_outcome::status::downloaded;
+            const bool ok = r.state == p2pshare::DownloadOutcome::status::downloaded;
             all = all && ok;
             const double seconds = std::chrono::duration<double>(r.transfer.elapsed).count();
             if (json) {
@@ -271,7 +271,7 @@ struct app {
                           << human_rate(static_cast<double>(r.transfer.received), seconds)
                           << ") from peer " << r.transfer.source_peer << " at " << r.transfer.source
                           << '\n';
-            } else if (r.state == p2pshare::download_outcome::status::not_found) {
+            } else if (r.state == p2pshare::DownloadOutcome::status::not_found) {
                 std::cout << "  not found  " << r.name << ": " << r.message << '\n';
             } else {
                 std::cout << "  failed     " << r.name << ": " << r.message << '\n';
@@ -287,7 +287,7 @@ struct app {
         boost::json::object o;
         auto& a = o["results"].emplace_array();
         for (const auto& r : outcomes) {
-            const bool ok = r.state == p2pshare::delete_outcome::status::deleted;
+            const bool ok = r.state == p2pshare::DeleteOutcome::status::deleted;
             all = all && ok;
             if (json) {
                 boost::json::object e;
@@ -297,7 +297,7 @@ struct app {
                 a.emplace_back(std::move(e));
             } else if (ok) {
                 std::cout << "  deleted    " << r.name << '\n';
-            } else if (r.state == p2pshare::delete_outcome::status::not_found) {
+            } else if (r.state == p2pshare::DeleteOutcome::status::not_found) {
                 std::cout << "  not found  " << r.name << ": " << r.message << '\n';
             } else {
                 std::cout << "  refused    " << r.name << ": " << r.message << '\n';
@@ -387,7 +387,7 @@ std::optional<std::uint32_t> parse_id(const std::string& text) {
 } // namespace
 
 int main(int argc, char** argv) {
-    p2pshare::peer_options options;
+    p2pshare::PeerOptions options;
     std::string id_text;
     std::string index;
     std::string server_config = options.server_config.string();
@@ -490,7 +490,7 @@ int main(int argc, char** argv) {
             p != port_text.data() + port_text.size()) {
             return fail_usage("--index: '" + index + "' is not HOST:PORT");
         }
-        options.index = p2pshare::server_address{index.substr(0, colon), port};
+        options.index = p2pshare::ServerAddress{index.substr(0, colon), port};
     }
     const auto level = spdlog::level::from_str(log_level);
     if (level == spdlog::level::off && log_level != "off") {
@@ -529,13 +529,13 @@ int main(int argc, char** argv) {
     if (!folder.empty()) options.folder = folder;
     if (!config.empty()) options.config_file = config;
     if (::isatty(1) && !a.json && !vm.count("no-progress")) {
-        options.transfer.on_progress = [&a](const p2pshare::transfer_progress& p) {
+        options.transfer.on_progress = [&a](const p2pshare::TransferProgress& p) {
             a.bar.update(p);
         };
     }
 
     options.single_thread = true; // a.io is run by a.thread only
-    a.node = std::make_unique<p2pshare::peer_node>(a.io.get_executor(), options);
+    a.node = std::make_unique<p2pshare::PeerNode>(a.io.get_executor(), options);
     // A signal quits gracefully: the menu and `serve` are woken; a running subcommand makes the
     // node quit (it finishes the transfers in flight, starts no new one). A second signal
     // exits at once: partial downloads stay as NAME.part and resume next time.

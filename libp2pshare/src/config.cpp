@@ -77,27 +77,27 @@ boost::system::result<key_values> parse_key_values(std::string_view text) {
     return out;
 }
 
-boost::system::result<server_address> parse_server_config(std::string_view text) {
+boost::system::result<ServerAddress> parse_server_config(std::string_view text) {
     auto kv = parse_key_values(text);
     if (!kv) return kv.error();
     auto host = required(*kv, "host");
     if (!host) return host.error();
     auto port = required_port(*kv, "port");
     if (!port) return port.error();
-    return server_address{std::move(*host), *port};
+    return ServerAddress{std::move(*host), *port};
 }
 
-std::string format_server_config(const server_address& address) {
+std::string format_server_config(const ServerAddress& address) {
     std::ostringstream out;
     out << "# p2pshare index server: where peers find it. Rewritten each time it starts.\n"
         << "host=" << address.host << "\nport=" << address.port << '\n';
     return std::move(out).str();
 }
 
-boost::system::result<peer_config> parse_peer_config(std::string_view text) {
+boost::system::result<PeerConfig> parse_peer_config(std::string_view text) {
     auto kv = parse_key_values(text);
     if (!kv) return kv.error();
-    peer_config config;
+    PeerConfig config;
     auto id = required(*kv, "id");
     if (!id) return id.error();
     if (!parse_int<std::uint32_t>(*id, config.id, 0, UINT32_MAX)) {
@@ -120,7 +120,7 @@ boost::system::result<peer_config> parse_peer_config(std::string_view text) {
     return config;
 }
 
-std::string format_peer_config(const peer_config& config) {
+std::string format_peer_config(const PeerConfig& config) {
     std::ostringstream out;
     out << "# p2pshare peer " << config.id << ". Rewritten by the peer; the token is secret.\n"
         << "id=" << config.id << "\nfolder=" << config.folder.string()
@@ -184,13 +184,13 @@ boost::system::result<std::uint64_t> parse_size(std::string_view text) {
     return n << shift;
 }
 
-boost::system::result<server_address> read_server_config(const std::filesystem::path& file) {
+boost::system::result<ServerAddress> read_server_config(const std::filesystem::path& file) {
     auto text = read_all(file);
     if (!text) return text.error();
     return parse_server_config(*text);
 }
 
-boost::system::result<peer_config> read_peer_config(const std::filesystem::path& file) {
+boost::system::result<PeerConfig> read_peer_config(const std::filesystem::path& file) {
     auto text = read_all(file);
     if (!text) return text.error();
     return parse_peer_config(*text);

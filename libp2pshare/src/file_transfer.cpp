@@ -358,9 +358,9 @@ private:
 /// hashes what is in the file from the page cache. Stops early, without an error, where
 /// splice(2) does not work with this socket or file; `position` tells how far it got, and `hash`
 /// then covers [0, position).
-asio::awaitable<attempt> splice_body(tcp::socket& socket, const transfer_options& options, int fd,
+asio::awaitable<attempt> splice_body(tcp::socket& socket, const TransferOptions& options, int fd,
                                      std::uint64_t size, std::uint64_t& position, sha256& hash,
-                                     std::vector<char>& buffer, transfer_progress& progress,
+                                     std::vector<char>& buffer, TransferProgress& progress,
                                      std::uint64_t& reported) {
     attempt out;
     unique_fd pipe_in;
@@ -422,8 +422,8 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const transfer_options
 }
 
 /// Fetches bytes [offset, size) of `name` from `src` into `fd`, hashing the whole file.
-asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_options& options,
-                               const std::string& name, const file_source& src, int fd,
+asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOptions& options,
+                               const std::string& name, const FileSource& src, int fd,
                                std::uint64_t offset, std::vector<char>& buffer) {
     attempt out;
     sha256 hash;
@@ -504,7 +504,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
     }
     std::uint64_t position = offset;
     std::uint64_t reported = position;
-    transfer_progress progress{name, position, src.size, src.peer,
+    TransferProgress progress{name, position, src.size, src.peer,
                                src.host + ":" + std::to_string(src.port)};
     if (options.on_progress) options.on_progress(progress);
     // Bytes of the body that came with the header are written first; the rest then goes
@@ -626,12 +626,12 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const transfer_op
 
 } // namespace
 
-file_transfer::file_transfer(asio::any_io_executor executor, std::filesystem::path folder,
-                             transfer_options options)
+FileTransfer::FileTransfer(asio::any_io_executor executor, std::filesystem::path folder,
+                             TransferOptions options)
     : executor_(std::move(executor)), folder_(std::move(folder)), options_(std::move(options)) {}
 
-asio::awaitable<transfer_result> file_transfer::async_download(std::string name,
-                                                               std::vector<file_source> sources) {
+asio::awaitable<TransferResult> FileTransfer::async_download(std::string name,
+                                                               std::vector<FileSource> sources) {
     // One strand for every step of the download and the hashing beside it (which share state),
     // however many threads run the caller's executor.
     const auto caller = co_await asio::this_coro::executor;
@@ -640,10 +640,10 @@ asio::awaitable<transfer_result> file_transfer::async_download(std::string name,
                                       asio::use_awaitable);
 }
 
-asio::awaitable<transfer_result> file_transfer::download(std::string name,
-                                                         std::vector<file_source> sources) {
+asio::awaitable<TransferResult> FileTransfer::download(std::string name,
+                                                         std::vector<FileSource> sources) {
     const auto started = std::chrono::steady_clock::now();
-    transfer_result r;
+    TransferResult r;
     r.name = name;
     const auto finish = [&](errc code, std::string message) {
         r.error = make_error_code(code);

@@ -51,10 +51,10 @@ asio::awaitable<boost::system::result<tcp::socket>> async_connect(
     co_return stream.release_socket();
 }
 
-index_client::index_client(asio::any_io_executor executor, server_address index)
+index_client::index_client(asio::any_io_executor executor, ServerAddress index)
     : index_client(std::move(executor), std::move(index), timeouts{}) {}
 
-index_client::index_client(asio::any_io_executor executor, server_address index, timeouts t)
+index_client::index_client(asio::any_io_executor executor, ServerAddress index, timeouts t)
     : executor_(std::move(executor)), address_(std::move(index)), timeouts_(t) {}
 
 void index_client::close() { idle_.reset(); }

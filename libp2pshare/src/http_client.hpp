@@ -39,10 +39,10 @@ public:
         std::chrono::milliseconds request{10'000};
     };
 
-    index_client(asio::any_io_executor executor, server_address index);
-    index_client(asio::any_io_executor executor, server_address index, timeouts t);
+    index_client(asio::any_io_executor executor, ServerAddress index);
+    index_client(asio::any_io_executor executor, ServerAddress index, timeouts t);
 
-    const server_address& address() const noexcept { return address_; }
+    const ServerAddress& address() const noexcept { return address_; }
 
     /// Sends one request and returns the parsed JSON of a 2xx answer; otherwise the server's
     /// {"error","message"} as an api_error, or unreachable / timeout / bad_response.
@@ -55,7 +55,7 @@ public:
 
 private:
     asio::any_io_executor executor_;
-    server_address address_;
+    ServerAddress address_;
     timeouts timeouts_;
     std::optional<beast::tcp_stream> idle_;
 };

@@ -145,7 +145,7 @@ asio::awaitable<bool> refuse_request(const request& req, connection& conn, errc 
 /// Fills a connection's request object from the bytes of one request.
 class request_parser : public http::basic_parser<true> {
 public:
-    request_parser(request& req, const server_limits& limits) : req_(req) {
+    request_parser(request& req, const ServerLimits& limits) : req_(req) {
         req_.clear();
         header_limit(static_cast<std::uint32_t>(limits.header_limit));
         body_limit(limits.body_limit);
@@ -200,12 +200,12 @@ private:
 
 struct connection::state {
     state(tcp::socket sock, const strand_type& strand, tcp::endpoint remote_endpoint,
-          const server_limits& server_limits, const bool& server_stopping,
+          const ServerLimits& ServerLimits, const bool& server_stopping,
           time_point& server_progress)
         : socket(std::move(sock)),
           timer(strand, time_point::max()),
           remote(remote_endpoint),
-          limits(server_limits),
+          limits(ServerLimits),
           stopping(server_stopping),
           last_progress(server_progress) {}
 
@@ -236,7 +236,7 @@ struct connection::state {
     bool idle = true; ///< waiting for the next request
     bool closed = false;
     tcp::endpoint remote;
-    const server_limits& limits;
+    const ServerLimits& limits;
     const bool& stopping;
     time_point& last_progress;
     beast::flat_buffer in;
@@ -262,7 +262,7 @@ asio::awaitable<boost::system::error_code> read_more(connection::state& s) {
 
 tcp::socket& connection::socket() noexcept { return s_.socket; }
 const tcp::endpoint& connection::remote() const noexcept { return s_.remote; }
-const server_limits& connection::limits() const noexcept { return s_.limits; }
+const ServerLimits& connection::limits() const noexcept { return s_.limits; }
 bool connection::stopping() const noexcept { return s_.stopping; }
 std::string& connection::spare() noexcept { return s_.spare; }
 
@@ -337,7 +337,7 @@ asio::awaitable<bool> connection::wait_writable() {
 // ---------------------------------------------------------------------------------------------
 // http_server
 
-http_server::http_server(strand_type strand, server_limits limits, request_handler handler,
+http_server::http_server(strand_type strand, ServerLimits limits, request_handler handler,
                          std::string name)
     : strand_(std::move(strand)),
       limits_(limits),

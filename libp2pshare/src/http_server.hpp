@@ -132,7 +132,7 @@ public:
 
     tcp::socket& socket() noexcept;
     const tcp::endpoint& remote() const noexcept;
-    const server_limits& limits() const noexcept;
+    const ServerLimits& limits() const noexcept;
     bool stopping() const noexcept;
 
     /// Sends a complete response under the write deadline (only its header, with the
@@ -187,7 +187,7 @@ asio::awaitable<bool> refuse_request(const request& req, connection& conn, errc 
 
 class http_server : public std::enable_shared_from_this<http_server> {
 public:
-    http_server(strand_type strand, server_limits limits, request_handler handler,
+    http_server(strand_type strand, ServerLimits limits, request_handler handler,
                 std::string name);
 
     /// Binds and listens; port 0 picks a free port.
@@ -225,7 +225,7 @@ private:
     void close_all();
 
     strand_type strand_;
-    server_limits limits_;
+    ServerLimits limits_;
     request_handler handler_;
     std::string name_;
     tcp::acceptor acceptor_;

@@ -21,8 +21,8 @@ namespace p2pshare {
 
 using namespace detail;
 
-struct index_server::impl {
-    impl(asio::any_io_executor executor, index_server_options o)
+struct IndexServer::impl {
+    impl(asio::any_io_executor executor, IndexServerOptions o)
         : strand(serial_executor(std::move(executor), o.single_thread)),
           options(std::move(o)),
           store(options.lease_ttl, nullptr, options.index.max_peers) {}
@@ -40,7 +40,7 @@ struct index_server::impl {
     response do_health(const request& req);
 
     strand_type strand;
-    index_server_options options;
+    IndexServerOptions options;
     std::vector<std::string_view> lookup_names; ///< do_lookup's, reused
     index_store store;
     std::shared_ptr<http_server> server;
@@ -69,7 +69,7 @@ index_store::time_point now() { return index_store::clock::now(); }
 
 } // namespace
 
-response index_server::impl::do_register(const request& req, const connection& conn) {
+response IndexServer::impl::do_register(const request& req, const connection& conn) {
     auto r = decode_register(req.body(), options.index.max_files_per_peer);
     if (!r) return fail_response(req, r.error());
     const auto source = conn.remote().address().to_string();
@@ -100,7 +100,7 @@ response index_server::impl::do_register(const request& req, const connection& c
     return ok(req, lease->taken_back ? http::status::ok : http::status::created, body);
 }
 
-response index_server::impl::do_renew(const request& req, std::uint32_t id) {
+response IndexServer::impl::do_renew(const request& req, std::uint32_t id) {
     auto token = decode_bearer(req[http::field::authorization]);
     if (!token) return fail_response(req, token.error());
     auto lease = store.renew(id, *token, now());
@@ -111,7 +111,7 @@ response index_server::impl::do_renew(const request& req, std::uint32_t id) {
     return ok(req, http::status::ok, body);
 }
 
-response index_server::impl::do_files(const request& req, std::uint32_t id) {
+response IndexServer::impl::do_files(const request& req, std::uint32_t id) {
     auto token = decode_bearer(req[http::field::authorization]);
     if (!token) return fail_response(req, token.error());
     auto files = decode_files_update(req.body(), options.index.max_files_per_peer);
@@ -127,7 +127,7 @@ response index_server::impl::do_files(const request& req, std::uint32_t id) {
     return ok(req, http::status::ok, body);
 }
 
-response index_server::impl::do_unregister(const request& req, std::uint32_t id) {
+response IndexServer::impl::do_unregister(const request& req, std::uint32_t id) {
     auto token = decode_bearer(req[http::field::authorization]);
     if (!token) return fail_response(req, token.error());
     auto done = store.unregister(id, *token, now());
@@ -139,7 +139,7 @@ response index_server::impl::do_unregister(const request& req, std::uint32_t id)
     return ok(req, http::status::ok, body);
 }
 
-response index_server::impl::do_list(const request& req, const target& t) {
+response IndexServer::impl::do_list(const request& req, const target& t) {
     std::size_t limit = options.index.max_list_page;
     if (const auto text = t.param("limit")) {
         std::size_t n = 0;
@@ -168,7 +168,7 @@ response index_server::impl::do_list(const request& req, const target& t) {
     return ok(req, http::status::ok, body);
 }
 
-response index_server::impl::do_lookup(const request& req, std::string buffer) {
+response IndexServer::impl::do_lookup(const request& req, std::string buffer) {
     // The plain form is read in place; anything else goes through the full JSON parser.
     auto& names = lookup_names;
     names.clear();
@@ -222,7 +222,7 @@ response index_server::impl::do_lookup(const request& req, std::string buffer) {
     return res;
 }
 
-response index_server::impl::do_health(const request& req) {
+response IndexServer::impl::do_health(const request& req) {
     store.expire(now());
     boost::json::object body;
     body["status"] = "ok";
@@ -233,7 +233,7 @@ response index_server::impl::do_health(const request& req) {
     return ok(req, http::status::ok, body);
 }
 
-asio::awaitable<bool> index_server::impl::handle(request& req, connection& conn,
+asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
                                                  std::shared_ptr<impl> /*keep*/) {
     if (req.target() == "/v1/lookup" && req.method() == http::verb::post) {
         // The most frequent request, routed without splitting its target.
@@ -287,17 +287,17 @@ asio::awaitable<bool> index_server::impl::handle(request& req, connection& conn,
     co_return written&& res.keep_alive();
 }
 
-index_server::index_server(asio::any_io_executor executor, index_server_options options)
+IndexServer::IndexServer(asio::any_io_executor executor, IndexServerOptions options)
     : impl_(std::make_shared<impl>(std::move(executor), std::move(options))) {}
 
-index_server::~index_server() {
+IndexServer::~IndexServer() {
     if (impl_->server && !impl_->server->stopping()) {
         // Not stopped: cut everything rather than leave sessions pointing at a dead index.
         asio::post(impl_->strand, [server = impl_->server] { server->cancel(); });
     }
 }
 
-boost::system::error_code index_server::start() {
+boost::system::error_code IndexServer::start() {
     auto& d = *impl_;
     if (d.server) return make_error_code(errc::bad_request);
     std::weak_ptr<impl> weak = impl_;
@@ -321,7 +321,7 @@ boost::system::error_code index_server::start() {
     if (d.advertised_host == "0.0.0.0") d.advertised_host = "127.0.0.1";
     if (d.advertised_host == "::") d.advertised_host = "::1";
     if (!d.options.config_dir.empty()) {
-        const server_address address{d.advertised_host, d.server->port()};
+        const ServerAddress address{d.advertised_host, d.server->port()};
         if (auto ec = write_file_atomically(d.options.config_dir / "server.config",
                                             format_server_config(address))) {
             d.server.reset();
@@ -334,11 +334,11 @@ boost::system::error_code index_server::start() {
     return {};
 }
 
-std::uint16_t index_server::port() const noexcept {
+std::uint16_t IndexServer::port() const noexcept {
     return impl_->server ? impl_->server->port() : 0;
 }
 
-const std::string& index_server::host() const noexcept { return impl_->advertised_host; }
+const std::string& IndexServer::host() const noexcept { return impl_->advertised_host; }
 
 namespace {
 
@@ -353,19 +353,19 @@ asio::awaitable<void> stop_on_strand(strand_type strand, std::shared_ptr<http_se
 
 } // namespace
 
-asio::awaitable<void> index_server::async_stop() {
+asio::awaitable<void> IndexServer::async_stop() {
     return stop_on_strand(impl_->strand, impl_->server);
 }
 
-asio::awaitable<index_stats> index_server::async_stats() {
+asio::awaitable<IndexStats> IndexServer::async_stats() {
     // Not a coroutine itself: GCC 12 mishandles a capturing lambda made in a co_await expression
     // of a coroutine (its captures are released twice), so the lambda is made in a plain function.
     auto self = impl_;
     return asio::co_spawn(
         self->strand,
-        [self]() -> asio::awaitable<index_stats> {
+        [self]() -> asio::awaitable<IndexStats> {
             self->store.expire(index_store::clock::now());
-            co_return index_stats{self->store.peer_count(), self->store.name_count(),
+            co_return IndexStats{self->store.peer_count(), self->store.name_count(),
                                   self->store.file_count()};
         },
         asio::use_awaitable);

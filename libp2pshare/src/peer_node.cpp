@@ -40,25 +40,25 @@ namespace p2pshare {
 
 using namespace detail;
 
-std::string_view to_string(download_outcome::status s) noexcept {
+std::string_view to_string(DownloadOutcome::status s) noexcept {
     switch (s) {
-        case download_outcome::status::downloaded:
+        case DownloadOutcome::status::downloaded:
             return "downloaded";
-        case download_outcome::status::not_found:
+        case DownloadOutcome::status::not_found:
             return "not_found";
-        case download_outcome::status::failed:
+        case DownloadOutcome::status::failed:
             return "failed";
     }
     return "failed";
 }
 
-std::string_view to_string(delete_outcome::status s) noexcept {
+std::string_view to_string(DeleteOutcome::status s) noexcept {
     switch (s) {
-        case delete_outcome::status::deleted:
+        case DeleteOutcome::status::deleted:
             return "deleted";
-        case delete_outcome::status::not_found:
+        case DeleteOutcome::status::not_found:
             return "not_found";
-        case delete_outcome::status::failed:
+        case DeleteOutcome::status::failed:
             return "failed";
     }
     return "failed";
@@ -112,13 +112,13 @@ std::string json_files(std::uint32_t id, const std::vector<file_entry>& files) {
 
 } // namespace
 
-struct peer_node::impl : std::enable_shared_from_this<impl> {
+struct PeerNode::impl : std::enable_shared_from_this<impl> {
     struct cached {
         file_stamp stamp;
         std::string sha256;
     };
 
-    impl(asio::any_io_executor executor, peer_options o)
+    impl(asio::any_io_executor executor, PeerOptions o)
         : strand(serial_executor(std::move(executor), o.single_thread)),
           options(std::move(o)),
           wake(strand),
@@ -165,10 +165,10 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
     asio::awaitable<bool> serve_file(request& req, connection& conn, const std::string& name);
 
     strand_type strand;
-    peer_options options;
+    PeerOptions options;
     std::filesystem::path folder;
     std::filesystem::path config_file;
-    server_address index_address;
+    ServerAddress index_address;
     std::optional<index_client> index;
     std::shared_ptr<http_server> server;
     unique_fd dir;
@@ -182,8 +182,8 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
     clock::time_point renew_due{};
     clock::time_point rescan_due{};
     std::atomic<bool> is_registered{false};
-    std::atomic<bool> started{false};  ///< written on the strand; read by ~peer_node too
-    std::atomic<bool> stopping{false}; ///< written on the strand; read by ~peer_node too
+    std::atomic<bool> started{false};  ///< written on the strand; read by ~PeerNode too
+    std::atomic<bool> stopping{false}; ///< written on the strand; read by ~PeerNode too
     bool loop_running = false;
     asio::steady_timer wake;
     asio::steady_timer loop_done;
@@ -194,7 +194,7 @@ struct peer_node::impl : std::enable_shared_from_this<impl> {
 // ---------------------------------------------------------------------------------------------
 // The shared folder
 
-asio::awaitable<boost::system::result<std::string>> peer_node::impl::hash(int fd,
+asio::awaitable<boost::system::result<std::string>> PeerNode::impl::hash(int fd,
                                                                           std::uint64_t size) {
     // Hashing a large file takes seconds: it runs on a worker thread, not on the strand.
     // (A plain function, as the public operations below: see there.)
@@ -206,7 +206,7 @@ asio::awaitable<boost::system::result<std::string>> peer_node::impl::hash(int fd
         asio::use_awaitable);
 }
 
-asio::awaitable<bool> peer_node::impl::rescan() {
+asio::awaitable<bool> PeerNode::impl::rescan() {
     std::map<std::string, cached, std::less<>> now;
     std::vector<std::string> names;
     if (DIR* d = ::fdopendir(::dup(dir.get()))) {
@@ -249,7 +249,7 @@ asio::awaitable<bool> peer_node::impl::rescan() {
     co_return changed;
 }
 
-std::vector<file_entry> peer_node::impl::entries() const {
+std::vector<file_entry> PeerNode::impl::entries() const {
     std::vector<file_entry> out;
     out.reserve(files.size());
     for (const auto& [name, c] : files)
@@ -260,8 +260,8 @@ std::vector<file_entry> peer_node::impl::entries() const {
 // ---------------------------------------------------------------------------------------------
 // The index
 
-void peer_node::impl::write_config() {
-    peer_config c;
+void PeerNode::impl::write_config() {
+    PeerConfig c;
     c.id = options.id;
     c.folder = folder;
     c.listen = {options.advertise_host.empty() ? options.host : options.advertise_host,
@@ -274,7 +274,7 @@ void peer_node::impl::write_config() {
     }
 }
 
-asio::awaitable<api_result<void>> peer_node::impl::do_register() {
+asio::awaitable<api_result<void>> PeerNode::impl::do_register() {
     boost::json::object body;
     body["id"] = options.id;
     std::string host = options.advertise_host.empty() ? options.host : options.advertise_host;
@@ -316,7 +316,7 @@ asio::awaitable<api_result<void>> peer_node::impl::do_register() {
     co_return api_result<void>{};
 }
 
-asio::awaitable<api_result<void>> peer_node::impl::do_renew() {
+asio::awaitable<api_result<void>> PeerNode::impl::do_renew() {
     auto r = co_await index->call(http::verb::put,
                                   "/v1/peers/" + std::to_string(options.id) + "/lease", {}, token);
     if (!r) {
@@ -333,7 +333,7 @@ asio::awaitable<api_result<void>> peer_node::impl::do_renew() {
     co_return api_result<void>{};
 }
 
-asio::awaitable<api_result<void>> peer_node::impl::push_files() {
+asio::awaitable<api_result<void>> PeerNode::impl::push_files() {
     if (!is_registered) co_return api_result<void>{}; // registering sends the list anyway
     boost::json::object body;
     auto& list = body["files"].emplace_array();
@@ -355,7 +355,7 @@ asio::awaitable<api_result<void>> peer_node::impl::push_files() {
     co_return api_result<void>{};
 }
 
-asio::awaitable<boost::system::error_code> peer_node::impl::sync() {
+asio::awaitable<boost::system::error_code> PeerNode::impl::sync() {
     auto guard = co_await index_lock.lock();
     co_await rescan();
     if (stopping) co_return make_error_code(errc::shutting_down); // the scan may have been cut
@@ -368,7 +368,7 @@ asio::awaitable<boost::system::error_code> peer_node::impl::sync() {
     co_return r ? boost::system::error_code{} : make_error_code(r.error().code);
 }
 
-asio::awaitable<void> peer_node::impl::maintain() {
+asio::awaitable<void> PeerNode::impl::maintain() {
     auto self = shared_from_this();
     loop_running = true;
     // However the loop ends (even by an exception), quit must not wait for it forever.
@@ -421,7 +421,7 @@ asio::awaitable<void> peer_node::impl::maintain() {
 // ---------------------------------------------------------------------------------------------
 // The file server
 
-asio::awaitable<bool> peer_node::impl::handle(request& req, connection& conn,
+asio::awaitable<bool> PeerNode::impl::handle(request& req, connection& conn,
                                               std::shared_ptr<impl> /*keep*/) {
     const auto method = req.method();
     const bool is_get = method == http::verb::get || method == http::verb::head;
@@ -460,7 +460,7 @@ asio::awaitable<bool> peer_node::impl::handle(request& req, connection& conn,
     co_return ok&& res.keep_alive();
 }
 
-asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn,
+asio::awaitable<bool> PeerNode::impl::serve_file(request& req, connection& conn,
                                                   const std::string& name) {
     const auto refuse = [&](errc code, std::string message) -> asio::awaitable<bool> {
         auto res = error_response(req, code, std::move(message));
@@ -572,12 +572,12 @@ asio::awaitable<bool> peer_node::impl::serve_file(request& req, connection& conn
 }
 
 // ---------------------------------------------------------------------------------------------
-// peer_node
+// PeerNode
 
-peer_node::peer_node(asio::any_io_executor executor, peer_options options)
+PeerNode::PeerNode(asio::any_io_executor executor, PeerOptions options)
     : impl_(std::make_shared<impl>(std::move(executor), std::move(options))) {}
 
-peer_node::~peer_node() {
+PeerNode::~PeerNode() {
     auto d = impl_;
     if (d->started && !d->stopping) {
         asio::post(d->strand, [d] {
@@ -588,7 +588,7 @@ peer_node::~peer_node() {
     }
 }
 
-asio::awaitable<boost::system::error_code> peer_node::async_start() {
+asio::awaitable<boost::system::error_code> PeerNode::async_start() {
     auto d = impl_;
     // Not a coroutine itself: a lambda that captures a coroutine's parameters is miscompiled
     // by GCC 12, so the parameters go into the lambda from a plain function.
@@ -693,7 +693,7 @@ asio::awaitable<boost::system::error_code> peer_node::async_start() {
 }
 
 asio::awaitable<boost::system::result<std::vector<std::string>>>
-peer_node::async_list_network_files(std::string contains) {
+PeerNode::async_list_network_files(std::string contains) {
     auto d = impl_;
     return asio::co_spawn(
         d->strand,
@@ -723,18 +723,18 @@ peer_node::async_list_network_files(std::string contains) {
         asio::use_awaitable);
 }
 
-asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
+asio::awaitable<std::vector<DownloadOutcome>> PeerNode::async_download(
     std::vector<std::string> names) {
     auto d = impl_;
     return asio::co_spawn(
         d->strand,
-        [d, names = std::move(names)]() mutable -> asio::awaitable<std::vector<download_outcome>> {
-            std::vector<download_outcome> out;
+        [d, names = std::move(names)]() mutable -> asio::awaitable<std::vector<DownloadOutcome>> {
+            std::vector<DownloadOutcome> out;
             std::set<std::string> seen;
             std::vector<std::string> wanted;
             for (auto& n : names) {
                 if (!seen.insert(n).second) continue;
-                download_outcome o;
+                DownloadOutcome o;
                 o.name = n;
                 if (const auto problem = file_name_problem(n); !problem.empty()) {
                     o.message = std::string(problem);
@@ -743,7 +743,7 @@ asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
                 }
                 out.push_back(std::move(o));
             }
-            const auto find = [&](const std::string& n) -> download_outcome& {
+            const auto find = [&](const std::string& n) -> DownloadOutcome& {
                 for (auto& o : out) {
                     if (o.name == n) return o;
                 }
@@ -755,7 +755,7 @@ asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
                 co_return out;
             }
             // One lookup for every name (in chunks of the index's default limit).
-            std::vector<std::pair<std::string, std::vector<file_source>>> jobs;
+            std::vector<std::pair<std::string, std::vector<FileSource>>> jobs;
             constexpr std::size_t chunk = 1000;
             for (std::size_t i = 0; i < wanted.size(); i += chunk) {
                 boost::json::object body;
@@ -778,13 +778,13 @@ asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
                     const auto* e = item.if_object();
                     if (!e || !e->contains("name") || !e->at("name").is_string()) continue;
                     std::string name(e->at("name").get_string());
-                    std::vector<file_source> sources;
+                    std::vector<FileSource> sources;
                     if (const auto* s = e->if_contains("sources"); s && s->is_array()) {
                         for (const auto& v : s->get_array()) {
                             const auto* so = v.if_object();
                             if (!so) continue;
                             try {
-                                file_source fs;
+                                FileSource fs;
                                 fs.peer = so->at("id").to_number<std::uint32_t>();
                                 fs.host = std::string(so->at("host").as_string());
                                 fs.port = so->at("port").to_number<std::uint16_t>();
@@ -798,7 +798,7 @@ asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
                     }
                     auto& outcome = find(name);
                     if (sources.empty()) {
-                        outcome.state = download_outcome::status::not_found;
+                        outcome.state = DownloadOutcome::status::not_found;
                         outcome.message = "no other peer shares it";
                     } else {
                         jobs.emplace_back(std::move(name), std::move(sources));
@@ -806,7 +806,7 @@ asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
                 }
             }
             // Fetch concurrently, at most max_parallel_downloads at a time.
-            file_transfer transfer(d->strand, d->folder, d->options.transfer);
+            FileTransfer transfer(d->strand, d->folder, d->options.transfer);
             std::size_t next = 0;
             const std::size_t workers =
                 std::min(jobs.size(), std::max<std::size_t>(d->options.max_parallel_downloads, 1));
@@ -818,7 +818,7 @@ asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
                     auto r = co_await transfer.async_download(job.first, job.second);
                     auto& outcome = find(job.first);
                     outcome.state =
-                        r ? download_outcome::status::downloaded : download_outcome::status::failed;
+                        r ? DownloadOutcome::status::downloaded : DownloadOutcome::status::failed;
                     outcome.message = r ? std::string{} : r.message;
                     if (r) {
                         // Remember the verified hash so the next scan need not read the file.
@@ -845,7 +845,7 @@ asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
             while (running > 0)
                 co_await all_done.async_wait(use_tuple);
             for (auto& o : out) {
-                if (o.state == download_outcome::status::failed && o.message.empty()) {
+                if (o.state == DownloadOutcome::status::failed && o.message.empty()) {
                     o.message = "not attempted: the peer is stopping";
                 }
             }
@@ -855,28 +855,28 @@ asio::awaitable<std::vector<download_outcome>> peer_node::async_download(
         asio::use_awaitable);
 }
 
-asio::awaitable<std::vector<delete_outcome>> peer_node::async_delete_local(
+asio::awaitable<std::vector<DeleteOutcome>> PeerNode::async_delete_local(
     std::vector<std::string> names) {
     auto d = impl_;
     return asio::co_spawn(
         d->strand,
-        [d, names = std::move(names)]() -> asio::awaitable<std::vector<delete_outcome>> {
-            std::vector<delete_outcome> out;
+        [d, names = std::move(names)]() -> asio::awaitable<std::vector<DeleteOutcome>> {
+            std::vector<DeleteOutcome> out;
             for (const auto& n : names) {
-                delete_outcome o;
+                DeleteOutcome o;
                 o.name = n;
                 struct stat st {};
                 if (const auto problem = file_name_problem(n); !problem.empty()) {
                     o.message = std::string(problem);
                 } else if (::fstatat(d->dir.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                    o.state = delete_outcome::status::not_found;
+                    o.state = DeleteOutcome::status::not_found;
                     o.message = "no such file in " + d->folder.string();
                 } else if (!S_ISREG(st.st_mode)) {
                     o.message = "not a plain file; left alone";
                 } else if (::unlinkat(d->dir.get(), n.c_str(), 0) != 0) {
                     o.message = std::strerror(errno);
                 } else {
-                    o.state = delete_outcome::status::deleted;
+                    o.state = DeleteOutcome::status::deleted;
                 }
                 out.push_back(std::move(o));
             }
@@ -886,13 +886,13 @@ asio::awaitable<std::vector<delete_outcome>> peer_node::async_delete_local(
         asio::use_awaitable);
 }
 
-asio::awaitable<std::vector<local_file>> peer_node::async_local_files() {
+asio::awaitable<std::vector<LocalFile>> PeerNode::async_local_files() {
     auto d = impl_;
     return asio::co_spawn(
         d->strand,
-        [d]() -> asio::awaitable<std::vector<local_file>> {
+        [d]() -> asio::awaitable<std::vector<LocalFile>> {
             if (d->dir) co_await d->sync();
-            std::vector<local_file> out;
+            std::vector<LocalFile> out;
             for (const auto& [name, c] : d->files)
                 out.push_back({name, c.stamp.size, c.sha256});
             co_return out;
@@ -900,7 +900,7 @@ asio::awaitable<std::vector<local_file>> peer_node::async_local_files() {
         asio::use_awaitable);
 }
 
-asio::awaitable<boost::system::error_code> peer_node::async_sync() {
+asio::awaitable<boost::system::error_code> PeerNode::async_sync() {
     auto d = impl_;
     return asio::co_spawn(
         d->strand,
@@ -911,7 +911,7 @@ asio::awaitable<boost::system::error_code> peer_node::async_sync() {
         asio::use_awaitable);
 }
 
-asio::awaitable<void> peer_node::async_quit() {
+asio::awaitable<void> PeerNode::async_quit() {
     auto d = impl_;
     return asio::co_spawn(
         d->strand,
@@ -954,11 +954,11 @@ asio::awaitable<void> peer_node::async_quit() {
         asio::use_awaitable);
 }
 
-std::uint32_t peer_node::id() const noexcept { return impl_->options.id; }
-std::uint16_t peer_node::port() const noexcept { return impl_->server ? impl_->server->port() : 0; }
-const std::filesystem::path& peer_node::folder() const noexcept { return impl_->folder; }
-bool peer_node::registered() const noexcept { return impl_->is_registered; }
-std::size_t peer_node::active_uploads() const noexcept {
+std::uint32_t PeerNode::id() const noexcept { return impl_->options.id; }
+std::uint16_t PeerNode::port() const noexcept { return impl_->server ? impl_->server->port() : 0; }
+const std::filesystem::path& PeerNode::folder() const noexcept { return impl_->folder; }
+bool PeerNode::registered() const noexcept { return impl_->is_registered; }
+std::size_t PeerNode::active_uploads() const noexcept {
     return impl_->server ? impl_->server->busy_count() : 0;
 }
 

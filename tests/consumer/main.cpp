@@ -9,10 +9,10 @@
 
 int main() {
     boost::asio::io_context io;
-    p2pshare::index_server_options options;
+    p2pshare::IndexServerOptions options;
     options.port = 0;
     options.config_dir.clear();
-    p2pshare::index_server server(io.get_executor(), options);
+    p2pshare::IndexServer server(io.get_executor(), options);
     if (const auto ec = server.start()) {
         std::cerr << "start failed: " << ec.message() << '\n';
         return 1;

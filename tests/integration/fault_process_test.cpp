@@ -64,7 +64,7 @@ std::uint64_t number(const json::object& o, const char* key) {
     return v ? v->to_number<std::uint64_t>() : ~std::uint64_t{0};
 }
 
-std::set<std::uint32_t> ids_of(const std::vector<file_source>& sources) {
+std::set<std::uint32_t> ids_of(const std::vector<FileSource>& sources) {
     std::set<std::uint32_t> ids;
     for (const auto& s : sources)
         ids.insert(s.peer);
@@ -141,9 +141,9 @@ BOOST_AUTO_TEST_CASE(a_source_killed_mid_download_is_left_for_another_resuming_t
     const std::map<std::uint32_t, int> pids{{1, net.peer(1).pid()}, {2, net.peer(2).pid()}};
     std::atomic<std::uint32_t> killed{0};
     std::atomic<std::uint64_t> killed_at{0};
-    transfer_options options;
+    TransferOptions options;
     options.stall_timeout = 5s;
-    options.on_progress = [&](const transfer_progress& p) {
+    options.on_progress = [&](const TransferProgress& p) {
         if (killed != 0 || p.done <= 8 * MiB) return;
         const auto it = by_address.find(p.source);
         if (it == by_address.end() || it->second != p.source_peer) return;
@@ -153,7 +153,7 @@ BOOST_AUTO_TEST_CASE(a_source_killed_mid_download_is_left_for_another_resuming_t
     };
     test::temp_dir folder;
     test::io_thread io;
-    file_transfer transfer(io.executor(), folder.path(), options);
+    FileTransfer transfer(io.executor(), folder.path(), options);
     const auto r = io.run(transfer.async_download(name, sources), 60s);
 
     BOOST_TEST_REQUIRE(killed != 0u);

@@ -61,7 +61,7 @@ BOOST_AUTO_TEST_CASE(eight_peers_2000_downloads_with_random_deletes) {
         test::write_file(net / ("p" + std::to_string(owner)) / name, content[name]);
         holders[name].insert(owner);
     }
-    std::vector<peer_node*> peers;
+    std::vector<PeerNode*> peers;
     for (std::uint32_t id = 1; id <= peer_count; ++id) {
         auto options = net.options(id);
         options.rescan_interval = 60s; // only the operations' own syncs tell the index
@@ -78,7 +78,7 @@ BOOST_AUTO_TEST_CASE(eight_peers_2000_downloads_with_random_deletes) {
     while (downloads < downloads_wanted) {
         // Download phase: every peer fetches up to `per_round` names it lacks, all at once.
         std::vector<std::vector<std::string>> wanted(peer_count);
-        std::vector<std::future<std::vector<download_outcome>>> running;
+        std::vector<std::future<std::vector<DownloadOutcome>>> running;
         for (std::uint32_t p = 0; p < peer_count; ++p) {
             std::vector<std::string> lacking;
             for (const auto& [name, who] : holders) {
@@ -96,7 +96,7 @@ BOOST_AUTO_TEST_CASE(eight_peers_2000_downloads_with_random_deletes) {
             BOOST_TEST_REQUIRE(outcomes.size() == wanted[p].size());
             for (const auto& o : outcomes) {
                 BOOST_TEST_CONTEXT("round " << rounds << ", peer " << p + 1 << ", " << o.name) {
-                    BOOST_TEST_REQUIRE((o.state == download_outcome::status::downloaded),
+                    BOOST_TEST_REQUIRE((o.state == DownloadOutcome::status::downloaded),
                                        o.message);
                     const auto file = peers[p]->folder() / o.name;
                     BOOST_TEST_REQUIRE((test::read_file(file) == content.at(o.name)));
@@ -106,7 +106,7 @@ BOOST_AUTO_TEST_CASE(eight_peers_2000_downloads_with_random_deletes) {
         }
         // Delete phase: each peer deletes up to two files that someone else still has.
         std::vector<std::vector<std::string>> doomed(peer_count);
-        std::vector<std::future<std::vector<delete_outcome>>> deleting;
+        std::vector<std::future<std::vector<DeleteOutcome>>> deleting;
         for (std::uint32_t p = 0; p < peer_count; ++p) {
             std::vector<std::string> held;
             for (const auto& [name, who] : holders) {
@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE(eight_peers_2000_downloads_with_random_deletes) {
         }
         for (std::uint32_t p = 0; p < peer_count; ++p) {
             for (const auto& o : take(deleting[p])) {
-                BOOST_TEST_REQUIRE((o.state == delete_outcome::status::deleted), o.message);
+                BOOST_TEST_REQUIRE((o.state == DeleteOutcome::status::deleted), o.message);
                 BOOST_TEST_REQUIRE(!fs::exists(peers[p]->folder() / o.name));
             }
         }

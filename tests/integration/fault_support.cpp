@@ -119,17 +119,17 @@ std::string big_content(std::size_t size, std::uint64_t seed) {
     return out;
 }
 
-std::vector<file_source> lookup_sources(std::uint16_t index_port, const std::string& name) {
+std::vector<FileSource> lookup_sources(std::uint16_t index_port, const std::string& name) {
     json::object body;
     body["names"].emplace_array().emplace_back(name);
     const auto reply = http_call(index_port, "POST", "/v1/lookup", json::serialize(body));
     if (reply.status != 200) {
         throw std::runtime_error("POST /v1/lookup answered " + std::to_string(reply.status));
     }
-    std::vector<file_source> out;
+    std::vector<FileSource> out;
     const auto v = json::parse(reply.body);
     for (const auto& s : v.at("results").at(0).at("sources").as_array()) {
-        file_source f;
+        FileSource f;
         f.peer = s.at("id").to_number<std::uint32_t>();
         f.host = std::string(s.at("host").as_string());
         f.port = s.at("port").to_number<std::uint16_t>();
@@ -138,7 +138,7 @@ std::vector<file_source> lookup_sources(std::uint16_t index_port, const std::str
         out.push_back(std::move(f));
     }
     std::sort(out.begin(), out.end(),
-              [](const file_source& a, const file_source& b) { return a.peer < b.peer; });
+              [](const FileSource& a, const FileSource& b) { return a.peer < b.peer; });
     return out;
 }
 

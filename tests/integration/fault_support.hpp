@@ -65,7 +65,7 @@ private:
 std::string big_content(std::size_t size, std::uint64_t seed);
 
 /// The sources of `name` as POST /v1/lookup gives them, sorted by peer id.
-std::vector<file_source> lookup_sources(std::uint16_t index_port, const std::string& name);
+std::vector<FileSource> lookup_sources(std::uint16_t index_port, const std::string& name);
 /// Everything a downloader sees of `names` in one line per source (for before/after checks).
 std::string lookup_text(std::uint16_t index_port, const std::vector<std::string>& names);
 /// The live peers of GET /v1/health.

@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(a_port_below_min_peer_port_is_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(with_host_must_match_source_a_peer_advertises_only_its_own_address) {
-    index_server_options options;
+    IndexServerOptions options;
     options.index.host_must_match_source = true;
     test::network net(options);
     const auto port = net.index_port();

@@ -23,8 +23,8 @@ constexpr auto write_timeout = 400ms;
 constexpr auto idle_timeout = 3s; // longer than every case: never the deadline that cuts
 constexpr auto slack = 1500ms;    // how late a deadline may fire on a busy machine
 
-server_limits short_limits() {
-    server_limits l;
+ServerLimits short_limits() {
+    ServerLimits l;
     l.read_timeout = read_timeout;
     l.write_timeout = write_timeout;
     l.idle_timeout = idle_timeout;

@@ -18,7 +18,7 @@ namespace {
 
 struct api_fixture : test::running_index {
     api_fixture() : test::running_index(make_options()) {}
-    static p2pshare::index_server_options make_options() {
+    static p2pshare::IndexServerOptions make_options() {
         auto o = defaults();
         o.index.max_list_page = 4;
         return o;

@@ -21,7 +21,7 @@ struct errors_fixture : test::running_index {
         token2 = test::register_peer(port(), 2, {"shared.txt"}, 5002);
     }
 
-    static p2pshare::index_server_options make_options() {
+    static p2pshare::IndexServerOptions make_options() {
         auto o = defaults();
         o.limits.header_limit = 1024;
         o.limits.body_limit = 4096;

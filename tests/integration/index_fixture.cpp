@@ -24,8 +24,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
 
-index_server_options running_index::defaults() {
-    index_server_options o;
+IndexServerOptions running_index::defaults() {
+    IndexServerOptions o;
     o.host = "127.0.0.1";
     o.port = 0;
     o.lease_ttl = std::chrono::minutes(10);
@@ -36,11 +36,11 @@ index_server_options running_index::defaults() {
     return o;
 }
 
-running_index::running_index(index_server_options options) : options_(std::move(options)) {
-    if (options_.config_dir == index_server_options{}.config_dir) {
+running_index::running_index(IndexServerOptions options) : options_(std::move(options)) {
+    if (options_.config_dir == IndexServerOptions{}.config_dir) {
         options_.config_dir = dir_ / "config";
     }
-    server_ = std::make_unique<index_server>(io_.executor(), options_);
+    server_ = std::make_unique<IndexServer>(io_.executor(), options_);
     const auto ec = server_->start();
     if (ec) throw std::runtime_error("the index server did not start: " + ec.message());
     port_ = server_->port();

@@ -1,4 +1,4 @@
-// Shared by the index server's integration tests: a real index_server on 127.0.0.1 port 0 run by
+// Shared by the index server's integration tests: a real IndexServer on 127.0.0.1 port 0 run by
 // a background io thread, a keep-alive HTTP client and helpers to check JSON replies.
 #pragma once
 
@@ -26,26 +26,26 @@ namespace p2pshare::test {
 /// A real index server on 127.0.0.1, port 0, with its config folder in a temporary folder.
 class running_index {
 public:
-    explicit running_index(index_server_options options = defaults());
+    explicit running_index(IndexServerOptions options = defaults());
     ~running_index();
     running_index(const running_index&) = delete;
     running_index& operator=(const running_index&) = delete;
 
     /// Options with short deadlines for tests; config_dir is set by the constructor.
-    static index_server_options defaults();
+    static IndexServerOptions defaults();
 
     void stop();
     std::uint16_t port() const noexcept { return port_; }
-    index_server& server() noexcept { return *server_; }
+    IndexServer& server() noexcept { return *server_; }
     io_thread& io() noexcept { return io_; }
     const temp_dir& dir() const noexcept { return dir_; }
-    const index_server_options& options() const noexcept { return options_; }
+    const IndexServerOptions& options() const noexcept { return options_; }
 
 private:
     temp_dir dir_;
-    index_server_options options_;
+    IndexServerOptions options_;
     io_thread io_; // outlives the server
-    std::unique_ptr<index_server> server_;
+    std::unique_ptr<IndexServer> server_;
     std::uint16_t port_ = 0;
     bool stopped_ = false;
 };

@@ -78,7 +78,7 @@ BOOST_AUTO_TEST_CASE(start_errors) {
         auto o = test::running_index::defaults();
         o.port = index.port();
         o.config_dir = dir / "taken";
-        p2pshare::index_server other(io.executor(), o);
+        p2pshare::IndexServer other(io.executor(), o);
         BOOST_TEST(other.start().failed());
         BOOST_TEST(other.port() == 0);
         BOOST_TEST(!std::filesystem::exists(dir / "taken" / "server.config"));
@@ -87,7 +87,7 @@ BOOST_AUTO_TEST_CASE(start_errors) {
         auto o = test::running_index::defaults();
         o.host = "not an address";
         o.config_dir.clear();
-        p2pshare::index_server other(io.executor(), o);
+        p2pshare::IndexServer other(io.executor(), o);
         BOOST_TEST(other.start().failed());
     }
     {
@@ -95,7 +95,7 @@ BOOST_AUTO_TEST_CASE(start_errors) {
         test::write_file(dir / "file", "x");
         auto o = test::running_index::defaults();
         o.config_dir = dir / "file";
-        p2pshare::index_server other(io.executor(), o);
+        p2pshare::IndexServer other(io.executor(), o);
         BOOST_TEST((other.start() == p2pshare::errc::io_error));
         BOOST_TEST(other.port() == 0);
     }

@@ -88,7 +88,7 @@ struct file_server_fixture {
     const std::string secret = "TOP-SECRET " + test::random_text(200, 101);
     const std::string content = test::random_text(1'000, 102);
     test::network net;
-    peer_node* node = nullptr;
+    PeerNode* node = nullptr;
     std::uint16_t port = 0;
 };
 

@@ -18,10 +18,10 @@
 namespace p2pshare {
 
 // For the messages of failed checks.
-inline std::ostream& operator<<(std::ostream& os, download_outcome::status s) {
+inline std::ostream& operator<<(std::ostream& os, DownloadOutcome::status s) {
     return os << to_string(s);
 }
-inline std::ostream& operator<<(std::ostream& os, delete_outcome::status s) {
+inline std::ostream& operator<<(std::ostream& os, DeleteOutcome::status s) {
     return os << to_string(s);
 }
 
@@ -32,7 +32,7 @@ namespace p2pshare::test {
 class network {
 public:
     /// Starts an index server with `options` (config_dir is put in the temporary folder).
-    explicit network(index_server_options options = {});
+    explicit network(IndexServerOptions options = {});
     /// Quits every peer still running, then stops the index.
     ~network();
     network(const network&) = delete;
@@ -40,33 +40,33 @@ public:
 
     /// Options of peer `id`: folder `p<id>` and config file `p<id>.config` in the temporary
     /// folder, the index given explicitly, short retry backoff.
-    peer_options options(std::uint32_t id) const;
+    PeerOptions options(std::uint32_t id) const;
 
     /// Creates and starts a peer; fails the test unless it starts and registers.
-    peer_node& start_peer(peer_options options);
-    peer_node& start_peer(std::uint32_t id) { return start_peer(options(id)); }
+    PeerNode& start_peer(PeerOptions options);
+    PeerNode& start_peer(std::uint32_t id) { return start_peer(options(id)); }
 
     /// Quits peer `node` (awaits async_quit).
-    void quit(peer_node& node);
+    void quit(PeerNode& node);
 
     /// Stops the index server and starts a new one with `options` (port: the old one unless set).
-    void restart_index(index_server_options options);
+    void restart_index(IndexServerOptions options);
     void stop_index();
 
-    index_server& index() { return *index_; }
+    IndexServer& index() { return *index_; }
     std::uint16_t index_port() const { return index_->port(); }
     const std::filesystem::path& root() const { return dir_.path(); }
     std::filesystem::path operator/(const std::filesystem::path& p) const { return dir_ / p; }
     io_thread& io() { return io_; }
 
     /// `node` as a source of a file with `content`, as the index would give it to file_transfer.
-    file_source source_of(const peer_node& node, const std::string& content) const;
+    FileSource source_of(const PeerNode& node, const std::string& content) const;
 
 private:
     temp_dir dir_;
     io_thread io_;
-    std::unique_ptr<index_server> index_;
-    std::vector<std::unique_ptr<peer_node>> peers_;
+    std::unique_ptr<IndexServer> index_;
+    std::vector<std::unique_ptr<PeerNode>> peers_;
 };
 
 /// The regular files of `folder` (names only).

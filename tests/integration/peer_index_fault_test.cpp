@@ -108,14 +108,14 @@ private:
     std::vector<std::string> requests_; ///< "METHOD /path", in order
 };
 
-peer_options peer_on(const test::temp_dir& dir, std::uint32_t id, std::uint16_t index_port) {
-    peer_options o;
+PeerOptions peer_on(const test::temp_dir& dir, std::uint32_t id, std::uint16_t index_port) {
+    PeerOptions o;
     o.id = id;
     o.folder = dir / ("p" + std::to_string(id));
     o.config_file = dir / ("p" + std::to_string(id) + ".config");
     o.host = "127.0.0.1";
     o.port = 0;
-    o.index = server_address{"127.0.0.1", index_port};
+    o.index = ServerAddress{"127.0.0.1", index_port};
     o.retry_max = 100ms;
     return o;
 }
@@ -139,7 +139,7 @@ bool accepts_connections(std::uint16_t port) {
 }
 
 /// Quits `node`; a quit that does not end within a few seconds fails the test.
-void quit_promptly(test::io_thread& io, peer_node& node) {
+void quit_promptly(test::io_thread& io, PeerNode& node) {
     BOOST_CHECK_NO_THROW(io.run(node.async_quit(), 5s));
 }
 
@@ -172,7 +172,7 @@ BOOST_AUTO_TEST_CASE(a_wrong_registration_answer_is_an_error) {
             fake_index index([&body](const std::string& method, const std::string&, std::size_t) {
                 return method == "POST" ? answer{201, body} : answer{404, not_found_body};
             });
-            peer_node node(io.executor(), peer_on(dir, ++id, index.port()));
+            PeerNode node(io.executor(), peer_on(dir, ++id, index.port()));
             boost::system::error_code ec;
             BOOST_CHECK_NO_THROW(ec = io.run(node.async_start()));
             BOOST_TEST(ec == make_error_code(errc::bad_response), ec.message());
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(quit_ends_a_maintenance_loop_fed_wrong_answers) {
         if (method != "POST") return answer{404, not_found_body};
         return nth == 1 ? answer{503, error_body("full")} : answer{201, "[]"};
     });
-    peer_node node(io.executor(), peer_on(dir, 1, index.port()));
+    PeerNode node(io.executor(), peer_on(dir, 1, index.port()));
     const auto ec = io.run(node.async_start());
     BOOST_TEST(ec == make_error_code(errc::full), ec.message());
     BOOST_TEST(test::eventually([&] { return index.count("POST", "/v1/peers") >= 3; }));
@@ -226,7 +226,7 @@ BOOST_AUTO_TEST_CASE(a_list_cursor_that_does_not_advance_is_an_error) {
                     }
                     return answer{404, not_found_body};
                 });
-            peer_node node(io.executor(), peer_on(dir, id, index.port()));
+            PeerNode node(io.executor(), peer_on(dir, id, index.port()));
             const auto ec = io.run(node.async_start());
             BOOST_TEST_REQUIRE(!ec, ec.message());
             BOOST_TEST(node.registered());
@@ -240,10 +240,10 @@ BOOST_AUTO_TEST_CASE(a_list_cursor_that_does_not_advance_is_an_error) {
 }
 
 BOOST_AUTO_TEST_CASE(a_port_the_index_refuses_stops_the_peer) {
-    index_server_options options;
+    IndexServerOptions options;
     options.index.min_peer_port = 65535;
     test::network net(options);
-    peer_node node(net.io().executor(), net.options(1));
+    PeerNode node(net.io().executor(), net.options(1));
     const auto ec = net.io().run(node.async_start());
     BOOST_TEST(ec == make_error_code(errc::bad_field), ec.message());
     BOOST_TEST(!node.registered());
@@ -267,7 +267,7 @@ BOOST_AUTO_TEST_CASE(a_permanent_refusal_is_not_retried) {
                 return method == "POST" ? answer{status, error_body(code)}
                                         : answer{404, not_found_body};
             });
-            peer_node node(io.executor(), peer_on(dir, ++id, index.port()));
+            PeerNode node(io.executor(), peer_on(dir, ++id, index.port()));
             const auto ec = io.run(node.async_start());
             BOOST_TEST(ec == make_error_code(errc_from_string(code)), ec.message());
             BOOST_TEST(!node.registered());

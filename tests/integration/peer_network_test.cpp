@@ -15,7 +15,7 @@ using namespace p2pshare;
 
 namespace {
 
-const download_outcome* outcome_of(const std::vector<download_outcome>& outcomes,
+const DownloadOutcome* outcome_of(const std::vector<DownloadOutcome>& outcomes,
                                    const std::string& name) {
     for (const auto& o : outcomes) {
         if (o.name == name) return &o;
@@ -71,7 +71,7 @@ BOOST_AUTO_TEST_CASE(three_peers_list_and_download_from_several) {
         BOOST_TEST_CONTEXT(name) {
             const auto* o = outcome_of(outcomes, name);
             BOOST_REQUIRE(o != nullptr);
-            BOOST_TEST(o->state == download_outcome::status::downloaded);
+            BOOST_TEST(o->state == DownloadOutcome::status::downloaded);
             BOOST_TEST(o->message.empty());
             BOOST_TEST(!o->transfer.error);
             BOOST_TEST(o->transfer.size == content.at(name).size());
@@ -86,11 +86,11 @@ BOOST_AUTO_TEST_CASE(three_peers_list_and_download_from_several) {
 
     const auto* missing = outcome_of(outcomes, "missing.txt");
     BOOST_REQUIRE(missing != nullptr);
-    BOOST_TEST(missing->state == download_outcome::status::not_found);
+    BOOST_TEST(missing->state == DownloadOutcome::status::not_found);
     BOOST_TEST(!missing->message.empty());
     const auto* evil = outcome_of(outcomes, "../evil");
     BOOST_REQUIRE(evil != nullptr);
-    BOOST_TEST(evil->state == download_outcome::status::failed);
+    BOOST_TEST(evil->state == DownloadOutcome::status::failed);
     BOOST_TEST(!evil->message.empty());
     BOOST_TEST(!fs::exists(net / "evil"));
     BOOST_TEST(!fs::exists(net / "p3" / "missing.txt"));
@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(three_peers_list_and_download_from_several) {
 }
 
 BOOST_AUTO_TEST_CASE(peers_register_again_after_the_index_restarts) {
-    index_server_options first;
+    IndexServerOptions first;
     first.lease_ttl = std::chrono::milliseconds(600);
     test::network net(first);
     const auto one = test::random_text(10'000, 21);
@@ -124,7 +124,7 @@ BOOST_AUTO_TEST_CASE(peers_register_again_after_the_index_restarts) {
     BOOST_TEST(test::index_sources(port, "one.txt") == std::set<std::uint32_t>{1});
 
     // A new, empty index on the same port: the peers notice and register by themselves.
-    index_server_options second;
+    IndexServerOptions second;
     second.lease_ttl = std::chrono::milliseconds(600);
     net.restart_index(second);
     BOOST_REQUIRE_EQUAL(net.index_port(), port);
@@ -141,7 +141,7 @@ BOOST_AUTO_TEST_CASE(peers_register_again_after_the_index_restarts) {
     // Lookups and downloads work again through the new index.
     const auto outcomes = net.io().run(p1.async_download({"two.txt"}));
     BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
-    BOOST_TEST(outcomes[0].state == download_outcome::status::downloaded);
+    BOOST_TEST(outcomes[0].state == DownloadOutcome::status::downloaded);
     BOOST_TEST(test::read_file(net / "p1" / "two.txt") == two);
     BOOST_TEST(test::index_sources(port, "two.txt") == (std::set<std::uint32_t>{1, 2}));
 
@@ -160,7 +160,7 @@ BOOST_AUTO_TEST_CASE(an_id_live_under_another_token_is_refused) {
     options.folder = net / "other";
     options.config_file = net / "other.config";
     test::write_file(net / "other" / "theirs.txt", "not to be announced");
-    peer_node second(net.io().executor(), options);
+    PeerNode second(net.io().executor(), options);
     const auto ec = net.io().run(second.async_start());
     BOOST_TEST(ec == make_error_code(errc::conflict));
     BOOST_TEST(!second.registered());

@@ -25,8 +25,8 @@ namespace {
 /// Shared between the test thread and the io thread; each field is written on the io thread
 /// before `quit_done` (or the download's future) is set and read on the test thread after.
 struct quit_watch {
-    peer_node* uploader = nullptr;
-    index_server* index = nullptr;
+    PeerNode* uploader = nullptr;
+    IndexServer* index = nullptr;
     std::atomic<std::uint64_t> progress{0};
     std::atomic<bool> quit_started{false};
     std::atomic<bool> quit_done{false};
@@ -91,7 +91,7 @@ BOOST_AUTO_TEST_CASE(quit_unregisters_first_and_lets_the_upload_finish) {
     options.transfer.buffer_size = 16 * 1024;
     auto* w = &watch;
     auto& io = net.io().context();
-    options.transfer.on_progress = [w, &io](const transfer_progress& p) {
+    options.transfer.on_progress = [w, &io](const TransferProgress& p) {
         w->progress = p.done;
         // As soon as bytes flow, the uploader quits (this runs on the io thread).
         if (p.done > 0 && p.done < p.total && !w->quit_started.exchange(true)) {
@@ -117,7 +117,7 @@ BOOST_AUTO_TEST_CASE(quit_unregisters_first_and_lets_the_upload_finish) {
 
     // The download completed from the quitting peer, byte for byte.
     BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
-    BOOST_TEST(outcomes[0].state == download_outcome::status::downloaded, outcomes[0].message);
+    BOOST_TEST(outcomes[0].state == DownloadOutcome::status::downloaded, outcomes[0].message);
     BOOST_TEST(outcomes[0].transfer.source_peer == 1u);
     BOOST_TEST(outcomes[0].transfer.received == content.size());
     const auto got = test::read_file(net / "p2" / "big.bin");
@@ -155,7 +155,7 @@ BOOST_AUTO_TEST_CASE(quit_does_not_wait_for_a_large_file_being_hashed) {
     BOOST_REQUIRE(scan.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
     const auto outcomes = scan.get();
     BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
-    BOOST_TEST(outcomes[0].state == delete_outcome::status::not_found);
+    BOOST_TEST(outcomes[0].state == DeleteOutcome::status::not_found);
     BOOST_TEST(!a.registered());
     BOOST_TEST(net.io().run(net.index().async_stats()).peers == 0u);
     // Nothing in the folder was touched.

@@ -75,7 +75,7 @@ public:
     /// Requests received so far.
     std::size_t requests() const { return requests_; }
 
-    file_source source(std::uint32_t peer) const {
+    FileSource source(std::uint32_t peer) const {
         return {peer, "127.0.0.1", port(), content_.size(), test::sha256_hex(content_)};
     }
 
@@ -130,8 +130,8 @@ private:
     bool gate_open_ = false;  ///< used on the server's io_context only
 };
 
-transfer_options fast_options(bool zero_copy = true) {
-    transfer_options o;
+TransferOptions fast_options(bool zero_copy = true) {
+    TransferOptions o;
     o.zero_copy = zero_copy;
     o.stall_timeout = std::chrono::milliseconds(300);
     o.connect_timeout = std::chrono::milliseconds(2'000);
@@ -150,7 +150,7 @@ std::vector<std::size_t> lengths_without_room_for_part() {
     return {max_name_length - part_suffix.size() + 1, max_name_length - 2, max_name_length};
 }
 
-bool ready(std::future<transfer_result>& f) {
+bool ready(std::future<TransferResult>& f) {
     return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
@@ -169,7 +169,7 @@ void check_bad_source_is_left_for_a_good_one(test::network& net, bad_source::beh
     bad_source bad(b, content);
     const auto folder = net / "downloads";
     fs::create_directories(folder);
-    file_transfer transfer(net.io().executor(), folder, fast_options());
+    FileTransfer transfer(net.io().executor(), folder, fast_options());
     bool bad_first = false;
     for (int run = 0; run < 40 && !bad_first; ++run) {
         BOOST_TEST_CONTEXT("run " << run) {
@@ -210,7 +210,7 @@ void check_bad_source_alone(bad_source::behaviour b, errc expected, bool zero_co
     const std::string name = "data.bin";
     const auto content = test::random_text(100'000, 72);
     bad_source bad(b, content);
-    file_transfer transfer(io.executor(), dir.path(), fast_options(zero_copy));
+    FileTransfer transfer(io.executor(), dir.path(), fast_options(zero_copy));
     const auto started = std::chrono::steady_clock::now();
     const auto r = io.run(transfer.async_download(name, {bad.source(99)}));
     const auto took = std::chrono::steady_clock::now() - started;
@@ -261,7 +261,7 @@ BOOST_AUTO_TEST_CASE(a_whole_answer_to_a_resume_replaces_every_kept_byte) {
             const auto kept = test::random_text(content.size() * 3 / 4, 74); // not the file's
             test::write_file(dir / (name + ".part"), kept);
             bad_source bad(bad_source::behaviour::short_body, content);
-            file_transfer transfer(io.executor(), dir.path(), fast_options(zero_copy));
+            FileTransfer transfer(io.executor(), dir.path(), fast_options(zero_copy));
             const auto r = io.run(transfer.async_download(name, {bad.source(99)}));
             BOOST_TEST(r.error == make_error_code(errc::size_mismatch), r.message);
             BOOST_TEST(bad.requests() == 1u);
@@ -282,7 +282,7 @@ BOOST_AUTO_TEST_CASE(a_whole_answer_to_a_resume_is_reported_as_a_fresh_start) {
     test::write_file(dir / (name + ".part"), content.substr(0, content.size() / 3));
     bad_source whole(bad_source::behaviour::gated, content);
     whole.open_gate(); // every byte, at once
-    file_transfer transfer(io.executor(), dir.path(), fast_options());
+    FileTransfer transfer(io.executor(), dir.path(), fast_options());
     const auto r = io.run(transfer.async_download(name, {whole.source(99)}));
     BOOST_REQUIRE_MESSAGE(!r.error, r.message);
     BOOST_TEST(r.resumed_from == 0u);
@@ -299,7 +299,7 @@ BOOST_AUTO_TEST_CASE(without_zero_copy_a_download_completes_and_resumes) {
     auto& p1 = net.start_peer(1);
     const auto folder = net / "downloads";
     fs::create_directories(folder);
-    file_transfer transfer(net.io().executor(), folder, fast_options(false));
+    FileTransfer transfer(net.io().executor(), folder, fast_options(false));
     const auto whole =
         net.io().run(transfer.async_download("big.bin", {net.source_of(p1, content)}));
     BOOST_REQUIRE_MESSAGE(!whole.error, whole.message);
@@ -331,7 +331,7 @@ BOOST_AUTO_TEST_CASE(a_source_named_rather_than_numbered_is_resolved) {
     fs::create_directories(folder);
     auto source = net.source_of(p1, content);
     source.host = "127.1";
-    file_transfer transfer(net.io().executor(), folder, fast_options());
+    FileTransfer transfer(net.io().executor(), folder, fast_options());
     const auto result = net.io().run(transfer.async_download("named.bin", {source}));
     BOOST_REQUIRE_MESSAGE(!result.error, result.message);
     BOOST_TEST(test::read_file(folder / "named.bin") == content);
@@ -369,7 +369,7 @@ BOOST_AUTO_TEST_CASE(a_download_resumes_from_its_part_file) {
     const auto outcomes = net.io().run(p2.async_download({"big.bin"}));
     BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
     const auto& r = outcomes[0].transfer;
-    BOOST_TEST(outcomes[0].state == download_outcome::status::downloaded, outcomes[0].message);
+    BOOST_TEST(outcomes[0].state == DownloadOutcome::status::downloaded, outcomes[0].message);
     BOOST_TEST(r.resumed_from == half);
     BOOST_TEST(r.received == content.size() - half);
     BOOST_TEST(r.attempts == 1u);
@@ -389,7 +389,7 @@ BOOST_AUTO_TEST_CASE(a_part_file_with_wrong_bytes_is_downloaded_again) {
     const auto outcomes = net.io().run(p2.async_download({"big.bin"}));
     BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
     const auto& r = outcomes[0].transfer;
-    BOOST_TEST(outcomes[0].state == download_outcome::status::downloaded, outcomes[0].message);
+    BOOST_TEST(outcomes[0].state == DownloadOutcome::status::downloaded, outcomes[0].message);
     BOOST_TEST(r.attempts == 2u);     // resumed, rejected, restarted
     BOOST_TEST(r.resumed_from == 0u); // the final pass kept nothing
     BOOST_TEST(r.received == (content.size() - half) + content.size());
@@ -413,7 +413,7 @@ BOOST_AUTO_TEST_CASE(names_too_long_for_a_part_suffix_are_downloaded) {
             const auto outcomes = net.io().run(p2.async_download({name}));
             BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
             const auto& r = outcomes[0].transfer;
-            BOOST_TEST(outcomes[0].state == download_outcome::status::downloaded,
+            BOOST_TEST(outcomes[0].state == DownloadOutcome::status::downloaded,
                        outcomes[0].message);
             BOOST_TEST(r.resumed_from == 0u);
             BOOST_TEST(r.received == content.size());
@@ -438,7 +438,7 @@ BOOST_AUTO_TEST_CASE(a_long_name_resumes_from_its_shortened_part_file) {
             fs::create_directories(folder);
             {
                 bad_source cut(bad_source::behaviour::short_body, content);
-                file_transfer first(net.io().executor(), folder, fast_options());
+                FileTransfer first(net.io().executor(), folder, fast_options());
                 const auto r = net.io().run(first.async_download(name, {cut.source(99)}));
                 BOOST_TEST(r.error == make_error_code(errc::size_mismatch), r.message);
                 BOOST_TEST(r.received == half);
@@ -457,7 +457,7 @@ BOOST_AUTO_TEST_CASE(a_long_name_resumes_from_its_shortened_part_file) {
             const auto outcomes = net.io().run(p2.async_download({name}));
             BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
             const auto& r = outcomes[0].transfer;
-            BOOST_TEST(outcomes[0].state == download_outcome::status::downloaded,
+            BOOST_TEST(outcomes[0].state == DownloadOutcome::status::downloaded,
                        outcomes[0].message);
             BOOST_TEST(r.resumed_from == half);
             BOOST_TEST(r.received == content.size() - half);
@@ -475,8 +475,8 @@ BOOST_AUTO_TEST_CASE(one_name_is_downloaded_into_a_folder_once_at_a_time) {
     const auto content = test::random_text(200'000, 86);
     // Sends the first half, then holds the rest back until the gate opens.
     bad_source slow(bad_source::behaviour::gated, content);
-    file_transfer a(io.executor(), dir.path());
-    file_transfer b(io.executor(), dir.path());
+    FileTransfer a(io.executor(), dir.path());
+    FileTransfer b(io.executor(), dir.path());
     auto first =
         asio::co_spawn(io.context(), a.async_download(name, {slow.source(7)}), asio::use_future);
     auto second =

@@ -19,8 +19,8 @@ inline std::ostream& boost_test_print_type(std::ostream& os, errc e) { return os
 
 namespace {
 
-p2pshare::peer_config sample_peer() {
-    p2pshare::peer_config c;
+p2pshare::PeerConfig sample_peer() {
+    p2pshare::PeerConfig c;
     c.id = 4294967295u;
     c.folder = "/srv/shared files/p1";
     c.listen = {"127.0.0.1", 40001};
@@ -29,7 +29,7 @@ p2pshare::peer_config sample_peer() {
     return c;
 }
 
-void check_same(const p2pshare::peer_config& a, const p2pshare::peer_config& b) {
+void check_same(const p2pshare::PeerConfig& a, const p2pshare::PeerConfig& b) {
     BOOST_TEST(a.id == b.id);
     BOOST_TEST(a.folder == b.folder);
     BOOST_TEST((a.listen == b.listen));
@@ -62,7 +62,7 @@ BOOST_AUTO_TEST_CASE(key_values) {
 }
 
 BOOST_AUTO_TEST_CASE(server_config_round_trip) {
-    const p2pshare::server_address a{"127.0.0.1", 54321};
+    const p2pshare::ServerAddress a{"127.0.0.1", 54321};
     const auto text = p2pshare::format_server_config(a);
     BOOST_TEST(text.find("port=54321") != std::string::npos);
     auto back = p2pshare::parse_server_config(text);

@@ -17,19 +17,19 @@
 namespace p2pshare {
 
 /// A host and a TCP port.
-struct server_address {
+struct ServerAddress {
     std::string host;
     std::uint16_t port = 0;
 
-    friend bool operator==(const server_address&, const server_address&) = default;
+    friend bool operator==(const ServerAddress&, const ServerAddress&) = default;
 };
 
 /// Contents of `pN.config`, written by a peer when it starts.
-struct peer_config {
+struct PeerConfig {
     std::uint32_t id = 0;
     std::filesystem::path folder; ///< the shared folder
-    server_address listen;        ///< where the peer serves its files
-    server_address index;         ///< the index server it registers with
+    ServerAddress listen;        ///< where the peer serves its files
+    ServerAddress index;         ///< the index server it registers with
     std::string token; ///< its lease token, to take its registration back after a restart
 };
 
@@ -37,11 +37,11 @@ struct peer_config {
 boost::system::result<std::map<std::string, std::string, std::less<>>> parse_key_values(
     std::string_view text);
 
-boost::system::result<server_address> parse_server_config(std::string_view text);
-std::string format_server_config(const server_address& address);
+boost::system::result<ServerAddress> parse_server_config(std::string_view text);
+std::string format_server_config(const ServerAddress& address);
 
-boost::system::result<peer_config> parse_peer_config(std::string_view text);
-std::string format_peer_config(const peer_config& config);
+boost::system::result<PeerConfig> parse_peer_config(std::string_view text);
+std::string format_peer_config(const PeerConfig& config);
 
 /// "30s", "500ms", "2m", "1h"; a bare number is seconds. Fails with errc::bad_field.
 boost::system::result<std::chrono::milliseconds> parse_duration(std::string_view text);
@@ -50,8 +50,8 @@ boost::system::result<std::chrono::milliseconds> parse_duration(std::string_view
 boost::system::result<std::uint64_t> parse_size(std::string_view text);
 
 /// Reads and parses `dir/server.config`.
-boost::system::result<server_address> read_server_config(const std::filesystem::path& file);
-boost::system::result<peer_config> read_peer_config(const std::filesystem::path& file);
+boost::system::result<ServerAddress> read_server_config(const std::filesystem::path& file);
+boost::system::result<PeerConfig> read_peer_config(const std::filesystem::path& file);
 
 /// Writes `text` to `file` atomically (a temporary file renamed over it), creating parent folders.
 /// A `private_file` is readable by its owner only (pN.config holds the lease token).

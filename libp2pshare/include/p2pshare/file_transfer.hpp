@@ -15,7 +15,7 @@
 namespace p2pshare {
 
 /// A peer that shares a file, as the index's lookup returns it.
-struct file_source {
+struct FileSource {
     std::uint32_t peer = 0;
     std::string host;
     std::uint16_t port = 0;
@@ -23,7 +23,7 @@ struct file_source {
     std::string sha256; ///< 64 lowercase hex digits
 };
 
-struct transfer_progress {
+struct TransferProgress {
     std::string name;
     std::uint64_t done = 0;        ///< bytes of the file present so far (resumed bytes included)
     std::uint64_t total = 0;       ///< the file's size
@@ -31,7 +31,7 @@ struct transfer_progress {
     std::string source;            ///< its host:port
 };
 
-struct transfer_options {
+struct TransferOptions {
     bool overwrite = false; ///< replace an existing file of the same name
     std::chrono::milliseconds connect_timeout{5'000};
     std::chrono::milliseconds stall_timeout{15'000}; ///< no byte for this long: next source
@@ -41,10 +41,10 @@ struct transfer_options {
     /// receives into a buffer and writes it. Both hash the bytes off the receiving path.
     bool zero_copy = true;
     /// Called on the transfer's executor as bytes arrive (at most every 64 KiB or so).
-    std::function<void(const transfer_progress&)> on_progress;
+    std::function<void(const TransferProgress&)> on_progress;
 };
 
-struct transfer_result {
+struct TransferResult {
     std::string name;
     boost::system::error_code error; ///< empty on success
     std::string message;             ///< what went wrong, for people
@@ -65,21 +65,21 @@ struct transfer_result {
 /// byte range. Its sockets use the executor given; each download runs on a strand of the
 /// executor of the coroutine that awaits it (so `on_progress` is called there, one call at a
 /// time). Several transfers may run at once.
-class file_transfer {
+class FileTransfer {
 public:
-    file_transfer(boost::asio::any_io_executor executor, std::filesystem::path folder,
-                  transfer_options options = {});
+    FileTransfer(boost::asio::any_io_executor executor, std::filesystem::path folder,
+                  TransferOptions options = {});
 
-    boost::asio::awaitable<transfer_result> async_download(std::string name,
-                                                           std::vector<file_source> sources);
+    boost::asio::awaitable<TransferResult> async_download(std::string name,
+                                                           std::vector<FileSource> sources);
 
 private:
-    boost::asio::awaitable<transfer_result> download(std::string name,
-                                                     std::vector<file_source> sources);
+    boost::asio::awaitable<TransferResult> download(std::string name,
+                                                     std::vector<FileSource> sources);
 
     boost::asio::any_io_executor executor_;
     std::filesystem::path folder_;
-    transfer_options options_;
+    TransferOptions options_;
 };
 
 } // namespace p2pshare

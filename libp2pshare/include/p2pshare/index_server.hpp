@@ -16,20 +16,20 @@
 
 namespace p2pshare {
 
-struct index_server_options {
+struct IndexServerOptions {
     std::string host = "127.0.0.1";              ///< address to listen on
     std::uint16_t port = 0;                      ///< 0 picks a free port
     std::filesystem::path config_dir = "config"; ///< where server.config goes; empty: not written
     std::chrono::milliseconds lease_ttl{30'000}; ///< a peer not renewed within this disappears
-    server_limits limits{};
-    index_limits index{};
+    ServerLimits limits{};
+    IndexLimits index{};
     /// Set when one thread only runs the executor's io_context (an "implicit strand"): the work
     /// then runs on the executor itself rather than on a strand made from it, which saves a
     /// queue hop and two allocations per I/O. Wrong (data races) if several threads run it.
     bool single_thread = false;
 };
 
-struct index_stats {
+struct IndexStats {
     std::size_t peers = 0; ///< live peers
     std::size_t names = 0; ///< distinct file names
     std::size_t files = 0; ///< (peer, file) pairs
@@ -38,12 +38,12 @@ struct index_stats {
 /// An HTTP/1.1 + JSON index server (docs/protocol.md). All its work runs on one strand made
 /// from the executor given, so the io_context may be run by one thread or several (or, with
 /// options.single_thread, on the executor itself).
-class index_server {
+class IndexServer {
 public:
-    index_server(boost::asio::any_io_executor executor, index_server_options options);
-    ~index_server();
-    index_server(const index_server&) = delete;
-    index_server& operator=(const index_server&) = delete;
+    IndexServer(boost::asio::any_io_executor executor, IndexServerOptions options);
+    ~IndexServer();
+    IndexServer(const IndexServer&) = delete;
+    IndexServer& operator=(const IndexServer&) = delete;
 
     /// Binds, listens, writes `config_dir/server.config` and starts accepting.
     boost::system::error_code start();
@@ -57,7 +57,7 @@ public:
     boost::asio::awaitable<void> async_stop();
 
     /// Counters of the live index, for status output and tests.
-    boost::asio::awaitable<index_stats> async_stats();
+    boost::asio::awaitable<IndexStats> async_stats();
 
 private:
     struct impl;

@@ -7,7 +7,7 @@
 
 namespace p2pshare {
 
-struct server_limits {
+struct ServerLimits {
     std::size_t header_limit = 8 * 1024;            ///< request line + headers, bytes (431 above)
     std::size_t body_limit = 2 * 1024 * 1024;       ///< request body, bytes (413 above)
     std::size_t max_connections = 1024;             ///< open connections; more are refused with 503
@@ -19,7 +19,7 @@ struct server_limits {
 };
 
 /// Bounds of the index's API.
-struct index_limits {
+struct IndexLimits {
     std::size_t max_files_per_peer = 10'000; ///< files in one registration or update
     std::size_t max_lookup_names = 1'000;    ///< names in one lookup
     std::size_t max_list_page = 10'000;      ///< names in one page of the list

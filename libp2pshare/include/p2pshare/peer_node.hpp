@@ -21,60 +21,60 @@
 
 namespace p2pshare {
 
-struct peer_options {
+struct PeerOptions {
     std::uint32_t id = 0;
     std::filesystem::path folder;        ///< shared folder; empty: "p<id>" (created if missing)
     std::filesystem::path config_file;   ///< empty: "p<id>.config"
     std::string host = "127.0.0.1";      ///< address the file server listens on
     std::uint16_t port = 0;              ///< 0 picks a free port
     std::string advertise_host;          ///< address given to the index; empty: `host`
-    std::optional<server_address> index; ///< empty: read from `server_config`
+    std::optional<ServerAddress> index; ///< empty: read from `server_config`
     std::filesystem::path server_config = "config/server.config";
     std::chrono::milliseconds rescan_interval{5'000}; ///< folder checked for changes by hand
     std::chrono::milliseconds drain_timeout{10'000};  ///< quit: uploads cut after no progress
     std::chrono::milliseconds retry_max{5'000};       ///< re-registration backoff cap
     std::size_t max_parallel_downloads = 4;
-    server_limits limits{};
-    transfer_options transfer{};
+    ServerLimits limits{};
+    TransferOptions transfer{};
     /// Set when one thread only runs the executor's io_context (an "implicit strand"): the
     /// peer's work then runs on the executor itself rather than on a strand made from it, which
     /// saves a queue hop and two allocations per I/O. Wrong (data races) if several threads run it.
     bool single_thread = false;
 };
 
-struct local_file {
+struct LocalFile {
     std::string name;
     std::uint64_t size = 0;
     std::string sha256;
 };
 
-struct download_outcome {
+struct DownloadOutcome {
     enum class status { downloaded, not_found, failed };
     std::string name;
     status state = status::failed;
     std::string message; ///< why it failed, empty on success
-    transfer_result transfer;
+    TransferResult transfer;
 };
 
-struct delete_outcome {
+struct DeleteOutcome {
     enum class status { deleted, not_found, failed };
     std::string name;
     status state = status::failed;
     std::string message;
 };
 
-std::string_view to_string(download_outcome::status s) noexcept;
-std::string_view to_string(delete_outcome::status s) noexcept;
+std::string_view to_string(DownloadOutcome::status s) noexcept;
+std::string_view to_string(DeleteOutcome::status s) noexcept;
 
 /// A peer on an executor (all its work runs on one strand made from it, or with
 /// options.single_thread on the executor itself). Start it, await its
 /// operations, then quit it; every operation in flight completes with a result or an error.
-class peer_node {
+class PeerNode {
 public:
-    peer_node(boost::asio::any_io_executor executor, peer_options options);
-    ~peer_node();
-    peer_node(const peer_node&) = delete;
-    peer_node& operator=(const peer_node&) = delete;
+    PeerNode(boost::asio::any_io_executor executor, PeerOptions options);
+    ~PeerNode();
+    PeerNode(const PeerNode&) = delete;
+    PeerNode& operator=(const PeerNode&) = delete;
 
     /// Creates the folder, starts the file server, writes the config file and registers.
     /// Files are sent with sendfile(2), which can raise SIGPIPE: when SIGPIPE still has its
@@ -89,15 +89,15 @@ public:
 
     /// Looks all names up in one request, then fetches them concurrently (at most
     /// max_parallel_downloads at a time). The index is updated afterwards.
-    boost::asio::awaitable<std::vector<download_outcome>> async_download(
+    boost::asio::awaitable<std::vector<DownloadOutcome>> async_download(
         std::vector<std::string> names);
 
     /// Deletes plain files of the shared folder; the index is updated afterwards.
-    boost::asio::awaitable<std::vector<delete_outcome>> async_delete_local(
+    boost::asio::awaitable<std::vector<DeleteOutcome>> async_delete_local(
         std::vector<std::string> names);
 
     /// The shared files, after checking the folder for changes.
-    boost::asio::awaitable<std::vector<local_file>> async_local_files();
+    boost::asio::awaitable<std::vector<LocalFile>> async_local_files();
 
     /// Checks the folder now and tells the index about any change.
     boost::asio::awaitable<boost::system::error_code> async_sync();
