@@ -1,5 +1,8 @@
 #include <p2pshare/error.hpp>
 
+#include <boost/system/system_error.hpp>
+#include <boost/throw_exception.hpp>
+
 #include <string>
 
 namespace p2pshare {
@@ -94,5 +97,9 @@ errc errc_from_string(std::string_view name) noexcept {
 }
 
 unsigned http_status(errc e) noexcept { return describe(e).status; }
+
+void throw_exception_from_error(const Error& e, const boost::source_location& location) {
+    boost::throw_exception(boost::system::system_error(e.code, e.message), location);
+}
 
 } // namespace p2pshare

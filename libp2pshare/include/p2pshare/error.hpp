@@ -1,8 +1,11 @@
 // p2pshare — error codes shared by the library, the wire protocol and the apps.
 #pragma once
 
+#include <boost/assert/source_location.hpp>
 #include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
 
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -53,6 +56,22 @@ errc errc_from_string(std::string_view name) noexcept;
 
 /// HTTP status code that carries an error on the wire (500 when it has none of its own).
 unsigned http_status(errc e) noexcept;
+
+/// A failure as the library reports it: a code (in p2pshare's category, or
+/// boost::asio::error::operation_aborted for a cancelled operation, or a system error) and a
+/// message for people that says what failed and where.
+struct Error {
+    boost::system::error_code code;
+    std::string message;
+};
+
+/// Thrown by Result<T>::value() on an error: a std::system_error-like exception with the message.
+[[noreturn]] void throw_exception_from_error(const Error& e,
+                                             const boost::source_location& location);
+
+/// The value of an operation that can fail, or its Error.
+template <class T>
+using Result = boost::system::result<T, Error>;
 
 } // namespace p2pshare
 
