@@ -112,17 +112,17 @@ struct scoped_dir {
 };
 
 std::unique_ptr<p2pshare::PeerNode> make_peer(io_thread& t, std::uint32_t id,
-                                               const fs::path& folder, const fs::path& config_dir,
-                                               std::uint16_t index_port) {
+                                              const fs::path& folder, const fs::path& config_dir,
+                                              std::uint16_t index_port) {
     p2pshare::PeerOptions o;
     o.id = id;
     o.folder = folder;
     o.config_file = config_dir / ("p" + std::to_string(id) + ".config");
     o.index = p2pshare::ServerAddress{"127.0.0.1", index_port};
-    o.single_thread = true; // t.io is run by its thread only
+    // t.io is run by its thread only: its executor is serial, as the peer requires.
     auto node = std::make_unique<p2pshare::PeerNode>(t.io.get_executor(), o);
     if (const auto ec = t.run(node->async_start())) {
-        throw std::runtime_error("peer " + std::to_string(id) + " did not start: " + ec.message());
+        throw std::runtime_error("peer " + std::to_string(id) + " did not start: " + ec.message);
     }
     return node;
 }
@@ -153,7 +153,7 @@ asio::awaitable<void> download_loop(p2pshare::PeerNode& node, std::size_t reps, 
             auto outcomes = co_await node.async_download(std::move(one));
             const double wall = micros(clock::now() - t0);
             const auto& o = outcomes.front();
-            if (o.state != p2pshare::DownloadOutcome::status::downloaded) {
+            if (o.error) {
                 ++stats.failures;
                 stats.last_failure = o.name + ": " + o.message;
                 continue;
@@ -324,7 +324,7 @@ int main(int argc, char** argv) try {
                 auto outcomes = downloader_thread.run(big_sink->async_download({name}));
                 const double wall = std::chrono::duration<double>(clock::now() - tw).count();
                 const auto& o = outcomes.front();
-                if (o.state != p2pshare::DownloadOutcome::status::downloaded) {
+                if (o.error) {
                     out.line("  run " + std::to_string(run + 1) + ": failed: " + o.message);
                     status = 1;
                     break;

@@ -125,6 +125,15 @@ std::string human_rate(double bytes, double seconds) {
     return human_size(bytes / seconds) + "/s";
 }
 
+/// The error name of docs/protocol.md §2 that scripts test for ("cancelled" for a cancelled
+/// operation, "io_error" for an error of the system).
+std::string error_name(const boost::system::error_code& ec) {
+    if (ec.category() == p2pshare::p2pshare_category()) {
+        return std::string(p2pshare::to_string(static_cast<p2pshare::errc>(ec.value())));
+    }
+    return ec == boost::asio::error::operation_aborted ? "cancelled" : "io_error";
+}
+
 std::vector<std::string> split_words(const std::string& line) {
     std::istringstream in(line);
     std::vector<std::string> out;
@@ -214,12 +223,11 @@ struct app {
         if (!names) {
             if (json) {
                 boost::json::object o;
-                o["error"] = std::string(
-                    p2pshare::to_string(static_cast<p2pshare::errc>(names.error().value())));
-                o["message"] = names.error().message();
+                o["error"] = error_name(names.error().code);
+                o["message"] = names.error().message;
                 std::cout << boost::json::serialize(o) << '\n';
             } else {
-                std::cout << "Cannot list the network's files: " << names.error().message() << '\n';
+                std::cout << "Cannot list the network's files: " << names.error().message << '\n';
             }
             return false;
         }
@@ -246,13 +254,15 @@ struct app {
         boost::json::object o;
         auto& a = o["results"].emplace_array();
         for (const auto& r : outcomes) {
-            const bool ok = r.state == p2pshare::DownloadOutcome::status::downloaded;
+            const bool ok = !r.error;
             all = all && ok;
             const double seconds = std::chrono::duration<double>(r.transfer.elapsed).count();
             if (json) {
                 boost::json::object e;
                 e["name"] = r.name;
-                e["status"] = std::string(p2pshare::to_string(r.state));
+                e["status"] = ok                                      ? "downloaded"
+                              : r.error == p2pshare::errc::no_sources ? "not_found"
+                                                                      : "failed";
                 if (ok) {
                     e["size"] = r.transfer.size;
                     e["received"] = r.transfer.received;
@@ -261,6 +271,7 @@ struct app {
                     e["source"] = r.transfer.source;
                     e["source_peer"] = r.transfer.source_peer;
                 } else {
+                    e["error"] = error_name(r.error);
                     e["message"] = r.message;
                 }
                 a.emplace_back(std::move(e));
@@ -271,7 +282,7 @@ struct app {
                           << human_rate(static_cast<double>(r.transfer.received), seconds)
                           << ") from peer " << r.transfer.source_peer << " at " << r.transfer.source
                           << '\n';
-            } else if (r.state == p2pshare::DownloadOutcome::status::not_found) {
+            } else if (r.error == p2pshare::errc::no_sources) {
                 std::cout << "  not found  " << r.name << ": " << r.message << '\n';
             } else {
                 std::cout << "  failed     " << r.name << ": " << r.message << '\n';
@@ -287,17 +298,22 @@ struct app {
         boost::json::object o;
         auto& a = o["results"].emplace_array();
         for (const auto& r : outcomes) {
-            const bool ok = r.state == p2pshare::DeleteOutcome::status::deleted;
+            const bool ok = !r.error;
             all = all && ok;
             if (json) {
                 boost::json::object e;
                 e["name"] = r.name;
-                e["status"] = std::string(p2pshare::to_string(r.state));
-                if (!ok) e["message"] = r.message;
+                e["status"] = ok                                     ? "deleted"
+                              : r.error == p2pshare::errc::not_found ? "not_found"
+                                                                     : "failed";
+                if (!ok) {
+                    e["error"] = error_name(r.error);
+                    e["message"] = r.message;
+                }
                 a.emplace_back(std::move(e));
             } else if (ok) {
                 std::cout << "  deleted    " << r.name << '\n';
-            } else if (r.state == p2pshare::DeleteOutcome::status::not_found) {
+            } else if (r.error == p2pshare::errc::not_found) {
                 std::cout << "  not found  " << r.name << ": " << r.message << '\n';
             } else {
                 std::cout << "  refused    " << r.name << ": " << r.message << '\n';
@@ -308,7 +324,12 @@ struct app {
     }
 
     void show_local() {
-        const auto files = run(node->async_local_files());
+        const auto listed = run(node->async_local_files());
+        if (!listed) {
+            std::cout << "Cannot list your files: " << listed.error().message << '\n';
+            return;
+        }
+        const auto& files = *listed;
         if (files.empty()) {
             std::cout << "Your folder " << node->folder().string() << " is empty.\n";
             return;
@@ -390,7 +411,7 @@ int main(int argc, char** argv) {
     p2pshare::PeerOptions options;
     std::string id_text;
     std::string index;
-    std::string server_config = options.server_config.string();
+    std::string server_config = "config/server.config";
     std::string folder;
     std::string config;
     std::string drain = "10s";
@@ -527,14 +548,15 @@ int main(int argc, char** argv) {
     if (!id) return fail_usage("--id: '" + id_text + "' is not a number 0..4294967295");
     options.id = *id;
     if (!folder.empty()) options.folder = folder;
-    if (!config.empty()) options.config_file = config;
+    // The app keeps the lease token in pN.config (the library writes no file unless asked).
+    options.config_file = config.empty() ? "p" + std::to_string(*id) + ".config" : config;
     if (::isatty(1) && !a.json && !vm.count("no-progress")) {
         options.transfer.on_progress = [&a](const p2pshare::TransferProgress& p) {
             a.bar.update(p);
         };
     }
 
-    options.single_thread = true; // a.io is run by a.thread only
+    // a.io is run by a.thread only: its executor is serial, as the peer requires.
     a.node = std::make_unique<p2pshare::PeerNode>(a.io.get_executor(), options);
     // A signal quits gracefully: the menu and `serve` are woken; a running subcommand makes the
     // node quit (it finishes the transfers in flight, starts no new one). A second signal
@@ -566,7 +588,8 @@ int main(int argc, char** argv) {
         }
     } join_at_exit{a};
 
-    const auto ec = a.run(a.node->async_start());
+    const auto started = a.run(a.node->async_start());
+    const auto& ec = started.code;
     if (ec == p2pshare::errc::conflict) {
         std::cerr << "peer: id " << options.id
                   << " is in use by another running peer; choose another id\n";
@@ -575,8 +598,9 @@ int main(int argc, char** argv) {
     if (ec == p2pshare::errc::unreachable || ec == p2pshare::errc::timeout) {
         std::cerr << "peer: the index server is not reachable now; the peer keeps trying\n";
     } else if (ec) {
-        std::cerr << "peer: cannot start: " << ec.message();
-        if (ec == p2pshare::errc::not_found) {
+        std::cerr << "peer: cannot start: " << started.message;
+        if (ec == p2pshare::errc::bad_config && !options.index &&
+            !std::filesystem::exists(options.server_config)) {
             std::cerr << " (" << options.server_config.string()
                       << " is missing: start indexserver first, or give --index HOST:PORT)";
         }

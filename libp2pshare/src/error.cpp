@@ -66,6 +66,8 @@ entry describe(errc e) noexcept {
             return {"io_error", 500, "local file system error"};
         case errc::full:
             return {"full", 503, "the index holds as many peers as it may"};
+        case errc::bad_config:
+            return {"bad_config", 500, "a config file cannot be parsed"};
         case errc::all_sources_failed:
             return {"all_sources_failed", 502, "every source failed"};
     }

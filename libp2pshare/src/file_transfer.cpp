@@ -2,6 +2,7 @@
 #include <p2pshare/file_transfer.hpp>
 #include <p2pshare/names.hpp>
 
+#include "blocking.hpp"
 #include "http_client.hpp"
 #include "protocol.hpp"
 #include "sha256.hpp"
@@ -14,9 +15,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -53,12 +52,6 @@ struct attempt {
 
 attempt failed(errc code, std::string message) {
     return {make_error_code(code), std::move(message), {}, 0};
-}
-
-/// One thread that writes received chunks and hashes them, off the receive path.
-asio::thread_pool& disk_pool() {
-    static asio::thread_pool pool(1);
-    return pool;
 }
 
 /// NAME.part, or for a name too long for that, a shortened name made unique by a hash of the
@@ -113,12 +106,12 @@ bool hash_range(int fd, std::uint64_t offset, std::uint64_t end, sha256& h,
 /// (A plain function: its lambda captures only trivially destructible values.)
 asio::awaitable<bool> nothing_to_read_back() { co_return true; }
 
-asio::awaitable<bool> read_back(int fd, std::uint64_t offset, std::uint64_t end, sha256& h,
-                                std::vector<char>& buffer) {
+asio::awaitable<bool> read_back(asio::any_io_executor blocking, int fd, std::uint64_t offset,
+                                std::uint64_t end, sha256& h, std::vector<char>& buffer) {
     // Nothing kept (a download from the start): no trip to the disk thread and back.
     if (offset >= end) return nothing_to_read_back();
     return asio::co_spawn(
-        disk_pool(),
+        std::move(blocking),
         [fd, offset, end, &h, &buffer]() -> asio::awaitable<bool> {
             co_return hash_range(fd, offset, end, h, buffer);
         },
@@ -197,10 +190,42 @@ struct spliced {
 /// Moves body bytes from the socket into `fd` at `offset` through a pipe, without copying them
 /// through user space: until `size` bytes, or at least a quarter MiB, are in the file. Each wait
 /// for the socket has the stall deadline, so "no byte for this long" still holds.
-asio::awaitable<spliced> splice_some(tcp::socket& socket, asio::steady_timer& timer, int pipe_in,
-                                     int pipe_out, std::size_t pipe_size, int fd,
-                                     std::uint64_t offset, std::size_t size,
-                                     std::chrono::milliseconds stall) {
+/// What drain_pipe did.
+struct drained {
+    std::size_t size = 0;     ///< bytes moved into the file
+    int file_error = 0;       ///< errno of a failed write
+    bool unsupported = false; ///< the file system takes no splice (the bytes were copied)
+};
+
+/// Moves the `size` bytes waiting in a pipe into `fd` at `offset`: splice(2), or read and pwrite
+/// where the file system takes no splice. May wait for the disk.
+drained drain_pipe(int pipe_in, int fd, std::uint64_t offset, std::size_t size) {
+    drained out;
+    while (out.size < size) {
+        auto at = static_cast<loff_t>(offset + out.size);
+        const auto n = ::splice(pipe_in, nullptr, fd, &at, size - out.size, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINVAL) {
+            const auto left = size - out.size;
+            if (copy_out_of_pipe(pipe_in, fd, offset + out.size, left, out.file_error)) {
+                out.size += left;
+            }
+            out.unsupported = true;
+            return out;
+        }
+        if (n <= 0) {
+            out.file_error = n < 0 ? errno : EIO;
+            return out;
+        }
+        out.size += static_cast<std::size_t>(n);
+    }
+    return out;
+}
+
+asio::awaitable<spliced> splice_some(asio::any_io_executor blocking, tcp::socket& socket,
+                                     asio::steady_timer& timer, int pipe_in, int pipe_out,
+                                     std::size_t pipe_size, int fd, std::uint64_t offset,
+                                     std::size_t size, std::chrono::milliseconds stall) {
     spliced out;
     const int sock = socket.native_handle();
     const std::size_t enough = std::min<std::size_t>(size, 256 * 1024);
@@ -235,27 +260,18 @@ asio::awaitable<spliced> splice_some(tcp::socket& socket, asio::steady_timer& ti
             out.error = asio::error::eof;
             co_return out;
         }
-        // Empty the pipe into the file before anything else, so that no byte stays behind.
-        auto left = static_cast<std::size_t>(got);
-        while (left > 0) {
-            auto at = static_cast<loff_t>(offset + out.size);
-            const auto n = ::splice(pipe_in, nullptr, fd, &at, left, 0);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && errno == EINVAL) {
-                // This file system takes no splice: copy what the pipe holds, then use recv.
-                if (!copy_out_of_pipe(pipe_in, fd, offset + out.size, left, out.file_error)) {
-                    co_return out;
-                }
-                out.size += left;
-                out.unsupported = true;
-                co_return out;
-            }
-            if (n <= 0) {
-                out.file_error = n < 0 ? errno : EIO;
-                co_return out;
-            }
-            left -= static_cast<std::size_t>(n);
-            out.size += static_cast<std::size_t>(n);
+        // Empty the pipe into the file before anything else, so that no byte stays behind. The
+        // write can wait for the disk: it runs on the blocking executor.
+        const auto moved = co_await run_blocking(blocking, &drain_pipe, pipe_in, fd,
+                                                 offset + out.size, static_cast<std::size_t>(got));
+        out.size += moved.size;
+        if (moved.file_error != 0) {
+            out.file_error = moved.file_error;
+            co_return out;
+        }
+        if (moved.unsupported) {
+            out.unsupported = true;
+            co_return out;
         }
     }
     co_return out;
@@ -264,12 +280,15 @@ asio::awaitable<spliced> splice_some(tcp::socket& socket, asio::steady_timer& ti
 /// What a file_hasher shares with the disk thread. Held by a shared_ptr, so that it outlives
 /// a download that ends (or is cancelled, or throws) while a stretch is being hashed.
 struct hasher_state {
-    hasher_state(asio::any_io_executor executor, unique_fd file, std::uint64_t from, sha256 started)
-        : fd(std::move(file)),
+    hasher_state(asio::any_io_executor executor, asio::any_io_executor disk, unique_fd file,
+                 std::uint64_t from, sha256 started)
+        : blocking(std::move(disk)),
+          fd(std::move(file)),
           hashed(from),
           hash(std::move(started)),
           done(std::move(executor), asio::steady_timer::time_point::max()) {}
 
+    asio::any_io_executor blocking;
     unique_fd fd; ///< its own descriptor: the download may close its own first
     std::uint64_t hashed;
     sha256 hash;
@@ -283,8 +302,9 @@ struct hasher_state {
 /// holding the state is made outside any coroutine.)
 asio::awaitable<bool> hash_on_disk_thread(std::shared_ptr<hasher_state> state, std::uint64_t from,
                                           std::uint64_t end) {
+    auto blocking = state->blocking;
     return asio::co_spawn(
-        disk_pool(),
+        std::move(blocking),
         [state = std::move(state), from, end]() -> asio::awaitable<bool> {
             co_return hash_range(state->fd.get(), from, end, state->hash, state->buffer);
         },
@@ -297,9 +317,11 @@ asio::awaitable<bool> hash_on_disk_thread(std::shared_ptr<hasher_state> state, s
 /// state.
 class file_hasher {
 public:
-    file_hasher(asio::any_io_executor executor, unique_fd fd, std::uint64_t from, sha256 hash)
+    file_hasher(asio::any_io_executor executor, asio::any_io_executor blocking, unique_fd fd,
+                std::uint64_t from, sha256 hash)
         : executor_(executor),
-          state_(std::make_shared<hasher_state>(executor, std::move(fd), from, std::move(hash))) {}
+          state_(std::make_shared<hasher_state>(executor, std::move(blocking), std::move(fd), from,
+                                                std::move(hash))) {}
 
     /// Hashes up to `end` unless a stretch is being hashed (the next call continues from it).
     void advance(std::uint64_t end) {
@@ -341,7 +363,7 @@ private:
         try {
             ok = co_await hash_on_disk_thread(state, state->hashed, end);
         } catch (const std::exception& e) {
-            spdlog::warn("download: hashing failed: {}", e.what());
+            log().warn("download: hashing failed: {}", e.what());
         }
         state->running = false;
         state->ok = state->ok && ok;
@@ -367,23 +389,24 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const TransferOptions&
     unique_fd pipe_out;
     const auto pipe_size = open_pipe(pipe_in, pipe_out, buffer.size());
     if (pipe_size == 0) co_return out;
-    boost::system::error_code blocking;
-    socket.native_non_blocking(true, blocking);
-    if (blocking) co_return out;
+    boost::system::error_code not_set;
+    socket.native_non_blocking(true, not_set);
+    if (not_set) co_return out;
     asio::steady_timer timer(socket.get_executor());
     unique_fd own(::dup(fd));
     if (!own) co_return out; // no descriptor to spare: receive into buffers instead
     // The hash so far moves into the hasher and comes back when it is done.
     const auto strand = co_await asio::this_coro::executor; // the download's (async_download)
-    file_hasher hasher(strand, std::move(own), position, std::move(hash));
+    const auto blocking = *options.blocking_executor;
+    file_hasher hasher(strand, blocking, std::move(own), position, std::move(hash));
     // splice_some waits only when the socket is empty: from a fast sender, every 256 KiB lets the
     // other work of the executor run (other downloads, the peer's file server and lease).
     std::uint64_t since_yield = 0;
     while (position < size) {
         const auto want =
             static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - position));
-        const auto s = co_await splice_some(socket, timer, pipe_in.get(), pipe_out.get(), pipe_size,
-                                            fd, position, want, options.stall_timeout);
+        const auto s = co_await splice_some(blocking, socket, timer, pipe_in.get(), pipe_out.get(),
+                                            pipe_size, fd, position, want, options.stall_timeout);
         position += s.size;
         hasher.advance(position);
         if (options.on_progress && (position - reported >= 64 * 1024 || position == size)) {
@@ -428,7 +451,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOpt
     attempt out;
     sha256 hash;
     if (offset == src.size) { // a complete .part from an earlier run: only verify it
-        if (!co_await read_back(fd, 0, offset, hash, buffer)) {
+        if (!co_await read_back(*options.blocking_executor, fd, 0, offset, hash, buffer)) {
             co_return failed(errc::io_error, "cannot read the partial file back");
         }
         out.kept = offset;
@@ -499,13 +522,13 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOpt
         co_return failed(errc::io_error, errno_text(errno));
     }
     out.kept = offset;
-    if (!co_await read_back(fd, 0, offset, hash, buffer)) {
+    if (!co_await read_back(*options.blocking_executor, fd, 0, offset, hash, buffer)) {
         co_return failed(errc::io_error, "cannot read the partial file back");
     }
     std::uint64_t position = offset;
     std::uint64_t reported = position;
     TransferProgress progress{name, position, src.size, src.peer,
-                               src.host + ":" + std::to_string(src.port)};
+                              src.host + ":" + std::to_string(src.port)};
     if (options.on_progress) options.on_progress(progress);
     // Bytes of the body that came with the header are written first; the rest then goes
     // through splice(2) or through buffers (below), each wait under the stall deadline.
@@ -551,9 +574,9 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOpt
     const char* stored_data = nullptr; // the chunk being written and hashed, if any
     std::size_t stored_size = 0;
     std::uint64_t received = position;
-    const auto store = [&hash, fd](const char* data, std::size_t n, std::uint64_t at) {
+    const auto store = [&hash, fd, &options](const char* data, std::size_t n, std::uint64_t at) {
         return asio::co_spawn(
-            disk_pool(),
+            *options.blocking_executor,
             [&hash, fd, data, n, at]() -> asio::awaitable<int> {
                 int error = 0;
                 if (!write_all(fd, data, n, at, error)) co_return error;
@@ -627,21 +650,21 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOpt
 } // namespace
 
 FileTransfer::FileTransfer(asio::any_io_executor executor, std::filesystem::path folder,
-                             TransferOptions options)
-    : executor_(std::move(executor)), folder_(std::move(folder)), options_(std::move(options)) {}
+                           TransferOptions options)
+    : executor_(std::move(executor)), folder_(std::move(folder)), options_(std::move(options)) {
+    if (!options_.blocking_executor) options_.blocking_executor = default_blocking_executor();
+}
 
 asio::awaitable<TransferResult> FileTransfer::async_download(std::string name,
-                                                               std::vector<FileSource> sources) {
-    // One strand for every step of the download and the hashing beside it (which share state),
-    // however many threads run the caller's executor.
-    const auto caller = co_await asio::this_coro::executor;
-    co_return co_await asio::co_spawn(asio::make_strand(caller),
-                                      download(std::move(name), std::move(sources)),
+                                                             std::vector<FileSource> sources) {
+    // Every step of the download and the hashing beside it (which share state) run on the
+    // transfer's executor, which is serial.
+    co_return co_await asio::co_spawn(executor_, download(std::move(name), std::move(sources)),
                                       asio::use_awaitable);
 }
 
 asio::awaitable<TransferResult> FileTransfer::download(std::string name,
-                                                         std::vector<FileSource> sources) {
+                                                       std::vector<FileSource> sources) {
     const auto started = std::chrono::steady_clock::now();
     TransferResult r;
     r.name = name;
@@ -708,14 +731,13 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
             a.message = "the received bytes do not have the announced SHA-256";
             if (a.kept > 0) {
                 // The kept prefix may have been the culprit: give this source one clean try.
-                spdlog::info("{}: resumed file failed verification; restarting from {}", name,
-                             where);
+                log().info("{}: resumed file failed verification; restarting from {}", name, where);
                 sources.insert(sources.begin() + static_cast<std::ptrdiff_t>(i) + 1, src);
                 continue;
             }
         }
         if (a.error) {
-            spdlog::info("{}: source {} (peer {}) failed: {}", name, where, src.peer, a.message);
+            log().info("{}: source {} (peer {}) failed: {}", name, where, src.peer, a.message);
             failures += (failures.empty() ? "" : "; ") + where + ": " + a.message;
             last_error = static_cast<errc>(a.error.value());
             continue;

@@ -187,8 +187,7 @@ asio::awaitable<bool> refuse_request(const request& req, connection& conn, errc 
 
 class http_server : public std::enable_shared_from_this<http_server> {
 public:
-    http_server(strand_type strand, ServerLimits limits, request_handler handler,
-                std::string name);
+    http_server(strand_type strand, ServerLimits limits, request_handler handler, std::string name);
 
     /// Binds and listens; port 0 picks a free port.
     boost::system::error_code listen(const std::string& host, std::uint16_t port);

@@ -234,7 +234,7 @@ response IndexServer::impl::do_health(const request& req) {
 }
 
 asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
-                                                 std::shared_ptr<impl> /*keep*/) {
+                                                std::shared_ptr<impl> /*keep*/) {
     if (req.target() == "/v1/lookup" && req.method() == http::verb::post) {
         // The most frequent request, routed without splitting its target.
         auto res = do_lookup(req, std::move(conn.spare()));
@@ -366,7 +366,7 @@ asio::awaitable<IndexStats> IndexServer::async_stats() {
         [self]() -> asio::awaitable<IndexStats> {
             self->store.expire(index_store::clock::now());
             co_return IndexStats{self->store.peer_count(), self->store.name_count(),
-                                  self->store.file_count()};
+                                 self->store.file_count()};
         },
         asio::use_awaitable);
 }

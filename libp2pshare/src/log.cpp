@@ -1,5 +1,7 @@
 #include <p2pshare/log.hpp>
 
+#include "support.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <string>
@@ -10,7 +12,7 @@ bool set_log_level(std::string_view level) {
     const std::string name(level);
     const auto parsed = spdlog::level::from_str(name);
     if (parsed == spdlog::level::off && name != "off") return false;
-    spdlog::set_level(parsed);
+    detail::log().set_level(parsed);
     return true;
 }
 

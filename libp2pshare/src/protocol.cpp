@@ -23,8 +23,9 @@ namespace {
 
 bool is_hex_lower(char c) noexcept { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
-api_result<boost::json::value> parse_json(std::string_view body,
-                                          boost::json::storage_ptr storage = {}) {
+} // namespace
+
+api_result<boost::json::value> parse_json(std::string_view body, boost::json::storage_ptr storage) {
     boost::system::error_code ec;
     boost::json::value v = boost::json::parse(body, ec, std::move(storage));
     if (ec) return fail(errc::bad_json, "the body is not valid JSON: " + ec.message());
@@ -74,6 +75,8 @@ api_result<std::string> get_string(const boost::json::object& o, std::string_vie
     }
     return std::string(v->get_string());
 }
+
+namespace {
 
 api_result<std::string> check_name(const boost::json::value& v) {
     if (!v.is_string()) return fail(errc::bad_field, "a file name must be a string");

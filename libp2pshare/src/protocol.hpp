@@ -6,6 +6,7 @@
 #include <p2pshare/limits.hpp>
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <boost/system/result.hpp>
 
 #include <cstdint>
@@ -46,6 +47,20 @@ struct register_request {
     std::vector<file_entry> files;
     std::string token; ///< empty unless the peer takes back its own live lease
 };
+
+/// The JSON of a body; errc::bad_json when it is not JSON.
+api_result<boost::json::value> parse_json(std::string_view body,
+                                          boost::json::storage_ptr storage = {});
+/// The object a body must be; errc::bad_field otherwise.
+api_result<const boost::json::object*> as_object(const boost::json::value& v);
+/// The value of `key`, or nullptr.
+const boost::json::value* find(const boost::json::object& o, std::string_view key);
+/// An unsigned integer field within [min, max]; JSON numbers like 5.0 are refused (bad_field).
+api_result<std::uint64_t> get_uint(const boost::json::object& o, std::string_view key,
+                                   std::uint64_t min, std::uint64_t max);
+/// A string field; a missing one is "" unless `required` (bad_field).
+api_result<std::string> get_string(const boost::json::object& o, std::string_view key,
+                                   bool required);
 
 bool is_sha256_hex(std::string_view s) noexcept;
 bool is_token(std::string_view s) noexcept;

@@ -1,10 +1,30 @@
 #include "support.hpp"
 
+#include "blocking.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/thread_pool.hpp>
 
 #include <cstring>
 
 namespace p2pshare::detail {
+
+spdlog::logger& log() {
+    // The program's own logger of that name when it registered one before; else one on stderr.
+    static const std::shared_ptr<spdlog::logger> logger = [] {
+        if (auto existing = spdlog::get("p2pshare")) return existing;
+        auto made = spdlog::stderr_color_mt("p2pshare");
+        made->set_level(spdlog::level::info);
+        return made;
+    }();
+    return *logger;
+}
+
+boost::asio::any_io_executor default_blocking_executor() {
+    static boost::asio::thread_pool pool(2);
+    return pool.get_executor();
+}
 
 std::string errno_text(int e) { return std::strerror(e); }
 
@@ -13,9 +33,9 @@ void log_exception(const std::string& what, std::exception_ptr e) noexcept {
     try {
         std::rethrow_exception(e);
     } catch (const std::exception& x) {
-        spdlog::error("{} failed: {}", what, x.what());
+        log().error("{} failed: {}", what, x.what());
     } catch (...) {
-        spdlog::error("{} failed", what);
+        log().error("{} failed", what);
     }
 }
 

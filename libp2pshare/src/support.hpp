@@ -6,7 +6,15 @@
 #include <exception>
 #include <string>
 
+namespace spdlog {
+class logger;
+}
+
 namespace p2pshare::detail {
+
+/// The library's logger, named "p2pshare" (include <spdlog/spdlog.h> to use it). The library
+/// never touches spdlog's default logger nor its global level.
+spdlog::logger& log();
 
 /// Owns a file descriptor.
 class unique_fd {

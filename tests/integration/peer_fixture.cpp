@@ -51,8 +51,8 @@ PeerOptions network::options(std::uint32_t id) const {
 
 PeerNode& network::start_peer(PeerOptions options) {
     auto node = std::make_unique<PeerNode>(io_.executor(), std::move(options));
-    const auto ec = io_.run(node->async_start());
-    BOOST_REQUIRE_MESSAGE(!ec, "peer " << node->id() << " did not start: " << ec.message());
+    const auto e = io_.run(node->async_start());
+    BOOST_REQUIRE_MESSAGE(!e.code, "peer " << node->id() << " did not start: " << e.message);
     BOOST_REQUIRE(node->registered());
     BOOST_REQUIRE_NE(node->port(), 0);
     peers_.push_back(std::move(node));

@@ -18,11 +18,8 @@
 namespace p2pshare {
 
 // For the messages of failed checks.
-inline std::ostream& operator<<(std::ostream& os, DownloadOutcome::status s) {
-    return os << to_string(s);
-}
-inline std::ostream& operator<<(std::ostream& os, DeleteOutcome::status s) {
-    return os << to_string(s);
+inline std::ostream& operator<<(std::ostream& os, const Error& e) {
+    return os << e.code.message() << ": " << e.message;
 }
 
 } // namespace p2pshare

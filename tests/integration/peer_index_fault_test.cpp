@@ -173,9 +173,9 @@ BOOST_AUTO_TEST_CASE(a_wrong_registration_answer_is_an_error) {
                 return method == "POST" ? answer{201, body} : answer{404, not_found_body};
             });
             PeerNode node(io.executor(), peer_on(dir, ++id, index.port()));
-            boost::system::error_code ec;
+            Error ec;
             BOOST_CHECK_NO_THROW(ec = io.run(node.async_start()));
-            BOOST_TEST(ec == make_error_code(errc::bad_response), ec.message());
+            BOOST_TEST(ec == make_error_code(errc::bad_response), ec.message);
             BOOST_TEST(!node.registered());
             BOOST_TEST(index.count("POST", "/v1/peers") >= 1u);
             quit_promptly(io, node);
@@ -194,7 +194,7 @@ BOOST_AUTO_TEST_CASE(quit_ends_a_maintenance_loop_fed_wrong_answers) {
     });
     PeerNode node(io.executor(), peer_on(dir, 1, index.port()));
     const auto ec = io.run(node.async_start());
-    BOOST_TEST(ec == make_error_code(errc::full), ec.message());
+    BOOST_TEST(ec == make_error_code(errc::full), ec.message);
     BOOST_TEST(test::eventually([&] { return index.count("POST", "/v1/peers") >= 3; }));
     BOOST_TEST(!node.registered());
     quit_promptly(io, node);
@@ -228,7 +228,7 @@ BOOST_AUTO_TEST_CASE(a_list_cursor_that_does_not_advance_is_an_error) {
                 });
             PeerNode node(io.executor(), peer_on(dir, id, index.port()));
             const auto ec = io.run(node.async_start());
-            BOOST_TEST_REQUIRE(!ec, ec.message());
+            BOOST_TEST_REQUIRE(!ec, ec.message);
             BOOST_TEST(node.registered());
             const auto listed = io.run(node.async_list_network_files(), 10s);
             BOOST_TEST(!listed.has_value());
@@ -245,7 +245,7 @@ BOOST_AUTO_TEST_CASE(a_port_the_index_refuses_stops_the_peer) {
     test::network net(options);
     PeerNode node(net.io().executor(), net.options(1));
     const auto ec = net.io().run(node.async_start());
-    BOOST_TEST(ec == make_error_code(errc::bad_field), ec.message());
+    BOOST_TEST(ec == make_error_code(errc::bad_field), ec.message);
     BOOST_TEST(!node.registered());
     // It is not left serving.
     if (node.port() != 0) BOOST_TEST(!accepts_connections(node.port()));
@@ -269,7 +269,7 @@ BOOST_AUTO_TEST_CASE(a_permanent_refusal_is_not_retried) {
             });
             PeerNode node(io.executor(), peer_on(dir, ++id, index.port()));
             const auto ec = io.run(node.async_start());
-            BOOST_TEST(ec == make_error_code(errc_from_string(code)), ec.message());
+            BOOST_TEST(ec == make_error_code(errc_from_string(code)), ec.message);
             BOOST_TEST(!node.registered());
             if (node.port() != 0) BOOST_TEST(!accepts_connections(node.port()));
             // No background retry (the first would come after about 100 ms).

@@ -117,7 +117,7 @@ BOOST_AUTO_TEST_CASE(quit_unregisters_first_and_lets_the_upload_finish) {
 
     // The download completed from the quitting peer, byte for byte.
     BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
-    BOOST_TEST(outcomes[0].state == DownloadOutcome::status::downloaded, outcomes[0].message);
+    BOOST_TEST(!outcomes[0].error, outcomes[0].message);
     BOOST_TEST(outcomes[0].transfer.source_peer == 1u);
     BOOST_TEST(outcomes[0].transfer.received == content.size());
     const auto got = test::read_file(net / "p2" / "big.bin");
@@ -155,7 +155,7 @@ BOOST_AUTO_TEST_CASE(quit_does_not_wait_for_a_large_file_being_hashed) {
     BOOST_REQUIRE(scan.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
     const auto outcomes = scan.get();
     BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
-    BOOST_TEST(outcomes[0].state == DeleteOutcome::status::not_found);
+    BOOST_TEST(outcomes[0].error == make_error_code(errc::not_found));
     BOOST_TEST(!a.registered());
     BOOST_TEST(net.io().run(net.index().async_stats()).peers == 0u);
     // Nothing in the folder was touched.

@@ -28,8 +28,8 @@ struct ServerAddress {
 struct PeerConfig {
     std::uint32_t id = 0;
     std::filesystem::path folder; ///< the shared folder
-    ServerAddress listen;        ///< where the peer serves its files
-    ServerAddress index;         ///< the index server it registers with
+    ServerAddress listen;         ///< where the peer serves its files
+    ServerAddress index;          ///< the index server it registers with
     std::string token; ///< its lease token, to take its registration back after a restart
 };
 

@@ -39,7 +39,8 @@ enum class errc {
     timeout,              ///< a deadline passed
     io_error,             ///< the local file system refused an operation
     full,                 ///< the index holds as many peers as it may (503)
-    all_sources_failed,   ///< every source of a file was tried and failed (keep last)
+    bad_config,         ///< a config file cannot be parsed (file, line and problem in the message)
+    all_sources_failed, ///< every source of a file was tried and failed (keep last)
 };
 
 const boost::system::error_category& p2pshare_category() noexcept;
@@ -47,6 +48,21 @@ const boost::system::error_category& p2pshare_category() noexcept;
 inline boost::system::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), p2pshare_category()};
 }
+
+/// A failure as the library reports it: a code (in p2pshare's category, or
+/// boost::asio::error::operation_aborted for a cancelled operation, or a system error) and a
+/// message for people that says what failed and where.
+struct Error {
+    boost::system::error_code code;
+    std::string message;
+
+    /// True when it holds a failure.
+    explicit operator bool() const noexcept { return static_cast<bool>(code); }
+    friend bool operator==(const Error& e, errc c) noexcept { return e.code == make_error_code(c); }
+    friend bool operator==(const Error& e, const boost::system::error_code& c) noexcept {
+        return e.code == c;
+    }
+};
 
 /// Stable identifier of an error on the wire, e.g. "bad_name".
 std::string_view to_string(errc e) noexcept;
@@ -56,14 +72,6 @@ errc errc_from_string(std::string_view name) noexcept;
 
 /// HTTP status code that carries an error on the wire (500 when it has none of its own).
 unsigned http_status(errc e) noexcept;
-
-/// A failure as the library reports it: a code (in p2pshare's category, or
-/// boost::asio::error::operation_aborted for a cancelled operation, or a system error) and a
-/// message for people that says what failed and where.
-struct Error {
-    boost::system::error_code code;
-    std::string message;
-};
 
 /// Thrown by Result<T>::value() on an error: a std::system_error-like exception with the message.
 [[noreturn]] void throw_exception_from_error(const Error& e,

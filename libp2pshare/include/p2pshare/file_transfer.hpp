@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ struct TransferOptions {
     /// the process, where the system allows (Linux sockets and most file systems); false
     /// receives into a buffer and writes it. Both hash the bytes off the receiving path.
     bool zero_copy = true;
+    /// Where writes of received bytes and their hashing run (they may wait for the disk).
+    /// Empty: a pool of two threads shared by the process.
+    std::optional<boost::asio::any_io_executor> blocking_executor;
     /// Called on the transfer's executor as bytes arrive (at most every 64 KiB or so).
     std::function<void(const TransferProgress&)> on_progress;
 };
@@ -68,14 +72,14 @@ struct TransferResult {
 class FileTransfer {
 public:
     FileTransfer(boost::asio::any_io_executor executor, std::filesystem::path folder,
-                  TransferOptions options = {});
+                 TransferOptions options = {});
 
     boost::asio::awaitable<TransferResult> async_download(std::string name,
-                                                           std::vector<FileSource> sources);
+                                                          std::vector<FileSource> sources);
 
 private:
     boost::asio::awaitable<TransferResult> download(std::string name,
-                                                     std::vector<FileSource> sources);
+                                                    std::vector<FileSource> sources);
 
     boost::asio::any_io_executor executor_;
     std::filesystem::path folder_;

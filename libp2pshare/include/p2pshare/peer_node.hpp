@@ -3,13 +3,13 @@
 #pragma once
 
 #include <p2pshare/config.hpp>
+#include <p2pshare/error.hpp>
 #include <p2pshare/file_transfer.hpp>
 #include <p2pshare/limits.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
-#include <boost/system/result.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -23,23 +23,28 @@ namespace p2pshare {
 
 struct PeerOptions {
     std::uint32_t id = 0;
-    std::filesystem::path folder;        ///< shared folder; empty: "p<id>" (created if missing)
-    std::filesystem::path config_file;   ///< empty: "p<id>.config"
-    std::string host = "127.0.0.1";      ///< address the file server listens on
-    std::uint16_t port = 0;              ///< 0 picks a free port
-    std::string advertise_host;          ///< address given to the index; empty: `host`
-    std::optional<ServerAddress> index; ///< empty: read from `server_config`
-    std::filesystem::path server_config = "config/server.config";
+    std::filesystem::path folder;   ///< shared folder; empty: "p<id>" (created if missing)
+    std::string host = "127.0.0.1"; ///< address the file server listens on
+    std::uint16_t port = 0;         ///< 0 picks a free port
+    std::string advertise_host;     ///< address given to the index; empty: `host`
+    /// The index server. When empty, it is read from `server_config`, which must then be set.
+    std::optional<ServerAddress> index;
+    /// A `config/server.config` to read the index's address from (only when `index` is empty).
+    /// Empty (the default): the library reads no such file.
+    std::filesystem::path server_config;
+    /// A `pN.config` that keeps the lease token across restarts: read at start (a file that
+    /// cannot be parsed stops the start with errc::bad_config and is never overwritten), then
+    /// written whenever the token changes. Empty (the default): the library writes no file.
+    std::filesystem::path config_file;
     std::chrono::milliseconds rescan_interval{5'000}; ///< folder checked for changes by hand
     std::chrono::milliseconds drain_timeout{10'000};  ///< quit: uploads cut after no progress
     std::chrono::milliseconds retry_max{5'000};       ///< re-registration backoff cap
     std::size_t max_parallel_downloads = 4;
     ServerLimits limits{};
     TransferOptions transfer{};
-    /// Set when one thread only runs the executor's io_context (an "implicit strand"): the
-    /// peer's work then runs on the executor itself rather than on a strand made from it, which
-    /// saves a queue hop and two allocations per I/O. Wrong (data races) if several threads run it.
-    bool single_thread = false;
+    /// Where hashing, folder scans, writes of downloads and reads of files not in the page cache
+    /// run. Empty: a pool of two threads shared by the process.
+    std::optional<boost::asio::any_io_executor> blocking_executor;
 };
 
 struct LocalFile {
@@ -48,62 +53,76 @@ struct LocalFile {
     std::string sha256;
 };
 
+/// The outcome of one name of a download. `error` is empty when the file was downloaded;
+/// otherwise it is in p2pshare's category (errc::no_sources: no other peer shares it;
+/// errc::bad_name, errc::exists, errc::hash_mismatch, errc::all_sources_failed, errc::bad_response
+/// for a lookup answer that cannot be trusted, errc::shutting_down, ...) or
+/// boost::asio::error::operation_aborted when the download was cancelled.
 struct DownloadOutcome {
-    enum class status { downloaded, not_found, failed };
     std::string name;
-    status state = status::failed;
-    std::string message; ///< why it failed, empty on success
+    boost::system::error_code error;
+    std::string message; ///< what went wrong, for people; empty on success
     TransferResult transfer;
+    explicit operator bool() const noexcept { return !error; }
 };
 
+/// The outcome of one name of a deletion: empty `error` when deleted; errc::not_found,
+/// errc::bad_name, errc::io_error (not a plain file, or the system refused) otherwise.
 struct DeleteOutcome {
-    enum class status { deleted, not_found, failed };
     std::string name;
-    status state = status::failed;
+    boost::system::error_code error;
     std::string message;
+    explicit operator bool() const noexcept { return !error; }
 };
 
-std::string_view to_string(DownloadOutcome::status s) noexcept;
-std::string_view to_string(DeleteOutcome::status s) noexcept;
-
-/// A peer on an executor (all its work runs on one strand made from it, or with
-/// options.single_thread on the executor itself). Start it, await its
-/// operations, then quit it; every operation in flight completes with a result or an error.
+/// A peer. It runs on the executor it is given, which must be serial: a strand, or the executor
+/// of an io_context that one thread runs. Every public operation may be awaited from any
+/// coroutine (it hops onto that executor) and honours per-operation cancellation (e.g. `||` with
+/// a timer, or bind_cancellation_slot): cancelled, it completes promptly with
+/// boost::asio::error::operation_aborted (in its result, or in each outcome not finished), holds
+/// no lock and leaves no file under a final name that it did not complete. Work already handed to
+/// the blocking executor (a hash, a write) finishes there first; the peer's state stays valid.
 class PeerNode {
 public:
     PeerNode(boost::asio::any_io_executor executor, PeerOptions options);
+    /// Without a prior async_quit(), stops the file server and the lease loop at once.
     ~PeerNode();
     PeerNode(const PeerNode&) = delete;
     PeerNode& operator=(const PeerNode&) = delete;
 
-    /// Creates the folder, starts the file server, writes the config file and registers.
-    /// Files are sent with sendfile(2), which can raise SIGPIPE: when SIGPIPE still has its
-    /// default action (which kills the process), the first start sets it to ignored.
-    /// errc::unreachable: the node runs and keeps trying to register in the background;
-    /// any other error: the node did not start (errc::conflict: the id is taken).
-    boost::asio::awaitable<boost::system::error_code> async_start();
+    /// Opens (and creates) the folder, starts the file server, registers. Files are sent with
+    /// sendfile(2), which can raise SIGPIPE: when SIGPIPE still has its default action (which
+    /// kills the process), the first start sets it to ignored. Hashing of the folder's files goes
+    /// on in the background: each file is offered once hashed.
+    /// Errors: errc::unreachable (the node runs and keeps trying to register in the background);
+    /// any other error: the node did not start (errc::conflict: the id or folder is taken;
+    /// errc::bad_config: a config file cannot be parsed; errc::bad_request: started twice).
+    boost::asio::awaitable<Error> async_start();
 
     /// Every distinct file name in the network, optionally only those containing `contains`.
-    boost::asio::awaitable<boost::system::result<std::vector<std::string>>>
-    async_list_network_files(std::string contains = {});
+    boost::asio::awaitable<Result<std::vector<std::string>>> async_list_network_files(
+        std::string contains = {});
 
-    /// Looks all names up in one request, then fetches them concurrently (at most
-    /// max_parallel_downloads at a time). The index is updated afterwards.
+    /// Looks all names up (in as few requests as the index's limit allows), then fetches them
+    /// concurrently (at most max_parallel_downloads at a time). The index is told afterwards.
+    /// A lookup answer that cannot be trusted (names not asked for, a name twice, a malformed
+    /// source) fails every name with errc::bad_response and downloads nothing.
     boost::asio::awaitable<std::vector<DownloadOutcome>> async_download(
         std::vector<std::string> names);
 
-    /// Deletes plain files of the shared folder; the index is updated afterwards.
+    /// Deletes plain files of the shared folder; the index is told afterwards.
     boost::asio::awaitable<std::vector<DeleteOutcome>> async_delete_local(
         std::vector<std::string> names);
 
-    /// The shared files, after checking the folder for changes.
-    boost::asio::awaitable<std::vector<LocalFile>> async_local_files();
+    /// The shared files, after checking the folder for changes and hashing what changed.
+    boost::asio::awaitable<Result<std::vector<LocalFile>>> async_local_files();
 
-    /// Checks the folder now and tells the index about any change.
-    boost::asio::awaitable<boost::system::error_code> async_sync();
+    /// Checks the folder now, waits for the hashing of what changed and tells the index.
+    boost::asio::awaitable<Error> async_sync();
 
     /// Unregisters, stops accepting, lets uploads in progress finish (cut only after
-    /// drain_timeout without progress), then stops. Safe to call more than once.
+    /// drain_timeout without progress), then stops. Safe to call more than once. Cancelled, it
+    /// cuts the uploads at once.
     boost::asio::awaitable<void> async_quit();
 
     std::uint32_t id() const noexcept;

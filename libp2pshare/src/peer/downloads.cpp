@@ -1,0 +1,179 @@
+#include "downloads.hpp"
+
+#include <p2pshare/names.hpp>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <set>
+
+namespace p2pshare::detail {
+
+namespace asio = boost::asio;
+
+namespace {
+
+struct job {
+    std::size_t outcome; ///< its index in the outcomes
+    std::vector<FileSource> sources;
+    bool attempted = false;
+};
+
+/// Everything the workers share; each holds it, so it lives as long as the last of them.
+struct work {
+    std::vector<DownloadOutcome> outcomes;
+    std::vector<job> jobs;
+    std::size_t next = 0;
+    FileTransfer transfer;
+    std::shared_ptr<shared_folder> folder;
+    std::shared_ptr<std::atomic<bool>> stopping;
+};
+
+void set_error(DownloadOutcome& o, boost::system::error_code ec, std::string message) {
+    o.error = ec;
+    o.message = std::move(message);
+}
+
+bool cancelled(const asio::cancellation_state& state) {
+    return state.cancelled() != asio::cancellation_type::none;
+}
+
+asio::awaitable<void> worker(std::shared_ptr<work> w) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    while (w->next < w->jobs.size()) {
+        if (cancelled(co_await asio::this_coro::cancellation_state) || w->stopping->load()) break;
+        auto& j = w->jobs[w->next++];
+        j.attempted = true;
+        auto& outcome = w->outcomes[j.outcome];
+        TransferResult r;
+        try {
+            r = co_await w->transfer.async_download(outcome.name, j.sources);
+        } catch (const boost::system::system_error& e) {
+            r.error = e.code();
+            r.message = e.what();
+        }
+        if (cancelled(co_await asio::this_coro::cancellation_state)) {
+            set_error(outcome, asio::error::operation_aborted, "the download was cancelled");
+            outcome.transfer = std::move(r);
+            break;
+        }
+        if (r) {
+            // Remember the verified hash so the next scan need not read the file again.
+            struct stat st {};
+            if (::fstatat(w->folder->dir(), outcome.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                for (const auto& s : j.sources) {
+                    if (s.peer == r.source_peer) {
+                        w->folder->remember(outcome.name, stamp_of(st), s.sha256);
+                    }
+                }
+            }
+        } else {
+            set_error(outcome, r.error, r.message);
+        }
+        outcome.transfer = std::move(r);
+    }
+}
+
+} // namespace
+
+downloads::downloads(asio::any_io_executor executor, std::shared_ptr<shared_folder> folder,
+                     std::shared_ptr<index_session> session, settings s)
+    : executor_(std::move(executor)),
+      folder_(std::move(folder)),
+      session_(std::move(session)),
+      settings_(std::move(s)) {}
+
+asio::awaitable<std::vector<DownloadOutcome>> downloads::async_download(
+    std::vector<std::string> names, std::shared_ptr<std::atomic<bool>> stopping) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    auto w =
+        std::make_shared<work>(work{{},
+                                    {},
+                                    0,
+                                    FileTransfer(executor_, folder_->path(), settings_.transfer),
+                                    folder_,
+                                    stopping});
+    auto& outcomes = w->outcomes;
+    std::set<std::string, std::less<>> seen;
+    std::vector<std::string> wanted;
+    std::vector<std::size_t> wanted_outcome;
+    for (auto& n : names) {
+        if (!seen.insert(n).second) continue;
+        DownloadOutcome o;
+        o.name = n;
+        if (const auto problem = file_name_problem(n); !problem.empty()) {
+            set_error(o, make_error_code(errc::bad_name), std::string(problem));
+        } else {
+            wanted.push_back(n);
+            wanted_outcome.push_back(outcomes.size());
+        }
+        outcomes.push_back(std::move(o));
+    }
+    const auto fail_wanted = [&](boost::system::error_code ec, const std::string& message) {
+        for (const auto i : wanted_outcome)
+            set_error(outcomes[i], ec, message);
+    };
+    if (stopping->load()) {
+        fail_wanted(make_error_code(errc::shutting_down), "the peer is stopping");
+        co_return std::move(outcomes);
+    }
+    if (wanted.empty()) co_return std::move(outcomes);
+
+    auto looked = co_await session_->client().async_lookup(wanted);
+    if (cancelled(co_await asio::this_coro::cancellation_state)) {
+        fail_wanted(asio::error::operation_aborted, "the download was cancelled");
+        co_return std::move(outcomes);
+    }
+    if (!looked) {
+        fail_wanted(make_error_code(looked.error().code),
+                    "lookup failed: " + looked.error().message);
+        co_return std::move(outcomes);
+    }
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+        std::vector<FileSource> sources;
+        for (auto& s : (*looked)[i]) {
+            if (s.peer == settings_.id) continue;
+            sources.push_back({s.peer, std::move(s.host), s.port, s.size, std::move(s.sha256)});
+        }
+        if (sources.empty()) {
+            set_error(outcomes[wanted_outcome[i]], make_error_code(errc::no_sources),
+                      "no other peer shares it");
+        } else {
+            w->jobs.push_back({wanted_outcome[i], std::move(sources)});
+        }
+    }
+
+    // Fetch concurrently, at most max_parallel at a time, each worker taking the next job.
+    const auto count = std::min(w->jobs.size(), std::max<std::size_t>(settings_.max_parallel, 1));
+    if (count > 0) {
+        using op = decltype(asio::co_spawn(executor_, worker(w), asio::deferred));
+        std::vector<op> workers;
+        workers.reserve(count);
+        for (std::size_t i = 0; i < count; ++i)
+            workers.push_back(asio::co_spawn(executor_, worker(w), asio::deferred));
+        // Waits for every worker, also when cancelled (the group passes the cancellation on).
+        co_await asio::experimental::make_parallel_group(std::move(workers))
+            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    }
+    const bool was_cancelled = cancelled(co_await asio::this_coro::cancellation_state);
+    for (const auto& j : w->jobs) {
+        auto& o = outcomes[j.outcome];
+        if (j.attempted) continue;
+        if (was_cancelled) {
+            set_error(o, asio::error::operation_aborted, "the download was cancelled");
+        } else {
+            set_error(o, make_error_code(errc::shutting_down),
+                      "not attempted: the peer is stopping");
+        }
+    }
+    co_return std::move(outcomes);
+}
+
+} // namespace p2pshare::detail

@@ -1,0 +1,55 @@
+// The peer's file server: GET/HEAD of the shared files with byte ranges and a strong ETag (the
+// SHA-256), its listing and health (docs/protocol.md §7), over detail::http_server. Bodies go
+// out with sendfile(2) from the page cache; a part of a file that is not in the page cache is
+// read on the blocking executor, so a slow disk never stalls the peer's other work.
+#pragma once
+
+#include "../http_server.hpp"
+#include "shared_folder.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace p2pshare::detail {
+
+class file_server : public std::enable_shared_from_this<file_server> {
+public:
+    struct health {
+        bool registered = false;
+        bool stopping = false;
+    };
+
+    /// `executor` must be serial (the peer's). `status` is asked for /v1/health.
+    file_server(boost::asio::any_io_executor executor, boost::asio::any_io_executor blocking,
+                std::shared_ptr<shared_folder> folder, std::uint32_t id, ServerLimits limits,
+                std::function<health()> status, std::string log_name);
+
+    boost::system::error_code listen(const std::string& host, std::uint16_t port);
+    std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
+    void start();
+    /// Lets uploads in progress finish (cut after limits.stop_grace without progress).
+    boost::asio::awaitable<void> async_stop();
+    void cancel();
+    std::size_t busy_count() const noexcept { return server_ ? server_->busy_count() : 0; }
+
+private:
+    boost::asio::awaitable<bool> handle(request& req, connection& conn);
+    boost::asio::awaitable<bool> serve_file(request& req, connection& conn,
+                                            const std::string& name);
+
+    boost::asio::any_io_executor executor_;
+    boost::asio::any_io_executor blocking_;
+    std::shared_ptr<shared_folder> folder_;
+    std::uint32_t id_;
+    ServerLimits limits_;
+    std::function<health()> status_;
+    std::string log_name_;
+    std::shared_ptr<http_server> server_;
+};
+
+} // namespace p2pshare::detail

@@ -1,0 +1,272 @@
+#include "index_session.hpp"
+
+#include "../support.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+
+namespace p2pshare::detail {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+} // namespace
+
+// --- lease_schedule ---------------------------------------------------------------------------
+
+lease_schedule::lease_schedule(std::chrono::milliseconds first_retry,
+                               std::chrono::milliseconds retry_max)
+    : first_retry_(first_retry),
+      retry_max_(std::max(retry_max, first_retry)),
+      backoff_(first_retry) {}
+
+lease_schedule::action lease_schedule::next(time_point now) const {
+    if (now < retry_at_) return {step::wait, retry_at_};
+    if (!registered_) return {step::register_peer, now};
+    if (stale_) return {step::send_files, now};
+    if (now >= renew_due_) return {step::renew, now};
+    return {step::wait, renew_due_};
+}
+
+void lease_schedule::registered(std::chrono::milliseconds ttl, time_point now) {
+    // Renewed three times per lease: one lost renewal does not lose the lease.
+    ttl_ = std::max(ttl, std::chrono::milliseconds(30));
+    registered_ = true;
+    stale_ = false;
+    backoff_ = first_retry_;
+    retry_at_ = {};
+    renew_due_ = now + ttl_ / 3;
+}
+
+void lease_schedule::renewed(std::chrono::milliseconds ttl, time_point now) {
+    registered(ttl, now);
+}
+
+void lease_schedule::files_sent(time_point now) {
+    stale_ = false;
+    backoff_ = first_retry_;
+    retry_at_ = {};
+    renew_due_ = now + ttl_ / 3; // replacing the list renews the lease
+}
+
+bool lease_schedule::failed(step what, errc code, time_point now, double jitter) {
+    bool drop_token = false;
+    if (code == errc::not_found || code == errc::forbidden) {
+        registered_ = false; // the index forgot us or our token: register again
+        stale_ = true;
+        drop_token = code == errc::forbidden;
+    }
+    if (what == step::register_peer && code == errc::bad_field) drop_token = true;
+    const auto extra = std::chrono::milliseconds(static_cast<long>(
+        static_cast<double>(backoff_.count()) / 2 * std::clamp(jitter, 0.0, 1.0)));
+    retry_at_ = now + backoff_ + extra;
+    backoff_ = std::min(backoff_ * 2, retry_max_);
+    return drop_token;
+}
+
+// --- index_session ----------------------------------------------------------------------------
+
+index_session::index_session(asio::any_io_executor executor, ServerAddress index, settings s,
+                             std::function<std::vector<file_entry>()> files, std::string token)
+    : executor_(executor),
+      client_(executor, std::move(index)),
+      settings_(std::move(s)),
+      files_(std::move(files)),
+      token_(std::move(token)),
+      schedule_(std::chrono::milliseconds(100), settings_.retry_max),
+      lock_(executor),
+      wake_(executor),
+      loop_done_(executor, asio::steady_timer::time_point::max()) {}
+
+index_session::~index_session() = default;
+
+void index_session::set_token(std::string token) {
+    if (token == token_) return;
+    token_ = std::move(token);
+    if (on_token) on_token(token_);
+}
+
+void index_session::note_registered() {
+    const bool was = registered_.exchange(true);
+    if (!was) {
+        log().info("{}: registered with {}:{} (lease {} ms)", settings_.log_name,
+                   client_.address().host, client_.address().port, schedule_.ttl().count());
+    }
+}
+
+asio::awaitable<api_result<void>> index_session::async_register() {
+    auto self = shared_from_this();
+    auto guard = co_await lock_.lock();
+    if (!guard) co_return fail(errc::shutting_down, "cancelled");
+    if (stopping_) co_return fail(errc::shutting_down, "the peer is stopping");
+    co_await carry_out(lease_schedule::step::register_peer);
+    if (schedule_.is_registered()) co_return api_result<void>{};
+    co_return last_error_; // the loop retries later, unless the caller gives up
+}
+
+void index_session::start() {
+    if (running_ || stopping_) return;
+    running_ = true;
+    asio::co_spawn(executor_, run(),
+                   asio::bind_cancellation_slot(
+                       stop_loop_.slot(), [self = shared_from_this()](std::exception_ptr e) {
+                           log_exception(self->settings_.log_name + ": lease loop", e);
+                           self->running_ = false;
+                           self->loop_done_.cancel();
+                       }));
+}
+
+void index_session::files_changed() {
+    schedule_.files_changed();
+    wake_.cancel();
+}
+
+asio::awaitable<void> index_session::carry_out(lease_schedule::step what) {
+    using step = lease_schedule::step;
+    api_error error;
+    bool ok = false;
+    switch (what) {
+        case step::register_peer: {
+            register_request r{settings_.id, settings_.host, settings_.port, files_(), token_};
+            auto lease = co_await client_.async_register(r);
+            if (lease) {
+                announced_ = std::move(r.files);
+                schedule_.registered(lease->ttl, lease_schedule::clock::now());
+                set_token(std::move(lease->token));
+                note_registered();
+                ok = true;
+            } else {
+                error = lease.error();
+            }
+            break;
+        }
+        case step::send_files: {
+            auto files = files_();
+            if (files == announced_) { // nothing new for the index
+                schedule_.files_unchanged();
+                co_return;
+            }
+            auto r = co_await client_.async_replace_files(settings_.id, token_, files);
+            if (r) {
+                schedule_.files_sent(lease_schedule::clock::now());
+                announced_ = std::move(files);
+            }
+            ok = static_cast<bool>(r);
+            if (!r) error = r.error();
+            break;
+        }
+        case step::renew: {
+            auto ttl = co_await client_.async_renew(settings_.id, token_);
+            if (ttl) {
+                schedule_.renewed(*ttl, lease_schedule::clock::now());
+                ++renewals_;
+            }
+            ok = static_cast<bool>(ttl);
+            if (!ttl) error = ttl.error();
+            break;
+        }
+        case step::wait:
+            co_return;
+    }
+    if (ok || stopping_) co_return;
+    std::uniform_real_distribution<double> jitter(0.0, 1.0);
+    const bool lost = error.code == errc::not_found || error.code == errc::forbidden;
+    if (schedule_.failed(what, error.code, lease_schedule::clock::now(), jitter(rng_))) {
+        set_token({});
+    }
+    if (lost) {
+        registered_ = false;
+        log().info("{}: the index lost our lease ({}); registering again", settings_.log_name,
+                   error.message);
+    } else {
+        log().log(
+            schedule_.backoff() >= settings_.retry_max ? spdlog::level::warn : spdlog::level::debug,
+            "{}: {} failed: {}", settings_.log_name,
+            what == step::register_peer ? "registration"
+            : what == step::renew       ? "lease renewal"
+                                        : "file list update",
+            error.message);
+    }
+    last_error_ = error;
+}
+
+asio::awaitable<void> index_session::run() {
+    auto self = shared_from_this();
+    // Stopping cancels the call in flight; the loop then sees stopping_ and ends.
+    co_await asio::this_coro::throw_if_cancelled(false);
+    while (!stopping_) {
+        const auto action = schedule_.next(lease_schedule::clock::now());
+        if (action.what == lease_schedule::step::wait) {
+            wake_.expires_at(action.at);
+            co_await wake_.async_wait(use_tuple);
+            continue;
+        }
+        auto guard = co_await lock_.lock();
+        if (!guard || stopping_) break;
+        // Another call (a file list sent by sync) may have done what was due meanwhile.
+        co_await carry_out(schedule_.next(lease_schedule::clock::now()).what);
+    }
+}
+
+asio::awaitable<api_result<void>> index_session::async_send_files() {
+    auto self = shared_from_this();
+    auto guard = co_await lock_.lock();
+    if (!guard) co_return fail(errc::shutting_down, "cancelled");
+    if (stopping_) co_return fail(errc::shutting_down, "the peer is stopping");
+    if (!schedule_.is_registered()) {
+        wake_.cancel(); // the loop registers, with the whole list
+        co_return fail(errc::unreachable, "not registered with the index at the moment");
+    }
+    schedule_.files_changed();
+    co_await carry_out(lease_schedule::step::send_files);
+    if (schedule_.is_registered() &&
+        schedule_.next(lease_schedule::clock::now()).what != lease_schedule::step::send_files) {
+        co_return api_result<void>{};
+    }
+    wake_.cancel();
+    co_return last_error_;
+}
+
+void index_session::abort() {
+    stopping_ = true;
+    stop_loop_.emit(asio::cancellation_type::terminal);
+    wake_.cancel();
+}
+
+asio::awaitable<void> index_session::async_stop() {
+    auto self = shared_from_this();
+    if (stopping_) {
+        while (running_)
+            co_await loop_done_.async_wait(use_tuple);
+        co_return;
+    }
+    stopping_ = true;
+    stop_loop_.emit(asio::cancellation_type::terminal);
+    wake_.cancel();
+    while (running_)
+        co_await loop_done_.async_wait(use_tuple);
+    // No new downloader is sent here.
+    auto guard = co_await lock_.lock();
+    if (schedule_.is_registered() && !token_.empty()) {
+        auto r = co_await client_.async_unregister(settings_.id, token_);
+        if (r) {
+            log().info("{}: unregistered", settings_.log_name);
+        } else {
+            log().warn("{}: could not unregister ({}); the index drops us when the lease ends",
+                       settings_.log_name, r.error().message);
+        }
+    }
+    schedule_.forget();
+    registered_ = false;
+    set_token({});
+    client_.close();
+}
+
+} // namespace p2pshare::detail

@@ -1,0 +1,136 @@
+// The peer's conversation with the index: registration, the lease renewed on its own schedule,
+// file-list updates, re-registration when the index forgot the peer, and the unregistration at
+// quit. Its decisions are a plain class (lease_schedule) with time passed in; a small coroutine
+// loop carries them out. The loop waits on nothing but the index: the file list it sends is taken
+// from the shared folder's state as it is at that moment, without touching the disk.
+#pragma once
+
+#include "../async_mutex.hpp"
+#include "index_client.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace p2pshare::detail {
+
+/// What the lease loop does next, decided from the results so far and the time now.
+class lease_schedule {
+public:
+    using clock = std::chrono::steady_clock;
+    using time_point = clock::time_point;
+    enum class step { register_peer, send_files, renew, wait };
+    struct action {
+        step what = step::wait;
+        time_point at{}; ///< for wait: until when
+        friend bool operator==(const action&, const action&) = default;
+    };
+
+    /// `first_retry` is the first wait after a failure; each failure in a row doubles it, up to
+    /// `retry_max`. `jitter` (0..1) adds up to half of the wait, so that peers spread out.
+    lease_schedule(std::chrono::milliseconds first_retry, std::chrono::milliseconds retry_max);
+
+    action next(time_point now) const;
+
+    void registered(std::chrono::milliseconds ttl, time_point now);
+    void renewed(std::chrono::milliseconds ttl, time_point now);
+    void files_sent(time_point now);
+    void files_changed() noexcept { stale_ = true; }
+    /// The list turned out to be the one the index has: nothing to send.
+    void files_unchanged() noexcept { stale_ = false; }
+    /// A call failed with `code`: not_found (the index forgot the peer) and forbidden (the token
+    /// is void) mean register again; every failure backs off. Returns whether the token must be
+    /// dropped (forbidden, or a registration refused with bad_field because of the token).
+    bool failed(step what, errc code, time_point now, double jitter);
+    /// The peer unregistered (or gave up): nothing is due any more.
+    void forget() noexcept { registered_ = false; }
+
+    bool is_registered() const noexcept { return registered_; }
+    std::chrono::milliseconds ttl() const noexcept { return ttl_; }
+    std::chrono::milliseconds backoff() const noexcept { return backoff_; }
+
+private:
+    std::chrono::milliseconds first_retry_;
+    std::chrono::milliseconds retry_max_;
+    std::chrono::milliseconds backoff_;
+    std::chrono::milliseconds ttl_{30'000};
+    bool registered_ = false;
+    bool stale_ = true;
+    time_point renew_due_{};
+    time_point retry_at_{};
+};
+
+class index_session : public std::enable_shared_from_this<index_session> {
+public:
+    struct settings {
+        std::uint32_t id = 0;
+        std::string host; ///< advertised; empty: the index takes the request's address
+        std::uint16_t port = 0;
+        std::chrono::milliseconds retry_max{5'000};
+        std::string log_name;
+    };
+
+    /// `executor` must be serial. `files` gives the list to announce (called on the executor).
+    index_session(boost::asio::any_io_executor executor, ServerAddress index, settings s,
+                  std::function<std::vector<file_entry>()> files, std::string token);
+    ~index_session();
+
+    /// The first registration, awaited by the peer's start. Fails with the index's error.
+    boost::asio::awaitable<api_result<void>> async_register();
+    /// Starts the lease loop (after the first registration, successful or not).
+    void start();
+    /// The file list changed: the loop sends it.
+    void files_changed();
+    /// Sends the file list now (or has the loop register). errc::unreachable when the peer is not
+    /// registered at the moment.
+    boost::asio::awaitable<api_result<void>> async_send_files();
+    /// Stops the loop (its call in flight is cancelled), then unregisters if registered.
+    boost::asio::awaitable<void> async_stop();
+    /// Stops the loop at once, without unregistering (the peer is being destroyed).
+    void abort();
+
+    bool registered() const noexcept { return registered_.load(); }
+    const std::string& token() const noexcept { return token_; }
+    std::chrono::milliseconds ttl() const noexcept { return schedule_.ttl(); }
+    index_client& client() noexcept { return client_; }
+    std::uint64_t renewals() const noexcept { return renewals_; }
+
+    /// Called on the executor when the token changed (a registration gave one, or it was void).
+    std::function<void(const std::string&)> on_token;
+
+private:
+    boost::asio::awaitable<void> run();
+    boost::asio::awaitable<void> carry_out(lease_schedule::step what);
+    void set_token(std::string token);
+    void note_registered();
+
+    boost::asio::any_io_executor executor_;
+    index_client client_;
+    settings settings_;
+    std::function<std::vector<file_entry>()> files_;
+    std::string token_;
+    std::vector<file_entry> announced_; ///< the list the index has
+    lease_schedule schedule_;
+    async_mutex lock_; ///< one call to the index at a time for the lease and the list
+    boost::asio::steady_timer wake_;
+    boost::asio::steady_timer loop_done_;
+    boost::asio::cancellation_signal stop_loop_;
+    bool running_ = false;
+    bool stopping_ = false;
+    std::atomic<bool> registered_{false};
+    api_error last_error_{errc::unreachable, "not registered yet"};
+    std::uint64_t renewals_ = 0;
+    std::mt19937 rng_{std::random_device{}()};
+};
+
+} // namespace p2pshare::detail
