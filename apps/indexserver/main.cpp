@@ -62,8 +62,8 @@ int main(int argc, char** argv) {
     }
     const auto ttl = p2pshare::parse_duration(lease_ttl);
     if (!ttl || ttl->count() <= 0) {
-        std::cerr << "indexserver: --lease-ttl: '" << lease_ttl
-                  << "' is not a duration such as 30s or 500ms\n";
+        std::cerr << "indexserver: --lease-ttl: "
+                  << (ttl ? "the lease must last more than 0 ms" : ttl.error().message) << '\n';
         return 2;
     }
     options.lease_ttl = *ttl;
@@ -88,10 +88,12 @@ int main(int argc, char** argv) {
         boost::asio::co_spawn(io, server.async_stop(), boost::asio::detached);
     });
     if (const auto ec = server.start()) {
-        spdlog::error("cannot start on {}:{}: {}", options.host, options.port, ec.message());
+        spdlog::error("cannot start on {}: {}", p2pshare::to_string({options.host, options.port}),
+                      ec.message());
         return 1;
     }
-    std::printf("indexserver listening on %s:%u\n", server.host().c_str(), server.port());
+    std::printf("indexserver listening on %s\n",
+                p2pshare::to_string({server.host(), server.port()}).c_str());
     std::fflush(stdout);
 
     io.run();

@@ -329,7 +329,8 @@ boost::system::error_code IndexServer::start() {
         }
     }
     d.server->start();
-    spdlog::info("index: listening on {}:{} (lease {} ms)", d.options.host, d.server->port(),
+    spdlog::info("index: listening on {} (lease {} ms)",
+                 to_string(ServerAddress{d.options.host, d.server->port()}),
                  d.options.lease_ttl.count());
     return {};
 }

@@ -604,7 +604,7 @@ asio::awaitable<boost::system::error_code> PeerNode::async_start() {
                 if (!address) {
                     spdlog::error("peer {}: cannot read {}: is the index server running?",
                                   d->options.id, d->options.server_config.string());
-                    co_return address.error();
+                    co_return address.error().code;
                 }
                 d->index_address = *address;
             }
