@@ -25,7 +25,7 @@ struct IndexServer::impl {
     impl(asio::any_io_executor executor, IndexServerOptions o)
         : strand(serial_executor(std::move(executor), o.single_thread)),
           options(std::move(o)),
-          store(options.lease_ttl, nullptr, options.index.max_peers) {}
+          store(options.lease_ttl, nullptr, index_store::bounds::of(options.index)) {}
 
     /// `keep` holds the index while the request is answered.
     asio::awaitable<bool> handle(request& req, connection& conn, std::shared_ptr<impl> keep);
@@ -85,18 +85,17 @@ response IndexServer::impl::do_register(const request& req, const connection& co
                       "a peer may only advertise the address it connects from (" + source + ")"));
     }
     const auto id = r->id;
-    std::string host = r->host;
-    const auto port = r->port;
+    const ServerAddress address{r->host, r->port};
     const auto files = r->files.size();
-    auto lease = store.register_peer(std::move(*r), now());
+    auto lease = store.register_peer(std::move(*r), now(), source);
     if (!lease) return fail_response(req, lease.error());
-    spdlog::info("index: peer {} registered at {}:{} with {} files", id, host, port, files);
+    spdlog::info("index: peer {} registered at {} with {} files", id, to_string(address), files);
     boost::json::object body;
     body["id"] = id;
     body["token"] = lease->token;
     body["ttl_ms"] = lease->ttl.count();
-    body["host"] = host;
-    body["port"] = port;
+    body["host"] = address.host;
+    body["port"] = address.port;
     return ok(req, lease->taken_back ? http::status::ok : http::status::created, body);
 }
 
@@ -194,11 +193,11 @@ response IndexServer::impl::do_lookup(const request& req, std::string buffer) {
         out.append(R"({"name":)");
         append_json_string(out, name);
         out.append(R"(,"sources":[)");
-        const auto* found = store.lookup(name, t);
-        const bool any = found != nullptr && !found->empty();
+        const auto found = store.lookup(name, t);
+        const bool any = !found.empty();
         if (any) {
             bool first_source = true;
-            for (const auto& src : *found) {
+            for (const auto& src : found) {
                 if (!first_source) out.push_back(',');
                 first_source = false;
                 // Hosts and digests were validated on registration: nothing in them to escape.
@@ -234,7 +233,7 @@ response IndexServer::impl::do_health(const request& req) {
 }
 
 asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
-                                                 std::shared_ptr<impl> /*keep*/) {
+                                                std::shared_ptr<impl> /*keep*/) {
     if (req.target() == "/v1/lookup" && req.method() == http::verb::post) {
         // The most frequent request, routed without splitting its target.
         auto res = do_lookup(req, std::move(conn.spare()));
@@ -367,7 +366,7 @@ asio::awaitable<IndexStats> IndexServer::async_stats() {
         [self]() -> asio::awaitable<IndexStats> {
             self->store.expire(index_store::clock::now());
             co_return IndexStats{self->store.peer_count(), self->store.name_count(),
-                                  self->store.file_count()};
+                                 self->store.file_count()};
         },
         asio::use_awaitable);
 }

@@ -10,6 +10,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
   SUITES
     names
     index_store
+    index_store_bounds
     protocol
     config
     query
