@@ -229,6 +229,18 @@ response IndexServer::impl::do_health(const request& req) {
     body["names"] = store.name_count();
     body["files"] = store.file_count();
     body["lease_ttl_ms"] = store.ttl().count();
+    // What a client needs to size its requests (docs/protocol.md §6.7).
+    const auto& index = options.index;
+    const auto& server_limits = options.limits;
+    auto& limits = body["limits"].emplace_object();
+    limits["max_files_per_peer"] = index.max_files_per_peer;
+    limits["max_lookup_names"] = index.max_lookup_names;
+    limits["max_list_page"] = index.max_list_page;
+    limits["max_sources_per_name"] = index.max_sources_per_name;
+    limits["max_peers_per_address"] = index.max_peers_per_address;
+    limits["min_peer_port"] = index.min_peer_port;
+    limits["header_limit"] = server_limits.header_limit;
+    limits["body_limit"] = server_limits.body_limit;
     return ok(req, http::status::ok, body);
 }
 

@@ -1,6 +1,6 @@
 // The index's bounds on what it holds and gives, over real loopback HTTP: (peer, file) entries
-// and bytes of names in total, live peers per client address, sources per name, and the work of a
-// filtered list.
+// and bytes of names in total, live peers per client address, sources per name, the work of a
+// filtered list, and the limits it advertises in /v1/health.
 #include "index_fixture.hpp"
 #include "test_http.hpp"
 
@@ -55,6 +55,48 @@ std::string token_of(const test::http_reply& reply) {
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(index_bounds)
+
+BOOST_AUTO_TEST_CASE(health_advertises_the_limits) {
+    auto options = test::running_index::defaults();
+    options.index.max_files_per_peer = 123;
+    options.index.max_lookup_names = 45;
+    options.index.max_list_page = 67;
+    options.index.max_sources_per_name = 8;
+    options.index.max_peers_per_address = 9;
+    options.index.min_peer_port = 1024;
+    options.limits.header_limit = 4000;
+    options.limits.body_limit = 100'000;
+    test::running_index index(options);
+    const auto v = test::json_of(test::http_call(index.port(), "GET", "/v1/health"));
+    // The counters are still there...
+    BOOST_TEST(v.at("status").as_string() == "ok");
+    BOOST_TEST(v.at("peers").to_number<int>() == 0);
+    BOOST_TEST(v.at("lease_ttl_ms").to_number<std::int64_t>() == options.lease_ttl.count());
+    // ...and the limits a client sizes its requests by.
+    const auto& limits = v.at("limits").as_object();
+    BOOST_TEST(limits.size() == 8u);
+    BOOST_TEST(limits.at("max_files_per_peer").to_number<int>() == 123);
+    BOOST_TEST(limits.at("max_lookup_names").to_number<int>() == 45);
+    BOOST_TEST(limits.at("max_list_page").to_number<int>() == 67);
+    BOOST_TEST(limits.at("max_sources_per_name").to_number<int>() == 8);
+    BOOST_TEST(limits.at("max_peers_per_address").to_number<int>() == 9);
+    BOOST_TEST(limits.at("min_peer_port").to_number<int>() == 1024);
+    BOOST_TEST(limits.at("header_limit").to_number<int>() == 4000);
+    BOOST_TEST(limits.at("body_limit").to_number<int>() == 100'000);
+
+    // The defaults, as docs/protocol.md gives them.
+    test::running_index plain;
+    const auto d = test::json_of(test::http_call(plain.port(), "GET", "/v1/health"));
+    const auto& dl = d.at("limits").as_object();
+    BOOST_TEST(dl.at("max_files_per_peer").to_number<int>() == 10'000);
+    BOOST_TEST(dl.at("max_lookup_names").to_number<int>() == 1'000);
+    BOOST_TEST(dl.at("max_list_page").to_number<int>() == 10'000);
+    BOOST_TEST(dl.at("max_sources_per_name").to_number<int>() == 50);
+    BOOST_TEST(dl.at("max_peers_per_address").to_number<int>() == 64);
+    BOOST_TEST(dl.at("min_peer_port").to_number<int>() == 1);
+    BOOST_TEST(dl.at("header_limit").to_number<int>() == 8192);
+    BOOST_TEST(dl.at("body_limit").to_number<int>() == 2 * 1024 * 1024);
+}
 
 BOOST_AUTO_TEST_CASE(entries_and_name_bytes_beyond_the_limits_get_503_full) {
     auto options = test::running_index::defaults();

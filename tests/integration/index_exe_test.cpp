@@ -85,6 +85,9 @@ BOOST_AUTO_TEST_CASE(bounds_are_options) {
          "--max-files", "3", "--max-name-bytes", "1KiB", "--max-sources-per-name", "1"},
         dir.path());
     const auto port = port_of(server.wait_for_line("listening on"));
+    const auto limits = test::json_of(test::http_call(port, "GET", "/v1/health")).at("limits");
+    BOOST_TEST(limits.at("max_peers_per_address").to_number<int>() == 2);
+    BOOST_TEST(limits.at("max_sources_per_name").to_number<int>() == 1);
     test::register_peer(port, 1, {"a", "b"});
     test::register_peer(port, 2, {"a"});
     // A third peer from 127.0.0.1 is one too many for the address (and its file for the index).
