@@ -98,6 +98,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             (void)parse_peer_id(input);
             (void)p2pshare::parse_duration(input);
             (void)p2pshare::parse_size(input);
+            if (auto a = p2pshare::parse_host_port(input)) {
+                auto back = p2pshare::parse_host_port(p2pshare::to_string(*a));
+                check(back.has_value() && *back == *a);
+            }
             break;
     }
     return 0;

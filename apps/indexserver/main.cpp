@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     std::string lease_ttl = "30s";
     std::string log_level = "info";
     std::string config_dir = "config";
+    std::string max_name_bytes = "256MiB"; // IndexLimits::max_name_bytes
     po::options_description desc(
         "indexserver: the p2pshare index server. It knows which peers are online and which\n"
         "files each shares, and answers peers over HTTP/JSON (docs/protocol.md).\n\n"
@@ -40,6 +41,17 @@ int main(int argc, char** argv) {
              ->default_value(options.limits.max_connections), "open connections at most")
         ("max-peers", po::value(&options.index.max_peers)
              ->default_value(options.index.max_peers), "live peers at most")
+        ("max-peers-per-address", po::value(&options.index.max_peers_per_address)
+             ->default_value(options.index.max_peers_per_address),
+         "live peers registered from one client address at most")
+        ("max-files", po::value(&options.index.max_files)
+             ->default_value(options.index.max_files),
+         "(peer, file) entries over all peers at most")
+        ("max-name-bytes", po::value(&max_name_bytes)->default_value(max_name_bytes),
+         "bytes of file names over those entries at most (e.g. 256MiB)")
+        ("max-sources-per-name", po::value(&options.index.max_sources_per_name)
+             ->default_value(options.index.max_sources_per_name),
+         "sources in a lookup answer for one name (a random sample when more share it)")
         ("min-peer-port", po::value(&options.index.min_peer_port)
              ->default_value(options.index.min_peer_port),
          "lowest port a peer may advertise (1024 keeps system ports out)")
@@ -62,11 +74,17 @@ int main(int argc, char** argv) {
     }
     const auto ttl = p2pshare::parse_duration(lease_ttl);
     if (!ttl || ttl->count() <= 0) {
-        std::cerr << "indexserver: --lease-ttl: '" << lease_ttl
-                  << "' is not a duration such as 30s or 500ms\n";
+        std::cerr << "indexserver: --lease-ttl: "
+                  << (ttl ? "the lease must last more than 0 ms" : ttl.error().message) << '\n';
         return 2;
     }
     options.lease_ttl = *ttl;
+    const auto name_bytes = p2pshare::parse_size(max_name_bytes);
+    if (!name_bytes) {
+        std::cerr << "indexserver: --max-name-bytes: " << name_bytes.error().message << '\n';
+        return 2;
+    }
+    options.index.max_name_bytes = static_cast<std::size_t>(*name_bytes);
     options.config_dir = config_dir;
     const auto level = spdlog::level::from_str(log_level);
     if (level == spdlog::level::off && log_level != "off") {
@@ -88,10 +106,12 @@ int main(int argc, char** argv) {
         boost::asio::co_spawn(io, server.async_stop(), boost::asio::detached);
     });
     if (const auto ec = server.start()) {
-        spdlog::error("cannot start on {}:{}: {}", options.host, options.port, ec.message());
+        spdlog::error("cannot start on {}: {}", p2pshare::to_string({options.host, options.port}),
+                      ec.message());
         return 1;
     }
-    std::printf("indexserver listening on %s:%u\n", server.host().c_str(), server.port());
+    std::printf("indexserver listening on %s\n",
+                p2pshare::to_string({server.host(), server.port()}).c_str());
     std::fflush(stdout);
 
     io.run();

@@ -599,8 +599,7 @@ int main(int argc, char** argv) {
         std::cerr << "peer: the index server is not reachable now; the peer keeps trying\n";
     } else if (ec) {
         std::cerr << "peer: cannot start: " << started.message;
-        if (ec == p2pshare::errc::bad_config && !options.index &&
-            !std::filesystem::exists(options.server_config)) {
+        if (ec == p2pshare::errc::not_found && !options.index) {
             std::cerr << " (" << options.server_config.string()
                       << " is missing: start indexserver first, or give --index HOST:PORT)";
         }

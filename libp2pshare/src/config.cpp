@@ -10,6 +10,8 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <system_error>
+#include <vector>
 
 namespace p2pshare {
 namespace {
@@ -32,57 +34,173 @@ bool parse_int(std::string_view text, Int& out, Int min, Int max) {
     return true;
 }
 
-using key_values = std::map<std::string, std::string, std::less<>>;
-
-boost::system::result<std::string> required(const key_values& kv, std::string_view key) {
-    const auto it = kv.find(key);
-    if (it == kv.end() || it->second.empty()) return make_error_code(errc::bad_field);
-    return it->second;
+Error bad_field(std::string message) {
+    return {make_error_code(errc::bad_field), std::move(message)};
 }
 
-boost::system::result<std::uint16_t> required_port(const key_values& kv, std::string_view key) {
-    auto text = required(kv, key);
-    if (!text) return text.error();
-    std::uint16_t port = 0;
-    if (!parse_int<std::uint16_t>(*text, port, 1, 65535)) return make_error_code(errc::bad_field);
-    return port;
-}
+/// One `key=value` line of a config file.
+struct entry {
+    std::string_view key;
+    std::string_view value;
+    std::size_t line = 0;
+};
 
-boost::system::result<std::string> read_all(const std::filesystem::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return make_error_code(errc::not_found);
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (in.bad()) return make_error_code(errc::io_error);
-    return std::move(text).str();
-}
+/// The `key=value` lines of one file, in their order, with what is needed to report a problem
+/// by file and line. Each key appears once today; a later format that lists several index
+/// servers (a repeated key, or numbered keys) reads them from `entries` in order.
+struct config_lines {
+    std::string_view source; ///< the file name for messages, or empty
+    std::vector<entry> entries;
 
-} // namespace
+    /// "p1.config:3: PROBLEM", or "line 3: PROBLEM" without a file name.
+    Error at(std::size_t line, std::string_view problem) const {
+        std::string m = source.empty() ? "line " : std::string(source) + ":";
+        m += std::to_string(line);
+        m += ": ";
+        m += problem;
+        return bad_field(std::move(m));
+    }
+    /// "p1.config: PROBLEM", for a problem of no one line (a missing key).
+    Error whole(std::string_view problem) const {
+        return bad_field(source.empty() ? std::string(problem)
+                                        : std::string(source) + ": " + std::string(problem));
+    }
 
-boost::system::result<key_values> parse_key_values(std::string_view text) {
-    key_values out;
+    const entry* find(std::string_view key) const {
+        for (const auto& e : entries) {
+            if (e.key == key) return &e;
+        }
+        return nullptr;
+    }
+
+    Result<std::string> required(std::string_view key) const {
+        const auto* e = find(key);
+        if (e == nullptr) return whole("\"" + std::string(key) + "\" is missing");
+        if (e->value.empty()) return at(e->line, "\"" + std::string(key) + "\" is empty");
+        return std::string(e->value);
+    }
+
+    Result<std::uint16_t> required_port(std::string_view key) const {
+        auto text = required(key);
+        if (!text) return text.error();
+        std::uint16_t port = 0;
+        if (!parse_int<std::uint16_t>(*text, port, 1, 65535)) {
+            return at(find(key)->line, "\"" + std::string(key) + "\" is not a number 1-65535");
+        }
+        return port;
+    }
+};
+
+Result<config_lines> parse_lines(std::string_view text, std::string_view source) {
+    config_lines out{source, {}};
+    std::size_t number = 0;
     while (!text.empty()) {
+        ++number;
         const auto eol = text.find('\n');
         const auto line = trim(text.substr(0, eol));
         text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
         if (line.empty() || line.front() == '#') continue;
         const auto eq = line.find('=');
-        if (eq == std::string_view::npos) return make_error_code(errc::bad_field);
-        const auto key = trim(line.substr(0, eq));
-        if (key.empty()) return make_error_code(errc::bad_field);
-        if (!out.emplace(std::string(key), std::string(trim(line.substr(eq + 1)))).second) {
-            return make_error_code(errc::bad_field);
+        if (eq == std::string_view::npos) {
+            return out.at(number, "a line must be key=value (or a # comment)");
         }
+        const auto key = trim(line.substr(0, eq));
+        if (key.empty()) return out.at(number, "no key before the '='");
+        if (const auto* first = out.find(key)) {
+            return out.at(number, "\"" + std::string(key) + "\" is given twice (also on line " +
+                                      std::to_string(first->line) + ")");
+        }
+        out.entries.push_back({key, trim(line.substr(eq + 1)), number});
     }
     return out;
 }
 
-boost::system::result<ServerAddress> parse_server_config(std::string_view text) {
-    auto kv = parse_key_values(text);
-    if (!kv) return kv.error();
-    auto host = required(*kv, "host");
+Result<std::string> read_all(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        const int err = errno;
+        return Error{make_error_code(err == ENOENT ? errc::not_found : errc::io_error),
+                     file.string() + ": cannot read it" +
+                         (err != 0 ? ": " + std::generic_category().message(err) : "")};
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) return Error{make_error_code(errc::io_error), file.string() + ": read failed"};
+    return std::move(text).str();
+}
+
+bool is_host_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_';
+}
+
+} // namespace
+
+Result<ServerAddress> parse_host_port(std::string_view text) {
+    const auto bad = [&](std::string_view why) {
+        return bad_field("'" + std::string(text) + "' is not HOST:PORT: " + std::string(why));
+    };
+    std::string_view host;
+    std::string_view rest;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos) return bad("no ']' after the IPv6 address");
+        host = text.substr(1, close - 1);
+        rest = text.substr(close + 1);
+        if (host.find(':') == std::string_view::npos) return bad("[...] is for IPv6 addresses");
+        for (const char c : host) {
+            if (!is_host_char(c) && c != ':') return bad("a bad character in the address");
+        }
+    } else {
+        const auto colon = text.find(':');
+        if (colon == std::string_view::npos) return bad("no ':' before the port");
+        host = text.substr(0, colon);
+        rest = text.substr(colon);
+        if (rest.find(':', 1) != std::string_view::npos) {
+            return bad("write an IPv6 address in brackets, as [::1]:4000");
+        }
+        for (const char c : host) {
+            if (!is_host_char(c)) return bad("a bad character in the host");
+        }
+    }
+    if (host.empty()) return bad("the host is empty");
+    if (host.size() > 253) return bad("the host is longer than 253 characters");
+    if (rest.empty() || rest.front() != ':') return bad("no ':' before the port");
+    std::uint16_t port = 0;
+    if (!parse_int<std::uint16_t>(rest.substr(1), port, 1, 65535)) {
+        return bad("the port is not a number 1-65535");
+    }
+    return ServerAddress{std::string(host), port};
+}
+
+std::string to_string(const ServerAddress& address) {
+    const bool v6 = address.host.find(':') != std::string::npos;
+    std::string out;
+    out.reserve(address.host.size() + 8);
+    if (v6) out += '[';
+    out += address.host;
+    if (v6) out += ']';
+    out += ':';
+    out += std::to_string(address.port);
+    return out;
+}
+
+Result<std::map<std::string, std::string, std::less<>>> parse_key_values(std::string_view text,
+                                                                         std::string_view source) {
+    auto lines = parse_lines(text, source);
+    if (!lines) return lines.error();
+    std::map<std::string, std::string, std::less<>> out;
+    for (const auto& e : lines->entries)
+        out.emplace(std::string(e.key), std::string(e.value));
+    return out;
+}
+
+Result<ServerAddress> parse_server_config(std::string_view text, std::string_view source) {
+    auto lines = parse_lines(text, source);
+    if (!lines) return lines.error();
+    auto host = lines->required("host");
     if (!host) return host.error();
-    auto port = required_port(*kv, "port");
+    auto port = lines->required_port("port");
     if (!port) return port.error();
     return ServerAddress{std::move(*host), *port};
 }
@@ -94,29 +212,30 @@ std::string format_server_config(const ServerAddress& address) {
     return std::move(out).str();
 }
 
-boost::system::result<PeerConfig> parse_peer_config(std::string_view text) {
-    auto kv = parse_key_values(text);
-    if (!kv) return kv.error();
+Result<PeerConfig> parse_peer_config(std::string_view text, std::string_view source) {
+    auto lines = parse_lines(text, source);
+    if (!lines) return lines.error();
+    const auto& kv = *lines;
     PeerConfig config;
-    auto id = required(*kv, "id");
+    auto id = kv.required("id");
     if (!id) return id.error();
     if (!parse_int<std::uint32_t>(*id, config.id, 0, UINT32_MAX)) {
-        return make_error_code(errc::bad_field);
+        return kv.at(kv.find("id")->line, "\"id\" is not a number 0-4294967295");
     }
-    auto folder = required(*kv, "folder");
+    auto folder = kv.required("folder");
     if (!folder) return folder.error();
     config.folder = *folder;
-    auto host = required(*kv, "host");
+    auto host = kv.required("host");
     if (!host) return host.error();
-    auto port = required_port(*kv, "port");
+    auto port = kv.required_port("port");
     if (!port) return port.error();
     config.listen = {std::move(*host), *port};
-    auto index_host = required(*kv, "index_host");
+    auto index_host = kv.required("index_host");
     if (!index_host) return index_host.error();
-    auto index_port = required_port(*kv, "index_port");
+    auto index_port = kv.required_port("index_port");
     if (!index_port) return index_port.error();
     config.index = {std::move(*index_host), *index_port};
-    if (const auto it = kv->find("token"); it != kv->end()) config.token = it->second;
+    if (const auto* token = kv.find("token")) config.token = token->value;
     return config;
 }
 
@@ -130,16 +249,18 @@ std::string format_peer_config(const PeerConfig& config) {
     return std::move(out).str();
 }
 
-boost::system::result<std::chrono::milliseconds> parse_duration(std::string_view text) {
-    text = trim(text);
+Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
+    const auto bad = [&] {
+        return bad_field("'" + std::string(text) +
+                         "' is not a duration such as 30s, 500ms, 2m or 1h");
+    };
+    const auto trimmed = trim(text);
     std::size_t digits = 0;
-    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+    while (digits < trimmed.size() && trimmed[digits] >= '0' && trimmed[digits] <= '9')
         ++digits;
     std::uint64_t n = 0;
-    if (!parse_int<std::uint64_t>(text.substr(0, digits), n, 0, 1'000'000'000)) {
-        return make_error_code(errc::bad_field);
-    }
-    const auto unit = text.substr(digits);
+    if (!parse_int<std::uint64_t>(trimmed.substr(0, digits), n, 0, 1'000'000'000)) return bad();
+    const auto unit = trimmed.substr(digits);
     std::uint64_t ms = 0;
     if (unit.empty() || unit == "s") {
         ms = n * 1000;
@@ -150,22 +271,24 @@ boost::system::result<std::chrono::milliseconds> parse_duration(std::string_view
     } else if (unit == "h") {
         ms = n * 3'600'000;
     } else {
-        return make_error_code(errc::bad_field);
+        return bad();
     }
     return std::chrono::milliseconds(ms);
 }
 
-boost::system::result<std::uint64_t> parse_size(std::string_view text) {
-    text = trim(text);
+Result<std::uint64_t> parse_size(std::string_view text) {
+    const auto bad = [&] {
+        return bad_field("'" + std::string(text) +
+                         "' is not a size such as 2048, 2kb, 8KiB, 1MiB or 1g");
+    };
+    const auto trimmed = trim(text);
     std::size_t digits = 0;
-    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+    while (digits < trimmed.size() && trimmed[digits] >= '0' && trimmed[digits] <= '9')
         ++digits;
     std::uint64_t n = 0;
-    if (!parse_int<std::uint64_t>(text.substr(0, digits), n, 0, UINT64_MAX)) {
-        return make_error_code(errc::bad_field);
-    }
+    if (!parse_int<std::uint64_t>(trimmed.substr(0, digits), n, 0, UINT64_MAX)) return bad();
     std::string unit;
-    for (const char c : trim(text.substr(digits))) {
+    for (const char c : trim(trimmed.substr(digits))) {
         unit.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
     }
     int shift = 0;
@@ -178,22 +301,22 @@ boost::system::result<std::uint64_t> parse_size(std::string_view text) {
     } else if (unit == "g" || unit == "gb" || unit == "gib") {
         shift = 30;
     } else {
-        return make_error_code(errc::bad_field);
+        return bad();
     }
-    if (shift > 0 && n > (UINT64_MAX >> shift)) return make_error_code(errc::bad_field);
+    if (shift > 0 && n > (UINT64_MAX >> shift)) return bad();
     return n << shift;
 }
 
-boost::system::result<ServerAddress> read_server_config(const std::filesystem::path& file) {
+Result<ServerAddress> read_server_config(const std::filesystem::path& file) {
     auto text = read_all(file);
     if (!text) return text.error();
-    return parse_server_config(*text);
+    return parse_server_config(*text, file.string());
 }
 
-boost::system::result<PeerConfig> read_peer_config(const std::filesystem::path& file) {
+Result<PeerConfig> read_peer_config(const std::filesystem::path& file) {
     auto text = read_all(file);
     if (!text) return text.error();
-    return parse_peer_config(*text);
+    return parse_peer_config(*text, file.string());
 }
 
 boost::system::error_code write_file_atomically(const std::filesystem::path& file,

@@ -65,7 +65,7 @@ entry describe(errc e) noexcept {
         case errc::io_error:
             return {"io_error", 500, "local file system error"};
         case errc::full:
-            return {"full", 503, "the index holds as many peers as it may"};
+            return {"full", 503, "the index is at one of its bounds"};
         case errc::bad_config:
             return {"bad_config", 500, "a config file cannot be parsed"};
         case errc::all_sources_failed:

@@ -10,6 +10,8 @@
 // that is re-armed only when it fires or when a deadline moves earlier.
 #pragma once
 
+#include "http_message.hpp"
+
 #include <p2pshare/error.hpp>
 #include <p2pshare/limits.hpp>
 
@@ -18,9 +20,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/field.hpp>
-#include <boost/beast/http/status.hpp>
-#include <boost/beast/http/verb.hpp>
 
 #include <array>
 #include <atomic>
@@ -37,8 +36,6 @@
 namespace p2pshare::detail {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
 /// The executor a server's work runs on, one handler at a time: a strand, or the executor of an
 /// io_context that one thread runs (an implicit strand, in Asio's words).
@@ -49,77 +46,6 @@ inline strand_type serial_executor(asio::any_io_executor executor, bool single_t
     if (single_thread) return executor;
     return asio::make_strand(std::move(executor));
 }
-
-/// A request as the server parsed it. A connection reuses one for all its requests, so that
-/// its strings keep their capacity.
-class request {
-public:
-    http::verb method() const noexcept { return method_; }
-    std::string_view method_string() const noexcept { return method_text_; }
-    std::string_view target() const noexcept { return target_; }
-    unsigned version() const noexcept { return version_; }
-    bool keep_alive() const noexcept { return keep_alive_; }
-    const std::string& body() const noexcept { return body_; }
-
-    /// The value of a header field (the first one, when it came several times), or "".
-    std::string_view operator[](http::field f) const noexcept;
-
-    /// Gives back the capacity of a large body (an upload of a long file list), so that a
-    /// connection waiting for its next request does not hold megabytes.
-    void trim() noexcept;
-
-private:
-    friend class request_parser;
-    void clear() noexcept;
-    void add(http::field f, std::string_view value);
-
-    http::verb method_ = http::verb::unknown;
-    std::string method_text_;
-    std::string target_;
-    unsigned version_ = 11;
-    bool keep_alive_ = false;
-    std::string body_;
-    /// Known fields only; slots past `used_` keep their capacity for the next request.
-    std::vector<std::pair<http::field, std::string>> fields_;
-    std::size_t used_ = 0;
-};
-
-/// A response: status, a few header fields and a body. `Server`, `Content-Length` and
-/// `Connection` are written by the server.
-class response {
-public:
-    response() = default;
-    response(http::status status, unsigned version, bool keep_alive)
-        : status_(status), version_(version), keep_alive_(keep_alive) {}
-
-    http::status result() const noexcept { return status_; }
-    unsigned result_int() const noexcept { return static_cast<unsigned>(status_); }
-    void result(http::status s) noexcept { status_ = s; }
-    bool keep_alive() const noexcept { return keep_alive_; }
-    void keep_alive(bool k) noexcept { keep_alive_ = k; }
-    unsigned version() const noexcept { return version_; }
-
-    /// Content-Type; a literal, so it is not copied.
-    void content_type(std::string_view type) noexcept { content_type_ = type; }
-    /// Sets a header field (replacing an earlier value of the same field).
-    void set(http::field f, std::string_view value);
-    std::string_view operator[](http::field f) const noexcept;
-
-    std::string& body() noexcept { return body_; }
-    const std::string& body() const noexcept { return body_; }
-
-    /// Appends the status line and header of this response, with `content_length`, to `out`;
-    /// with `closing`, says `Connection: close` whatever keep_alive() says.
-    void write_head(std::string& out, std::uint64_t content_length, bool closing = false) const;
-
-private:
-    http::status status_ = http::status::ok;
-    unsigned version_ = 11;
-    bool keep_alive_ = true;
-    std::string_view content_type_;
-    std::vector<std::pair<http::field, std::string>> fields_;
-    std::string body_;
-};
 
 /// What a request handler sees of its connection.
 class connection {
@@ -175,12 +101,6 @@ private:
 /// connection may be kept for another request. It must not throw for expected failures.
 using request_handler = std::function<asio::awaitable<bool>(request&, connection&)>;
 
-/// A JSON response with the version and keep-alive of the request.
-response json_response(const request& req, http::status status, std::string body);
-/// {"error": CODE, "message": TEXT} with the status of `code`.
-response error_response(const request& req, errc code, std::string message);
-/// Same, for a request that could not be parsed (so the connection is closed after it).
-response error_response(errc code, std::string message);
 /// Answers with error_response(req, code, message) and ends the connection (returns false).
 asio::awaitable<bool> refuse_request(const request& req, connection& conn, errc code,
                                      std::string message);

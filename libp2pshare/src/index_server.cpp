@@ -25,7 +25,7 @@ struct IndexServer::impl {
     impl(asio::any_io_executor executor, IndexServerOptions o)
         : strand(serial_executor(std::move(executor), o.single_thread)),
           options(std::move(o)),
-          store(options.lease_ttl, nullptr, options.index.max_peers) {}
+          store(options.lease_ttl, nullptr, index_store::bounds::of(options.index)) {}
 
     /// `keep` holds the index while the request is answered.
     asio::awaitable<bool> handle(request& req, connection& conn, std::shared_ptr<impl> keep);
@@ -85,18 +85,17 @@ response IndexServer::impl::do_register(const request& req, const connection& co
                       "a peer may only advertise the address it connects from (" + source + ")"));
     }
     const auto id = r->id;
-    std::string host = r->host;
-    const auto port = r->port;
+    const ServerAddress address{r->host, r->port};
     const auto files = r->files.size();
-    auto lease = store.register_peer(std::move(*r), now());
+    auto lease = store.register_peer(std::move(*r), now(), source);
     if (!lease) return fail_response(req, lease.error());
-    spdlog::info("index: peer {} registered at {}:{} with {} files", id, host, port, files);
+    spdlog::info("index: peer {} registered at {} with {} files", id, to_string(address), files);
     boost::json::object body;
     body["id"] = id;
     body["token"] = lease->token;
     body["ttl_ms"] = lease->ttl.count();
-    body["host"] = host;
-    body["port"] = port;
+    body["host"] = address.host;
+    body["port"] = address.port;
     return ok(req, lease->taken_back ? http::status::ok : http::status::created, body);
 }
 
@@ -194,11 +193,11 @@ response IndexServer::impl::do_lookup(const request& req, std::string buffer) {
         out.append(R"({"name":)");
         append_json_string(out, name);
         out.append(R"(,"sources":[)");
-        const auto* found = store.lookup(name, t);
-        const bool any = found != nullptr && !found->empty();
+        const auto found = store.lookup(name, t);
+        const bool any = !found.empty();
         if (any) {
             bool first_source = true;
-            for (const auto& src : *found) {
+            for (const auto& src : found) {
                 if (!first_source) out.push_back(',');
                 first_source = false;
                 // Hosts and digests were validated on registration: nothing in them to escape.
@@ -230,6 +229,18 @@ response IndexServer::impl::do_health(const request& req) {
     body["names"] = store.name_count();
     body["files"] = store.file_count();
     body["lease_ttl_ms"] = store.ttl().count();
+    // What a client needs to size its requests (docs/protocol.md §6.7).
+    const auto& index = options.index;
+    const auto& server_limits = options.limits;
+    auto& limits = body["limits"].emplace_object();
+    limits["max_files_per_peer"] = index.max_files_per_peer;
+    limits["max_lookup_names"] = index.max_lookup_names;
+    limits["max_list_page"] = index.max_list_page;
+    limits["max_sources_per_name"] = index.max_sources_per_name;
+    limits["max_peers_per_address"] = index.max_peers_per_address;
+    limits["min_peer_port"] = index.min_peer_port;
+    limits["header_limit"] = server_limits.header_limit;
+    limits["body_limit"] = server_limits.body_limit;
     return ok(req, http::status::ok, body);
 }
 
@@ -329,7 +340,8 @@ boost::system::error_code IndexServer::start() {
         }
     }
     d.server->start();
-    spdlog::info("index: listening on {}:{} (lease {} ms)", d.options.host, d.server->port(),
+    spdlog::info("index: listening on {} (lease {} ms)",
+                 to_string(ServerAddress{d.options.host, d.server->port()}),
                  d.options.lease_ttl.count());
     return {};
 }

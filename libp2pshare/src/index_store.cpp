@@ -24,10 +24,53 @@ std::string random_token() {
 }
 
 index_store::index_store(std::chrono::milliseconds ttl, std::function<std::string()> make_token,
-                         std::size_t max_peers)
+                         bounds b)
     : ttl_(ttl),
       make_token_(make_token ? std::move(make_token) : random_token),
-      max_peers_(max_peers) {}
+      bounds_(b),
+      sampler_(std::random_device{}()) {
+    bounds_.max_list_scan = std::max<std::size_t>(bounds_.max_list_scan, 1);
+    bounds_.max_sources_per_name = std::max<std::size_t>(bounds_.max_sources_per_name, 1);
+}
+
+std::size_t index_store::peers_of(std::string_view client) const {
+    const auto it = clients_.find(client);
+    return it == clients_.end() ? 0 : it->second;
+}
+
+void index_store::count_client(const std::string& client, int delta) {
+    if (delta > 0) {
+        ++clients_[client];
+        return;
+    }
+    const auto it = clients_.find(client);
+    if (it != clients_.end() && --it->second == 0) clients_.erase(it);
+}
+
+api_result<void> index_store::check_room(const std::vector<file_entry>& files,
+                                         const std::vector<file_entry>* replaced) const {
+    std::size_t files_after = file_count_;
+    std::size_t bytes_after = name_bytes_;
+    if (replaced != nullptr) {
+        files_after -= replaced->size();
+        for (const auto& f : *replaced)
+            bytes_after -= f.name.size();
+    }
+    if (files.size() > bounds_.max_files - std::min(files_after, bounds_.max_files)) {
+        return fail(errc::full, "the index holds its limit of " +
+                                    std::to_string(bounds_.max_files) +
+                                    " (peer, file) entries; try again later");
+    }
+    std::size_t bytes = 0;
+    for (const auto& f : files)
+        bytes += f.name.size();
+    if (bytes > bounds_.max_name_bytes - std::min(bytes_after, bounds_.max_name_bytes)) {
+        return fail(errc::full, "the index holds its limit of " +
+                                    std::to_string(bounds_.max_name_bytes) +
+                                    " bytes of file names; try again later");
+    }
+    return {};
+}
 
 void index_store::set_expiry(std::uint32_t id, peer& p, time_point now) {
     if (p.expiry != expiries_.end()) expiries_.erase(p.expiry);
@@ -40,6 +83,7 @@ void index_store::add_files(std::uint32_t id, const peer& p) {
         if (inserted) sorted_.insert(it->first);
         it->second.push_back({id, p.host, p.port, f.size, f.sha256});
         ++file_count_;
+        name_bytes_ += f.name.size();
     }
 }
 
@@ -54,6 +98,7 @@ void index_store::remove_files(std::uint32_t id, const peer& p) {
             *s = sources.back();
             sources.pop_back();
             --file_count_;
+            name_bytes_ -= f.name.size();
         }
         if (sources.empty()) {
             sorted_.erase(it->first);
@@ -64,6 +109,7 @@ void index_store::remove_files(std::uint32_t id, const peer& p) {
 
 void index_store::remove_peer(std::unordered_map<std::uint32_t, peer>::iterator it) {
     remove_files(it->first, it->second);
+    count_client(it->second.client, -1);
     expiries_.erase(it->second.expiry);
     peers_.erase(it);
 }
@@ -77,28 +123,42 @@ std::size_t index_store::expire(time_point now) {
     return n;
 }
 
-api_result<index_store::lease> index_store::register_peer(register_request r, time_point now) {
+api_result<index_store::lease> index_store::register_peer(register_request r, time_point now,
+                                                          std::string_view client) {
     expire(now);
     auto it = peers_.find(r.id);
     const bool taken_back = it != peers_.end();
-    if (it != peers_.end()) {
-        if (r.token.empty() || r.token != it->second.token) {
-            return fail(errc::conflict, "peer " + std::to_string(r.id) +
-                                            " is registered under another lease; pick another "
-                                            "id or wait for that lease to end");
-        }
+    // Every check comes before the first change: a refusal leaves the store as it was.
+    if (taken_back && (r.token.empty() || r.token != it->second.token)) {
+        return fail(errc::conflict, "peer " + std::to_string(r.id) +
+                                        " is registered under another lease; pick another "
+                                        "id or wait for that lease to end");
+    }
+    if (!taken_back && peers_.size() >= bounds_.max_peers) {
+        return fail(errc::full, "the index holds its limit of " +
+                                    std::to_string(bounds_.max_peers) + " peers; try again later");
+    }
+    if ((!taken_back || it->second.client != client) &&
+        peers_of(client) >= bounds_.max_peers_per_address) {
+        return fail(errc::full, "the address " + std::string(client) + " holds its limit of " +
+                                    std::to_string(bounds_.max_peers_per_address) +
+                                    " live peers (a per-address limit); unregister one first");
+    }
+    if (auto room = check_room(r.files, taken_back ? &it->second.files : nullptr); !room) {
+        return room.error();
+    }
+    if (taken_back) {
         remove_files(r.id, it->second);
+        count_client(it->second.client, -1);
     } else {
-        if (peers_.size() >= max_peers_) {
-            return fail(errc::full, "the index holds its limit of " + std::to_string(max_peers_) +
-                                        " peers; try again later");
-        }
         peer fresh;
         fresh.token = make_token_();
         fresh.expiry = expiries_.end();
         it = peers_.emplace(r.id, std::move(fresh)).first;
     }
     peer& p = it->second;
+    p.client = client;
+    count_client(p.client, +1);
     p.host = std::move(r.host);
     p.port = r.port;
     p.files = std::move(r.files);
@@ -133,6 +193,7 @@ api_result<void> index_store::replace_files(std::uint32_t id, std::string_view t
                                             std::vector<file_entry> files, time_point now) {
     auto p = authorize(id, token, now);
     if (!p) return p.error();
+    if (auto room = check_room(files, &(*p)->files); !room) return room.error();
     remove_files(id, **p);
     (*p)->files = std::move(files);
     add_files(id, **p);
@@ -151,23 +212,47 @@ index_store::page index_store::list(std::string_view contains, std::string_view 
                                     std::size_t limit, time_point now) {
     expire(now);
     limit = std::max<std::size_t>(limit, 1);
+    // Without a filter every name examined is listed, so the page bounds the work; with one,
+    // max_list_scan does, and the cursor then moves past the names examined in vain.
+    const bool filtered = !contains.empty();
+    std::size_t budget = filtered ? bounds_.max_list_scan : SIZE_MAX;
     page out;
+    std::string_view cursor; // the last name examined
     auto it = after.empty() ? sorted_.begin() : sorted_.upper_bound(after);
     for (; it != sorted_.end(); ++it) {
-        if (!contains.empty() && it->find(contains) == std::string_view::npos) continue;
+        if (budget-- == 0) {
+            out.next_after = std::string(cursor);
+            break;
+        }
+        if (filtered && it->find(contains) == std::string_view::npos) {
+            cursor = *it;
+            continue;
+        }
         if (out.names.size() == limit) {
-            out.next_after = std::string(out.names.back());
+            out.next_after = std::string(cursor);
             break;
         }
         out.names.push_back(*it);
+        cursor = *it;
     }
     return out;
 }
 
-const std::vector<index_store::source>* index_store::lookup(std::string_view name, time_point now) {
+std::span<const index_store::source> index_store::lookup(std::string_view name, time_point now) {
     expire(now);
     const auto it = names_.find(name);
-    return it == names_.end() ? nullptr : &it->second;
+    if (it == names_.end()) return {};
+    auto& sources = it->second;
+    const auto n = sources.size();
+    const auto k = bounds_.max_sources_per_name;
+    if (n <= k) return sources;
+    // A uniform sample of k: the first k steps of a Fisher-Yates shuffle. The order of a name's
+    // sources means nothing, so the shuffle is done in place.
+    for (std::size_t i = 0; i < k; ++i) {
+        const auto j = i + static_cast<std::size_t>(sampler_()) % (n - i);
+        std::swap(sources[i], sources[j]);
+    }
+    return {sources.data(), k};
 }
 
 } // namespace p2pshare::detail

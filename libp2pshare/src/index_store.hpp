@@ -9,13 +9,34 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 namespace p2pshare::detail {
+
+/// What the store may hold and give; each refusal leaves the store as it was.
+struct index_bounds {
+    std::size_t max_peers = SIZE_MAX;             ///< live peers
+    std::size_t max_files = SIZE_MAX;             ///< (peer, file) pairs
+    std::size_t max_name_bytes = SIZE_MAX;        ///< bytes of names over those pairs
+    std::size_t max_peers_per_address = SIZE_MAX; ///< live peers of one client address
+    std::size_t max_sources_per_name = SIZE_MAX;  ///< sources in one lookup answer
+    std::size_t max_list_scan = SIZE_MAX;         ///< names one filtered list request examines
+
+    static index_bounds of(const IndexLimits& l) noexcept {
+        return {l.max_peers,
+                l.max_files,
+                l.max_name_bytes,
+                l.max_peers_per_address,
+                l.max_sources_per_name,
+                l.max_list_scan};
+    }
+};
 
 class index_store {
 public:
@@ -42,24 +63,30 @@ public:
         std::optional<std::string> next_after; ///< cursor of the next page, if there is one
     };
 
+    using bounds = index_bounds;
+
     explicit index_store(std::chrono::milliseconds ttl,
-                         std::function<std::string()> make_token = nullptr,
-                         std::size_t max_peers = SIZE_MAX);
+                         std::function<std::string()> make_token = nullptr, bounds b = {});
 
     std::chrono::milliseconds ttl() const noexcept { return ttl_; }
 
     /// Registers a peer, or takes back its own live registration when `r.token` is its token.
-    api_result<lease> register_peer(register_request r, time_point now);
+    /// `client` is the address the request came from, counted against max_peers_per_address.
+    api_result<lease> register_peer(register_request r, time_point now,
+                                    std::string_view client = {});
     api_result<lease> renew(std::uint32_t id, std::string_view token, time_point now);
     api_result<void> replace_files(std::uint32_t id, std::string_view token,
                                    std::vector<file_entry> files, time_point now);
     api_result<void> unregister(std::uint32_t id, std::string_view token, time_point now);
 
-    /// Distinct names in byte order, after the cursor `after`, containing `contains`.
+    /// Distinct names in byte order, after the cursor `after`, containing `contains`. With
+    /// `contains`, at most max_list_scan names are examined: the page may then be short, with
+    /// `next_after` the last name examined.
     page list(std::string_view contains, std::string_view after, std::size_t limit, time_point now);
 
-    /// The sources of `name`, empty when no live peer shares it.
-    const std::vector<source>* lookup(std::string_view name, time_point now);
+    /// The sources of `name` (empty when no live peer shares it): all of them, or a random
+    /// sample of max_sources_per_name when more peers share it. Valid until the next call.
+    std::span<const source> lookup(std::string_view name, time_point now);
 
     /// Drops every peer whose lease ended at or before `now`; returns how many.
     std::size_t expire(time_point now);
@@ -67,10 +94,14 @@ public:
     std::size_t peer_count() const noexcept { return peers_.size(); }
     std::size_t name_count() const noexcept { return names_.size(); }
     std::size_t file_count() const noexcept { return file_count_; }
+    std::size_t name_bytes() const noexcept { return name_bytes_; }
+    /// Live peers registered from `client`.
+    std::size_t peers_of(std::string_view client) const;
 
 private:
     struct peer {
         std::string token;
+        std::string client; ///< the address it registered from
         std::string host;
         std::uint16_t port = 0;
         std::vector<file_entry> files;
@@ -85,6 +116,10 @@ private:
     };
 
     api_result<peer*> authorize(std::uint32_t id, std::string_view token, time_point now);
+    /// Whether `files` may replace `replaced` (the files the peer has now, if any).
+    api_result<void> check_room(const std::vector<file_entry>& files,
+                                const std::vector<file_entry>* replaced) const;
+    void count_client(const std::string& client, int delta);
     void add_files(std::uint32_t id, const peer& p);
     void remove_files(std::uint32_t id, const peer& p);
     void remove_peer(std::unordered_map<std::uint32_t, peer>::iterator it);
@@ -92,12 +127,15 @@ private:
 
     std::chrono::milliseconds ttl_;
     std::function<std::string()> make_token_;
-    std::size_t max_peers_;
+    bounds bounds_;
     std::unordered_map<std::uint32_t, peer> peers_;
+    std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> clients_;
     std::unordered_map<std::string, std::vector<source>, string_hash, std::equal_to<>> names_;
     std::set<std::string_view> sorted_; ///< views of names_'s keys, for ordered listing
     std::multimap<time_point, std::uint32_t> expiries_;
     std::size_t file_count_ = 0;
+    std::size_t name_bytes_ = 0;
+    std::minstd_rand sampler_; ///< picks the sources of a name shared by too many peers
 };
 
 /// 128 random bits from the system's CSPRNG, as 32 lowercase hex digits.

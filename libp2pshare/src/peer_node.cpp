@@ -145,9 +145,10 @@ asio::awaitable<Error> PeerNode::impl::start() {
     } else {
         auto address = read_server_config(options.server_config);
         if (!address) {
-            co_return Error{make_error_code(errc::bad_config),
-                            "cannot read " + options.server_config.string() + ": " +
-                                address.error().message() + " (is the index server running?)"};
+            // A missing file: the index server has not run here yet.
+            const auto code = address.error().code == errc::not_found ? errc::not_found
+                                                                        : errc::bad_config;
+            co_return Error{make_error_code(code), address.error().message};
         }
         index_address = *address;
     }
@@ -160,8 +161,7 @@ asio::awaitable<Error> PeerNode::impl::start() {
             auto old = read_peer_config(options.config_file);
             if (!old) {
                 co_return Error{make_error_code(errc::bad_config),
-                                options.config_file.string() + ": " + old.error().message() +
-                                    "; the file is left as it is"};
+                                old.error().message + " (the file is left as it is)"};
             }
             if (old->id == options.id) token = old->token;
         }

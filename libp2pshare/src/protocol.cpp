@@ -407,9 +407,13 @@ api_result<std::optional<byte_range>> parse_range(std::string_view header, std::
     if (dash == std::string_view::npos) return bad("a range needs a '-'");
     const auto first_text = spec.substr(0, dash);
     const auto last_text = spec.substr(dash + 1);
+    // Digits only; a number too large for 64 bits reads as the largest one, so that a LAST or
+    // a suffix length beyond any file is cut to its end (and a FIRST is beyond it).
     const auto number = [](std::string_view t, std::uint64_t& out) {
         const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
-        return !t.empty() && ec == std::errc{} && ptr == t.data() + t.size();
+        if (t.empty() || ptr != t.data() + t.size()) return false;
+        if (ec == std::errc::result_out_of_range) out = UINT64_MAX;
+        return ec == std::errc{} || ec == std::errc::result_out_of_range;
     };
     std::uint64_t first = 0;
     std::uint64_t last = 0;

@@ -7,9 +7,11 @@ p2pshare_add_test_exe(index_tests LABEL integration
     integration/index_errors_test.cpp
     integration/index_lifecycle_test.cpp
     integration/index_exe_test.cpp
+    integration/index_bounds_test.cpp
   SUITES
     index_api
     index_errors
+    index_bounds
     index_lifecycle
     indexserver_exe
 )

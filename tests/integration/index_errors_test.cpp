@@ -189,6 +189,27 @@ BOOST_AUTO_TEST_CASE(header_too_large) {
     expect_raw_error("GET /v1/files?contains=" + pad + " HTTP/1.1\r\nHost: x\r\n\r\n", 431,
                      "header_too_large");
     expect_error("GET", "/v1/health", "", 431, "header_too_large", {{"X-Pad", pad}});
+    // The request line and the header fields share the one limit (1024 bytes here): each is
+    // under it alone, not together.
+    const auto half = std::string(600, 'q');
+    expect_raw_error(
+        "GET /v1/health?pad=" + half + " HTTP/1.1\r\nHost: x\r\nX-Pad: " + half + "\r\n\r\n", 431,
+        "header_too_large");
+    const auto line_alone = test::parse_reply(test::raw_call(
+        port(),
+        "GET /v1/health?pad=" + half + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    BOOST_TEST(line_alone.status == 200u);
+    const auto fields_alone = test::parse_reply(test::raw_call(
+        port(),
+        "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + half + "\r\nConnection: close\r\n\r\n"));
+    BOOST_TEST(fields_alone.status == 200u);
+    // Exactly at the limit it works; one byte more does not.
+    const std::string start = "GET /v1/health HTTP/1.1\r\nConnection: close\r\nX-Pad: ";
+    const auto exact = start + std::string(1024 - start.size() - 4, 'e') + "\r\n\r\n";
+    BOOST_TEST_REQUIRE(exact.size() == 1024u);
+    BOOST_TEST(test::parse_reply(test::raw_call(port(), exact)).status == 200u);
+    const auto over = start + std::string(1024 - start.size() - 3, 'e') + "\r\n\r\n";
+    expect_raw_error(over, 431, "header_too_large");
     // Just under the limit it works.
     const auto small = test::http_call(port(), "GET", "/v1/health", "", {{"X-Pad", "p"}});
     BOOST_TEST(small.status == 200u);

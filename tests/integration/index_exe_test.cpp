@@ -77,6 +77,29 @@ BOOST_AUTO_TEST_CASE(sigint_stops_too) {
     BOOST_TEST(server.wait(20s) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(bounds_are_options) {
+    test::temp_dir dir;
+    test::child server(
+        test::app_path("indexserver"),
+        {"--port", "0", "--config-dir", (dir / "config").string(), "--max-peers-per-address", "2",
+         "--max-files", "3", "--max-name-bytes", "1KiB", "--max-sources-per-name", "1"},
+        dir.path());
+    const auto port = port_of(server.wait_for_line("listening on"));
+    const auto limits = test::json_of(test::http_call(port, "GET", "/v1/health")).at("limits");
+    BOOST_TEST(limits.at("max_peers_per_address").to_number<int>() == 2);
+    BOOST_TEST(limits.at("max_sources_per_name").to_number<int>() == 1);
+    test::register_peer(port, 1, {"a", "b"});
+    test::register_peer(port, 2, {"a"});
+    // A third peer from 127.0.0.1 is one too many for the address (and its file for the index).
+    const auto third =
+        test::http_call(port, "POST", "/v1/peers", R"({"id":3,"port":5003,"files":[]})");
+    test::check_error(third, 503, "full");
+    BOOST_TEST(third.body.find("per-address") != std::string::npos, third.body);
+    BOOST_TEST(test::lookup_ids(port, "a").size() == 1u);
+    server.signal(SIGTERM);
+    BOOST_TEST(server.wait(20s) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(help_exits_0) {
     std::string out;
     std::string err;
@@ -98,6 +121,8 @@ BOOST_AUTO_TEST_CASE(bad_options_fail_with_a_message) {
         {{"--port", "70000"}, "port"},
         {{"--port", "abc"}, "port"},
         {{"--log-level", "loud"}, "log-level"},
+        {{"--max-name-bytes", "1tb"}, "max-name-bytes: '1tb' is not a size"},
+        {{"--max-peers-per-address", "many"}, "max-peers-per-address"},
         {{"--host", "999.1.1.1", "--port", "0", "--config-dir", "config"}, "cannot start"},
     };
     for (const auto& c : cases) {

@@ -56,7 +56,7 @@ BOOST_AUTO_TEST_CASE(key_values) {
         BOOST_TEST_CONTEXT("text: " << bad) {
             auto r = p2pshare::parse_key_values(bad);
             BOOST_TEST_REQUIRE(!r.has_value());
-            BOOST_TEST(r.error() == errc::bad_field);
+            BOOST_TEST(r.error().code == errc::bad_field);
         }
     }
 }
@@ -86,7 +86,7 @@ BOOST_AUTO_TEST_CASE(server_config_errors) {
         BOOST_TEST_CONTEXT("text: " << bad) {
             auto r = p2pshare::parse_server_config(bad);
             BOOST_TEST_REQUIRE(!r.has_value());
-            BOOST_TEST(r.error() == errc::bad_field);
+            BOOST_TEST(r.error().code == errc::bad_field);
         }
     }
 }
@@ -121,7 +121,7 @@ BOOST_AUTO_TEST_CASE(peer_config_missing_keys_and_bad_values) {
         BOOST_TEST_CONTEXT("without " << key) {
             auto r = p2pshare::parse_peer_config(text);
             BOOST_TEST_REQUIRE(!r.has_value());
-            BOOST_TEST(r.error() == errc::bad_field);
+            BOOST_TEST(r.error().code == errc::bad_field);
         }
     }
     const auto base = "folder=/x\nhost=h\nport=1\nindex_host=i\nindex_port=2\n"s;
@@ -163,7 +163,9 @@ BOOST_AUTO_TEST_CASE(files_on_disk) {
 
     auto missing = p2pshare::read_server_config(dir / "nope.config");
     BOOST_TEST_REQUIRE(!missing.has_value());
-    BOOST_TEST(missing.error() == errc::not_found);
+    BOOST_TEST(missing.error().code == errc::not_found);
+    BOOST_TEST(missing.error().message.find("nope.config") != std::string::npos,
+               missing.error().message);
 }
 
 BOOST_AUTO_TEST_CASE(parse_duration_cases) {
@@ -185,7 +187,7 @@ BOOST_AUTO_TEST_CASE(parse_duration_cases) {
         BOOST_TEST_CONTEXT("text: '" << bad << "'") {
             auto r = p2pshare::parse_duration(bad);
             BOOST_TEST_REQUIRE(!r.has_value());
-            BOOST_TEST(r.error() == errc::bad_field);
+            BOOST_TEST(r.error().code == errc::bad_field);
         }
     }
 }
@@ -213,9 +215,95 @@ BOOST_AUTO_TEST_CASE(parse_size_cases) {
         BOOST_TEST_CONTEXT("text: '" << bad << "'") {
             auto r = p2pshare::parse_size(bad);
             BOOST_TEST_REQUIRE(!r.has_value());
-            BOOST_TEST(r.error() == errc::bad_field);
+            BOOST_TEST(r.error().code == errc::bad_field);
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(messages_name_the_file_the_line_and_the_problem) {
+    const auto message = [](const auto& r) {
+        BOOST_TEST_REQUIRE(!r.has_value());
+        BOOST_TEST(r.error().code == errc::bad_field);
+        return r.error().message;
+    };
+    const auto good = "id=1\nfolder=/x\nhost=h\nport=1\nindex_host=i\nindex_port=2\n"s;
+    BOOST_TEST(message(p2pshare::parse_peer_config("# p1\nid=1\nfolder=/x\nhost=h\nport=70000\n",
+                                                   "p1.config")) ==
+               R"(p1.config:5: "port" is not a number 1-65535)");
+    BOOST_TEST(message(p2pshare::parse_peer_config("id=x\n" + good.substr(5), "p1.config")) ==
+               R"(p1.config:1: "id" is not a number 0-4294967295)");
+    BOOST_TEST(message(p2pshare::parse_peer_config(good + "\ngarbage\n", "p1.config")) ==
+               "p1.config:8: a line must be key=value (or a # comment)");
+    BOOST_TEST(message(p2pshare::parse_peer_config(good + "port=3\n", "p1.config")) ==
+               R"(p1.config:7: "port" is given twice (also on line 4))");
+    BOOST_TEST(message(p2pshare::parse_peer_config(good + " = 3\n", "p1.config")) ==
+               "p1.config:7: no key before the '='");
+    BOOST_TEST(message(p2pshare::parse_peer_config("id=1\n", "p1.config")) ==
+               R"(p1.config: "folder" is missing)");
+    BOOST_TEST(message(p2pshare::parse_server_config("host=\nport=1\n", "server.config")) ==
+               R"(server.config:1: "host" is empty)");
+    // Without a file name, the line alone.
+    BOOST_TEST(message(p2pshare::parse_server_config("host=a\n\n\nport=x\n")) ==
+               R"(line 4: "port" is not a number 1-65535)");
+    BOOST_TEST(message(p2pshare::parse_key_values("a=1\nb\n")) ==
+               "line 2: a line must be key=value (or a # comment)");
+}
+
+BOOST_AUTO_TEST_CASE(a_file_that_cannot_be_parsed_is_reported_by_its_path_and_line) {
+    p2pshare::test::temp_dir dir;
+    const auto file = dir / "p7.config";
+    BOOST_TEST(!p2pshare::write_file_atomically(
+        file, "id=7\nfolder=p7\nhost=127.0.0.1\nport=5007\nindex_host=127.0.0.1\nindex_port=0\n"));
+    const auto r = p2pshare::read_peer_config(file);
+    BOOST_TEST_REQUIRE(!r.has_value());
+    BOOST_TEST(r.error().code == errc::bad_field);
+    BOOST_TEST(r.error().message == file.string() + R"(:6: "index_port" is not a number 1-65535)");
+    // Reading never changes the file.
+    BOOST_TEST(p2pshare::test::read_file(file).find("index_port=0\n") != std::string::npos);
+    const auto server = dir / "config" / "server.config";
+    BOOST_TEST(!p2pshare::write_file_atomically(server, "host=127.0.0.1\nport=12345\nport=1\n"));
+    const auto s = p2pshare::read_server_config(server);
+    BOOST_TEST_REQUIRE(!s.has_value());
+    BOOST_TEST(s.error().message ==
+               server.string() + R"(:3: "port" is given twice (also on line 2))");
+}
+
+BOOST_AUTO_TEST_CASE(host_port_forms) {
+    const auto ok = [](std::string_view text) {
+        auto r = p2pshare::parse_host_port(text);
+        BOOST_TEST_REQUIRE(r.has_value(),
+                           "'" << text << "' refused: " << (r ? "" : r.error().message));
+        return *r;
+    };
+    BOOST_TEST((ok("127.0.0.1:4000") == p2pshare::ServerAddress{"127.0.0.1", 4000}));
+    BOOST_TEST((ok("index.example.org:1") == p2pshare::ServerAddress{"index.example.org", 1}));
+    BOOST_TEST((ok("[::1]:65535") == p2pshare::ServerAddress{"::1", 65535}));
+    BOOST_TEST((ok("[fe80::1:2]:80") == p2pshare::ServerAddress{"fe80::1:2", 80}));
+    for (const auto* bad : {"", ":80", "host", "host:", "host:0", "host:65536", "host:-1",
+                            "host:8o", "host:80 ", "::1:80", "[::1]", "[::1]80", "[::1:80", "[]:80",
+                            "[host]:80", "a/b:80", "a b:80", "host:+80"}) {
+        BOOST_TEST_CONTEXT("text: '" << bad << "'") {
+            auto r = p2pshare::parse_host_port(bad);
+            BOOST_TEST_REQUIRE(!r.has_value());
+            BOOST_TEST(r.error().code == errc::bad_field);
+            BOOST_TEST(r.error().message.find("HOST:PORT") != std::string::npos);
+        }
+    }
+    BOOST_TEST(p2pshare::parse_host_port("::1:80").error().message.find("[::1]:4000") !=
+               std::string::npos);
+    // Printed so that parse_host_port reads it back; IPv6 in brackets.
+    for (const p2pshare::ServerAddress& a :
+         {p2pshare::ServerAddress{"127.0.0.1", 80}, p2pshare::ServerAddress{"::1", 4000},
+          p2pshare::ServerAddress{"h.example", 65535}}) {
+        BOOST_TEST((ok(p2pshare::to_string(a)) == a));
+    }
+    BOOST_TEST(p2pshare::to_string({"::1", 4000}) == "[::1]:4000");
+    BOOST_TEST(p2pshare::to_string({"10.0.0.1", 5}) == "10.0.0.1:5");
+}
+
+BOOST_AUTO_TEST_CASE(duration_and_size_messages_quote_the_text) {
+    BOOST_TEST(p2pshare::parse_duration("3d").error().message.find("'3d'") != std::string::npos);
+    BOOST_TEST(p2pshare::parse_size("1tb").error().message.find("'1tb'") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(files_are_written_whole_and_a_private_one_for_its_owner_only) {

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -67,10 +69,8 @@ struct store_fixture {
 
     std::vector<std::uint32_t> lookup_peers(std::string_view name, d::index_store::time_point now) {
         std::vector<std::uint32_t> out;
-        if (const auto* sources = store.lookup(name, now)) {
-            for (const auto& s : *sources)
-                out.push_back(s.peer);
-        }
+        for (const auto& s : store.lookup(name, now))
+            out.push_back(s.peer);
         std::sort(out.begin(), out.end());
         return out;
     }
@@ -252,10 +252,9 @@ BOOST_AUTO_TEST_CASE(lookup_returns_every_source) {
     register_ok(1, {{"s.bin", 10, sha_a}}, t0);
     register_ok(2, {{"s.bin", 10, sha_a}, {"t.bin", 5, sha_b}}, t0);
     register_ok(3, {{"s.bin", 11, sha_c}}, t0);
-    const auto* sources = store.lookup("s.bin", t0);
-    BOOST_TEST_REQUIRE(sources != nullptr);
-    BOOST_TEST_REQUIRE(sources->size() == 3u);
-    std::vector<d::index_store::source> sorted(sources->begin(), sources->end());
+    const auto sources = store.lookup("s.bin", t0);
+    BOOST_TEST_REQUIRE(sources.size() == 3u);
+    std::vector<d::index_store::source> sorted(sources.begin(), sources.end());
     std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.peer < b.peer; });
     for (std::uint32_t i = 0; i < 3; ++i) {
         const auto& s = sorted[i];
@@ -267,8 +266,8 @@ BOOST_AUTO_TEST_CASE(lookup_returns_every_source) {
     BOOST_TEST(sorted[0].sha256 == sha_a);
     BOOST_TEST(sorted[2].size == 11u);
     BOOST_TEST(sorted[2].sha256 == sha_c);
-    BOOST_TEST(store.lookup("nothing", t0) == nullptr);
-    BOOST_TEST(store.lookup("", t0) == nullptr);
+    BOOST_TEST(store.lookup("nothing", t0).empty());
+    BOOST_TEST(store.lookup("", t0).empty());
 }
 
 BOOST_AUTO_TEST_CASE(expiry_is_exactly_at_the_ttl) {
@@ -379,6 +378,256 @@ BOOST_AUTO_TEST_CASE(list_pages_with_after_and_limit) {
     auto one = store.list("", "", 0, t0);
     BOOST_TEST(one.names.size() == 1u);
     BOOST_TEST(one.next_after.has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+/// A store with the given bounds and predictable tokens.
+d::index_store bounded(d::index_store::bounds b) {
+    return d::index_store(1000ms, counting_tokens{}, b);
+}
+
+std::vector<file_entry> files_named(std::initializer_list<std::string> list) {
+    std::vector<file_entry> out;
+    for (const auto& n : list)
+        out.push_back({n, 1, sha_a});
+    return out;
+}
+
+/// Everything a client can see of a store, to tell that a refusal changed nothing.
+std::string state_of(d::index_store& store, d::index_store::time_point now) {
+    std::string out = std::to_string(store.peer_count()) + " peers, " +
+                      std::to_string(store.file_count()) + " files, " +
+                      std::to_string(store.name_bytes()) + " bytes:";
+    const auto page = store.list("", "", 1'000'000, now);
+    for (const auto name : page.names) {
+        out += " " + std::string(name) + "=";
+        std::vector<std::uint32_t> peers;
+        for (const auto& s : store.lookup(name, now))
+            peers.push_back(s.peer);
+        std::sort(peers.begin(), peers.end());
+        for (const auto p : peers)
+            out += std::to_string(p) + ",";
+    }
+    return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(index_store_bounds)
+
+const d::index_store::time_point t0{std::chrono::hours(1)};
+
+BOOST_AUTO_TEST_CASE(files_beyond_max_files_are_refused_and_change_nothing) {
+    auto store = bounded({.max_files = 5});
+    BOOST_TEST_REQUIRE(
+        store.register_peer(store_fixture::request(1, files_named({"a", "b", "c"})), t0)
+            .has_value());
+    const auto token2 = store.register_peer(store_fixture::request(2, files_named({"a", "d"})), t0);
+    BOOST_TEST_REQUIRE(token2.has_value());
+    BOOST_TEST(store.file_count() == 5u);
+    const auto before = state_of(store, t0);
+    // A new peer with one file more.
+    auto full = store.register_peer(store_fixture::request(3, files_named({"e"})), t0);
+    BOOST_TEST_REQUIRE(!full.has_value());
+    BOOST_TEST(full.error().code == errc::full);
+    BOOST_TEST(full.error().message.find("5 (peer, file) entries") != std::string::npos,
+               full.error().message);
+    // A peer that grows its list beyond the limit, by update or by taking its lease back.
+    auto grown = store.replace_files(2, token2->token, files_named({"a", "d", "e"}), t0);
+    BOOST_TEST_REQUIRE(!grown.has_value());
+    BOOST_TEST(grown.error().code == errc::full);
+    auto again = store_fixture::request(2, files_named({"a", "d", "e"}), token2->token);
+    BOOST_TEST(store.register_peer(again, t0).error().code == errc::full);
+    BOOST_TEST(state_of(store, t0) == before);
+    BOOST_TEST(store.peer_count() == 2u);
+    // Within the limit, counting the files it replaces: same size, other names.
+    BOOST_TEST(store.replace_files(2, token2->token, files_named({"x", "y"}), t0).has_value());
+    BOOST_TEST(store.file_count() == 5u);
+    // A peer with no file still gets in: only files are counted.
+    BOOST_TEST(store.register_peer(store_fixture::request(3, {}), t0).has_value());
+    // Room made by a peer that leaves is free again.
+    BOOST_TEST(store.unregister(2, token2->token, t0).has_value());
+    BOOST_TEST(
+        store.replace_files(3, "00000000000000000000000000000003", files_named({"e", "f"}), t0)
+            .has_value());
+    BOOST_TEST(store.file_count() == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(name_bytes_beyond_max_name_bytes_are_refused_and_change_nothing) {
+    auto store = bounded({.max_name_bytes = 20});
+    // A name shared by two peers counts twice: it is held twice.
+    BOOST_TEST_REQUIRE(
+        store.register_peer(store_fixture::request(1, files_named({"0123456789"})), t0)
+            .has_value());
+    const auto lease = store.register_peer(store_fixture::request(2, files_named({"abc"})), t0);
+    BOOST_TEST_REQUIRE(lease.has_value());
+    BOOST_TEST(store.name_bytes() == 13u);
+    const auto before = state_of(store, t0);
+    auto full = store.register_peer(store_fixture::request(3, files_named({"0123456789"})), t0);
+    BOOST_TEST_REQUIRE(!full.has_value());
+    BOOST_TEST(full.error().code == errc::full);
+    BOOST_TEST(full.error().message.find("20 bytes of file names") != std::string::npos,
+               full.error().message);
+    BOOST_TEST(
+        store.replace_files(2, lease->token, files_named({"abc", "defghijk"}), t0).error().code ==
+        errc::full);
+    BOOST_TEST(state_of(store, t0) == before);
+    // Exactly at the limit is fine; the bytes of the replaced list are given back first.
+    BOOST_TEST(store.replace_files(2, lease->token, files_named({"abc", "defg"}), t0).has_value());
+    BOOST_TEST(store.name_bytes() == 17u);
+    BOOST_TEST(store.replace_files(2, lease->token, files_named({"0123456789"}), t0).has_value());
+    BOOST_TEST(store.name_bytes() == 20u);
+    // Expiry gives them back too.
+    BOOST_TEST(store.expire(t0 + 1000ms) == 2u);
+    BOOST_TEST(store.name_bytes() == 0u);
+    BOOST_TEST(store.file_count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(one_address_holds_at_most_max_peers_per_address) {
+    auto store = bounded({.max_peers_per_address = 2});
+    const auto reg = [&](std::uint32_t id, std::string_view client, std::string token = {}) {
+        return store.register_peer(store_fixture::request(id, files_named({"f"}), token), t0,
+                                   client);
+    };
+    const auto one = reg(1, "192.0.2.1");
+    BOOST_TEST_REQUIRE(one.has_value());
+    BOOST_TEST_REQUIRE(reg(2, "192.0.2.1").has_value());
+    BOOST_TEST(store.peers_of("192.0.2.1") == 2u);
+    const auto before = state_of(store, t0);
+    auto third = reg(3, "192.0.2.1");
+    BOOST_TEST_REQUIRE(!third.has_value());
+    BOOST_TEST(third.error().code == errc::full);
+    BOOST_TEST(third.error().message.find("192.0.2.1") != std::string::npos);
+    BOOST_TEST(third.error().message.find("per-address") != std::string::npos);
+    BOOST_TEST(state_of(store, t0) == before);
+    // Another address is counted on its own.
+    BOOST_TEST(reg(3, "192.0.2.9").has_value());
+    BOOST_TEST(store.peers_of("192.0.2.9") == 1u);
+    // A peer taking its lease back from its own address is not a new one...
+    BOOST_TEST(reg(1, "192.0.2.1", one->token).has_value());
+    BOOST_TEST(store.peers_of("192.0.2.1") == 2u);
+    // ...but from a full address it is refused, and stays where it was.
+    const auto three = std::string(32 - 1, '0') + "3";
+    BOOST_TEST(reg(3, "192.0.2.1", three).error().code == errc::full);
+    BOOST_TEST(store.peers_of("192.0.2.9") == 1u);
+    // Moving to an address with room moves its count.
+    BOOST_TEST(reg(1, "192.0.2.9", one->token).has_value());
+    BOOST_TEST(store.peers_of("192.0.2.1") == 1u);
+    BOOST_TEST(store.peers_of("192.0.2.9") == 2u);
+    // Unregistering and expiry give the room back.
+    BOOST_TEST(store.unregister(1, one->token, t0).has_value());
+    BOOST_TEST(store.peers_of("192.0.2.9") == 1u);
+    BOOST_TEST(reg(4, "192.0.2.1").has_value());
+    BOOST_TEST(store.expire(t0 + 1000ms) == 3u);
+    BOOST_TEST(store.peers_of("192.0.2.1") == 0u);
+    BOOST_TEST(store.peers_of("192.0.2.9") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_lookup_gives_at_most_max_sources_per_name_a_random_sample) {
+    auto store = bounded({.max_sources_per_name = 5});
+    for (std::uint32_t id = 1; id <= 40; ++id) {
+        BOOST_TEST_REQUIRE(
+            store.register_peer(store_fixture::request(id, files_named({"many"})), t0).has_value());
+    }
+    for (std::uint32_t id = 41; id <= 45; ++id) {
+        BOOST_TEST_REQUIRE(
+            store.register_peer(store_fixture::request(id, files_named({"five"})), t0).has_value());
+    }
+    // At the limit: every source.
+    std::set<std::uint32_t> five;
+    for (const auto& s : store.lookup("five", t0))
+        five.insert(s.peer);
+    BOOST_TEST((five == std::set<std::uint32_t>{41, 42, 43, 44, 45}));
+    // Beyond: 5 distinct live sharers, not always the same ones.
+    std::map<std::uint32_t, int> seen;
+    for (int round = 0; round < 200; ++round) {
+        const auto sample = store.lookup("many", t0);
+        BOOST_TEST_REQUIRE(sample.size() == 5u);
+        std::set<std::uint32_t> ids;
+        for (const auto& s : sample) {
+            BOOST_TEST(s.peer >= 1u);
+            BOOST_TEST(s.peer <= 40u);
+            BOOST_TEST(s.host == "10.0.0." + std::to_string(s.peer));
+            ids.insert(s.peer);
+            ++seen[s.peer];
+        }
+        BOOST_TEST(ids.size() == 5u);
+    }
+    // 1,000 draws of 5 out of 40: each peer is drawn 25 times on average; a peer never drawn
+    // has a probability of (35/40)^200 < 1e-11.
+    BOOST_TEST(seen.size() == 40u);
+    // Sampling does not lose sources: the store still holds all 40.
+    BOOST_TEST(store.file_count() == 45u);
+    for (std::uint32_t id = 1; id <= 40; ++id) {
+        BOOST_TEST_REQUIRE(
+            store
+                .unregister(
+                    id, std::string(32 - std::to_string(id).size(), '0') + std::to_string(id), t0)
+                .has_value());
+    }
+    BOOST_TEST(store.lookup("many", t0).empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_filtered_list_examines_at_most_max_list_scan_names) {
+    auto store = bounded({.max_list_scan = 10});
+    // 100 names n000..n099; those with a '7' match.
+    std::vector<std::string> all;
+    for (int i = 0; i < 100; ++i) {
+        char name[8];
+        std::snprintf(name, sizeof name, "n%03d", i);
+        all.emplace_back(name);
+    }
+    std::vector<file_entry> files;
+    for (const auto& n : all)
+        files.push_back({n, 1, sha_a});
+    BOOST_TEST_REQUIRE(store.register_peer(store_fixture::request(1, files), t0).has_value());
+
+    // Each request looks at 10 names at most: n000..n009 holds one match, then the cursor.
+    auto first = store.list("7", "", 100, t0);
+    BOOST_TEST((std::vector<std::string>(first.names.begin(), first.names.end()) ==
+                std::vector<std::string>{"n007"}));
+    BOOST_TEST_REQUIRE(first.next_after.has_value());
+    BOOST_TEST(*first.next_after == "n009");
+    // Only n077 has "77": after n009, the ten names examined hold none, and the page is empty
+    // with a cursor.
+    auto empty = store.list("77", "n009", 100, t0);
+    BOOST_TEST(empty.names.empty());
+    BOOST_TEST_REQUIRE(empty.next_after.has_value());
+    BOOST_TEST(*empty.next_after == "n019");
+    // Following the cursors finds every match once, in order, in 10 requests.
+    std::vector<std::string> seen;
+    std::string after;
+    int requests = 0;
+    for (;;) {
+        auto page = store.list("7", after, 100, t0);
+        ++requests;
+        BOOST_TEST_REQUIRE(requests <= 20);
+        seen.insert(seen.end(), page.names.begin(), page.names.end());
+        if (!page.next_after) break;
+        BOOST_TEST(*page.next_after > after);
+        after = *page.next_after;
+    }
+    std::vector<std::string> expected;
+    for (const auto& n : all) {
+        if (n.find('7') != std::string::npos) expected.push_back(n);
+    }
+    BOOST_TEST(seen == expected);
+    BOOST_TEST(requests == 10);
+    // A full page whose next match is out of reach ends at the last name examined.
+    auto two = store.list("0", "", 2, t0);
+    BOOST_TEST((std::vector<std::string>(two.names.begin(), two.names.end()) ==
+                std::vector<std::string>{"n000", "n001"}));
+    BOOST_TEST(*two.next_after == "n001");
+    // Without a filter, pages are full whatever the scan bound: the page bounds the work.
+    auto plain = store.list("", "", 30, t0);
+    BOOST_TEST(plain.names.size() == 30u);
+    BOOST_TEST(*plain.next_after == "n029");
+    auto last = store.list("", "n089", 30, t0);
+    BOOST_TEST(last.names.size() == 10u);
+    BOOST_TEST(!last.next_after.has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

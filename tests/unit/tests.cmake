@@ -6,10 +6,13 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     unit/protocol_test.cpp
     unit/config_test.cpp
     unit/query_test.cpp
+    unit/http_parser_test.cpp
   SUITES
     names
     index_store
+    index_store_bounds
     protocol
     config
     query
+    http_parser
 )

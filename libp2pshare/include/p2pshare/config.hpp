@@ -1,11 +1,17 @@
-// p2pshare — the small human-readable files that tell where servers are.
+// p2pshare — the small human-readable files that tell where servers are, and the text forms of
+// addresses, durations and sizes that the programs take on their command lines.
 //
 // Both files are lines of `key=value`; blank lines and lines starting with '#' are ignored.
-// Unknown keys are ignored so that later versions can add some. See docs/protocol.md.
+// Unknown keys are ignored so that later versions can add some. See docs/protocol.md §9.
+//
+// Every parser returns a Result: on failure an Error with errc::bad_field (errc::not_found or
+// errc::io_error when a file cannot be read) and a message that names the file (when one was
+// given), the line and the problem, e.g. `p1.config:3: "port" is not a number 1-65535`.
 #pragma once
 
+#include <p2pshare/error.hpp>
+
 #include <boost/system/error_code.hpp>
-#include <boost/system/result.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -18,7 +24,7 @@ namespace p2pshare {
 
 /// A host and a TCP port.
 struct ServerAddress {
-    std::string host;
+    std::string host; ///< a host name, an IPv4 address or an IPv6 address without brackets
     std::uint16_t port = 0;
 
     friend bool operator==(const ServerAddress&, const ServerAddress&) = default;
@@ -33,25 +39,34 @@ struct PeerConfig {
     std::string token; ///< its lease token, to take its registration back after a restart
 };
 
-/// Parses `key=value` lines. Fails with errc::bad_field on a line without '=' or a repeated key.
-boost::system::result<std::map<std::string, std::string, std::less<>>> parse_key_values(
-    std::string_view text);
+/// `HOST:PORT` or `[IPV6]:PORT` (an IPv6 address needs the brackets); the port is 1-65535.
+Result<ServerAddress> parse_host_port(std::string_view text);
+/// `HOST:PORT`, or `[IPV6]:PORT` when the host contains a ':'; parse_host_port reads it back.
+std::string to_string(const ServerAddress& address);
 
-boost::system::result<ServerAddress> parse_server_config(std::string_view text);
+/// Parses `key=value` lines. Fails on a line without '=', an empty key or a repeated key.
+/// `source` names the text in messages (a file name); empty: messages say "line N".
+Result<std::map<std::string, std::string, std::less<>>> parse_key_values(
+    std::string_view text, std::string_view source = {});
+
+/// `config/server.config`: `host` and `port` of the index server.
+Result<ServerAddress> parse_server_config(std::string_view text, std::string_view source = {});
 std::string format_server_config(const ServerAddress& address);
 
-boost::system::result<PeerConfig> parse_peer_config(std::string_view text);
+Result<PeerConfig> parse_peer_config(std::string_view text, std::string_view source = {});
 std::string format_peer_config(const PeerConfig& config);
 
-/// "30s", "500ms", "2m", "1h"; a bare number is seconds. Fails with errc::bad_field.
-boost::system::result<std::chrono::milliseconds> parse_duration(std::string_view text);
+/// "30s", "500ms", "2m", "1h"; a bare number is seconds.
+Result<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 /// "2048", "2kb", "2KiB", "1MiB", "1mb", "1g": bytes, with binary multiples (kb = KiB = 1024).
-boost::system::result<std::uint64_t> parse_size(std::string_view text);
+Result<std::uint64_t> parse_size(std::string_view text);
 
-/// Reads and parses `dir/server.config`.
-boost::system::result<ServerAddress> read_server_config(const std::filesystem::path& file);
-boost::system::result<PeerConfig> read_peer_config(const std::filesystem::path& file);
+/// Reads and parses a `server.config` file; messages name `file`. A missing file is
+/// errc::not_found.
+Result<ServerAddress> read_server_config(const std::filesystem::path& file);
+/// Reads and parses a `pN.config` file; messages name `file`. A missing file is errc::not_found.
+Result<PeerConfig> read_peer_config(const std::filesystem::path& file);
 
 /// Writes `text` to `file` atomically (a temporary file renamed over it), creating parent folders.
 /// A `private_file` is readable by its owner only (pN.config holds the lease token).

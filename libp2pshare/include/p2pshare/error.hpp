@@ -38,7 +38,7 @@ enum class errc {
     unreachable,          ///< a server could not be reached
     timeout,              ///< a deadline passed
     io_error,             ///< the local file system refused an operation
-    full,                 ///< the index holds as many peers as it may (503)
+    full,                 ///< the index is at one of its bounds (503)
     bad_config,         ///< a config file cannot be parsed (file, line and problem in the message)
     all_sources_failed, ///< every source of a file was tried and failed (keep last)
 };

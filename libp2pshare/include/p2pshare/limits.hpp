@@ -18,12 +18,26 @@ struct ServerLimits {
     std::chrono::milliseconds stop_grace{5'000}; ///< stop(): wait for requests in flight
 };
 
-/// Bounds of the index's API.
+/// Bounds of the index's API and of what it holds. /v1/health tells clients the ones they
+/// need (docs/protocol.md §3 and §6.7).
 struct IndexLimits {
     std::size_t max_files_per_peer = 10'000; ///< files in one registration or update
     std::size_t max_lookup_names = 1'000;    ///< names in one lookup
     std::size_t max_list_page = 10'000;      ///< names in one page of the list
     std::size_t max_peers = 1'000'000;       ///< live peers; more registrations get 503 "full"
+    /// (peer, file) pairs over every live peer, /v1/health's "files"; beyond: 503 "full".
+    std::size_t max_files = 2'000'000;
+    /// Bytes of file names over those pairs (a name shared by two peers counts twice);
+    /// beyond: 503 "full".
+    std::size_t max_name_bytes = 256 * 1024 * 1024;
+    /// Live peers registered from one client address (the TCP peer of the registering
+    /// request); beyond: 503 "full". Tests and benchmarks on loopback raise it.
+    std::size_t max_peers_per_address = 64;
+    /// Sources given for one name in a lookup answer; a random sample when more peers share it.
+    std::size_t max_sources_per_name = 50;
+    /// Names one list request with `contains` examines past its cursor; the page may then be
+    /// short (even empty) with a `next_after` to continue from.
+    std::size_t max_list_scan = 100'000;
     std::uint16_t min_peer_port = 1; ///< lowest port a peer may advertise (1024: no system ports)
     /// A peer may only advertise the address its registration comes from (no third-party
     /// addresses: the index cannot be used to send downloaders to someone else's host).
