@@ -222,7 +222,6 @@ int main(int argc, char** argv) try {
     options.port = 0;
     options.config_dir.clear();
     options.lease_ttl = std::chrono::hours(1);
-    options.single_thread = true;
     options.index.max_peers_per_address = SIZE_MAX; // every peer registers from 127.0.0.1
     p2pshare::IndexServer server(server_io.get_executor(), options);
     if (const auto ec = server.start()) throw std::runtime_error("index: " + ec.message());

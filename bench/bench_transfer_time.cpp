@@ -191,7 +191,7 @@ int main(int argc, char** argv) try {
     io.port = 0;
     io.config_dir.clear();
     io.lease_ttl = std::chrono::hours(1);
-    io.single_thread = true; // index_thread.io is run by its thread only
+    // index_thread.io is run by its thread only: its executor is serial, as the index requires.
     p2pshare::IndexServer index(index_thread.io.get_executor(), io);
     if (const auto ec = index.start()) throw std::runtime_error("index: " + ec.message());
     const auto port = index.port();

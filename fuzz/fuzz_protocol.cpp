@@ -4,6 +4,7 @@
 #include <p2pshare/config.hpp>
 #include <p2pshare/names.hpp>
 
+#include "index_codec.hpp"
 #include "protocol.hpp"
 #include "query.hpp"
 
@@ -32,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     using namespace p2pshare::detail;
     if (size == 0) return 0;
     const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-    switch (data[0] % 9) {
+    switch (data[0] % 10) {
         case 0:
             if (auto r = decode_register(input, 100)) {
                 check_files(r->files);
@@ -103,6 +104,32 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 check(back.has_value() && *back == *a);
             }
             break;
+        case 9: {
+            // The client half: the index's answers, with a status from the second byte.
+            if (input.empty()) break;
+            const unsigned status = 200 + static_cast<unsigned char>(input[0]) % 3 * 100;
+            const auto body = input.substr(1);
+            (void)decode_error_answer(status, body);
+            (void)decode_register_answer(status, body);
+            (void)decode_renew_answer(status, body);
+            (void)decode_health_answer(status, body);
+            if (auto page = decode_list_answer(status, body, "m", 3)) {
+                check(page->names.size() <= 3);
+                for (const auto& n : page->names)
+                    check(p2pshare::is_valid_file_name(n) && n > "m");
+                if (page->next_after) check(*page->next_after > "m");
+            }
+            const std::vector<std::string> asked{"a", "b"};
+            if (auto found = decode_lookup_answer(status, body, asked)) {
+                check(found->size() == asked.size());
+                for (const auto& sources : *found) {
+                    for (const auto& src : sources)
+                        check(src.port != 0 && is_sha256_hex(src.sha256) &&
+                              is_valid_host(src.host));
+                }
+            }
+            break;
+        }
     }
     return 0;
 }

@@ -96,7 +96,6 @@ int main(int argc, char** argv) {
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
     boost::asio::io_context io{1}; // run by this thread only: Asio skips locking where it can
-    options.single_thread = true;  // and the index needs no strand of its own
     p2pshare::IndexServer server(io.get_executor(), options);
     // Handle the signals before announcing the port: whoever reads that line may signal at once.
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);

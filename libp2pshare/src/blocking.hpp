@@ -6,6 +6,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -17,6 +19,15 @@ namespace p2pshare::detail {
 
 /// The process's pool for blocking work (two threads), made on first use.
 boost::asio::any_io_executor default_blocking_executor();
+
+/// The completion token for work handed to the blocking executor: the awaiting coroutine resumes
+/// when the work is done, and a cancellation of the awaiting operation is not passed on (the work
+/// cannot be interrupted, and Boost 1.81's co_spawn can throw out of the pool's thread when a
+/// cancellation reaches a coroutine that has no wait left).
+inline auto blocking_token() {
+    return boost::asio::bind_cancellation_slot(boost::asio::cancellation_slot(),
+                                               boost::asio::use_awaitable);
+}
 
 /// `given` when set, else the default pool.
 inline boost::asio::any_io_executor blocking_or_default(
@@ -39,7 +50,7 @@ auto run_blocking(boost::asio::any_io_executor blocking, F f, Args... args)
         [f, ... args = std::move(args)]() mutable -> boost::asio::awaitable<R> {
             co_return f(args...);
         },
-        boost::asio::use_awaitable);
+        blocking_token());
 }
 
 } // namespace p2pshare::detail

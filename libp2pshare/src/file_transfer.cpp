@@ -50,6 +50,10 @@ struct attempt {
     std::uint64_t kept = 0;     ///< bytes of the .part kept (0 when the source sent it all)
 };
 
+bool cancelled(const asio::cancellation_state& state) {
+    return state.cancelled() != asio::cancellation_type::none;
+}
+
 attempt failed(errc code, std::string message) {
     return {make_error_code(code), std::move(message), {}, 0};
 }
@@ -115,7 +119,7 @@ asio::awaitable<bool> read_back(asio::any_io_executor blocking, int fd, std::uin
         [fd, offset, end, &h, &buffer]() -> asio::awaitable<bool> {
             co_return hash_range(fd, offset, end, h, buffer);
         },
-        asio::use_awaitable);
+        blocking_token());
 }
 
 bool write_all(int fd, const char* data, std::size_t size, std::uint64_t offset, int& error) {
@@ -308,7 +312,7 @@ asio::awaitable<bool> hash_on_disk_thread(std::shared_ptr<hasher_state> state, s
         [state = std::move(state), from, end]() -> asio::awaitable<bool> {
             co_return hash_range(state->fd.get(), from, end, state->hash, state->buffer);
         },
-        asio::use_awaitable);
+        blocking_token());
 }
 
 /// Hashes a file's bytes on the disk thread as they land in the file, one stretch at a time,
@@ -322,6 +326,15 @@ public:
         : executor_(executor),
           state_(std::make_shared<hasher_state>(executor, std::move(blocking), std::move(fd), from,
                                                 std::move(hash))) {}
+
+    /// Closes the hasher's descriptor of the file unless a stretch is still being hashed: the
+    /// state itself may be released later, on the disk thread, and the descriptor shares the
+    /// download's lock on the .part, which must end with the download.
+    ~file_hasher() {
+        if (!state_->running) state_->fd.reset();
+    }
+    file_hasher(const file_hasher&) = delete;
+    file_hasher& operator=(const file_hasher&) = delete;
 
     /// Hashes up to `end` unless a stretch is being hashed (the next call continues from it).
     void advance(std::uint64_t end) {
@@ -380,7 +393,8 @@ private:
 /// hashes what is in the file from the page cache. Stops early, without an error, where
 /// splice(2) does not work with this socket or file; `position` tells how far it got, and `hash`
 /// then covers [0, position).
-asio::awaitable<attempt> splice_body(tcp::socket& socket, const TransferOptions& options, int fd,
+asio::awaitable<attempt> splice_body(tcp::socket& socket, const TransferOptions& options,
+                                     const asio::cancellation_state& cancel, int fd,
                                      std::uint64_t size, std::uint64_t& position, sha256& hash,
                                      std::vector<char>& buffer, TransferProgress& progress,
                                      std::uint64_t& reported) {
@@ -403,6 +417,10 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const TransferOptions&
     // other work of the executor run (other downloads, the peer's file server and lease).
     std::uint64_t since_yield = 0;
     while (position < size) {
+        if (cancelled(cancel)) {
+            out = failed(errc::timeout, "cancelled");
+            break;
+        }
         const auto want =
             static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - position));
         const auto s = co_await splice_some(blocking, socket, timer, pipe_in.get(), pipe_out.get(),
@@ -446,8 +464,9 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const TransferOptions&
 
 /// Fetches bytes [offset, size) of `name` from `src` into `fd`, hashing the whole file.
 asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOptions& options,
-                               const std::string& name, const FileSource& src, int fd,
-                               std::uint64_t offset, std::vector<char>& buffer) {
+                               const asio::cancellation_state& cancel, const std::string& name,
+                               const FileSource& src, int fd, std::uint64_t offset,
+                               std::vector<char>& buffer) {
     attempt out;
     sha256 hash;
     if (offset == src.size) { // a complete .part from an earlier run: only verify it
@@ -558,8 +577,8 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOpt
     }
     // Then the body goes through splice(2) where the system allows.
     if (position < src.size && options.zero_copy) {
-        auto body = co_await splice_body(stream.socket(), options, fd, src.size, position, hash,
-                                         buffer, progress, reported);
+        auto body = co_await splice_body(stream.socket(), options, cancel, fd, src.size, position,
+                                         hash, buffer, progress, reported);
         if (body.error) {
             body.received = position - offset;
             co_return body;
@@ -583,7 +602,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOpt
                 hash.update(data, n);
                 co_return 0;
             },
-            asio::use_awaitable);
+            blocking_token());
     };
     const auto stored = [&](int error) -> bool {
         if (error != 0) {
@@ -600,6 +619,10 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOpt
         return true;
     };
     while (received < src.size) {
+        if (cancelled(cancel)) {
+            out = failed(errc::timeout, "cancelled");
+            break;
+        }
         const auto want =
             static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), src.size - received));
         char* into = chunks[next];
@@ -658,13 +681,18 @@ FileTransfer::FileTransfer(asio::any_io_executor executor, std::filesystem::path
 asio::awaitable<TransferResult> FileTransfer::async_download(std::string name,
                                                              std::vector<FileSource> sources) {
     // Every step of the download and the hashing beside it (which share state) run on the
-    // transfer's executor, which is serial.
+    // transfer's executor, which is serial. Cancelled, it ends with operation_aborted (the .part
+    // stays, for a later resume).
     co_return co_await asio::co_spawn(executor_, download(std::move(name), std::move(sources)),
                                       asio::use_awaitable);
 }
 
 asio::awaitable<TransferResult> FileTransfer::download(std::string name,
                                                        std::vector<FileSource> sources) {
+    // Cancellation is seen as errors of the steps (checked between sources), not exceptions:
+    // every step, and the hashing beside it, ends before the download does.
+    co_await asio::this_coro::throw_if_cancelled(false);
+    const auto cancel = co_await asio::this_coro::cancellation_state;
     const auto started = std::chrono::steady_clock::now();
     TransferResult r;
     r.name = name;
@@ -721,9 +749,18 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
             if (::ftruncate(fd.get(), 0) != 0) co_return finish(errc::io_error, errno_text(errno));
             offset = 0;
         }
-        const auto where = src.host + ":" + std::to_string(src.port);
-        auto a = co_await fetch(executor_, options_, name, src, fd.get(), offset, buffer);
+        const auto where = to_string(ServerAddress{src.host, src.port});
+        auto a = co_await fetch(executor_, options_, cancel, name, src, fd.get(), offset, buffer);
         r.received += a.received;
+        // Cancelled: the step in flight ended with an error and fetch waited for the hashing
+        // beside it, so the .part is closed and unlocked when this returns.
+        if (cancelled(cancel)) {
+            r.error = asio::error::operation_aborted;
+            r.message = "the download was cancelled";
+            r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::steady_clock::now() - started);
+            co_return r;
+        }
         if (!a.error && a.digest != src.sha256) {
             // Corrupt bytes: nothing of this .part can be trusted any more.
             if (::ftruncate(fd.get(), 0) != 0) co_return finish(errc::io_error, errno_text(errno));

@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -224,7 +225,7 @@ asio::awaitable<void> http_server::accept_loop() {
         if (stopping_ || ec == asio::error::operation_aborted) break;
         if (ec) {
             // Out of descriptors or a similar passing condition: log it and breathe.
-            spdlog::warn("{}: accept failed: {}", name_, ec.message());
+            log().warn("{}: accept failed: {}", name_, ec.message());
             backoff.expires_after(std::chrono::milliseconds(100));
             co_await backoff.async_wait(use_tuple);
             continue;
@@ -233,7 +234,7 @@ asio::awaitable<void> http_server::accept_loop() {
         socket.non_blocking(true, ec);
         if (ec) {
             // Without it, a send could block the whole strand.
-            spdlog::warn("{}: cannot make a connection non-blocking: {}", name_, ec.message());
+            log().warn("{}: cannot make a connection non-blocking: {}", name_, ec.message());
             socket.close(ec);
             continue;
         }
@@ -387,8 +388,8 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
             }
             if (code != errc::ok) {
                 const auto res = error_response(code, std::move(message));
-                spdlog::debug("{}: {} refused: {}", name_, s->remote.address().to_string(),
-                              res.body());
+                log().debug("{}: {} refused: {}", name_, s->remote.address().to_string(),
+                            res.body());
                 conn.head = false;
                 co_await conn.write(res);
                 linger = true;
@@ -404,7 +405,7 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
             co_await conn.write(res);
             break;
         }
-        const bool log_request = spdlog::should_log(spdlog::level::debug);
+        const bool log_request = log().should_log(spdlog::level::debug);
         const auto started = log_request ? connection::clock::now() : connection::time_point{};
         conn.bytes_sent = 0;
         conn.head = req.method() == http::verb::head;
@@ -413,11 +414,11 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
         try {
             keep = co_await handler_(req, conn);
         } catch (const std::exception& x) {
-            spdlog::error("{}: {} {}: {}", name_, req.method_string(), req.target(), x.what());
+            log().error("{}: {} {}: {}", name_, req.method_string(), req.target(), x.what());
             keep = false;
         } catch (...) {
-            spdlog::error("{}: {} {}: an unknown exception", name_, req.method_string(),
-                          req.target());
+            log().error("{}: {} {}: an unknown exception", name_, req.method_string(),
+                        req.target());
             keep = false;
         }
         --busy_;
@@ -426,9 +427,9 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
         if (log_request) {
             const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 connection::clock::now() - started);
-            spdlog::debug("{}: {} {} {} -> {} ({} bytes, {} us)", name_,
-                          s->remote.address().to_string(), req.method_string(), req.target(),
-                          conn.status, conn.bytes_sent, us.count());
+            log().debug("{}: {} {} {} -> {} ({} bytes, {} us)", name_,
+                        s->remote.address().to_string(), req.method_string(), req.target(),
+                        conn.status, conn.bytes_sent, us.count());
         }
         if (!keep || !req.keep_alive()) break;
         answered = true;
@@ -490,9 +491,14 @@ asio::awaitable<void> http_server::async_stop() {
             asio::co_spawn(strand_, watch_grace(), asio::detached);
         }
     }
-    // all_done_ never expires; the last session to end cancels the waits on it.
-    while (!sessions_.empty())
+    // all_done_ never expires; the last session to end cancels the waits on it. A cancelled
+    // stop does not wait for the grace period: it cuts what is left.
+    co_await asio::this_coro::throw_if_cancelled(false);
+    while (!sessions_.empty()) {
         co_await all_done_.async_wait(use_tuple);
+        const auto state = co_await asio::this_coro::cancellation_state;
+        if (state.cancelled() != asio::cancellation_type::none) close_all();
+    }
     grace_.cancel();
 }
 
@@ -503,8 +509,8 @@ asio::awaitable<void> http_server::watch_grace() {
         auto [ec] = co_await grace_.async_wait(use_tuple);
         if (ec) co_return; // every session ended
         if (std::chrono::steady_clock::now() - last_progress_ >= limits_.stop_grace) {
-            spdlog::info("{}: cutting {} connections that made no progress for {} ms", name_,
-                         sessions_.size(), limits_.stop_grace.count());
+            log().info("{}: cutting {} connections that made no progress for {} ms", name_,
+                       sessions_.size(), limits_.stop_grace.count());
             close_all();
             co_return;
         }

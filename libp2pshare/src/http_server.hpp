@@ -41,12 +41,6 @@ using tcp = asio::ip::tcp;
 /// io_context that one thread runs (an implicit strand, in Asio's words).
 using strand_type = asio::any_io_executor;
 
-/// `executor` itself when one thread runs its io_context, else a strand made from it.
-inline strand_type serial_executor(asio::any_io_executor executor, bool single_thread) {
-    if (single_thread) return executor;
-    return asio::make_strand(std::move(executor));
-}
-
 /// What a request handler sees of its connection.
 class connection {
 public:
@@ -118,7 +112,9 @@ public:
 
     /// Stops accepting, closes idle connections and waits for the responses in flight. They
     /// are cut only once none of them has sent a byte for limits.stop_grace. Completes when no
-    /// connection is left. Must run on the server's strand.
+    /// connection is left. Must run on the server's strand. Cancelled (per-operation
+    /// cancellation of the awaiting coroutine), it closes every connection at once and completes
+    /// when they are gone.
     asio::awaitable<void> async_stop();
 
     /// Stops at once: closes the acceptor and every connection. Must run on the strand.

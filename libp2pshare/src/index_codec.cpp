@@ -239,9 +239,13 @@ api_result<std::vector<std::vector<source_entry>>> decode_lookup_answer(
 api_result<index_bounds> decode_health_answer(unsigned status, std::string_view body) {
     auto v = success_body(status, body);
     if (!v) return v.error();
-    const auto& o = v->get_object();
+    const auto& top = v->get_object();
     index_bounds bounds;
     // Each bound is optional (an older index does not give it), but when given it is valid.
+    const auto* limits = find(top, "limits");
+    if (limits != nullptr && !limits->is_object()) return bad_answer("'limits' is not an object");
+    static const boost::json::object none;
+    const auto& o = limits != nullptr ? limits->get_object() : none;
     const auto bound = [&](std::string_view key, std::size_t& out) -> api_result<void> {
         if (find(o, key) == nullptr) return {};
         auto n = required(get_uint(o, key, 1, std::numeric_limits<std::uint32_t>::max()));
@@ -255,8 +259,8 @@ api_result<index_bounds> decode_health_answer(unsigned status, std::string_view 
                                    {"max_list_page", &bounds.max_list_page}}) {
         if (auto r = bound(key, *out); !r) return r.error();
     }
-    if (find(o, "lease_ttl_ms") != nullptr) {
-        auto ttl = required(get_uint(o, "lease_ttl_ms", 1, max_ttl_ms));
+    if (find(top, "lease_ttl_ms") != nullptr) {
+        auto ttl = required(get_uint(top, "lease_ttl_ms", 1, max_ttl_ms));
         if (!ttl) return ttl.error();
         bounds.lease_ttl = std::chrono::milliseconds(static_cast<std::int64_t>(*ttl));
     }

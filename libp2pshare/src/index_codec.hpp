@@ -86,7 +86,8 @@ api_result<name_page> decode_list_answer(unsigned status, std::string_view body,
 /// given twice for one name, a bad host, port, size or hash) fails the whole answer.
 api_result<std::vector<std::vector<source_entry>>> decode_lookup_answer(
     unsigned status, std::string_view body, std::span<const std::string> asked);
-/// The index's bounds; a field it does not give keeps the default above.
+/// The index's bounds (`limits` object, and `lease_ttl_ms`); a field it does not give keeps the
+/// default above.
 api_result<index_bounds> decode_health_answer(unsigned status, std::string_view body);
 
 } // namespace p2pshare::detail

@@ -5,12 +5,14 @@
 #include "index_store.hpp"
 #include "protocol.hpp"
 #include "query.hpp"
+#include "support.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
@@ -23,7 +25,7 @@ using namespace detail;
 
 struct IndexServer::impl {
     impl(asio::any_io_executor executor, IndexServerOptions o)
-        : strand(serial_executor(std::move(executor), o.single_thread)),
+        : strand(std::move(executor)),
           options(std::move(o)),
           store(options.lease_ttl, nullptr, index_store::bounds::of(options.index)) {}
 
@@ -89,7 +91,7 @@ response IndexServer::impl::do_register(const request& req, const connection& co
     const auto files = r->files.size();
     auto lease = store.register_peer(std::move(*r), now(), source);
     if (!lease) return fail_response(req, lease.error());
-    spdlog::info("index: peer {} registered at {} with {} files", id, to_string(address), files);
+    log().info("index: peer {} registered at {} with {} files", id, to_string(address), files);
     boost::json::object body;
     body["id"] = id;
     body["token"] = lease->token;
@@ -118,7 +120,7 @@ response IndexServer::impl::do_files(const request& req, std::uint32_t id) {
     const auto count = files->size();
     auto done = store.replace_files(id, *token, std::move(*files), now());
     if (!done) return fail_response(req, done.error());
-    spdlog::info("index: peer {} now shares {} files", id, count);
+    log().info("index: peer {} now shares {} files", id, count);
     boost::json::object body;
     body["id"] = id;
     body["files"] = count;
@@ -131,7 +133,7 @@ response IndexServer::impl::do_unregister(const request& req, std::uint32_t id) 
     if (!token) return fail_response(req, token.error());
     auto done = store.unregister(id, *token, now());
     if (!done) return fail_response(req, done.error());
-    spdlog::info("index: peer {} unregistered", id);
+    log().info("index: peer {} unregistered", id);
     boost::json::object body;
     body["id"] = id;
     body["unregistered"] = true;
@@ -340,9 +342,9 @@ boost::system::error_code IndexServer::start() {
         }
     }
     d.server->start();
-    spdlog::info("index: listening on {} (lease {} ms)",
-                 to_string(ServerAddress{d.options.host, d.server->port()}),
-                 d.options.lease_ttl.count());
+    log().info("index: listening on {} (lease {} ms)",
+               to_string(ServerAddress{d.options.host, d.server->port()}),
+               d.options.lease_ttl.count());
     return {};
 }
 
@@ -360,7 +362,7 @@ namespace {
 asio::awaitable<void> stop_on_strand(strand_type strand, std::shared_ptr<http_server> server) {
     if (!server) co_return;
     co_await asio::co_spawn(strand, server->async_stop(), asio::use_awaitable);
-    spdlog::info("index: stopped");
+    log().info("index: stopped");
 }
 
 } // namespace
@@ -376,6 +378,9 @@ asio::awaitable<IndexStats> IndexServer::async_stats() {
     return asio::co_spawn(
         self->strand,
         [self]() -> asio::awaitable<IndexStats> {
+            // Completes without a wait: Boost 1.81's co_spawn would throw a cancellation that
+            // came meanwhile out of the executor's thread unless told not to.
+            co_await asio::this_coro::throw_if_cancelled(false);
             self->store.expire(index_store::clock::now());
             co_return IndexStats{self->store.peer_count(), self->store.name_count(),
                                  self->store.file_count()};

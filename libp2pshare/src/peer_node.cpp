@@ -106,6 +106,8 @@ struct PeerNode::impl : std::enable_shared_from_this<impl> {
     std::unique_ptr<downloads> fetcher;
     std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
     std::atomic<bool> started{false}; ///< written on the executor; read by ~PeerNode too
+    /// Written by the index session; read by PeerNode::registered() from any thread.
+    std::shared_ptr<std::atomic<bool>> is_registered = std::make_shared<std::atomic<bool>>(false);
     bool rescanning = false;
     asio::steady_timer rescan_timer;
     asio::steady_timer rescan_done;
@@ -146,8 +148,8 @@ asio::awaitable<Error> PeerNode::impl::start() {
         auto address = read_server_config(options.server_config);
         if (!address) {
             // A missing file: the index server has not run here yet.
-            const auto code = address.error().code == errc::not_found ? errc::not_found
-                                                                        : errc::bad_config;
+            const auto code =
+                address.error().code == errc::not_found ? errc::not_found : errc::bad_config;
             co_return Error{make_error_code(code), address.error().message};
         }
         index_address = *address;
@@ -186,7 +188,8 @@ asio::awaitable<Error> PeerNode::impl::start() {
     if (host == "0.0.0.0" || host == "::") host.clear(); // the index takes our address
     session = std::make_shared<index_session>(
         ex, index_address,
-        index_session::settings{options.id, host, server->port(), options.retry_max, name},
+        index_session::settings{options.id, host, server->port(), options.retry_max, name,
+                                is_registered},
         [weak] {
             auto self = weak.lock();
             return self ? self->folder->offered() : std::vector<file_entry>{};
@@ -233,7 +236,8 @@ asio::awaitable<Error> PeerNode::impl::start() {
         self->rescan_done.cancel();
     });
     // The files found now are offered as their hashes complete; start returns once they are.
-    if (co_await folder->async_settle() == make_error_code(errc::shutting_down)) {
+    if (const auto ec = co_await folder->async_settle()) {
+        if (ec == asio::error::operation_aborted) co_return aborted;
         co_return Error{make_error_code(errc::shutting_down), "quit while starting"};
     }
     if (session->registered()) co_await session->async_send_files();
@@ -438,9 +442,7 @@ asio::awaitable<void> PeerNode::async_quit() {
 std::uint32_t PeerNode::id() const noexcept { return impl_->options.id; }
 std::uint16_t PeerNode::port() const noexcept { return impl_->server ? impl_->server->port() : 0; }
 const std::filesystem::path& PeerNode::folder() const noexcept { return impl_->folder->path(); }
-bool PeerNode::registered() const noexcept {
-    return impl_->session && impl_->session->registered();
-}
+bool PeerNode::registered() const noexcept { return impl_->is_registered->load(); }
 std::size_t PeerNode::active_uploads() const noexcept {
     return impl_->server ? impl_->server->busy_count() : 0;
 }

@@ -264,13 +264,11 @@ BOOST_AUTO_TEST_CASE(percent_encoded_paths_and_big_ids) {
 BOOST_AUTO_TEST_SUITE_END()
 
 // The lookup's plain form is read in place and anything else by the full JSON parser; both must
-// give the same answer, with the index on a strand or (single_thread) on its executor.
+// give the same answer, with the index on a strand or on the executor of a one-thread io_context.
 BOOST_AUTO_TEST_CASE(lookup_answers_alike_in_every_form_and_threading) {
-    for (const bool single_thread : {false, true}) {
-        BOOST_TEST_CONTEXT("single_thread " << single_thread) {
-            auto options = test::running_index::defaults();
-            options.single_thread = single_thread;
-            test::running_index index(options);
+    for (const bool on_strand : {false, true}) {
+        BOOST_TEST_CONTEXT("on a strand " << on_strand) {
+            test::running_index index(test::running_index::defaults(), on_strand);
             test::register_peer(index.port(), 1, {"a b.txt", "caf\xc3\xa9.txt", "x"});
             test::register_peer(index.port(), 2, {"x"});
             test::http_client client(index.port()); // one connection for every request

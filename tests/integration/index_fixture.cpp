@@ -4,6 +4,7 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -36,11 +37,13 @@ IndexServerOptions running_index::defaults() {
     return o;
 }
 
-running_index::running_index(IndexServerOptions options) : options_(std::move(options)) {
+running_index::running_index(IndexServerOptions options, bool on_strand)
+    : options_(std::move(options)) {
     if (options_.config_dir == IndexServerOptions{}.config_dir) {
         options_.config_dir = dir_ / "config";
     }
-    server_ = std::make_unique<IndexServer>(io_.executor(), options_);
+    server_ = std::make_unique<IndexServer>(
+        on_strand ? boost::asio::make_strand(io_.executor()) : io_.executor(), options_);
     const auto ec = server_->start();
     if (ec) throw std::runtime_error("the index server did not start: " + ec.message());
     port_ = server_->port();

@@ -26,7 +26,8 @@ namespace p2pshare::test {
 /// A real index server on 127.0.0.1, port 0, with its config folder in a temporary folder.
 class running_index {
 public:
-    explicit running_index(IndexServerOptions options = defaults());
+    /// The index runs on the io thread's executor, or with `on_strand` on a strand made from it.
+    explicit running_index(IndexServerOptions options = defaults(), bool on_strand = false);
     ~running_index();
     running_index(const running_index&) = delete;
     running_index& operator=(const running_index&) = delete;

@@ -9,6 +9,8 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     integration/peer_quit_test.cpp
     integration/peer_file_server_test.cpp
     integration/peer_index_fault_test.cpp
+    integration/peer_lease_test.cpp
+    integration/peer_cancel_test.cpp
   SUITES
     peer_network
     peer_folder
@@ -16,4 +18,6 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     peer_quit
     peer_file_server
     peer_index_faults
+    peer_lease
+    peer_cancel
 )

@@ -280,4 +280,59 @@ BOOST_AUTO_TEST_CASE(a_permanent_refusal_is_not_retried) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_lookup_answer_that_cannot_be_trusted_downloads_nothing) {
+    // A real peer shares both names, so a trusting client would fetch them; the index's answer
+    // is wrong in one way each time.
+    test::network net;
+    const auto content = test::random_text(5'000, 7);
+    test::write_file(net / "p1" / "a.txt", content);
+    test::write_file(net / "p1" / "b.txt", content);
+    auto& p1 = net.start_peer(1);
+    const auto src = R"({"id":1,"host":"127.0.0.1","port":)" + std::to_string(p1.port()) +
+                     R"(,"size":5000,"sha256":")" + test::sha256_hex(content) + R"("})";
+    const auto result = [](const std::string& name, const std::string& sources) {
+        return R"({"name":")" + name + R"(","sources":[)" + sources + R"(],"found":true})";
+    };
+    const std::vector<std::pair<std::string, std::string>> answers = {
+        {"a name not asked for",
+         R"({"results":[)" + result("a.txt", src) + "," + result("evil.txt", src) + "]}"},
+        {"a name twice",
+         R"({"results":[)" + result("a.txt", src) + "," + result("a.txt", src) + "]}"},
+        {"a result missing", R"({"results":[)" + result("a.txt", src) + "]}"},
+        {"a source twice",
+         R"({"results":[)" + result("a.txt", src + "," + src) + "," + result("b.txt", src) + "]}"},
+        {"a malformed source", R"({"results":[)" + result("a.txt", src) + "," +
+                                   result("b.txt", R"({"id":1,"host":"127.0.0.1"})") + "]}"},
+    };
+    test::temp_dir dir;
+    test::io_thread io;
+    std::uint32_t id = 10;
+    for (const auto& [what, body] : answers) {
+        BOOST_TEST_CONTEXT(what) {
+            ++id;
+            fake_index index([&, body = body](const std::string& method, const std::string& target,
+                                              std::size_t) {
+                if (method == "POST" && target == "/v1/peers") return answer{201, lease_body(id)};
+                if (method == "POST" && target == "/v1/lookup") return answer{200, body};
+                if (method == "DELETE") return answer{200, R"({"unregistered":true})"};
+                return answer{404, not_found_body};
+            });
+            PeerNode node(io.executor(), peer_on(dir, id, index.port()));
+            const auto started = io.run(node.async_start());
+            BOOST_TEST_REQUIRE(!started, started.message);
+            const auto outcomes = io.run(node.async_download({"a.txt", "b.txt"}), 10s);
+            BOOST_TEST_REQUIRE(outcomes.size() == 2u);
+            for (const auto& o : outcomes) {
+                BOOST_TEST(o.error == make_error_code(errc::bad_response),
+                           o.name << ": " << o.message);
+            }
+            BOOST_TEST(index.count("POST", "/v1/lookup") == 1u);
+            // Nothing was fetched: no file, no partial file.
+            BOOST_TEST(test::files_in(dir / ("p" + std::to_string(id))).empty());
+            quit_promptly(io, node);
+        }
+    }
+    BOOST_TEST(p1.active_uploads() == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

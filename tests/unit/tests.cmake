@@ -7,6 +7,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     unit/config_test.cpp
     unit/query_test.cpp
     unit/http_parser_test.cpp
+    unit/index_codec_test.cpp
   SUITES
     names
     index_store
@@ -15,4 +16,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     config
     query
     http_parser
+    index_codec
+    lease_schedule
+    async_mutex
 )

@@ -23,10 +23,6 @@ struct IndexServerOptions {
     std::chrono::milliseconds lease_ttl{30'000}; ///< a peer not renewed within this disappears
     ServerLimits limits{};
     IndexLimits index{};
-    /// Set when one thread only runs the executor's io_context (an "implicit strand"): the work
-    /// then runs on the executor itself rather than on a strand made from it, which saves a
-    /// queue hop and two allocations per I/O. Wrong (data races) if several threads run it.
-    bool single_thread = false;
 };
 
 struct IndexStats {
@@ -35,9 +31,11 @@ struct IndexStats {
     std::size_t files = 0; ///< (peer, file) pairs
 };
 
-/// An HTTP/1.1 + JSON index server (docs/protocol.md). All its work runs on one strand made
-/// from the executor given, so the io_context may be run by one thread or several (or, with
-/// options.single_thread, on the executor itself).
+/// An HTTP/1.1 + JSON index server (docs/protocol.md). It runs on the executor it is given, which
+/// must be serial: a strand (`boost::asio::make_strand(io)`, when several threads run the
+/// io_context), or the executor of an io_context that one thread runs. Every public operation may
+/// be awaited from any coroutine and honours per-operation cancellation: async_stop cancelled
+/// closes the connections it was waiting for at once; async_stats completes at once anyway.
 class IndexServer {
 public:
     IndexServer(boost::asio::any_io_executor executor, IndexServerOptions options);

@@ -83,7 +83,8 @@ index_session::index_session(asio::any_io_executor executor, ServerAddress index
       schedule_(std::chrono::milliseconds(100), settings_.retry_max),
       lock_(executor),
       wake_(executor),
-      loop_done_(executor, asio::steady_timer::time_point::max()) {}
+      loop_done_(executor, asio::steady_timer::time_point::max()),
+      registered_(settings_.registered) {}
 
 index_session::~index_session() = default;
 
@@ -94,7 +95,7 @@ void index_session::set_token(std::string token) {
 }
 
 void index_session::note_registered() {
-    const bool was = registered_.exchange(true);
+    const bool was = registered_->exchange(true);
     if (!was) {
         log().info("{}: registered with {}:{} (lease {} ms)", settings_.log_name,
                    client_.address().host, client_.address().port, schedule_.ttl().count());
@@ -182,7 +183,7 @@ asio::awaitable<void> index_session::carry_out(lease_schedule::step what) {
         set_token({});
     }
     if (lost) {
-        registered_ = false;
+        registered_->store(false);
         log().info("{}: the index lost our lease ({}); registering again", settings_.log_name,
                    error.message);
     } else {
@@ -264,7 +265,7 @@ asio::awaitable<void> index_session::async_stop() {
         }
     }
     schedule_.forget();
-    registered_ = false;
+    registered_->store(false);
     set_token({});
     client_.close();
 }

@@ -78,6 +78,8 @@ public:
         std::uint16_t port = 0;
         std::chrono::milliseconds retry_max{5'000};
         std::string log_name;
+        /// Whether the peer is registered now; read from any thread (PeerNode::registered).
+        std::shared_ptr<std::atomic<bool>> registered = std::make_shared<std::atomic<bool>>(false);
     };
 
     /// `executor` must be serial. `files` gives the list to announce (called on the executor).
@@ -99,7 +101,7 @@ public:
     /// Stops the loop at once, without unregistering (the peer is being destroyed).
     void abort();
 
-    bool registered() const noexcept { return registered_.load(); }
+    bool registered() const noexcept { return registered_->load(); }
     const std::string& token() const noexcept { return token_; }
     std::chrono::milliseconds ttl() const noexcept { return schedule_.ttl(); }
     index_client& client() noexcept { return client_; }
@@ -127,7 +129,7 @@ private:
     boost::asio::cancellation_signal stop_loop_;
     bool running_ = false;
     bool stopping_ = false;
-    std::atomic<bool> registered_{false};
+    std::shared_ptr<std::atomic<bool>> registered_;
     api_error last_error_{errc::unreachable, "not registered yet"};
     std::uint64_t renewals_ = 0;
     std::mt19937 rng_{std::random_device{}()};
