@@ -20,7 +20,6 @@
 
 #include <unistd.h>
 
-#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <functional>
@@ -67,7 +66,8 @@ int main(int argc, char** argv) {
         ("port", po::value(&options.port)->default_value(0), "file server port; 0 = any free")
         ("advertise-host", po::value(&options.advertise_host),
          "address other peers should use (default: --host)")
-        ("index", po::value(&index), "index server HOST:PORT (default: read --server-config)")
+        ("index", po::value(&index),
+         "index server HOST:PORT, [IPV6]:PORT for IPv6 (default: read --server-config)")
         ("server-config", po::value(&server_config)->default_value(server_config),
          "the index server's config file")
         ("parallel", po::value(&options.max_parallel_downloads)
@@ -128,16 +128,9 @@ int main(int argc, char** argv) {
     options.rescan_interval = *rescan_ms;
     options.server_config = server_config;
     if (!index.empty()) {
-        const auto colon = index.rfind(':');
-        std::uint16_t port = 0;
-        const auto port_text = colon == std::string::npos ? "" : index.substr(colon + 1);
-        const auto [p, ec] =
-            std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-        if (colon == std::string::npos || colon == 0 || ec != std::errc{} || port == 0 ||
-            p != port_text.data() + port_text.size()) {
-            return fail_usage("--index: '" + index + "' is not HOST:PORT");
-        }
-        options.index = p2pshare::ServerAddress{index.substr(0, colon), port};
+        auto address = p2pshare::parse_host_port(index);
+        if (!address) return fail_usage("--index: " + address.error().message);
+        options.index = std::move(*address);
     }
     const auto level = spdlog::level::from_str(log_level);
     if (level == spdlog::level::off && log_level != "off") {
@@ -230,7 +223,7 @@ int main(int argc, char** argv) {
         status = peer::run_menu(a);
     } else if (command == "serve") {
         std::cout << "peer " << options.id << " serving " << a.node->folder().string() << " on "
-                  << options.host << ":" << a.node->port() << std::endl;
+                  << p2pshare::to_string({options.host, a.node->port()}) << std::endl;
         a.input.wait();
         a.quit();
     } else {
