@@ -190,6 +190,37 @@ BOOST_FIXTURE_TEST_CASE(list_get_rm_with_json, network) {
     BOOST_TEST(p2->wait() == 0, p2->error_output());
 }
 
+BOOST_FIXTURE_TEST_CASE(json_failures_carry_the_error_names_of_the_protocol, network) {
+    generate("p2");
+    auto p2 = serve(dir.path(), 2);
+    const std::string edited = "edited by hand\n";
+    test::write_file(dir / "p1" / file_a, edited);
+
+    // A name nobody shares and a name that already exists here: each failure has its name.
+    auto r = run_peer(dir.path(), {"--id", "1", "get", "nobody-shares.txt", file_a, "--json"});
+    BOOST_TEST(r.status == 1, r.out << r.err);
+    BOOST_TEST(r.out.find(R"("error":"no_sources")") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find(R"("error":"exists")") != std::string::npos, r.out);
+    auto results = results_by_name(last_json(r.out));
+    BOOST_TEST_REQUIRE(results.size() == 2u, r.out);
+    BOOST_TEST(field(results["nobody-shares.txt"], "status") == "not_found", r.out);
+    BOOST_TEST(field(results["nobody-shares.txt"], "error") == "no_sources", r.out);
+    BOOST_TEST(field(results[file_a], "status") == "failed", r.out);
+    BOOST_TEST(field(results[file_a], "error") == "exists", r.out);
+    BOOST_TEST(!field(results[file_a], "message").empty(), r.out);
+    BOOST_TEST(!fs::exists(dir / "p1" / "nobody-shares.txt"));
+    BOOST_TEST(test::read_file(dir / "p1" / file_a) == edited);
+
+    // rm of a name the folder does not have.
+    r = run_peer(dir.path(), {"--id", "1", "rm", "nobody-shares.txt", "--json"});
+    BOOST_TEST(r.status == 1, r.out << r.err);
+    results = results_by_name(last_json(r.out));
+    BOOST_TEST(field(results["nobody-shares.txt"], "error") == "not_found", r.out);
+
+    p2->signal(SIGTERM);
+    BOOST_TEST(p2->wait() == 0, p2->error_output());
+}
+
 BOOST_FIXTURE_TEST_CASE(usage_errors_exit_2_and_help_exits_0, network) {
     const auto usage = [&](const std::vector<std::string>& args, const std::string& message) {
         const auto r = run_peer(dir.path(), args);
