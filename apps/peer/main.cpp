@@ -8,6 +8,7 @@
 
 #include <p2pshare/config.hpp>
 #include <p2pshare/error.hpp>
+#include <p2pshare/log.hpp>
 #include <p2pshare/peer_node.hpp>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -138,6 +139,7 @@ int main(int argc, char** argv) {
     }
     spdlog::set_default_logger(spdlog::stderr_color_mt("peer"));
     spdlog::set_level(level);
+    p2pshare::set_log_level(log_level); // the library logs through its own logger
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
     // Past a file size limit, a write must fail with EFBIG (a clear message), not kill us.
