@@ -1,6 +1,7 @@
 // indexserver: runs a p2pshare index server until SIGINT or SIGTERM.
 #include <p2pshare/config.hpp>
 #include <p2pshare/index_server.hpp>
+#include <p2pshare/log.hpp>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -93,6 +94,7 @@ int main(int argc, char** argv) {
     }
     spdlog::set_default_logger(spdlog::stderr_color_mt("indexserver"));
     spdlog::set_level(level);
+    p2pshare::set_log_level(log_level); // the library logs through its own logger
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
     boost::asio::io_context io{1}; // run by this thread only: Asio skips locking where it can

@@ -190,6 +190,37 @@ BOOST_FIXTURE_TEST_CASE(list_get_rm_with_json, network) {
     BOOST_TEST(p2->wait() == 0, p2->error_output());
 }
 
+BOOST_FIXTURE_TEST_CASE(json_failures_carry_the_error_names_of_the_protocol, network) {
+    generate("p2");
+    auto p2 = serve(dir.path(), 2);
+    const std::string edited = "edited by hand\n";
+    test::write_file(dir / "p1" / file_a, edited);
+
+    // A name nobody shares and a name that already exists here: each failure has its name.
+    auto r = run_peer(dir.path(), {"--id", "1", "get", "nobody-shares.txt", file_a, "--json"});
+    BOOST_TEST(r.status == 1, r.out << r.err);
+    BOOST_TEST(r.out.find(R"("error":"no_sources")") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find(R"("error":"exists")") != std::string::npos, r.out);
+    auto results = results_by_name(last_json(r.out));
+    BOOST_TEST_REQUIRE(results.size() == 2u, r.out);
+    BOOST_TEST(field(results["nobody-shares.txt"], "status") == "not_found", r.out);
+    BOOST_TEST(field(results["nobody-shares.txt"], "error") == "no_sources", r.out);
+    BOOST_TEST(field(results[file_a], "status") == "failed", r.out);
+    BOOST_TEST(field(results[file_a], "error") == "exists", r.out);
+    BOOST_TEST(!field(results[file_a], "message").empty(), r.out);
+    BOOST_TEST(!fs::exists(dir / "p1" / "nobody-shares.txt"));
+    BOOST_TEST(test::read_file(dir / "p1" / file_a) == edited);
+
+    // rm of a name the folder does not have.
+    r = run_peer(dir.path(), {"--id", "1", "rm", "nobody-shares.txt", "--json"});
+    BOOST_TEST(r.status == 1, r.out << r.err);
+    results = results_by_name(last_json(r.out));
+    BOOST_TEST(field(results["nobody-shares.txt"], "error") == "not_found", r.out);
+
+    p2->signal(SIGTERM);
+    BOOST_TEST(p2->wait() == 0, p2->error_output());
+}
+
 BOOST_FIXTURE_TEST_CASE(usage_errors_exit_2_and_help_exits_0, network) {
     const auto usage = [&](const std::vector<std::string>& args, const std::string& message) {
         const auto r = run_peer(dir.path(), args);
@@ -383,6 +414,52 @@ BOOST_FIXTURE_TEST_CASE(an_id_in_use_is_refused_from_another_folder, network) {
 
     p2->signal(SIGTERM);
     BOOST_TEST(p2->wait() == 0, p2->error_output());
+}
+
+BOOST_AUTO_TEST_CASE(peers_and_the_index_on_ipv6_loopback) {
+    test::temp_dir dir;
+    test::child index(test::app_path("indexserver"), {"--host", "::1", "--port", "0"}, dir.path());
+    const auto listening = index.wait_for_line("listening on");
+    BOOST_TEST_REQUIRE(listening.find("listening on [::1]:") != std::string::npos, listening);
+    const auto port = listening.substr(listening.rfind(':') + 1);
+    BOOST_TEST_REQUIRE(std::stoul(port) != 0u, listening);
+    const std::string index_address = "[::1]:" + port;
+
+    const auto generated = test::run_app(
+        "filegen", {"--dirs", "p2", "--sizes", "2kb", "--count", "2", "--seed", "1", "--quiet"},
+        dir.path());
+    BOOST_TEST_REQUIRE(generated.status == 0, generated.err);
+
+    // The serving peer prints its address with brackets.
+    auto p2 = serve(dir.path(), 2, {"--host", "::1", "--index", index_address});
+    BOOST_TEST(p2->output().find("peer 2 serving p2 on [::1]:") != std::string::npos, p2->output());
+
+    const std::vector<std::string> p1{"--id", "1", "--host", "::1", "--index", index_address};
+    auto args = p1;
+    args.insert(args.end(), {"list", "--json"});
+    auto r = run_peer(dir.path(), args);
+    BOOST_TEST_REQUIRE(r.status == 0, r.out << r.err);
+    BOOST_TEST((file_list(last_json(r.out)) == std::set<std::string>{file_a, file_b}), r.out);
+
+    args = p1;
+    args.insert(args.end(), {"get", file_a, "--json"});
+    r = run_peer(dir.path(), args);
+    BOOST_TEST_REQUIRE(r.status == 0, r.out << r.err);
+    auto results = results_by_name(last_json(r.out));
+    BOOST_TEST(field(results[file_a], "status") == "downloaded", r.out);
+    BOOST_TEST(results[file_a].at("source_peer").to_number<std::int64_t>() == 2, r.out);
+    BOOST_TEST(test::read_file(dir / "p1" / file_a) == test::read_file(dir / "p2" / file_a));
+
+    // A bad --index is refused with the parser's message.
+    r = run_peer(dir.path(), {"--id", "1", "--index", "::1:" + port, "list"});
+    BOOST_TEST(r.status == 2, r.out << r.err);
+    BOOST_TEST(r.err.find("--index: '::1:" + port + "' is not HOST:PORT") != std::string::npos,
+               r.err);
+
+    p2->signal(SIGTERM);
+    BOOST_TEST(p2->wait() == 0, p2->error_output());
+    index.signal(SIGTERM);
+    BOOST_TEST(index.wait() == 0, index.error_output());
 }
 
 BOOST_AUTO_TEST_CASE(a_peer_without_an_index_server_says_so) {

@@ -1,0 +1,32 @@
+// peer: one progress line on the terminal for all downloads in flight.
+#pragma once
+
+#include <p2pshare/file_transfer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace peer {
+
+/// One progress line for all downloads in flight, redrawn at most ten times a second.
+/// update() may be called from any thread.
+class ProgressBar {
+public:
+    void update(const p2pshare::TransferProgress& p);
+    /// Erases the line (if drawn) and forgets the files.
+    void finish();
+
+private:
+    std::mutex mutex_;
+    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> files_; ///< done, total
+    std::chrono::steady_clock::time_point start_{};
+    std::chrono::steady_clock::time_point last_draw_{};
+    bool started_ = false;
+    bool drawn_ = false;
+};
+
+} // namespace peer
