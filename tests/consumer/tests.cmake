@@ -31,6 +31,9 @@ add_test(NAME consumer.build
 add_test(NAME consumer.run
   COMMAND ${CMAKE_COMMAND} -DPROGRAM=${p2pshare_consumer_build}/p2pshare_consumer
           -P ${CMAKE_CURRENT_SOURCE_DIR}/consumer/run.cmake)
+add_test(NAME consumer.run_own_asio
+  COMMAND ${CMAKE_COMMAND} -DPROGRAM=${p2pshare_consumer_build}/p2pshare_consumer_own_asio
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/consumer/run.cmake)
 
 set_tests_properties(consumer.clean PROPERTIES FIXTURES_SETUP consumer_clean)
 set_tests_properties(consumer.install PROPERTIES
@@ -40,7 +43,8 @@ set_tests_properties(consumer.configure PROPERTIES
 set_tests_properties(consumer.build PROPERTIES
   FIXTURES_REQUIRED "consumer_clean;consumer_installed;consumer_configured"
   FIXTURES_SETUP consumer_built)
-set_tests_properties(consumer.run PROPERTIES
+set_tests_properties(consumer.run consumer.run_own_asio PROPERTIES
   FIXTURES_REQUIRED "consumer_clean;consumer_installed;consumer_configured;consumer_built")
 set_tests_properties(consumer.clean consumer.install consumer.configure consumer.build consumer.run
+                     consumer.run_own_asio
   PROPERTIES LABELS install TIMEOUT 900 RESOURCE_LOCK p2pshare_consumer)
