@@ -224,7 +224,7 @@ int main(int argc, char** argv) try {
     options.lease_ttl = std::chrono::hours(1);
     options.index.max_peers_per_address = SIZE_MAX; // every peer registers from 127.0.0.1
     p2pshare::IndexServer server(server_io.get_executor(), options);
-    if (const auto ec = server.start()) throw std::runtime_error("index: " + ec.message());
+    if (const auto ec = server.start()) throw std::runtime_error("index: " + ec.message);
     std::thread server_thread([&] { server_io.run(); });
     const auto port = server.port();
 

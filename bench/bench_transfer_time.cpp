@@ -193,7 +193,7 @@ int main(int argc, char** argv) try {
     io.lease_ttl = std::chrono::hours(1);
     // index_thread.io is run by its thread only: its executor is serial, as the index requires.
     p2pshare::IndexServer index(index_thread.io.get_executor(), io);
-    if (const auto ec = index.start()) throw std::runtime_error("index: " + ec.message());
+    if (const auto ec = index.start()) throw std::runtime_error("index: " + ec.message);
     const auto port = index.port();
 
     // The source peer shares the five files; four downloaders fetch them.

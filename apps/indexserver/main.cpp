@@ -107,8 +107,7 @@ int main(int argc, char** argv) {
         boost::asio::co_spawn(io, server.async_stop(), boost::asio::detached);
     });
     if (const auto ec = server.start()) {
-        spdlog::error("cannot start on {}: {}", p2pshare::to_string({options.host, options.port}),
-                      ec.message());
+        spdlog::error("cannot start: {}", ec.message);
         return 1;
     }
     std::printf("indexserver listening on %s\n",

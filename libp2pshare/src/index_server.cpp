@@ -310,9 +310,9 @@ IndexServer::~IndexServer() {
     }
 }
 
-boost::system::error_code IndexServer::start() {
+Error IndexServer::start() {
     auto& d = *impl_;
-    if (d.server) return make_error_code(errc::bad_request);
+    if (d.server) return {make_error_code(errc::bad_request), "the index was started already"};
     std::weak_ptr<impl> weak = impl_;
     d.server = std::make_shared<http_server>(
         d.strand, d.options.limits,
@@ -328,17 +328,18 @@ boost::system::error_code IndexServer::start() {
         "index");
     if (auto ec = d.server->listen(d.options.host, d.options.port)) {
         d.server.reset();
-        return ec;
+        return {ec, "cannot listen on " + to_string(ServerAddress{d.options.host, d.options.port}) +
+                        ": " + ec.message()};
     }
     d.advertised_host = d.options.host;
     if (d.advertised_host == "0.0.0.0") d.advertised_host = "127.0.0.1";
     if (d.advertised_host == "::") d.advertised_host = "::1";
     if (!d.options.config_dir.empty()) {
         const ServerAddress address{d.advertised_host, d.server->port()};
-        if (auto ec = write_file_atomically(d.options.config_dir / "server.config",
-                                            format_server_config(address))) {
+        const auto file = d.options.config_dir / "server.config";
+        if (auto ec = write_file_atomically(file, format_server_config(address))) {
             d.server.reset();
-            return ec;
+            return {ec, "cannot write " + file.string() + ": " + ec.message()};
         }
     }
     d.server->start();

@@ -181,8 +181,9 @@ asio::awaitable<Error> PeerNode::impl::start() {
         },
         name);
     if (auto ec = server->listen(options.host, options.port)) {
-        co_return Error{ec, "cannot listen on " + options.host + ":" +
-                                std::to_string(options.port) + ": " + ec.message()};
+        co_return Error{ec, "cannot listen on " +
+                                to_string(ServerAddress{options.host, options.port}) + ": " +
+                                ec.message()};
     }
     std::string host = options.advertise_host.empty() ? options.host : options.advertise_host;
     if (host == "0.0.0.0" || host == "::") host.clear(); // the index takes our address
@@ -241,8 +242,8 @@ asio::awaitable<Error> PeerNode::impl::start() {
         co_return Error{make_error_code(errc::shutting_down), "quit while starting"};
     }
     if (session->registered()) co_await session->async_send_files();
-    log().info("{}: sharing {} ({} files) on {}:{}", name, folder->path().string(),
-               folder->offered().size(), options.host, server->port());
+    log().info("{}: sharing {} ({} files) on {}", name, folder->path().string(),
+               folder->offered().size(), to_string(ServerAddress{options.host, server->port()}));
     co_return result;
 }
 
@@ -378,7 +379,10 @@ asio::awaitable<std::vector<DeleteOutcome>> PeerNode::async_delete_local(
             }
             for (const auto& n : names) {
                 DeleteOutcome o{n, {}, {}};
-                if (const auto problem = file_name_problem(n); !problem.empty()) {
+                if (cancelled(co_await asio::this_coro::cancellation_state)) {
+                    o.error = asio::error::operation_aborted;
+                    o.message = "not deleted: the operation was cancelled";
+                } else if (const auto problem = file_name_problem(n); !problem.empty()) {
                     o.error = make_error_code(errc::bad_name);
                     o.message = std::string(problem);
                 } else {

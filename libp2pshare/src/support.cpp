@@ -5,6 +5,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/thread_pool.hpp>
+#include <openssl/crypto.h>
 
 #include <cstring>
 
@@ -21,9 +22,23 @@ spdlog::logger& log() {
     return *logger;
 }
 
+namespace {
+
+/// OpenSSL is set up before the pool's threads start, so that its clean-up at exit comes after
+/// the pool is joined: each thread's hashing state is then released with the thread.
+struct openssl_ready {
+    openssl_ready() { OPENSSL_init_crypto(0, nullptr); }
+};
+
+struct blocking_pool : openssl_ready {
+    boost::asio::thread_pool threads{2};
+};
+
+} // namespace
+
 boost::asio::any_io_executor default_blocking_executor() {
-    static boost::asio::thread_pool pool(2);
-    return pool.get_executor();
+    static blocking_pool pool;
+    return pool.threads.get_executor();
 }
 
 std::string errno_text(int e) { return std::strerror(e); }

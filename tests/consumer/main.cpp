@@ -14,7 +14,7 @@ int main() {
     options.config_dir.clear();
     p2pshare::IndexServer server(io.get_executor(), options);
     if (const auto ec = server.start()) {
-        std::cerr << "start failed: " << ec.message() << '\n';
+        std::cerr << "start failed: " << ec.message << '\n';
         return 1;
     }
     if (server.port() == 0) {

@@ -29,6 +29,7 @@ IndexServerOptions running_index::defaults() {
     IndexServerOptions o;
     o.host = "127.0.0.1";
     o.port = 0;
+    o.config_dir = "config"; // as the app does; the constructor puts it in the temporary folder
     o.lease_ttl = std::chrono::minutes(10);
     o.limits.read_timeout = 10s;
     o.limits.idle_timeout = 30s;
@@ -39,13 +40,13 @@ IndexServerOptions running_index::defaults() {
 
 running_index::running_index(IndexServerOptions options, bool on_strand)
     : options_(std::move(options)) {
-    if (options_.config_dir == IndexServerOptions{}.config_dir) {
+    if (options_.config_dir == "config") {
         options_.config_dir = dir_ / "config";
     }
     server_ = std::make_unique<IndexServer>(
         on_strand ? boost::asio::make_strand(io_.executor()) : io_.executor(), options_);
     const auto ec = server_->start();
-    if (ec) throw std::runtime_error("the index server did not start: " + ec.message());
+    if (ec) throw std::runtime_error("the index server did not start: " + ec.message);
     port_ = server_->port();
     BOOST_TEST_REQUIRE(port_ != 0);
 }

@@ -41,7 +41,7 @@ public:
         IndexServerOptions o;
         o.config_dir.clear();
         index_ = std::make_unique<IndexServer>(asio::make_strand(io_), o);
-        if (auto ec = index_->start()) throw std::runtime_error(ec.message());
+        if (auto ec = index_->start()) throw std::runtime_error(ec.message);
         for (int i = 0; i < 4; ++i)
             threads_.emplace_back([this] { io_.run(); });
     }

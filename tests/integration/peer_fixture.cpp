@@ -21,7 +21,7 @@ IndexServerOptions with_config_dir(IndexServerOptions options, const temp_dir& d
 network::network(IndexServerOptions options) {
     index_ = std::make_unique<IndexServer>(io_.executor(), with_config_dir(options, dir_));
     const auto ec = index_->start();
-    if (ec) throw std::runtime_error("the index server did not start: " + ec.message());
+    if (ec) throw std::runtime_error("the index server did not start: " + ec.message);
 }
 
 network::~network() {
@@ -73,7 +73,7 @@ void network::restart_index(IndexServerOptions options) {
     if (options.port == 0) options.port = old_port;
     index_ = std::make_unique<IndexServer>(io_.executor(), with_config_dir(options, dir_));
     const auto ec = index_->start();
-    if (ec) throw std::runtime_error("the index server did not restart: " + ec.message());
+    if (ec) throw std::runtime_error("the index server did not restart: " + ec.message);
 }
 
 FileSource network::source_of(const PeerNode& node, const std::string& content) const {

@@ -235,6 +235,31 @@ BOOST_AUTO_TEST_CASE(failures_back_off_and_a_lost_lease_registers_again) {
     BOOST_TEST((s.next(t + 2s) == d::lease_schedule::action{step::wait, t + 2s + 100ms}));
 }
 
+BOOST_AUTO_TEST_CASE(a_refused_file_list_does_not_hold_up_the_renewals) {
+    d::lease_schedule s(100ms, 5s);
+    const auto t0 = clock::time_point{} + 1h;
+    s.registered(3s, t0);
+    s.files_changed();
+    // The index refuses the list (too many files): it is retried with backoff...
+    BOOST_TEST((s.next(t0).what == step::send_files));
+    BOOST_TEST(!s.failed(step::send_files, errc::too_many, t0, 0.0));
+    auto t = t0;
+    for (int i = 0; i < 5; ++i) {
+        const auto a = s.next(t);
+        if (a.what == step::wait) {
+            t = a.at;
+            continue;
+        }
+        BOOST_TEST((a.what == step::send_files));
+        BOOST_TEST(!s.failed(step::send_files, errc::full, t, 0.0));
+    }
+    // ...while the lease is renewed on time, as if nothing failed.
+    BOOST_TEST((s.next(t0 + 1s).what == step::renew));
+    s.renewed(3s, t0 + 1s);
+    BOOST_TEST(s.is_registered());
+    BOOST_TEST((s.next(t0 + 2s).what == step::renew));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(async_mutex)

@@ -66,9 +66,14 @@ struct TransferResult {
 /// Downloads one file into a folder: picks a source at random, streams into `NAME.part`
 /// (never holding the file in memory), verifies size and SHA-256, then moves it into place
 /// atomically. A failed or corrupt source is left for another one, resuming the `.part` with a
-/// byte range. Its sockets use the executor given; each download runs on a strand of the
-/// executor of the coroutine that awaits it (so `on_progress` is called there, one call at a
-/// time). Several transfers may run at once.
+/// byte range (with If-Range, so that only the same version continues it). It runs on the
+/// executor given, which must be serial (a strand, or the executor of an io_context that one
+/// thread runs): `on_progress` is called there, one call at a time. Writes of received bytes and
+/// their hashing run on `options.blocking_executor`. Several downloads may run at once.
+/// async_download may be awaited from any coroutine and honours per-operation cancellation: it
+/// then completes promptly with `error` = boost::asio::error::operation_aborted, the `.part`
+/// kept for a later resume and nothing under the final name; the write or hash in flight on the
+/// blocking executor ends first.
 class FileTransfer {
 public:
     FileTransfer(boost::asio::any_io_executor executor, std::filesystem::path folder,

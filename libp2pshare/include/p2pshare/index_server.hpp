@@ -1,6 +1,7 @@
 // p2pshare — the index server: which peers are online and which files each one shares.
 #pragma once
 
+#include <p2pshare/error.hpp>
 #include <p2pshare/limits.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -17,9 +18,11 @@
 namespace p2pshare {
 
 struct IndexServerOptions {
-    std::string host = "127.0.0.1";              ///< address to listen on
-    std::uint16_t port = 0;                      ///< 0 picks a free port
-    std::filesystem::path config_dir = "config"; ///< where server.config goes; empty: not written
+    std::string host = "127.0.0.1"; ///< address to listen on
+    std::uint16_t port = 0;         ///< 0 picks a free port
+    /// Where `server.config` is written (the `indexserver` app says "config"). Empty (the
+    /// default): the library writes no file.
+    std::filesystem::path config_dir;
     std::chrono::milliseconds lease_ttl{30'000}; ///< a peer not renewed within this disappears
     ServerLimits limits{};
     IndexLimits index{};
@@ -43,8 +46,11 @@ public:
     IndexServer(const IndexServer&) = delete;
     IndexServer& operator=(const IndexServer&) = delete;
 
-    /// Binds, listens, writes `config_dir/server.config` and starts accepting.
-    boost::system::error_code start();
+    /// Binds, listens, writes `config_dir/server.config` and starts accepting. Fails (and does
+    /// not run) when the address cannot be bound or the file cannot be written, with the
+    /// system's error and a message naming the address or the file; errc::bad_request when it was
+    /// started already.
+    Error start();
 
     /// The port it listens on (the real one when 0 was asked), valid after start().
     std::uint16_t port() const noexcept;

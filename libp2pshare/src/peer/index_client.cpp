@@ -51,7 +51,7 @@ asio::awaitable<api_result<index_client::answer>> index_client::exchange(index_r
     }
     req.prepare_payload();
     req.keep_alive(true);
-    const auto where = address_.host + ":" + std::to_string(address_.port);
+    const auto where = to_string(address_);
 
     // A kept connection may have been closed by the index meanwhile: then try once afresh.
     for (int attempt = 0; attempt < 2; ++attempt) {

@@ -23,8 +23,9 @@ namespace p2pshare::detail {
 /// Every operation runs on the executor given (which must be serial) and fails with
 /// errc::unreachable or errc::timeout when the index cannot be reached in time, errc::bad_response
 /// when it answers what the protocol does not allow, or the error the index answered. Cancelled
-/// (per-operation cancellation), an operation completes with the error operation_aborted; the
-/// connection it used is dropped.
+/// (per-operation cancellation), the exchange in flight ends at once with errc::unreachable
+/// ("cancelled") and its connection is dropped; the caller, whose cancellation state says so,
+/// reports operation_aborted.
 class index_client {
 public:
     struct timeouts {
@@ -54,8 +55,12 @@ public:
     /// `names` must be distinct.
     boost::asio::awaitable<api_result<std::vector<std::vector<source_entry>>>> async_lookup(
         std::vector<std::string> names);
-    /// The index's limits (asked once, then kept).
+    /// The index's limits (asked once, then kept until forget_bounds()).
     boost::asio::awaitable<api_result<index_bounds>> async_bounds();
+    /// The limits last read, or the protocol's defaults.
+    index_bounds bounds() const { return bounds_.value_or(index_bounds{}); }
+    /// The index may have restarted with other limits: ask again next time.
+    void forget_bounds() noexcept { bounds_.reset(); }
 
     /// Drops the kept-alive connection.
     void close();

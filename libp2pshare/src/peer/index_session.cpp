@@ -28,11 +28,19 @@ lease_schedule::lease_schedule(std::chrono::milliseconds first_retry,
       backoff_(first_retry) {}
 
 lease_schedule::action lease_schedule::next(time_point now) const {
-    if (now < retry_at_) return {step::wait, retry_at_};
-    if (!registered_) return {step::register_peer, now};
-    if (stale_) return {step::send_files, now};
-    if (now >= renew_due_) return {step::renew, now};
-    return {step::wait, renew_due_};
+    // A step that failed waits for its retry; the others keep their own schedule, so that a file
+    // list the index refuses (too many files, a full index) never holds up the renewals.
+    const auto ready = [&](step s) { return failed_ != s || now >= retry_at_; };
+    if (!registered_) {
+        return ready(step::register_peer) ? action{step::register_peer, now}
+                                          : action{step::wait, retry_at_};
+    }
+    if (now >= renew_due_ && ready(step::renew)) return {step::renew, now};
+    if (stale_ && ready(step::send_files)) return {step::send_files, now};
+    auto until = renew_due_;
+    if (failed_ == step::renew) until = std::max(until, retry_at_);
+    if (stale_ && failed_ == step::send_files) until = std::min(until, retry_at_);
+    return {step::wait, until};
 }
 
 void lease_schedule::registered(std::chrono::milliseconds ttl, time_point now) {
@@ -40,19 +48,25 @@ void lease_schedule::registered(std::chrono::milliseconds ttl, time_point now) {
     ttl_ = std::max(ttl, std::chrono::milliseconds(30));
     registered_ = true;
     stale_ = false;
-    backoff_ = first_retry_;
-    retry_at_ = {};
+    succeeded();
     renew_due_ = now + ttl_ / 3;
 }
 
+void lease_schedule::succeeded() noexcept {
+    backoff_ = first_retry_;
+    retry_at_ = {};
+    failed_ = step::wait;
+}
+
 void lease_schedule::renewed(std::chrono::milliseconds ttl, time_point now) {
-    registered(ttl, now);
+    ttl_ = std::max(ttl, std::chrono::milliseconds(30));
+    if (failed_ == step::renew) succeeded();
+    renew_due_ = now + ttl_ / 3;
 }
 
 void lease_schedule::files_sent(time_point now) {
     stale_ = false;
-    backoff_ = first_retry_;
-    retry_at_ = {};
+    if (failed_ == step::send_files) succeeded();
     renew_due_ = now + ttl_ / 3; // replacing the list renews the lease
 }
 
@@ -64,6 +78,8 @@ bool lease_schedule::failed(step what, errc code, time_point now, double jitter)
         drop_token = code == errc::forbidden;
     }
     if (what == step::register_peer && code == errc::bad_field) drop_token = true;
+    // Backing off one step does not reset another's: the wait grows with failures in a row.
+    failed_ = registered_ ? what : step::register_peer;
     const auto extra = std::chrono::milliseconds(static_cast<long>(
         static_cast<double>(backoff_.count()) / 2 * std::clamp(jitter, 0.0, 1.0)));
     retry_at_ = now + backoff_ + extra;
@@ -88,6 +104,19 @@ index_session::index_session(asio::any_io_executor executor, ServerAddress index
 
 index_session::~index_session() = default;
 
+std::vector<file_entry> index_session::capped(std::vector<file_entry> files) {
+    const auto most = client_.bounds().max_files_per_peer;
+    if (files.size() > most) {
+        if (!warned_cap_) {
+            log().warn("{}: the index takes at most {} files per peer; {} of {} are announced",
+                       settings_.log_name, most, most, files.size());
+            warned_cap_ = true;
+        }
+        files.resize(most);
+    }
+    return files;
+}
+
 void index_session::set_token(std::string token) {
     if (token == token_) return;
     token_ = std::move(token);
@@ -97,8 +126,8 @@ void index_session::set_token(std::string token) {
 void index_session::note_registered() {
     const bool was = registered_->exchange(true);
     if (!was) {
-        log().info("{}: registered with {}:{} (lease {} ms)", settings_.log_name,
-                   client_.address().host, client_.address().port, schedule_.ttl().count());
+        log().info("{}: registered with {} (lease {} ms)", settings_.log_name,
+                   to_string(client_.address()), schedule_.ttl().count());
     }
 }
 
@@ -135,7 +164,9 @@ asio::awaitable<void> index_session::carry_out(lease_schedule::step what) {
     bool ok = false;
     switch (what) {
         case step::register_peer: {
-            register_request r{settings_.id, settings_.host, settings_.port, files_(), token_};
+            co_await client_.async_bounds(); // the index's limits (defaults when it gives none)
+            register_request r{settings_.id, settings_.host, settings_.port, capped(files_()),
+                               token_};
             auto lease = co_await client_.async_register(r);
             if (lease) {
                 announced_ = std::move(r.files);
@@ -149,7 +180,7 @@ asio::awaitable<void> index_session::carry_out(lease_schedule::step what) {
             break;
         }
         case step::send_files: {
-            auto files = files_();
+            auto files = capped(files_());
             if (files == announced_) { // nothing new for the index
                 schedule_.files_unchanged();
                 co_return;
@@ -184,6 +215,7 @@ asio::awaitable<void> index_session::carry_out(lease_schedule::step what) {
     }
     if (lost) {
         registered_->store(false);
+        client_.forget_bounds(); // the index may have restarted, with other limits
         log().info("{}: the index lost our lease ({}); registering again", settings_.log_name,
                    error.message);
     } else {

@@ -64,8 +64,11 @@ private:
     std::chrono::milliseconds retry_max_;
     std::chrono::milliseconds backoff_;
     std::chrono::milliseconds ttl_{30'000};
+    void succeeded() noexcept;
+
     bool registered_ = false;
     bool stale_ = true;
+    step failed_ = step::wait; ///< the step waiting for its retry (wait: none)
     time_point renew_due_{};
     time_point retry_at_{};
 };
@@ -114,6 +117,8 @@ private:
     boost::asio::awaitable<void> run();
     boost::asio::awaitable<void> carry_out(lease_schedule::step what);
     void set_token(std::string token);
+    /// The list as the index takes it: at most its max_files_per_peer (the first by name).
+    std::vector<file_entry> capped(std::vector<file_entry> files);
     void note_registered();
 
     boost::asio::any_io_executor executor_;
@@ -132,6 +137,7 @@ private:
     std::shared_ptr<std::atomic<bool>> registered_;
     api_error last_error_{errc::unreachable, "not registered yet"};
     std::uint64_t renewals_ = 0;
+    bool warned_cap_ = false;
     std::mt19937 rng_{std::random_device{}()};
 };
 
