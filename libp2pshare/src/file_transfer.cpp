@@ -274,6 +274,7 @@ asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOpt
 FileTransfer::FileTransfer(asio::any_io_executor executor, std::filesystem::path folder,
                            TransferOptions options)
     : executor_(std::move(executor)), folder_(std::move(folder)), options_(std::move(options)) {
+    prepare_openssl();
     if (!options_.blocking_executor) options_.blocking_executor = default_blocking_executor();
 }
 

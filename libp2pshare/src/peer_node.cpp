@@ -84,6 +84,7 @@ struct PeerNode::impl : std::enable_shared_from_this<impl> {
                               : options.folder;
         folder = std::make_shared<shared_folder>(ex, blocking, path, name);
         options.limits.stop_grace = options.drain_timeout;
+        prepare_openssl();
         if (!options.transfer.blocking_executor) options.transfer.blocking_executor = blocking;
     }
 

@@ -2,10 +2,10 @@
 
 #include "blocking.hpp"
 
+#include <openssl/crypto.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/thread_pool.hpp>
-#include <openssl/crypto.h>
 
 #include <cstring>
 
@@ -22,12 +22,18 @@ spdlog::logger& log() {
     return *logger;
 }
 
+void prepare_openssl() {
+    // Once, on the thread that makes the first peer or transfer (not on a pool's thread, whose
+    // state of OpenSSL's set-up would then outlive it), and before the default pool exists, so
+    // that OpenSSL's clean-up at exit comes after the pool is joined.
+    static const bool ready = OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr) == 1;
+    (void)ready;
+}
+
 namespace {
 
-/// OpenSSL is set up before the pool's threads start, so that its clean-up at exit comes after
-/// the pool is joined: each thread's hashing state is then released with the thread.
 struct openssl_ready {
-    openssl_ready() { OPENSSL_init_crypto(0, nullptr); }
+    openssl_ready() { prepare_openssl(); }
 };
 
 struct blocking_pool : openssl_ready {

@@ -44,6 +44,9 @@ private:
     int fd_;
 };
 
+/// Sets OpenSSL up (its configuration loaded) on the calling thread, once per process.
+void prepare_openssl();
+
 /// strerror(e) as a string.
 std::string errno_text(int e);
 
