@@ -7,6 +7,9 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/thread_pool.hpp>
 
+#include <linux/magic.h>
+#include <sys/vfs.h>
+
 #include <cstring>
 
 namespace p2pshare::detail {
@@ -48,6 +51,12 @@ boost::asio::any_io_executor default_blocking_executor() {
 }
 
 std::string errno_text(int e) { return std::strerror(e); }
+
+bool on_memory_fs(int fd) noexcept {
+    struct statfs fs {};
+    if (::fstatfs(fd, &fs) != 0) return false;
+    return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
+}
 
 void log_exception(const std::string& what, std::exception_ptr e) noexcept {
     if (!e) return;

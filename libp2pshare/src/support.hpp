@@ -47,6 +47,10 @@ private:
 /// Sets OpenSSL up (its configuration loaded) on the calling thread, once per process.
 void prepare_openssl();
 
+/// Whether the file of `fd` is on a file system held in memory (tmpfs, ramfs): reading or
+/// writing it never waits for a disk, so it may be done on the network's thread.
+bool on_memory_fs(int fd) noexcept;
+
 /// strerror(e) as a string.
 std::string errno_text(int e);
 

@@ -190,10 +190,11 @@ drained drain_pipe(int pipe_in, int fd, std::uint64_t offset, std::size_t size) 
 /// Moves body bytes from the socket into `fd` at `offset` through a pipe, without copying them
 /// through user space: until `size` bytes, or at least a quarter MiB, are in the file. Each wait
 /// for the socket has the stall deadline, so "no byte for this long" still holds.
-asio::awaitable<spliced> splice_some(asio::any_io_executor blocking, tcp::socket& socket,
-                                     asio::steady_timer& timer, int pipe_in, int pipe_out,
-                                     std::size_t pipe_size, int fd, std::uint64_t offset,
-                                     std::size_t size, std::chrono::milliseconds stall) {
+asio::awaitable<spliced> splice_some(asio::any_io_executor blocking, bool in_memory,
+                                     tcp::socket& socket, asio::steady_timer& timer, int pipe_in,
+                                     int pipe_out, std::size_t pipe_size, int fd,
+                                     std::uint64_t offset, std::size_t size,
+                                     std::chrono::milliseconds stall) {
     spliced out;
     const int sock = socket.native_handle();
     const std::size_t enough = std::min<std::size_t>(size, 256 * 1024);
@@ -229,9 +230,12 @@ asio::awaitable<spliced> splice_some(asio::any_io_executor blocking, tcp::socket
             co_return out;
         }
         // Empty the pipe into the file before anything else, so that no byte stays behind. The
-        // write can wait for the disk: it runs on the blocking executor.
-        const auto moved = co_await run_blocking(blocking, &drain_pipe, pipe_in, fd,
-                                                 offset + out.size, static_cast<std::size_t>(got));
+        // write can wait for the disk: it runs on the blocking executor (unless the file is in
+        // memory, where it cannot).
+        const auto at = offset + out.size;
+        const auto moved = in_memory ? drain_pipe(pipe_in, fd, at, static_cast<std::size_t>(got))
+                                     : co_await run_blocking(blocking, &drain_pipe, pipe_in, fd, at,
+                                                             static_cast<std::size_t>(got));
         out.size += moved.size;
         if (moved.file_error != 0) {
             out.file_error = moved.file_error;
@@ -376,6 +380,7 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const TransferOptions&
     // The hash so far moves into the hasher and comes back when it is done.
     const auto strand = co_await asio::this_coro::executor; // the download's (async_download)
     const auto blocking = *options.blocking_executor;
+    const bool in_memory = on_memory_fs(fd);
     file_hasher hasher(strand, blocking, std::move(own), position, std::move(hash));
     // splice_some waits only when the socket is empty: from a fast sender, every 256 KiB lets the
     // other work of the executor run (other downloads, the peer's file server and lease).
@@ -387,8 +392,9 @@ asio::awaitable<attempt> splice_body(tcp::socket& socket, const TransferOptions&
         }
         const auto want =
             static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - position));
-        const auto s = co_await splice_some(blocking, socket, timer, pipe_in.get(), pipe_out.get(),
-                                            pipe_size, fd, position, want, options.stall_timeout);
+        const auto s =
+            co_await splice_some(blocking, in_memory, socket, timer, pipe_in.get(), pipe_out.get(),
+                                 pipe_size, fd, position, want, options.stall_timeout);
         position += s.size;
         hasher.advance(position);
         if (options.on_progress && (position - reported >= 64 * 1024 || position == size)) {

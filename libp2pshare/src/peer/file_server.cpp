@@ -246,6 +246,12 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
         iovec io{body.data(), body.size()};
         auto n =
             body.empty() ? 0 : ::preadv2(fd->get(), &io, 1, static_cast<off_t>(first), RWF_NOWAIT);
+        if (n < 0 && errno == EOPNOTSUPP && on_memory_fs(fd->get())) {
+            // tmpfs takes no RWF_NOWAIT, and needs none: nothing there waits for a disk.
+            n = read_exactly(fd->get(), body.data(), body.size(), first)
+                    ? static_cast<ssize_t>(body.size())
+                    : 0;
+        }
         if (n < 0) n = 0;
         if (static_cast<std::size_t>(n) < body.size()) {
             auto rest = co_await run_blocking(blocking_, &read_cold, fd,
@@ -273,10 +279,11 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
     socket.native_non_blocking(true, ignored);
     std::uint64_t offset = first;
     std::uint64_t left = length;
+    const bool in_memory = on_memory_fs(fd->get()); // tmpfs: nothing to check
     while (left > 0) {
         const auto chunk = static_cast<std::size_t>(std::min(left, send_chunk));
         sent s;
-        if (in_page_cache(fd->get(), offset, chunk)) {
+        if (in_memory || in_page_cache(fd->get(), offset, chunk)) {
             s = send_some(socket.native_handle(), fd->get(), offset, chunk);
         } else {
             unique_fd copy(::dup(socket.native_handle()));
