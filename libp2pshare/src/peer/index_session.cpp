@@ -207,6 +207,8 @@ asio::awaitable<void> index_session::carry_out(lease_schedule::step what) {
         case step::wait:
             co_return;
     }
+    // The folder may have changed while the call was in flight: then the list is due again.
+    if (ok && capped(files_()) != announced_) schedule_.files_changed();
     if (ok || stopping_) co_return;
     std::uniform_real_distribution<double> jitter(0.0, 1.0);
     const bool lost = error.code == errc::not_found || error.code == errc::forbidden;
