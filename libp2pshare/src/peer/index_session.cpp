@@ -158,7 +158,7 @@ void index_session::files_changed() {
     wake_.cancel();
 }
 
-asio::awaitable<void> index_session::carry_out(lease_schedule::step what) {
+asio::awaitable<bool> index_session::carry_out(lease_schedule::step what) {
     using step = lease_schedule::step;
     api_error error;
     bool ok = false;
@@ -183,7 +183,7 @@ asio::awaitable<void> index_session::carry_out(lease_schedule::step what) {
             auto files = capped(files_());
             if (files == announced_) { // nothing new for the index
                 schedule_.files_unchanged();
-                co_return;
+                co_return true;
             }
             auto r = co_await client_.async_replace_files(settings_.id, token_, files);
             if (r) {
@@ -205,11 +205,14 @@ asio::awaitable<void> index_session::carry_out(lease_schedule::step what) {
             break;
         }
         case step::wait:
-            co_return;
+            co_return true;
     }
     // The folder may have changed while the call was in flight: then the list is due again.
-    if (ok && capped(files_()) != announced_) schedule_.files_changed();
-    if (ok || stopping_) co_return;
+    if (ok && capped(files_()) != announced_) {
+        schedule_.files_changed();
+        wake_.cancel();
+    }
+    if (ok || stopping_) co_return ok;
     std::uniform_real_distribution<double> jitter(0.0, 1.0);
     const bool lost = error.code == errc::not_found || error.code == errc::forbidden;
     if (schedule_.failed(what, error.code, lease_schedule::clock::now(), jitter(rng_))) {
@@ -230,6 +233,7 @@ asio::awaitable<void> index_session::carry_out(lease_schedule::step what) {
             error.message);
     }
     last_error_ = error;
+    co_return false;
 }
 
 asio::awaitable<void> index_session::run() {
@@ -260,12 +264,8 @@ asio::awaitable<api_result<void>> index_session::async_send_files() {
         co_return fail(errc::unreachable, "not registered with the index at the moment");
     }
     schedule_.files_changed();
-    co_await carry_out(lease_schedule::step::send_files);
-    if (schedule_.is_registered() &&
-        schedule_.next(lease_schedule::clock::now()).what != lease_schedule::step::send_files) {
-        co_return api_result<void>{};
-    }
-    wake_.cancel();
+    if (co_await carry_out(lease_schedule::step::send_files)) co_return api_result<void>{};
+    wake_.cancel(); // the loop tries again, after its backoff
     co_return last_error_;
 }
 

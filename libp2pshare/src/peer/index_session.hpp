@@ -115,7 +115,8 @@ public:
 
 private:
     boost::asio::awaitable<void> run();
-    boost::asio::awaitable<void> carry_out(lease_schedule::step what);
+    /// Carries one step out; true when the index accepted it (or nothing had to be sent).
+    boost::asio::awaitable<bool> carry_out(lease_schedule::step what);
     void set_token(std::string token);
     /// The list as the index takes it: at most its max_files_per_peer (the first by name).
     std::vector<file_entry> capped(std::vector<file_entry> files);
