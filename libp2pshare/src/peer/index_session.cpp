@@ -196,10 +196,7 @@ asio::awaitable<bool> index_session::carry_out(lease_schedule::step what) {
         }
         case step::renew: {
             auto ttl = co_await client_.async_renew(settings_.id, token_);
-            if (ttl) {
-                schedule_.renewed(*ttl, lease_schedule::clock::now());
-                ++renewals_;
-            }
+            if (ttl) schedule_.renewed(*ttl, lease_schedule::clock::now());
             ok = static_cast<bool>(ttl);
             if (!ttl) error = ttl.error();
             break;

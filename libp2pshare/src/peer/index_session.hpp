@@ -108,7 +108,6 @@ public:
     const std::string& token() const noexcept { return token_; }
     std::chrono::milliseconds ttl() const noexcept { return schedule_.ttl(); }
     index_client& client() noexcept { return client_; }
-    std::uint64_t renewals() const noexcept { return renewals_; }
 
     /// Called on the executor when the token changed (a registration gave one, or it was void).
     std::function<void(const std::string&)> on_token;
@@ -137,7 +136,6 @@ private:
     bool stopping_ = false;
     std::shared_ptr<std::atomic<bool>> registered_;
     api_error last_error_{errc::unreachable, "not registered yet"};
-    std::uint64_t renewals_ = 0;
     bool warned_cap_ = false;
     std::mt19937 rng_{std::random_device{}()};
 };
