@@ -49,8 +49,10 @@ int run_menu(PeerApp& app) {
         const std::string choice = words.empty() ? "" : words.front();
         if (choice == "1") {
             app.list();
-        } else if (choice == "2") {
-            std::cout << "File names to download (separated by spaces): " << std::flush;
+        } else if (choice == "2" || choice == "3") {
+            if (choice == "3") app.show_local();
+            std::cout << "File names to " << (choice == "2" ? "download" : "delete")
+                      << " (separated by spaces): " << std::flush;
             const auto names = app.input.read_line();
             if (!names) break;
             auto list = split_words(*names);
@@ -58,18 +60,11 @@ int run_menu(PeerApp& app) {
                 std::cout << "No names given.\n";
                 continue;
             }
-            app.get(std::move(list));
-        } else if (choice == "3") {
-            app.show_local();
-            std::cout << "File names to delete (separated by spaces): " << std::flush;
-            const auto names = app.input.read_line();
-            if (!names) break;
-            auto list = split_words(*names);
-            if (list.empty()) {
-                std::cout << "No names given.\n";
-                continue;
+            if (choice == "2") {
+                app.get(std::move(list));
+            } else {
+                app.rm(std::move(list));
             }
-            app.rm(std::move(list));
         } else if (choice == "4") {
             break;
         } else {

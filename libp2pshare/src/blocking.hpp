@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -19,6 +20,11 @@ namespace p2pshare::detail {
 
 /// The process's pool for blocking work (two threads), made on first use.
 boost::asio::any_io_executor default_blocking_executor();
+
+/// Whether the operation that `state` belongs to was cancelled (per-operation cancellation).
+inline bool cancelled(const boost::asio::cancellation_state& state) {
+    return state.cancelled() != boost::asio::cancellation_type::none;
+}
 
 /// The completion token for work handed to the blocking executor: the awaiting coroutine resumes
 /// when the work is done, and a cancellation of the awaiting operation is not passed on (the work

@@ -49,10 +49,6 @@ void ignore_sigpipe() {
     });
 }
 
-bool cancelled(const asio::cancellation_state& state) {
-    return state.cancelled() != asio::cancellation_type::none;
-}
-
 Error error_of(const api_error& e) { return {make_error_code(e.code), e.message}; }
 
 /// Deletes the plain file `name` of the folder `dir`.

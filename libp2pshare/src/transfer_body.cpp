@@ -28,10 +28,6 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 } // namespace
 
-bool cancelled(const asio::cancellation_state& state) {
-    return state.cancelled() != asio::cancellation_type::none;
-}
-
 attempt failed(errc code, std::string message) {
     return {make_error_code(code), std::move(message), {}, 0};
 }

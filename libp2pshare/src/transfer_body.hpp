@@ -30,9 +30,6 @@ struct attempt {
     std::uint64_t kept = 0;     ///< bytes of the .part kept (0 when the source sent it all)
 };
 
-/// Whether the operation `state` belongs to was cancelled.
-bool cancelled(const asio::cancellation_state& state);
-
 /// An attempt that failed with `code`.
 attempt failed(errc code, std::string message);
 

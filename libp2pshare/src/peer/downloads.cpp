@@ -1,5 +1,7 @@
 #include "downloads.hpp"
 
+#include "../blocking.hpp"
+
 #include <p2pshare/names.hpp>
 
 #include <spdlog/spdlog.h>
@@ -39,10 +41,6 @@ struct work {
 void set_error(DownloadOutcome& o, boost::system::error_code ec, std::string message) {
     o.error = ec;
     o.message = std::move(message);
-}
-
-bool cancelled(const asio::cancellation_state& state) {
-    return state.cancelled() != asio::cancellation_type::none;
 }
 
 asio::awaitable<void> worker(std::shared_ptr<work> w) {

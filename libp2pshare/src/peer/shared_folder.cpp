@@ -26,10 +26,6 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-bool cancelled(asio::cancellation_state state) {
-    return state.cancelled() != asio::cancellation_type::none;
-}
-
 /// The plain files of a folder with their stamps (symlinks, folders, devices are never shared).
 std::vector<std::pair<std::string, file_stamp>> list_folder(
     const std::shared_ptr<unique_fd>& folder) {
