@@ -287,6 +287,7 @@ asio::awaitable<void> PeerNode::impl::quit() {
     co_await server->async_stop();
     while (rescanning)
         co_await rescan_done.async_wait(use_tuple);
+    co_await folder->async_idle(); // the hash in flight, cut short, ends on the blocking pool
     if (first) log().info("{}: stopped", name);
 }
 

@@ -200,6 +200,12 @@ asio::awaitable<void> shared_folder::hash_pending() {
     }
 }
 
+asio::awaitable<void> shared_folder::async_idle() {
+    auto self = shared_from_this();
+    while (hashing_)
+        co_await settled_.async_wait(use_tuple);
+}
+
 asio::awaitable<boost::system::error_code> shared_folder::async_settle() {
     auto self = shared_from_this();
     while (!pending_.empty() && !cut_->load()) {

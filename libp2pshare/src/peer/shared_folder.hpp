@@ -80,6 +80,9 @@ public:
 
     /// Stops hashing within one 1 MiB read; settle and rehash then fail with shutting_down.
     void cut();
+    /// Waits until no file is being hashed (after cut(): within one read), so that no work of
+    /// the folder is left on the blocking executor when the peer's executor goes away.
+    boost::asio::awaitable<void> async_idle();
 
     int dir() const noexcept { return dir_ ? dir_->get() : -1; }
     const std::filesystem::path& path() const noexcept { return folder_; }
