@@ -16,6 +16,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fcntl.h>
@@ -71,17 +72,31 @@ struct PeerNode::impl : std::enable_shared_from_this<impl> {
     impl(asio::any_io_executor executor, PeerOptions o)
         : ex(std::move(executor)),
           options(std::move(o)),
-          blocking(blocking_or_default(options.blocking_executor)),
           name("peer " + std::to_string(options.id)),
           rescan_timer(ex),
           rescan_done(ex, asio::steady_timer::time_point::max()) {
+        prepare_openssl(); // before the pool's threads start
+        if (options.blocking_executor) {
+            blocking = *options.blocking_executor;
+        } else {
+            own_pool.emplace(2);
+            blocking = own_pool->get_executor();
+        }
         const auto path = options.folder.empty()
                               ? std::filesystem::path("p" + std::to_string(options.id))
                               : options.folder;
         folder = std::make_shared<shared_folder>(ex, blocking, path, name);
         options.limits.stop_grace = options.drain_timeout;
-        prepare_openssl();
         if (!options.transfer.blocking_executor) options.transfer.blocking_executor = blocking;
+    }
+
+    /// Joins the peer's own pool: no work of the peer is left on a thread that would touch the
+    /// peer's executor after the peer is gone (Asio's co_spawn releases the awaiting executor on
+    /// the pool's thread after the awaiting coroutine resumed).
+    ~impl() {
+        if (!own_pool) return;
+        folder->cut(); // a hash in flight ends within one read
+        own_pool->join();
     }
 
     asio::awaitable<Error> start();
@@ -94,6 +109,7 @@ struct PeerNode::impl : std::enable_shared_from_this<impl> {
 
     asio::any_io_executor ex;
     PeerOptions options;
+    std::optional<asio::thread_pool> own_pool; ///< unless options.blocking_executor is given
     asio::any_io_executor blocking;
     std::string name;
     ServerAddress index_address;

@@ -43,7 +43,9 @@ struct PeerOptions {
     ServerLimits limits{};
     TransferOptions transfer{};
     /// Where hashing, folder scans, writes of downloads and reads of files not in the page cache
-    /// run. Empty: a pool of two threads shared by the process.
+    /// run. Empty: a pool of two threads of the peer's own, joined when the PeerNode goes away.
+    /// A pool given here must be idle (joined) before the peer's io_context is destroyed: Asio
+    /// releases the awaiting executor on the pool's thread after the peer's work resumed.
     std::optional<boost::asio::any_io_executor> blocking_executor;
 };
 
