@@ -13,6 +13,9 @@ std::string_view file_name_problem(std::string_view name) noexcept {
         if (u < 0x20 || u == 0x7f) return "the name contains a control character";
     }
     if (name.ends_with(part_suffix)) return "names ending in .part are reserved for downloads";
+    if (name.ends_with(pieces_suffix)) {
+        return "names ending in .part.pieces are reserved for downloads";
+    }
     return {};
 }
 

@@ -46,6 +46,13 @@ std::string sha256::hex_digest() {
     return out;
 }
 
+void sha256::digest_into(unsigned char* out) {
+    unsigned int len = 0;
+    auto* ctx = static_cast<EVP_MD_CTX*>(ctx_.get());
+    EVP_DigestFinal_ex(ctx, out, &len);
+    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+}
+
 std::string sha256_hex(std::string_view data) {
     sha256 h;
     h.update(data.data(), data.size());

@@ -21,6 +21,8 @@ public:
     void update(const void* data, std::size_t size);
     /// Lowercase hex digest; the object starts over afterwards.
     std::string hex_digest();
+    /// The 32 bytes of the digest into `out`; the object starts over afterwards.
+    void digest_into(unsigned char* out);
 
 private:
     struct ctx_deleter {

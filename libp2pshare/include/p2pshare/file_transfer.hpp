@@ -22,6 +22,9 @@ struct FileSource {
     std::uint16_t port = 0;
     std::uint64_t size = 0;
     std::string sha256; ///< 64 lowercase hex digits
+    /// The Merkle root of the file's piece hashes (64 lowercase hex digits, docs/protocol.md,
+    /// "Pieces"); empty where the index gave none (a peer of an older version).
+    std::string root;
 };
 
 struct TransferProgress {
