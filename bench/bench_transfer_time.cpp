@@ -135,7 +135,7 @@ struct samples {
 struct downloader_stats {
     std::map<std::uint64_t, samples> by_size;
     std::size_t failures = 0;
-    std::size_t retried = 0;       ///< downloads that needed more than one source
+    std::size_t retried = 0;       ///< downloads that fetched a piece more than once
     std::size_t from_original = 0; ///< downloads served by the source peer (others: downloaders)
     std::string last_failure;
 };
@@ -162,7 +162,7 @@ asio::awaitable<void> download_loop(p2pshare::PeerNode& node, std::size_t reps, 
             auto& s = stats.by_size[small_sizes[i]];
             s.transfer_us.push_back(static_cast<double>(o.transfer.elapsed.count()));
             s.wall_us.push_back(wall);
-            if (o.transfer.attempts > 1) ++stats.retried;
+            if (o.transfer.refetched > 0) ++stats.retried;
             if (o.transfer.source_peer == source_id) ++stats.from_original;
         }
         co_await node.async_delete_local(names);

@@ -3,7 +3,11 @@
 #include <p2pshare/names.hpp>
 
 #include "blocking.hpp"
+#include "connection_pool.hpp"
 #include "http_client.hpp"
+#include "piece_picker.hpp"
+#include "piece_record.hpp"
+#include "pieces.hpp"
 #include "protocol.hpp"
 #include "sha256.hpp"
 #include "support.hpp"
@@ -12,12 +16,15 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <fcntl.h>
@@ -27,25 +34,24 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
+#include <map>
 #include <random>
 
 namespace p2pshare {
 
 using namespace detail;
-using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-/// NAME.part, or for a name too long for that, a shortened name made unique by a hash of the
-/// name (so that a later run finds it again to resume).
-std::string part_name(const std::string& name) {
-    if (name.size() + part_suffix.size() <= max_name_length) return name + std::string(part_suffix);
+/// NAME + suffix, or for a name too long for that, a shortened name made unique by a hash of
+/// the name (so that a later run finds it again to resume).
+std::string side_name(const std::string& name, std::string_view suffix) {
+    if (name.size() + pieces_suffix.size() <= max_name_length) return name + std::string(suffix);
     const auto tag = "~" + sha256_hex(name).substr(0, 16);
-    return name.substr(0, max_name_length - part_suffix.size() - tag.size()) + tag +
-           std::string(part_suffix);
+    return name.substr(0, max_name_length - pieces_suffix.size() - tag.size()) + tag +
+           std::string(suffix);
 }
 
 std::mt19937_64& rng() {
@@ -53,256 +59,567 @@ std::mt19937_64& rng() {
     return engine;
 }
 
-/// Fetches bytes [offset, size) of `name` from `src` into `fd`, hashing the whole file.
-asio::awaitable<attempt> fetch(asio::any_io_executor executor, const TransferOptions& options,
-                               const asio::cancellation_state& cancel, const std::string& name,
-                               const FileSource& src, int fd, std::uint64_t offset,
-                               std::vector<char>& buffer) {
-    attempt out;
-    sha256 hash;
-    if (offset == src.size) { // a complete .part from an earlier run: only verify it
-        if (!co_await read_back(*options.blocking_executor, fd, 0, offset, hash, buffer)) {
-            co_return failed(errc::io_error, "cannot read the partial file back");
-        }
-        out.kept = offset;
-        out.digest = hash.hex_digest();
-        co_return out;
+std::uint64_t now_us() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+struct download_state;
+
+/// One source of a download, and what it did.
+struct source_ctx final : piece_listener {
+    FileSource src;
+    std::string key; ///< host:port
+    std::size_t id = 0;
+    download_state* d = nullptr;
+    SourceReport report;
+    errc code = errc::all_sources_failed; ///< its last error
+    std::optional<beast::tcp_stream> stream;
+    beast::flat_buffer buffer;
+    bool reused = false;   ///< the connection came from the pool
+    bool stop = false;     ///< the piece in flight is no longer wanted
+    unsigned failures = 0; ///< transport failures in a row
+    bool fetching = false;
+
+    void on_bytes(std::size_t n) override;
+};
+
+/// Everything the workers of one download share; each holds it, so it outlives them all.
+struct download_state {
+    asio::any_io_executor executor;
+    asio::any_io_executor blocking;
+    const TransferOptions* options = nullptr;
+    connection_pool* pool = nullptr;
+    std::string name;
+    std::string target;
+    std::string etag;
+    std::uint64_t size = 0;
+    std::uint64_t piece_length = 0;
+    std::vector<digest> hashes;
+    piece_picker picker{0};
+    std::vector<bool> verified;
+    std::vector<std::unique_ptr<source_ctx>> sources;
+    std::size_t next_source = 0;
+    int fd = -1;
+    int record_fd = -1;
+    std::optional<piece_record> record;
+    std::size_t unrecorded = 0;
+    bool record_failed = false;
+    asio::steady_timer changed;     ///< cancelled whenever a worker may find work
+    asio::steady_timer record_wake; ///< cancelled when there is something to record, or at the end
+    asio::steady_timer watch;       ///< waited on until the download is cancelled or ends
+    std::size_t slots = 0;          ///< workers still running
+    bool finished = false;
+    errc failure = errc::all_sources_failed;
+    std::string failure_message; ///< set when the download as a whole failed (a write)
+    std::uint64_t verified_bytes = 0;
+    std::uint64_t in_flight_bytes = 0;
+    std::uint64_t received = 0;
+    std::uint64_t reported = 0;
+    std::uint64_t refetched = 0;
+    std::uint32_t last_peer = 0;
+    std::string last_source;
+
+    explicit download_state(asio::any_io_executor ex)
+        : executor(ex),
+          changed(ex, asio::steady_timer::time_point::max()),
+          record_wake(ex, asio::steady_timer::time_point::max()),
+          watch(ex, asio::steady_timer::time_point::max()) {}
+
+    piece_span span(std::size_t piece) const {
+        const auto offset = std::min(size, piece * piece_length);
+        return {offset, std::min(piece_length, size - offset)};
     }
-    auto connected = co_await async_connect(executor, src.host, src.port, options.connect_timeout);
-    if (!connected) {
-        co_return failed(errc::unreachable, "cannot connect: " + connected.error().message());
-    }
-    beast::tcp_stream stream(std::move(*connected));
-    client_request req{http::verb::get, "/v1/files/" + percent_encode(name), 11};
-    req.set(http::field::host, src.host);
-    req.set(http::field::user_agent, "p2pshare");
-    if (offset > 0) {
-        // The rest of this version only: a source that has another one answers 200 with it.
-        req.set(http::field::range, "bytes=" + std::to_string(offset) + "-");
-        req.set(http::field::if_range, "\"" + src.sha256 + "\"");
-    }
-    req.keep_alive(false);
-    stream.expires_after(options.stall_timeout);
-    if (auto [ec, n] = co_await http::async_write(stream, req, use_tuple); ec) {
-        co_return failed(errc::unreachable, "cannot send the request: " + ec.message());
-    }
-    beast::flat_buffer read_buffer;
-    http::response_parser<http::empty_body> parser;
-    parser.body_limit(boost::none);
-    if (auto [ec, n] = co_await http::async_read_header(stream, read_buffer, parser, use_tuple);
-        ec) {
-        co_return failed(ec == beast::error::timeout ? errc::timeout : errc::bad_response,
-                         "no valid response header: " + ec.message());
-    }
-    const auto& res = parser.get();
-    const auto status = res.result_int();
-    if (status == 200 && offset > 0) {
-        // The source ignored the range: take the whole file again (the kept bytes are dropped
-        // below, once the answer proved valid).
-        offset = 0;
-    } else if (status == 206) {
-        std::uint64_t first = 0;
-        std::uint64_t last = 0;
-        std::uint64_t total = 0;
-        if (!parse_content_range(res[http::field::content_range], first, last, total) ||
-            first != offset || last + 1 != src.size || total != src.size) {
-            co_return failed(
-                errc::bad_response,
-                "unexpected Content-Range '" + std::string(res[http::field::content_range]) + "'");
-        }
-    } else if (status != 200) {
-        co_return failed(status == 404 ? errc::not_found : errc::bad_response,
-                         "the source answered " + std::to_string(status));
-    }
-    const auto etag = res[http::field::etag];
-    if (!etag.empty() && etag != "\"" + src.sha256 + "\"") {
-        co_return failed(errc::hash_mismatch, "the source now has another version of the file");
-    }
-    const auto expected = src.size - offset;
-    const auto length = parser.content_length();
-    if (!length || *length != expected) {
-        co_return failed(errc::size_mismatch, "the source announced " +
-                                                  (length ? std::to_string(*length) : "no") +
-                                                  " bytes instead of " + std::to_string(expected));
-    }
-    // Drop whatever lies beyond the kept bytes, but only when there is something: on ext4 a
-    // truncation to size 0, even of an empty file, marks the file to be written out at close
-    // (auto_da_alloc), which would put a synchronous writeback on this thread at the end of
-    // every download from the start.
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) co_return failed(errc::io_error, errno_text(errno));
-    if (static_cast<std::uint64_t>(st.st_size) != offset &&
-        ::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
-        co_return failed(errc::io_error, errno_text(errno));
-    }
-    out.kept = offset;
-    if (!co_await read_back(*options.blocking_executor, fd, 0, offset, hash, buffer)) {
-        co_return failed(errc::io_error, "cannot read the partial file back");
-    }
-    std::uint64_t position = offset;
-    std::uint64_t reported = position;
-    TransferProgress progress{name, position, src.size, src.peer,
-                              src.host + ":" + std::to_string(src.port)};
-    if (options.on_progress) options.on_progress(progress);
-    // Bytes of the body that came with the header are written first; the rest then goes
-    // through splice(2) or through buffers (below), each wait under the stall deadline.
-    const auto keep = [&](const char* data, std::size_t n) -> bool {
-        int error = 0;
-        if (!write_all(fd, data, n, position, error)) {
-            out = failed(errc::io_error, "cannot write the file: " + errno_text(error));
-            return false;
-        }
-        hash.update(data, n);
-        position += n;
-        if (options.on_progress && (position - reported >= 64 * 1024 || position == src.size)) {
-            reported = position;
-            progress.done = position;
-            options.on_progress(progress);
-        }
-        return true;
-    };
-    if (read_buffer.size() > 0) {
-        const auto n = static_cast<std::size_t>(
-            std::min<std::uint64_t>(read_buffer.size(), src.size - position));
-        if (!keep(static_cast<const char*>(read_buffer.data().data()), n)) {
-            out.received = position - offset;
-            co_return out;
-        }
-        read_buffer.consume(read_buffer.size());
-    }
-    // Then the body goes through splice(2) where the system allows.
-    if (position < src.size && options.zero_copy) {
-        auto body = co_await splice_body(stream.socket(), options, cancel, fd, src.size, position,
-                                         hash, buffer, progress, reported);
-        if (body.error) {
-            body.received = position - offset;
-            co_return body;
-        }
-    }
-    // Where splice(2) is not available, a pipeline: while chunk k is written and hashed on the
-    // disk thread, chunk k+1 is received, so hashing costs no receive time. Two buffers
-    // alternate.
-    std::vector<char> second(position < src.size ? buffer.size() : 0);
-    char* chunks[2] = {buffer.data(), second.data()};
-    int next = 0;
-    const char* stored_data = nullptr; // the chunk being written and hashed, if any
-    std::size_t stored_size = 0;
-    std::uint64_t received = position;
-    const auto store = [&hash, fd, &options](const char* data, std::size_t n, std::uint64_t at) {
-        return asio::co_spawn(
-            *options.blocking_executor,
-            [&hash, fd, data, n, at]() -> asio::awaitable<int> {
-                int error = 0;
-                if (!write_all(fd, data, n, at, error)) co_return error;
-                hash.update(data, n);
-                co_return 0;
-            },
-            blocking_token());
-    };
-    const auto stored = [&](int error) -> bool {
-        if (error != 0) {
-            out = failed(errc::io_error, "cannot write the file: " + errno_text(error));
-            return false;
-        }
-        position += stored_size;
-        stored_size = 0;
-        if (options.on_progress && (position - reported >= 64 * 1024 || position == src.size)) {
-            reported = position;
-            progress.done = position;
-            options.on_progress(progress);
-        }
-        return true;
-    };
-    while (received < src.size) {
-        if (cancelled(cancel)) {
-            out = failed(errc::timeout, "cancelled");
-            break;
-        }
-        const auto want =
-            static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), src.size - received));
-        char* into = chunks[next];
-        boost::system::error_code ec;
+
+    void notify() { changed.cancel(); }
+
+    std::size_t active() const {
         std::size_t n = 0;
-        if (stored_size > 0) {
-            // (&& flattens the results: the read's error and size, then the store's errno)
-            auto [read_error, read_size, error] =
-                co_await (fill(stream, into, want, options.stall_timeout) &&
-                          store(stored_data, stored_size, position));
-            ec = read_error;
-            n = read_size;
-            if (!stored(error)) break;
-        } else {
-            std::tie(ec, n) = co_await fill(stream, into, want, options.stall_timeout);
+        for (const auto& s : sources)
+            n += s->fetching ? 1 : 0;
+        return n;
+    }
+
+    void progress(bool force) {
+        const auto done = std::min(size, verified_bytes + in_flight_bytes);
+        if (!options->on_progress) return;
+        if (!force && done - std::min(done, reported) < 64 * 1024 && done != size) return;
+        reported = done;
+        TransferProgress p{name, done, size, active(), last_peer, last_source};
+        options->on_progress(p);
+    }
+
+    /// Ends the download: every worker leaves, pieces in flight are dropped.
+    void finish() {
+        if (finished) return;
+        finished = true;
+        for (auto& s : sources) {
+            s->stop = true;
+            if (s->stream) s->stream->cancel();
         }
-        if (n > 0) {
-            stored_data = into;
-            stored_size = n;
-            received += n;
-            next ^= 1;
+        notify();
+        record_wake.cancel();
+    }
+
+    void fail(errc code, std::string message) {
+        if (failure_message.empty()) {
+            failure = code;
+            failure_message = std::move(message);
         }
-        if (ec) {
-            if (stored_size > 0) stored(co_await store(stored_data, stored_size, position));
-            out = failed(ec == beast::error::timeout ? errc::timeout : errc::size_mismatch,
-                         "the transfer stopped after " + std::to_string(position) + " of " +
-                             std::to_string(src.size) + " bytes: " + ec.message());
+        finish();
+    }
+
+    /// The next source not used yet, or nullptr.
+    source_ctx* take_source() {
+        if (next_source >= sources.size()) return nullptr;
+        return sources[next_source++].get();
+    }
+
+    void piece_verified(source_ctx& s, std::size_t piece) {
+        const auto len = span(piece).length;
+        for (const auto other : picker.complete(s.id, piece)) {
+            // Another copy of this piece (end-game) is no longer needed: its connection is
+            // dropped (a frozen source's with it).
+            auto& o = *sources[other];
+            o.stop = true;
+            if (o.stream) o.stream->cancel();
+        }
+        verified[piece] = true;
+        verified_bytes += len;
+        s.report.bytes += len;
+        ++s.report.pieces;
+        ++unrecorded;
+        record_wake.cancel();
+        notify();
+        if (picker.done()) finish();
+    }
+};
+
+void source_ctx::on_bytes(std::size_t n) {
+    d->in_flight_bytes += n;
+    d->received += n;
+    d->last_peer = src.peer;
+    d->last_source = key;
+    d->progress(false);
+}
+
+/// Makes the record durable: the data of the pieces first, then the record slot naming them.
+int sync_and_record(int fd, int record_fd, std::uint64_t offset, std::string bytes) {
+    if (::fdatasync(fd) != 0) return errno;
+    int error = 0;
+    if (!write_all(record_fd, bytes.data(), bytes.size(), offset, error)) return error;
+    if (::fdatasync(record_fd) != 0) return errno;
+    return 0;
+}
+
+/// Records verified pieces as they come, one write at a time, until the download ends.
+asio::awaitable<void> recorder(std::shared_ptr<download_state> d) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    for (;;) {
+        if (d->unrecorded > 0 && !d->record_failed) {
+            d->unrecorded = 0;
+            auto w = d->record->update(d->verified);
+            const int error = co_await run_blocking(d->blocking, &sync_and_record, d->fd,
+                                                    d->record_fd, w.offset, std::move(w.bytes));
+            if (error != 0) {
+                // The download goes on; a later run just keeps fewer pieces.
+                d->record_failed = true;
+                log().warn("{}: cannot record the verified pieces: {}", d->name, errno_text(error));
+            }
+            continue;
+        }
+        if (d->finished && d->slots == 0) co_return;
+        co_await d->record_wake.async_wait(use_tuple);
+    }
+}
+
+/// Opens a connection to `s`: an idle one from the pool, else a new one.
+asio::awaitable<bool> ensure_connected(download_state& d, source_ctx& s) {
+    if (s.stream) co_return true;
+    if (auto kept = d.pool->take(s.key)) {
+        s.stream.emplace(std::move(*kept));
+        s.reused = true;
+        s.buffer.clear();
+        co_return true;
+    }
+    auto connected =
+        co_await async_connect(d.executor, s.src.host, s.src.port, d.options->connect_timeout);
+    if (!connected) {
+        s.report.failure = "cannot connect: " + connected.error().message();
+        s.code = errc::unreachable;
+        co_return false;
+    }
+    s.stream.emplace(std::move(*connected));
+    s.reused = false;
+    s.buffer.clear();
+    co_return true;
+}
+
+/// Fetches pieces from `s` until it has no more to give or the download ends.
+asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
+                            asio::cancellation_state cancel) {
+    s.report.peer = s.src.peer;
+    s.report.address = s.key;
+    const auto chunk_size = static_cast<std::size_t>(std::clamp<std::uint64_t>(
+        d->piece_length, 4096, std::max<std::size_t>(d->options->buffer_size, 4096)));
+    std::vector<char> chunk(chunk_size);
+    std::vector<char> spare(chunk_size);
+    for (;;) {
+        if (d->finished || cancelled(cancel)) break;
+        const auto piece = d->picker.pick(s.id, now_us());
+        if (!piece) {
+            if (d->picker.done()) break;
+            co_await d->changed.async_wait(use_tuple);
+            continue;
+        }
+        const auto sp = d->span(*piece);
+        if (!co_await ensure_connected(*d, s)) {
+            d->picker.release(s.id, *piece);
+            d->notify();
+            break;
+        }
+        s.stop = false;
+        s.fetching = true;
+        piece_request req{d->target, s.src.host, d->etag,          d->size,
+                          sp.offset, sp.length,  d->hashes[*piece]};
+        auto out = co_await fetch_piece(*s.stream, s.buffer, req, d->fd, d->blocking,
+                                        d->options->stall_timeout, chunk, spare, s.stop, s);
+        s.fetching = false;
+        d->in_flight_bytes -= std::min(d->in_flight_bytes, out.received);
+        const bool reused = s.reused;
+        s.reused = false;
+        if (out.status == piece_status::verified) {
+            s.failures = 0;
+            if (!out.keep_alive) s.stream.reset();
+            if (d->picker.has(*piece)) {
+                d->picker.release(s.id, *piece); // an end-game copy that lost the race
+            } else {
+                d->piece_verified(s, *piece);
+            }
+            d->progress(d->finished);
+            continue;
+        }
+        s.stream.reset();
+        d->picker.release(s.id, *piece);
+        d->notify();
+        if (out.status == piece_status::interrupted) {
+            if (d->finished || cancelled(cancel)) break;
+            continue; // its copy was no longer needed: on to the next piece
+        }
+        if (out.status == piece_status::io_error) {
+            d->fail(errc::io_error, out.message);
+            break;
+        }
+        ++d->refetched;
+        if (out.status == piece_status::bad_piece) {
+            ++s.report.bad_pieces;
+            s.report.banned = true;
+            s.report.failure = "piece " + std::to_string(*piece) + " failed its hash";
+            s.code = errc::hash_mismatch;
+            log().warn("{}: {} (peer {}) sent a bad piece {}: banned for this file", d->name, s.key,
+                       s.src.peer, *piece);
+            break;
+        }
+        if (out.status == piece_status::transport && reused && !out.answered) {
+            // An idle connection the source had closed: once more on a new one.
+            --d->refetched;
+            continue;
+        }
+        s.report.failure = out.message;
+        if (out.status == piece_status::refused) {
+            s.code = out.status_code == 404 ? errc::not_found : errc::bad_response;
+            if (out.status_code == 412) s.code = errc::hash_mismatch;
+            log().info("{}: {} (peer {}) left: {}", d->name, s.key, s.src.peer, out.message);
+            break;
+        }
+        s.code = out.status == piece_status::stalled     ? errc::timeout
+                 : out.status == piece_status::truncated ? errc::size_mismatch
+                                                         : errc::unreachable;
+        if (out.status != piece_status::transport || ++s.failures >= 2) {
+            log().info("{}: {} (peer {}) left: {}", d->name, s.key, s.src.peer, out.message);
             break;
         }
     }
-    if (out.error) {
-        out.received = position - offset;
-        co_return out;
+    if (s.stream) {
+        if (!s.stop && s.stream->socket().is_open()) {
+            d->pool->put(s.key, std::move(*s.stream));
+        }
+        s.stream.reset();
     }
-    if (stored_size > 0 && !stored(co_await store(stored_data, stored_size, position))) {
-        out.received = position - offset;
-        co_return out;
+}
+
+/// A worker: serves one source after another until none is left or the download ends.
+asio::awaitable<void> slot(std::shared_ptr<download_state> d) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    const auto cancel = co_await asio::this_coro::cancellation_state;
+    while (!d->finished && !cancelled(cancel)) {
+        auto* s = d->take_source();
+        if (!s) break;
+        co_await serve(d, *s, cancel);
     }
-    out.received = position - offset;
-    if (position != src.size) {
-        co_return failed(errc::size_mismatch, "received " + std::to_string(position) + " of " +
-                                                  std::to_string(src.size) + " bytes");
+    if (--d->slots == 0) {
+        // The last worker: whatever is missing now stays missing.
+        d->finished = true;
+        d->record_wake.cancel();
+        d->watch.cancel();
+    } else {
+        d->notify(); // a worker waiting for pieces in flight here may take them now
     }
-    out.digest = hash.hex_digest();
-    co_return out;
+}
+
+/// Turns a cancellation of the download into the end of every piece in flight: the streams are
+/// cancelled directly, as a per-operation cancellation of a read on a beast::tcp_stream is not
+/// always seen (Boost 1.81).
+asio::awaitable<void> watcher(std::shared_ptr<download_state> d) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    if (d->slots > 0) co_await d->watch.async_wait(use_tuple);
+    d->finish();
+}
+
+/// The piece hashes from the sources, checked against the root: each source is asked in turn
+/// until one answers with the right ones. A source whose hashes do not make the root is banned.
+asio::awaitable<bool> fetch_hashes(download_state& d, const digest& root, std::size_t& mismatches) {
+    const auto count = piece_count_for(d.size);
+    const std::string target = "/v1/pieces/" + percent_encode(d.name);
+    for (auto& sp : d.sources) {
+        auto& s = *sp;
+        s.report.peer = s.src.peer;
+        s.report.address = s.key;
+        for (int round = 0; round < 2; ++round) {
+            if (!co_await ensure_connected(d, s)) break;
+            const bool reused = s.reused;
+            s.reused = false;
+            client_request req{http::verb::get, target, 11};
+            req.set(http::field::host, s.src.host);
+            req.set(http::field::user_agent, "p2pshare");
+            req.set(http::field::if_match, d.etag);
+            req.keep_alive(true);
+            s.stream->expires_after(d.options->stall_timeout);
+            http::response_parser<http::string_body> parser;
+            parser.body_limit(count * 32);
+            parser.header_limit(16 * 1024);
+            auto [wec, wn] = co_await http::async_write(*s.stream, req, use_tuple);
+            boost::system::error_code ec = wec;
+            if (!ec) {
+                auto [rec, rn] = co_await http::async_read(*s.stream, s.buffer, parser, use_tuple);
+                ec = rec;
+            }
+            if (ec == asio::error::operation_aborted) co_return false;
+            if (ec) {
+                s.stream.reset();
+                if (reused && !parser.is_header_done()) continue; // a stale idle connection
+                s.report.failure = ec == http::error::body_limit
+                                       ? "its piece hashes are longer than the file's pieces"
+                                       : "cannot fetch the piece hashes: " + ec.message();
+                s.code = ec == http::error::body_limit ? errc::bad_response : errc::unreachable;
+                if (ec == http::error::body_limit) {
+                    s.report.banned = true;
+                    ++mismatches;
+                }
+                break;
+            }
+            const auto& res = parser.get();
+            if (!res.keep_alive()) s.stream.reset();
+            if (res.result_int() != 200) {
+                s.report.failure =
+                    "the piece hashes were refused (" + std::to_string(res.result_int()) + ")";
+                s.code = res.result_int() == 404 ? errc::not_found : errc::bad_response;
+                break;
+            }
+            auto hashes = decode_piece_hashes(res.body(), d.size, root);
+            if (!hashes) {
+                s.report.banned = true;
+                s.report.failure =
+                    hashes.error() == make_error_code(errc::hash_mismatch)
+                        ? "its piece hashes do not make the root"
+                        : "its piece hashes are not " + std::to_string(count) + " × 32 bytes";
+                s.code = static_cast<errc>(hashes.error().value());
+                ++mismatches;
+                log().warn("{}: {} (peer {}): {}; banned for this file", d.name, s.key, s.src.peer,
+                           s.report.failure);
+                s.stream.reset();
+                break;
+            }
+            d.hashes = std::move(*hashes);
+            if (s.stream) {
+                d.pool->put(s.key, std::move(*s.stream));
+                s.stream.reset();
+            }
+            co_return true;
+        }
+    }
+    co_return false;
+}
+
+/// Sizes the .part: space for the whole file, reserved where the file system can.
+int preallocate(int fd, std::uint64_t size) {
+    if (size == 0) return 0;
+    const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+    if (rc == 0) return 0;
+    if (rc != EOPNOTSUPP && rc != EINVAL) return rc;
+    return ::ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+}
+
+/// Which pieces lying wholly within the first `present` bytes of `fd` hash right: a `.part`
+/// without a record of its own (left by an older version, or whose record was lost).
+std::vector<bool> verify_present(int fd, std::uint64_t size, std::uint64_t piece_length,
+                                 std::vector<digest> hashes, std::uint64_t present) {
+    std::vector<bool> good(hashes.size(), false);
+    std::vector<char> buffer(1 << 20);
+    for (std::size_t i = 0; i < hashes.size(); ++i) {
+        const auto offset = std::min(size, i * piece_length);
+        const auto length = std::min(piece_length, size - offset);
+        if (length == 0 || offset + length > present) break;
+        sha256 h;
+        std::uint64_t at = offset;
+        bool read = true;
+        while (at < offset + length) {
+            const auto want = static_cast<std::size_t>(
+                std::min<std::uint64_t>(buffer.size(), offset + length - at));
+            const auto n = ::pread(fd, buffer.data(), want, static_cast<off_t>(at));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                read = false;
+                break;
+            }
+            h.update(buffer.data(), static_cast<std::size_t>(n));
+            at += static_cast<std::uint64_t>(n);
+        }
+        if (!read) break;
+        digest d;
+        h.digest_into(d.data());
+        good[i] = d == hashes[i];
+    }
+    return good;
+}
+
+/// The whole record file, or "" when it cannot be read.
+std::string read_all(int fd, std::size_t limit) {
+    std::string out(limit + 1, '\0');
+    std::size_t got = 0;
+    while (got < out.size()) {
+        const auto n = ::pread(fd, out.data() + got, out.size() - got, static_cast<off_t>(got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    out.resize(got);
+    return out;
 }
 
 } // namespace
 
 FileTransfer::FileTransfer(asio::any_io_executor executor, std::filesystem::path folder,
                            TransferOptions options)
-    : executor_(std::move(executor)), folder_(std::move(folder)), options_(std::move(options)) {
+    : executor_(std::move(executor)),
+      folder_(std::move(folder)),
+      options_(std::move(options)),
+      pool_(std::make_shared<connection_pool>(options_.idle_timeout, 4)) {
     prepare_openssl();
     if (!options_.blocking_executor) options_.blocking_executor = default_blocking_executor();
 }
 
+FileTransfer::~FileTransfer() = default;
+FileTransfer::FileTransfer(FileTransfer&&) noexcept = default;
+FileTransfer& FileTransfer::operator=(FileTransfer&&) noexcept = default;
+
 asio::awaitable<TransferResult> FileTransfer::async_download(std::string name,
                                                              std::vector<FileSource> sources) {
-    // Every step of the download and the hashing beside it (which share state) run on the
-    // transfer's executor, which is serial. Cancelled, it ends with operation_aborted (the .part
-    // stays, for a later resume).
+    // Every step of the download runs on the transfer's executor, which is serial. Cancelled, it
+    // ends with operation_aborted (the .part and its record stay, for a later run).
     co_return co_await asio::co_spawn(executor_, download(std::move(name), std::move(sources)),
                                       asio::use_awaitable);
 }
 
 asio::awaitable<TransferResult> FileTransfer::download(std::string name,
                                                        std::vector<FileSource> sources) {
-    // Cancellation is seen as errors of the steps (checked between sources), not exceptions:
-    // every step, and the hashing beside it, ends before the download does.
+    // Cancellation is seen as errors of the steps, not exceptions: every step, and the writes
+    // beside it, end before the download does.
     co_await asio::this_coro::throw_if_cancelled(false);
     const auto cancel = co_await asio::this_coro::cancellation_state;
     const auto started = std::chrono::steady_clock::now();
     TransferResult r;
     r.name = name;
+    const auto elapsed = [&] {
+        return std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() - started);
+    };
     const auto finish = [&](errc code, std::string message) {
         r.error = make_error_code(code);
         r.message = std::move(message);
-        r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::steady_clock::now() - started);
+        r.elapsed = elapsed();
         return r;
     };
     if (const auto problem = file_name_problem(name); !problem.empty()) {
         co_return finish(errc::bad_name, std::string(problem));
     }
     if (sources.empty()) co_return finish(errc::no_sources, "no peer shares " + name);
+
+    // Sources grouped by content: the largest group (ties at random) is used, so that the bytes
+    // of two versions are never mixed.
+    std::shuffle(sources.begin(), sources.end(), rng());
+    std::map<std::tuple<std::uint64_t, std::string, std::string>, std::vector<FileSource>> groups;
+    for (auto& s : sources)
+        groups[{s.size, s.sha256, s.root}].push_back(std::move(s));
+    auto best = groups.begin();
+    for (auto it = groups.begin(); it != groups.end(); ++it)
+        if (it->second.size() > best->second.size()) best = it;
+    sources = std::move(best->second);
+    const auto size = sources.front().size;
+    const auto sha = digest_from_hex(sources.front().sha256);
+    const auto root_hex = sources.front().root;
+    std::optional<digest> root;
+    if (!root_hex.empty()) root = digest_from_hex(root_hex);
+    if (!sha || (!root_hex.empty() && !root)) {
+        co_return finish(errc::bad_response, "the index gave a malformed hash for " + name);
+    }
+
+    auto d = std::make_shared<download_state>(executor_);
+    d->blocking = *options_.blocking_executor;
+    d->options = &options_;
+    d->pool = pool_.get();
+    d->name = name;
+    d->target = "/v1/files/" + percent_encode(name);
+    d->etag = "\"" + sources.front().sha256 + "\"";
+    d->size = size;
+    for (auto& s : sources) {
+        auto ctx = std::make_unique<source_ctx>();
+        ctx->key = to_string(ServerAddress{s.host, s.port});
+        ctx->src = std::move(s);
+        ctx->id = d->sources.size();
+        ctx->d = d.get();
+        d->sources.push_back(std::move(ctx));
+    }
+    const auto report = [&] {
+        for (const auto& s : d->sources)
+            if (!s->report.address.empty()) r.sources.push_back(s->report);
+        std::uint64_t most = 0;
+        for (const auto& s : r.sources) {
+            if (s.bytes > most) {
+                most = s.bytes;
+                r.source_peer = s.peer;
+                r.source = s.address;
+            }
+        }
+        r.received = d->received;
+        r.refetched = d->refetched;
+    };
+
+    // The pieces: by the rule of docs/protocol.md where the index gave a root, else the whole
+    // file as one piece checked against its SHA-256.
+    if (root) {
+        d->piece_length = piece_size_for(size);
+        if (piece_count_for(size) == 1 && *root != *sha) {
+            co_return finish(errc::bad_response,
+                             "the sources' root and SHA-256 of a one-piece file differ");
+        }
+    } else {
+        d->piece_length = std::max<std::uint64_t>(size, 1);
+    }
+    const auto count = root ? piece_count_for(size) : 1;
+    r.pieces = count;
+    r.size = size;
 
     unique_fd dir(::open(folder_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir) {
@@ -313,7 +630,8 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
     if (!options_.overwrite && ::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
         co_return finish(errc::exists, name + " already exists in " + folder_.string());
     }
-    const std::string part = part_name(name);
+    const std::string part = side_name(name, part_suffix);
+    const std::string record_name = side_name(name, pieces_suffix);
     unique_fd fd(
         ::openat(dir.get(), part.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (!fd) co_return finish(errc::io_error, "cannot open " + part + ": " + errno_text(errno));
@@ -324,80 +642,139 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
         co_return finish(errc::exists, name + " is being downloaded already");
     }
-    const auto source_count = sources.size();
+    d->fd = fd.get();
 
-    std::shuffle(sources.begin(), sources.end(), rng());
-    // No larger than the file: a small download neither allocates nor clears a whole buffer.
-    std::uint64_t largest = 0;
-    for (const auto& src : sources)
-        largest = std::max(largest, src.size);
-    const std::size_t most = std::max<std::size_t>(options_.buffer_size, 16 * 1024);
-    std::vector<char> buffer(
-        static_cast<std::size_t>(std::clamp<std::uint64_t>(largest, 16 * 1024, most)));
-    std::string failures;
-    errc last_error = errc::all_sources_failed;
-    for (std::size_t i = 0; i < sources.size(); ++i) {
-        const auto& src = sources[i];
-        ++r.attempts;
-        if (::fstat(fd.get(), &st) != 0) co_return finish(errc::io_error, errno_text(errno));
-        auto offset = static_cast<std::uint64_t>(st.st_size);
-        if (offset > src.size) {
-            if (::ftruncate(fd.get(), 0) != 0) co_return finish(errc::io_error, errno_text(errno));
-            offset = 0;
-        }
-        const auto where = to_string(ServerAddress{src.host, src.port});
-        auto a = co_await fetch(executor_, options_, cancel, name, src, fd.get(), offset, buffer);
-        r.received += a.received;
-        // Cancelled: the step in flight ended with an error and fetch waited for the hashing
-        // beside it, so the .part is closed and unlocked when this returns.
+    if (count > 1) {
+        std::size_t mismatches = 0;
+        const bool got = co_await fetch_hashes(*d, *root, mismatches);
         if (cancelled(cancel)) {
+            report();
             r.error = asio::error::operation_aborted;
             r.message = "the download was cancelled";
-            r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
-                std::chrono::steady_clock::now() - started);
+            r.elapsed = elapsed();
             co_return r;
         }
-        if (!a.error && a.digest != src.sha256) {
-            // Corrupt bytes: nothing of this .part can be trusted any more.
-            if (::ftruncate(fd.get(), 0) != 0) co_return finish(errc::io_error, errno_text(errno));
-            a.error = make_error_code(errc::hash_mismatch);
-            a.message = "the received bytes do not have the announced SHA-256";
-            if (a.kept > 0) {
-                // The kept prefix may have been the culprit: give this source one clean try.
-                log().info("{}: resumed file failed verification; restarting from {}", name, where);
-                sources.insert(sources.begin() + static_cast<std::ptrdiff_t>(i) + 1, src);
-                continue;
+        if (!got) {
+            report();
+            if (d->sources.size() == 1) {
+                co_return finish(d->sources[0]->code, d->sources[0]->report.failure);
             }
+            co_return finish(mismatches > 0 ? errc::hash_mismatch : errc::all_sources_failed,
+                             "no source gave piece hashes that make the root");
         }
-        if (a.error) {
-            log().info("{}: source {} (peer {}) failed: {}", name, where, src.peer, a.message);
-            failures += (failures.empty() ? "" : "; ") + where + ": " + a.message;
-            last_error = static_cast<errc>(a.error.value());
-            continue;
+    } else {
+        d->hashes = {*sha};
+    }
+
+    // What an earlier run verified, if its record is of this content.
+    unique_fd record_fd(
+        ::openat(dir.get(), record_name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!record_fd) {
+        co_return finish(errc::io_error, "cannot open " + record_name + ": " + errno_text(errno));
+    }
+    d->record_fd = record_fd.get();
+    d->record.emplace(size, d->piece_length, count, *sha, root.value_or(digest{}));
+    d->picker = piece_picker(static_cast<std::size_t>(count));
+    d->verified.assign(static_cast<std::size_t>(count), false);
+    std::optional<std::vector<bool>> kept;
+    if (::fstat(fd.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) == size) {
+        kept = d->record->read(read_all(record_fd.get(), d->record->file_size()));
+    }
+    const bool recorded = kept.has_value();
+    if (!kept && st.st_size > 0) {
+        // A .part without a (valid) record: its pieces are checked, not trusted.
+        kept = co_await run_blocking(d->blocking, &verify_present, fd.get(), size, d->piece_length,
+                                     d->hashes, static_cast<std::uint64_t>(st.st_size));
+    }
+    if (kept) {
+        for (std::size_t i = 0; i < count; ++i) {
+            if (!(*kept)[i]) continue;
+            d->picker.have(i);
+            d->verified[i] = true;
+            d->verified_bytes += d->span(i).length;
         }
-        // Verified: move into place without ever replacing a file unless asked to.
-        int rc = 0;
-        if (options_.overwrite) {
-            rc = ::renameat(dir.get(), part.c_str(), dir.get(), name.c_str());
-        } else {
-            rc = ::linkat(dir.get(), part.c_str(), dir.get(), name.c_str(), 0);
-            if (rc == 0) ::unlinkat(dir.get(), part.c_str(), 0);
+        r.resumed_from = d->verified_bytes;
+    }
+    if (!recorded) {
+        // A new record (so that no stale bit can name other bytes), naming what was checked
+        // above, then the file's space.
+        const auto initial = d->record->initial();
+        const auto update = d->record->update(d->verified);
+        int error = 0;
+        if (::ftruncate(record_fd.get(), 0) != 0 ||
+            !write_all(record_fd.get(), initial.data(), initial.size(), 0, error) ||
+            !write_all(record_fd.get(), update.bytes.data(), update.bytes.size(), update.offset,
+                       error) ||
+            (static_cast<std::uint64_t>(st.st_size) > size &&
+             ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)) {
+            co_return finish(errc::io_error, "cannot start " + part + ": " +
+                                                 errno_text(error != 0 ? error : errno));
         }
-        if (rc != 0) {
-            const int e = errno;
-            co_return finish(e == EEXIST ? errc::exists : errc::io_error,
-                             "cannot move " + part + " into place: " + errno_text(e));
+        if (const int e = co_await run_blocking(d->blocking, &preallocate, fd.get(), size);
+            e != 0) {
+            co_return finish(errc::io_error, "cannot make room for " + name + ": " + errno_text(e));
         }
-        r.size = src.size;
-        r.resumed_from = a.kept;
-        r.source_peer = src.peer;
-        r.source = where;
-        r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::steady_clock::now() - started);
+    }
+    // An empty file has one empty piece, verified here.
+    if (size == 0 && !d->picker.done()) {
+        if (sha256_digest("", 0) != *sha) {
+            co_return finish(errc::hash_mismatch, "the announced SHA-256 is not that of no bytes");
+        }
+        d->picker.have(0);
+        d->verified[0] = true;
+    }
+
+    if (!d->picker.done()) {
+        const auto wanted =
+            std::clamp<std::size_t>(options_.sources, 1, TransferOptions::max_sources);
+        const auto workers = std::min(wanted, d->sources.size());
+        d->slots = workers;
+        using op = decltype(asio::co_spawn(executor_, slot(d), asio::deferred));
+        std::vector<op> ops;
+        ops.reserve(workers + 2);
+        for (std::size_t i = 0; i < workers; ++i)
+            ops.push_back(asio::co_spawn(executor_, slot(d), asio::deferred));
+        ops.push_back(asio::co_spawn(executor_, recorder(d), asio::deferred));
+        ops.push_back(asio::co_spawn(executor_, watcher(d), asio::deferred));
+        d->progress(true);
+        // Waits for every worker and the recorder, also when cancelled (the group passes the
+        // cancellation on).
+        co_await asio::experimental::make_parallel_group(std::move(ops))
+            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    }
+    report();
+    if (cancelled(cancel) && !d->picker.done()) {
+        r.error = asio::error::operation_aborted;
+        r.message = "the download was cancelled";
+        r.elapsed = elapsed();
         co_return r;
     }
-    co_return finish(source_count == 1 ? last_error : errc::all_sources_failed,
-                     "every source failed: " + failures);
+    if (!d->failure_message.empty()) co_return finish(d->failure, d->failure_message);
+    if (!d->picker.done()) {
+        std::string failures;
+        for (const auto& s : r.sources)
+            if (!s.failure.empty())
+                failures += (failures.empty() ? "" : "; ") + s.address + ": " + s.failure;
+        if (d->sources.size() == 1) co_return finish(d->sources[0]->code, failures);
+        co_return finish(errc::all_sources_failed, "every source failed: " + failures);
+    }
+
+    // Verified: move into place without ever replacing a file unless asked to.
+    int rc = 0;
+    if (options_.overwrite) {
+        rc = ::renameat(dir.get(), part.c_str(), dir.get(), name.c_str());
+    } else {
+        rc = ::linkat(dir.get(), part.c_str(), dir.get(), name.c_str(), 0);
+        if (rc == 0) ::unlinkat(dir.get(), part.c_str(), 0);
+    }
+    if (rc != 0) {
+        const int e = errno;
+        co_return finish(e == EEXIST ? errc::exists : errc::io_error,
+                         "cannot move " + part + " into place: " + errno_text(e));
+    }
+    ::unlinkat(dir.get(), record_name.c_str(), 0);
+    r.elapsed = elapsed();
+    co_return r;
 }
 
 } // namespace p2pshare

@@ -1,16 +1,15 @@
-// The body of one attempt of a download: receiving bytes into the `.part` (splice(2) where the
-// system allows, else buffers), writing and hashing them on the blocking executor, off the
-// receiving path. Used by FileTransfer (file_transfer.cpp).
+// One piece of a download from one source over a keep-alive connection: the ranged request, the
+// checks of the answer, and the body received into memory, hashed and written in place into the
+// `.part` on the blocking executor while the next bytes arrive. Used by FileTransfer
+// (file_transfer.cpp).
 #pragma once
 
 #include "http_client.hpp"
-#include "sha256.hpp"
+#include "pieces.hpp"
 
-#include <p2pshare/error.hpp>
-#include <p2pshare/file_transfer.hpp>
-
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/cancellation_state.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -21,25 +20,9 @@
 
 namespace p2pshare::detail {
 
-/// What one attempt at one source did.
-struct attempt {
-    boost::system::error_code error;
-    std::string message;
-    std::string digest;         ///< SHA-256 of the whole .part when the body arrived complete
-    std::uint64_t received = 0; ///< body bytes received
-    std::uint64_t kept = 0;     ///< bytes of the .part kept (0 when the source sent it all)
-};
-
-/// An attempt that failed with `code`.
-attempt failed(errc code, std::string message);
-
 /// Parses "bytes FIRST-LAST/TOTAL".
 bool parse_content_range(std::string_view v, std::uint64_t& first, std::uint64_t& last,
                          std::uint64_t& total);
-
-/// Hashes bytes [offset, end) of `fd` into `h` on the blocking executor.
-asio::awaitable<bool> read_back(asio::any_io_executor blocking, int fd, std::uint64_t offset,
-                                std::uint64_t end, sha256& h, std::vector<char>& buffer);
 
 /// pwrite of all `size` bytes; false with `error` set when the system refused.
 bool write_all(int fd, const char* data, std::size_t size, std::uint64_t offset, int& error);
@@ -49,15 +32,57 @@ bool write_all(int fd, const char* data, std::size_t size, std::uint64_t offset,
 asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> fill(
     beast::tcp_stream& stream, char* data, std::size_t size, std::chrono::milliseconds stall);
 
-/// Moves the body [position, size) from the socket into `fd` through a pipe: splice(2) copies
-/// each byte once while the blocking executor hashes what is in the file from the page cache.
-/// Stops early, without an error, where splice(2) does not work with this socket or file;
-/// `position` tells how far it got, and `hash` then covers [0, position). Checks `cancel` between
-/// steps; every step, and the hashing, has ended when it returns.
-asio::awaitable<attempt> splice_body(tcp::socket& socket, const TransferOptions& options,
-                                     const asio::cancellation_state& cancel, int fd,
-                                     std::uint64_t size, std::uint64_t& position, sha256& hash,
-                                     std::vector<char>& buffer, TransferProgress& progress,
-                                     std::uint64_t& reported);
+/// What to fetch: bytes [offset, offset + length) of the file at `target`, whose ETag must be
+/// `etag` and whose bytes must hash to `expected`.
+struct piece_request {
+    std::string target; ///< "/v1/files/NAME", percent-encoded
+    std::string host;   ///< the Host header
+    std::string etag;   ///< "\"SHA256\""
+    std::uint64_t file_size = 0;
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+    digest expected{};
+};
+
+enum class piece_status {
+    verified,    ///< the bytes are in the file and hash right
+    bad_piece,   ///< they arrived complete and hash wrong: the source is to blame
+    transport,   ///< the connection failed before an answer
+    truncated,   ///< the answer broke off before the piece's last byte
+    stalled,     ///< no byte within the stall deadline
+    refused,     ///< an answer the request does not allow (status, range, version, length)
+    io_error,    ///< the file could not be written
+    interrupted, ///< cancelled, or `stop` was set: the bytes are no longer wanted
+};
+
+struct piece_outcome {
+    piece_status status = piece_status::verified;
+    std::string message;
+    std::uint64_t received = 0; ///< body bytes received
+    bool answered = false;      ///< a response header arrived
+    bool keep_alive = false;    ///< the connection may carry the next request
+    int status_code = 0;        ///< the HTTP status, once answered
+};
+
+/// Told of body bytes as they arrive, on the transfer's executor.
+class piece_listener {
+public:
+    virtual void on_bytes(std::size_t n) = 0;
+
+protected:
+    ~piece_listener() = default;
+};
+
+/// Fetches one piece on `stream` (whose read buffer is `buffer`) into `fd`. Chunks of at most
+/// `chunk.size()` bytes alternate between `chunk` and `spare`: one is hashed and written on
+/// `blocking` while the other fills. Checks `stop` between chunks; a cancellation of the
+/// awaiting operation, or of the stream, ends it with `interrupted`. Every write has ended when
+/// it returns.
+asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                           const piece_request& request, int fd,
+                                           asio::any_io_executor blocking,
+                                           std::chrono::milliseconds stall,
+                                           std::vector<char>& chunk, std::vector<char>& spare,
+                                           const bool& stop, piece_listener& listener);
 
 } // namespace p2pshare::detail

@@ -187,7 +187,12 @@ BOOST_AUTO_TEST_CASE(a_file_transfer_cancelled_midway_reports_operation_aborted)
     o.on_progress = [&](const TransferProgress&) { midway = true; };
     auto strand = asio::make_strand(net.io());
     FileTransfer transfer(strand, net / "dl", o);
-    const FileSource src{1, "127.0.0.1", p1.port(), content.size(), test::sha256_hex(content)};
+    const FileSource src{1,
+                         "127.0.0.1",
+                         p1.port(),
+                         content.size(),
+                         test::sha256_hex(content),
+                         test::piece_root_hex(content)};
     // Cancelled through a slot as soon as bytes arrived: the result says operation_aborted.
     auto download = start(net.io(), transfer.async_download(std::string("big.bin"), {src}));
     BOOST_TEST_REQUIRE(test::eventually([&] { return midway.load(); }));

@@ -77,7 +77,8 @@ void network::restart_index(IndexServerOptions options) {
 }
 
 FileSource network::source_of(const PeerNode& node, const std::string& content) const {
-    return FileSource{node.id(), "127.0.0.1", node.port(), content.size(), sha256_hex(content)};
+    return FileSource{node.id(),      "127.0.0.1",         node.port(),
+                      content.size(), sha256_hex(content), piece_root_hex(content)};
 }
 
 std::vector<std::string> files_in(const std::filesystem::path& folder) {

@@ -16,6 +16,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -23,6 +24,7 @@
 #include "peer_fixture.hpp"
 
 #include <atomic>
+#include <cstdio>
 #include <future>
 #include <thread>
 
@@ -37,7 +39,8 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-/// A source that answers GET /v1/files/NAME with the right size and ETag but misbehaves.
+/// A source that answers GET /v1/files/NAME (with byte ranges) and GET /v1/pieces/NAME with
+/// the right size and ETag but misbehaves. One request per connection.
 class bad_source {
 private:
     // First member: built first, as the others use its io_context; stopped in the destructor
@@ -50,11 +53,17 @@ public:
         short_body, ///< the first half of the right bytes, then the connection closes
         stall,      ///< the first half of the right bytes, then nothing while the connection stays
         gated,      ///< the first half of the right bytes, the rest once open_gate() was called
+        limited,    ///< `limit` pieces right, then every connection closed without an answer
+        good,       ///< everything right
+        hashes_short,   ///< right pieces; piece hashes one digest short
+        hashes_long,    ///< right pieces; piece hashes with one digest too many
+        hashes_garbage, ///< right pieces; piece hashes of the right length that are wrong
     };
 
-    bad_source(behaviour b, std::string content)
+    bad_source(behaviour b, std::string content, std::size_t limit = 0)
         : behaviour_(b),
           content_(std::move(content)),
+          limit_(limit),
           gate_(server_.io(), asio::steady_timer::time_point::max()) {
         server_.start([this](tcp::socket socket) { return serve(std::move(socket)); });
     }
@@ -72,11 +81,18 @@ public:
             gate_.cancel();
         });
     }
-    /// Requests received so far.
+    /// Requests for file bytes received so far.
     std::size_t requests() const { return requests_; }
+    /// Requests for piece hashes received so far.
+    std::size_t hash_requests() const { return hash_requests_; }
 
     FileSource source(std::uint32_t peer) const {
-        return {peer, "127.0.0.1", port(), content_.size(), test::sha256_hex(content_)};
+        return {peer,
+                "127.0.0.1",
+                port(),
+                content_.size(),
+                test::sha256_hex(content_),
+                test::piece_root_hex(content_)};
     }
 
 private:
@@ -87,22 +103,52 @@ private:
         if (auto [ec, n] = co_await http::async_read(stream, buffer, req, use_tuple); ec) {
             co_return;
         }
+        const std::string etag = "\"" + test::sha256_hex(content_) + "\"";
+        if (req.target().starts_with("/v1/pieces/")) {
+            ++hash_requests_;
+            auto hashes = test::piece_hashes(content_);
+            if (behaviour_ == behaviour::hashes_short) hashes.resize(hashes.size() - 32);
+            if (behaviour_ == behaviour::hashes_long) hashes += std::string(32, 'z');
+            if (behaviour_ == behaviour::hashes_garbage) hashes = std::string(hashes.size(), 'g');
+            http::response<http::string_body> res{http::status::ok, 11};
+            res.set(http::field::etag, etag);
+            res.set(http::field::content_type, "application/octet-stream");
+            res.body() = hashes;
+            res.prepare_payload();
+            res.keep_alive(false);
+            co_await http::async_write(stream, res, use_tuple);
+            co_return;
+        }
         ++requests_;
-        http::response<http::empty_body> res{http::status::ok, 11};
-        res.set(http::field::etag, "\"" + test::sha256_hex(content_) + "\"");
+        if (behaviour_ == behaviour::limited && served_ >= limit_) co_return; // closes, no answer
+        ++served_;
+        std::uint64_t first = 0;
+        std::uint64_t last = content_.size() - 1;
+        const auto range = std::string(req[http::field::range]);
+        const bool ranged = std::sscanf(range.c_str(), "bytes=%lu-%lu", &first, &last) == 2;
+        http::response<http::empty_body> res{
+            ranged ? http::status::partial_content : http::status::ok, 11};
+        res.set(http::field::etag, etag);
         res.set(http::field::content_type, "application/octet-stream");
-        res.content_length(content_.size());
+        if (ranged) {
+            res.set(http::field::content_range, "bytes " + std::to_string(first) + "-" +
+                                                    std::to_string(last) + "/" +
+                                                    std::to_string(content_.size()));
+        }
+        const auto part = content_.substr(first, last + 1 - first);
+        res.content_length(part.size());
         res.keep_alive(false);
         http::response_serializer<http::empty_body> sr{res};
         if (auto [ec, n] = co_await http::async_write_header(stream, sr, use_tuple); ec) {
             co_return;
         }
-        std::string body = content_;
+        std::string body = part;
         if (behaviour_ == behaviour::corrupt) {
             for (auto& c : body)
                 c = c == 'x' ? 'y' : 'x';
-        } else {
-            body.resize(content_.size() / 2);
+        } else if (behaviour_ == behaviour::short_body || behaviour_ == behaviour::stall ||
+                   behaviour_ == behaviour::gated) {
+            body.resize(part.size() / 2);
         }
         if (auto [ec, n] = co_await asio::async_write(stream, asio::buffer(body), use_tuple); ec) {
             co_return;
@@ -110,8 +156,7 @@ private:
         if (behaviour_ == behaviour::gated) {
             while (!gate_open_)
                 co_await gate_.async_wait(use_tuple);
-            const auto rest =
-                asio::buffer(content_.data() + body.size(), content_.size() - body.size());
+            const auto rest = asio::buffer(part.data() + body.size(), part.size() - body.size());
             if (auto [ec, n] = co_await asio::async_write(stream, rest, use_tuple); ec) co_return;
         }
         if (behaviour_ == behaviour::stall) {
@@ -125,18 +170,22 @@ private:
 
     behaviour behaviour_;
     std::string content_;
+    std::size_t limit_;
+    std::size_t served_ = 0; ///< used on the server's io_context only
     std::atomic<std::size_t> requests_{0};
+    std::atomic<std::size_t> hash_requests_{0};
     asio::steady_timer gate_; ///< never expires; open_gate() cancels the waits on it
     bool gate_open_ = false;  ///< used on the server's io_context only
 };
 
-TransferOptions fast_options(bool zero_copy = true) {
+TransferOptions fast_options() {
     TransferOptions o;
-    o.zero_copy = zero_copy;
     o.stall_timeout = std::chrono::milliseconds(300);
     o.connect_timeout = std::chrono::milliseconds(2'000);
     return o;
 }
+
+constexpr std::size_t mib = 1 << 20;
 
 /// A valid name of `length` bytes.
 std::string long_name(std::size_t length) {
@@ -145,84 +194,100 @@ std::string long_name(std::size_t length) {
     return name + ".bin";
 }
 
-/// The lengths of valid names that leave no room for the ".part" suffix.
+/// The lengths of valid names that leave no room for the ".part.pieces" suffix.
 std::vector<std::size_t> lengths_without_room_for_part() {
-    return {max_name_length - part_suffix.size() + 1, max_name_length - 2, max_name_length};
+    return {max_name_length - pieces_suffix.size() + 1, max_name_length - 2, max_name_length};
 }
 
 bool ready(std::future<TransferResult>& f) {
     return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
-void remove_outputs(const fs::path& folder, const std::string& name) {
-    fs::remove(folder / name);
-    fs::remove(folder / (name + ".part"));
+const SourceReport* report_of(const TransferResult& r, std::uint32_t peer) {
+    for (const auto& s : r.sources)
+        if (s.peer == peer) return &s;
+    return nullptr;
 }
 
-/// Downloads `name` from `bad` and a good peer until the bad source has been tried first once
-/// (the transfer picks sources at random); checks every run.
+/// Downloads a file of several pieces from `bad` and a good peer at once: the file completes
+/// from the good one, and the bad one's report says what it did.
 void check_bad_source_is_left_for_a_good_one(test::network& net, bad_source::behaviour b) {
     const std::string name = "data.bin";
-    const auto content = test::random_text(100'000, 71);
+    const auto content = test::random_text(3 * mib + 4'099, 71);
     test::write_file(net / "p1" / name, content);
     auto& good = net.start_peer(1);
     bad_source bad(b, content);
     const auto folder = net / "downloads";
     fs::create_directories(folder);
     FileTransfer transfer(net.io().executor(), folder, fast_options());
-    bool bad_first = false;
-    for (int run = 0; run < 40 && !bad_first; ++run) {
-        BOOST_TEST_CONTEXT("run " << run) {
-            remove_outputs(folder, name);
-            const auto before = bad.requests();
-            const auto r = net.io().run(
-                transfer.async_download(name, {bad.source(99), net.source_of(good, content)}));
-            BOOST_REQUIRE_MESSAGE(!r.error, r.message);
-            BOOST_TEST(r.source_peer == 1u);
-            BOOST_TEST(r.size == content.size());
-            BOOST_TEST(test::read_file(folder / name) == content);
-            BOOST_TEST(test::files_in(folder) == std::vector<std::string>{name});
-            bad_first = bad.requests() > before;
-            if (!bad_first) {
-                BOOST_TEST(r.attempts == 1u);
-                BOOST_TEST(r.received == content.size());
-                continue;
-            }
-            BOOST_TEST(r.attempts == 2u);
-            if (b == bad_source::behaviour::corrupt) {
-                // Nothing of the corrupt bytes is kept.
-                BOOST_TEST(r.resumed_from == 0u);
-                BOOST_TEST(r.received == 2 * content.size());
-            } else {
-                // The first half was right: the good source sends only the rest.
-                BOOST_TEST(r.resumed_from == content.size() / 2);
-                BOOST_TEST(r.received == content.size());
-            }
-        }
+    const auto r =
+        net.io().run(transfer.async_download(name, {bad.source(99), net.source_of(good, content)}));
+    BOOST_REQUIRE_MESSAGE(!r.error, r.message);
+    BOOST_TEST(r.size == content.size());
+    BOOST_TEST(r.pieces == 4u);
+    BOOST_TEST(test::read_file(folder / name) == content);
+    BOOST_TEST(test::files_in(folder) == std::vector<std::string>{name});
+    BOOST_TEST(r.source_peer == 1u);
+    const auto* g = report_of(r, 1);
+    BOOST_TEST_REQUIRE(g != nullptr);
+    BOOST_TEST(!g->banned);
+    BOOST_TEST(g->bad_pieces == 0u);
+    // Both sources were asked for pieces at once, so the bad one got one.
+    BOOST_TEST(bad.requests() >= 1u);
+    const auto* w = report_of(r, 99);
+    BOOST_TEST_REQUIRE(w != nullptr);
+    BOOST_TEST(w->bytes == 0u);
+    BOOST_TEST(!w->failure.empty());
+    BOOST_TEST(g->bytes == content.size());
+    if (b == bad_source::behaviour::corrupt) {
+        BOOST_TEST(w->banned);
+        BOOST_TEST(w->bad_pieces == 1u);
+        BOOST_TEST(bad.requests() == 1u); // banned after its first bad piece
+    } else {
+        BOOST_TEST(!w->banned);
     }
-    BOOST_TEST(bad_first);
 }
 
 /// Downloads from `bad` alone: the transfer fails with `expected` and no file appears.
-void check_bad_source_alone(bad_source::behaviour b, errc expected, bool zero_copy = true) {
+void check_bad_source_alone(bad_source::behaviour b, errc expected) {
     test::temp_dir dir;
     test::io_thread io;
     const std::string name = "data.bin";
     const auto content = test::random_text(100'000, 72);
     bad_source bad(b, content);
-    FileTransfer transfer(io.executor(), dir.path(), fast_options(zero_copy));
+    FileTransfer transfer(io.executor(), dir.path(), fast_options());
     const auto started = std::chrono::steady_clock::now();
     const auto r = io.run(transfer.async_download(name, {bad.source(99)}));
     const auto took = std::chrono::steady_clock::now() - started;
     BOOST_TEST(r.error == make_error_code(expected), r.error.message() << ": " << r.message);
     BOOST_TEST(!r.message.empty());
-    BOOST_TEST(r.attempts == 1u);
+    BOOST_TEST_REQUIRE(r.sources.size() == 1u);
+    BOOST_TEST(r.sources[0].banned == (expected == errc::hash_mismatch));
     BOOST_TEST(bad.requests() == 1u);
     BOOST_TEST(!fs::exists(dir / name));
     if (expected == errc::timeout) {
         BOOST_TEST(took >= std::chrono::milliseconds(290));
         BOOST_TEST(r.received == content.size() / 2);
     }
+}
+
+/// Downloads a file of several pieces from a source whose piece hashes are bad: refused with
+/// `expected`, no byte of the file asked for.
+void check_bad_hashes_alone(bad_source::behaviour b, errc expected) {
+    test::temp_dir dir;
+    test::io_thread io;
+    const std::string name = "data.bin";
+    const auto content = test::random_text(2 * mib + 1, 76);
+    bad_source bad(b, content);
+    FileTransfer transfer(io.executor(), dir.path(), fast_options());
+    const auto r = io.run(transfer.async_download(name, {bad.source(99)}));
+    BOOST_TEST(r.error == make_error_code(expected), r.error.message() << ": " << r.message);
+    BOOST_TEST(!r.message.empty());
+    BOOST_TEST_REQUIRE(r.sources.size() == 1u);
+    BOOST_TEST(r.sources[0].banned);
+    BOOST_TEST(bad.hash_requests() == 1u);
+    BOOST_TEST(bad.requests() == 0u);
+    BOOST_TEST(!fs::exists(dir / name));
 }
 
 } // namespace
@@ -241,80 +306,111 @@ BOOST_AUTO_TEST_CASE(a_stalled_source_alone_times_out) {
     check_bad_source_alone(bad_source::behaviour::stall, errc::timeout);
 }
 
-// The same three failures on the path that receives into a buffer (no splice(2)), which is also
-// what a download falls back to where splice(2) does not work.
-BOOST_AUTO_TEST_CASE(without_zero_copy_bad_sources_alone_fail) {
-    check_bad_source_alone(bad_source::behaviour::corrupt, errc::hash_mismatch, false);
-    check_bad_source_alone(bad_source::behaviour::short_body, errc::size_mismatch, false);
-    check_bad_source_alone(bad_source::behaviour::stall, errc::timeout, false);
+BOOST_AUTO_TEST_CASE(piece_hashes_that_do_not_make_the_root_are_refused) {
+    check_bad_hashes_alone(bad_source::behaviour::hashes_garbage, errc::hash_mismatch);
 }
 
-// A source that ignores the Range answers 200 with the file from its first byte: the kept bytes
-// go, even when the answer then breaks off before it reaches their end.
-BOOST_AUTO_TEST_CASE(a_whole_answer_to_a_resume_replaces_every_kept_byte) {
-    for (const bool zero_copy : {true, false}) {
-        BOOST_TEST_CONTEXT("zero_copy " << zero_copy) {
-            test::temp_dir dir;
-            test::io_thread io;
-            const std::string name = "data.bin";
-            const auto content = test::random_text(100'000, 73);
-            const auto kept = test::random_text(content.size() * 3 / 4, 74); // not the file's
-            test::write_file(dir / (name + ".part"), kept);
-            bad_source bad(bad_source::behaviour::short_body, content);
-            FileTransfer transfer(io.executor(), dir.path(), fast_options(zero_copy));
-            const auto r = io.run(transfer.async_download(name, {bad.source(99)}));
-            BOOST_TEST(r.error == make_error_code(errc::size_mismatch), r.message);
-            BOOST_TEST(bad.requests() == 1u);
-            BOOST_TEST(!fs::exists(dir / name));
-            // What is left is what this answer sent, from byte 0; nothing of the old tail.
-            BOOST_TEST(test::read_file(dir / (name + ".part")) ==
-                       content.substr(0, content.size() / 2));
+BOOST_AUTO_TEST_CASE(piece_hashes_of_the_wrong_length_are_refused) {
+    check_bad_hashes_alone(bad_source::behaviour::hashes_short, errc::bad_response);
+    check_bad_hashes_alone(bad_source::behaviour::hashes_long, errc::bad_response);
+}
+
+// A source with bad hashes is left for one whose hashes make the root.
+BOOST_AUTO_TEST_CASE(a_source_with_bad_piece_hashes_is_left_for_a_good_one) {
+    test::network net;
+    const std::string name = "data.bin";
+    const auto content = test::random_text(2 * mib + 3, 77);
+    test::write_file(net / "p1" / name, content);
+    auto& good = net.start_peer(1);
+    bad_source bad(bad_source::behaviour::hashes_garbage, content);
+    const auto folder = net / "downloads";
+    fs::create_directories(folder);
+    FileTransfer transfer(net.io().executor(), folder, fast_options());
+    // The hashes are asked of the sources in a random order: enough runs to see the bad first.
+    bool bad_asked = false;
+    for (int run = 0; run < 30 && !bad_asked; ++run) {
+        fs::remove(folder / name);
+        const auto r = net.io().run(
+            transfer.async_download(name, {bad.source(99), net.source_of(good, content)}));
+        BOOST_REQUIRE_MESSAGE(!r.error, r.message);
+        BOOST_TEST(test::read_file(folder / name) == content);
+        bad_asked = bad.hash_requests() > 0;
+        if (bad_asked) {
+            const auto* w = report_of(r, 99);
+            BOOST_TEST_REQUIRE(w != nullptr);
+            BOOST_TEST(w->banned);
+            BOOST_TEST(w->bytes == 0u);
         }
     }
+    BOOST_TEST(bad_asked);
+    BOOST_TEST(bad.requests() == 0u); // a banned source is never asked for a piece
 }
 
-// The same source answering in full: the download completes and says it kept nothing.
-BOOST_AUTO_TEST_CASE(a_whole_answer_to_a_resume_is_reported_as_a_fresh_start) {
-    test::temp_dir dir;
-    test::io_thread io;
-    const std::string name = "data.bin";
-    const auto content = test::random_text(100'000, 75);
-    test::write_file(dir / (name + ".part"), content.substr(0, content.size() / 3));
-    bad_source whole(bad_source::behaviour::gated, content);
-    whole.open_gate(); // every byte, at once
-    FileTransfer transfer(io.executor(), dir.path(), fast_options());
-    const auto r = io.run(transfer.async_download(name, {whole.source(99)}));
-    BOOST_REQUIRE_MESSAGE(!r.error, r.message);
-    BOOST_TEST(r.resumed_from == 0u);
-    BOOST_TEST(r.received == content.size());
-    BOOST_TEST(r.attempts == 1u);
-    BOOST_TEST(test::read_file(dir / name) == content);
-    BOOST_TEST(test::files_in(dir.path()) == std::vector<std::string>{name});
-}
-
-BOOST_AUTO_TEST_CASE(without_zero_copy_a_download_completes_and_resumes) {
+// A .part of a third of the file left by an older version (no record of its pieces): the
+// pieces wholly inside it are checked and kept; only the rest is fetched.
+BOOST_AUTO_TEST_CASE(a_part_file_without_a_record_keeps_the_pieces_that_check) {
     test::network net;
-    const auto content = test::random_text(3'000'017, 84);
+    const auto content = test::random_text(3 * mib + 17, 84);
     test::write_file(net / "p1" / "big.bin", content);
     auto& p1 = net.start_peer(1);
     const auto folder = net / "downloads";
     fs::create_directories(folder);
-    FileTransfer transfer(net.io().executor(), folder, fast_options(false));
-    const auto whole =
-        net.io().run(transfer.async_download("big.bin", {net.source_of(p1, content)}));
-    BOOST_REQUIRE_MESSAGE(!whole.error, whole.message);
-    BOOST_TEST(whole.received == content.size());
-    BOOST_TEST(test::read_file(folder / "big.bin") == content);
-
-    // A kept .part of a third of the file: only the rest is fetched.
-    fs::remove(folder / "big.bin");
-    const auto third = content.size() / 3;
+    const auto third = content.size() / 3; // one whole piece and a bit
     test::write_file(folder / "big.bin.part", content.substr(0, third));
-    const auto rest =
-        net.io().run(transfer.async_download("big.bin", {net.source_of(p1, content)}));
-    BOOST_REQUIRE_MESSAGE(!rest.error, rest.message);
-    BOOST_TEST(rest.resumed_from == third);
-    BOOST_TEST(rest.received == content.size() - third);
+    FileTransfer transfer(net.io().executor(), folder, fast_options());
+    const auto r = net.io().run(transfer.async_download("big.bin", {net.source_of(p1, content)}));
+    BOOST_REQUIRE_MESSAGE(!r.error, r.message);
+    BOOST_TEST(r.resumed_from == mib);
+    BOOST_TEST(r.received == content.size() - mib);
+    BOOST_TEST(test::read_file(folder / "big.bin") == content);
+    BOOST_TEST(test::files_in(folder) == std::vector<std::string>{"big.bin"});
+}
+
+BOOST_AUTO_TEST_CASE(a_part_file_with_wrong_bytes_is_downloaded_again) {
+    test::network net;
+    const auto content = test::random_text(3 * mib + 3, 82);
+    test::write_file(net / "p1" / "big.bin", content);
+    test::write_file(net / "p2" / "big.bin.part", test::random_text(content.size(), 83));
+    net.start_peer(1);
+    auto& p2 = net.start_peer(2);
+    // A .part is neither shared nor listed.
+    BOOST_TEST(test::index_names(net.index_port()) == std::vector<std::string>{"big.bin"});
+
+    const auto outcomes = net.io().run(p2.async_download({"big.bin"}));
+    BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
+    const auto& r = outcomes[0].transfer;
+    BOOST_TEST(!outcomes[0].error, outcomes[0].message);
+    BOOST_TEST(r.resumed_from == 0u);
+    BOOST_TEST(r.received == content.size());
+    BOOST_TEST(test::read_file(net / "p2" / "big.bin") == content);
+    BOOST_TEST(test::files_in(net / "p2") == std::vector<std::string>{"big.bin"});
+}
+
+// A first run gets two pieces from a source that then goes away; the record beside the .part
+// names them, and the next run fetches only the rest.
+BOOST_AUTO_TEST_CASE(a_download_resumes_from_its_record) {
+    test::network net;
+    const auto content = test::random_text(4 * mib + 5, 85);
+    test::write_file(net / "p1" / "big.bin", content);
+    auto& p1 = net.start_peer(1);
+    const auto folder = net / "downloads";
+    fs::create_directories(folder);
+    {
+        bad_source cut(bad_source::behaviour::limited, content, 2);
+        auto options = fast_options();
+        options.sources = 1;
+        FileTransfer first(net.io().executor(), folder, options);
+        const auto r = net.io().run(first.async_download("big.bin", {cut.source(99)}));
+        BOOST_TEST(r.error == make_error_code(errc::unreachable), r.message);
+        BOOST_TEST(r.received == 2 * mib);
+    }
+    BOOST_TEST(test::files_in(folder) ==
+               (std::vector<std::string>{"big.bin.part", "big.bin.part.pieces"}));
+    FileTransfer transfer(net.io().executor(), folder, fast_options());
+    const auto r = net.io().run(transfer.async_download("big.bin", {net.source_of(p1, content)}));
+    BOOST_REQUIRE_MESSAGE(!r.error, r.message);
+    BOOST_TEST(r.resumed_from == 2 * mib);
+    BOOST_TEST(r.received == content.size() - 2 * mib);
     BOOST_TEST(test::read_file(folder / "big.bin") == content);
     BOOST_TEST(test::files_in(folder) == std::vector<std::string>{"big.bin"});
 }
@@ -353,50 +449,6 @@ BOOST_AUTO_TEST_CASE(a_stalled_source_is_left_for_a_good_one) {
     check_bad_source_is_left_for_a_good_one(net, bad_source::behaviour::stall);
 }
 
-BOOST_AUTO_TEST_CASE(a_download_resumes_from_its_part_file) {
-    test::network net;
-    const auto content = test::random_text(1'000'003, 81);
-    const auto half = content.size() / 2;
-    test::write_file(net / "p1" / "big.bin", content);
-    test::write_file(net / "p2" / "big.bin.part", content.substr(0, half));
-    net.start_peer(1);
-    auto& p2 = net.start_peer(2);
-    // A .part is neither shared nor listed.
-    const auto names = test::index_names(net.index_port());
-    BOOST_TEST(names == std::vector<std::string>{"big.bin"});
-    BOOST_TEST(test::index_sources(net.index_port(), "big.bin") == std::set<std::uint32_t>{1});
-
-    const auto outcomes = net.io().run(p2.async_download({"big.bin"}));
-    BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
-    const auto& r = outcomes[0].transfer;
-    BOOST_TEST(!outcomes[0].error, outcomes[0].message);
-    BOOST_TEST(r.resumed_from == half);
-    BOOST_TEST(r.received == content.size() - half);
-    BOOST_TEST(r.attempts == 1u);
-    BOOST_TEST(test::read_file(net / "p2" / "big.bin") == content);
-    BOOST_TEST(test::files_in(net / "p2") == std::vector<std::string>{"big.bin"});
-}
-
-BOOST_AUTO_TEST_CASE(a_part_file_with_wrong_bytes_is_downloaded_again) {
-    test::network net;
-    const auto content = test::random_text(1'000'003, 82);
-    const auto half = content.size() / 2;
-    test::write_file(net / "p1" / "big.bin", content);
-    test::write_file(net / "p2" / "big.bin.part", test::random_text(half, 83));
-    net.start_peer(1);
-    auto& p2 = net.start_peer(2);
-
-    const auto outcomes = net.io().run(p2.async_download({"big.bin"}));
-    BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
-    const auto& r = outcomes[0].transfer;
-    BOOST_TEST(!outcomes[0].error, outcomes[0].message);
-    BOOST_TEST(r.attempts == 2u);     // resumed, rejected, restarted
-    BOOST_TEST(r.resumed_from == 0u); // the final pass kept nothing
-    BOOST_TEST(r.received == (content.size() - half) + content.size());
-    BOOST_TEST(test::read_file(net / "p2" / "big.bin") == content);
-    BOOST_TEST(test::files_in(net / "p2") == std::vector<std::string>{"big.bin"});
-}
-
 BOOST_AUTO_TEST_CASE(names_too_long_for_a_part_suffix_are_downloaded) {
     for (const auto length : lengths_without_room_for_part()) {
         BOOST_TEST_CONTEXT("a name of " << length << " bytes") {
@@ -428,38 +480,40 @@ BOOST_AUTO_TEST_CASE(a_long_name_resumes_from_its_shortened_part_file) {
         BOOST_TEST_CONTEXT("a name of " << length << " bytes") {
             test::network net;
             const auto name = long_name(length);
-            const auto content = test::random_text(200'001, 85);
-            const auto half = content.size() / 2;
+            const auto content = test::random_text(3 * mib + 1, 85);
             test::write_file(net / "p1" / name, content);
             net.start_peer(1);
-            // A first run gets the first half from a source that then goes away.
+            // A first run gets one piece from a source that then goes away.
             const auto folder = net / "p2";
             fs::create_directories(folder);
             {
-                bad_source cut(bad_source::behaviour::short_body, content);
-                FileTransfer first(net.io().executor(), folder, fast_options());
+                bad_source cut(bad_source::behaviour::limited, content, 1);
+                auto options = fast_options();
+                options.sources = 1;
+                FileTransfer first(net.io().executor(), folder, options);
                 const auto r = net.io().run(first.async_download(name, {cut.source(99)}));
-                BOOST_TEST(r.error == make_error_code(errc::size_mismatch), r.message);
-                BOOST_TEST(r.received == half);
+                BOOST_TEST(r.error == make_error_code(errc::unreachable), r.message);
+                BOOST_TEST(r.received == mib);
             }
-            // The half waits in one partial file, under a name the file system accepts.
+            // The piece waits in a partial file and its record, under names the file system
+            // accepts.
             const auto left = test::files_in(folder);
-            BOOST_TEST_REQUIRE(left.size() == 1u);
-            const auto& part = left.front();
-            BOOST_TEST(part.size() <= max_name_length);
-            BOOST_TEST(part.ends_with(part_suffix));
-            BOOST_TEST(part.starts_with(name.substr(0, 100)));
-            BOOST_TEST(test::read_file(folder / part) == content.substr(0, half));
+            BOOST_TEST_REQUIRE(left.size() == 2u);
+            for (const auto& f : left) {
+                BOOST_TEST(f.size() <= max_name_length);
+                BOOST_TEST(f.starts_with(name.substr(0, 100)));
+            }
+            BOOST_TEST(left[0].ends_with(part_suffix));
+            BOOST_TEST(left[1].ends_with(pieces_suffix));
 
-            // The next run finds it again and fetches only the rest, from a real peer.
+            // The next run finds them again and fetches only the rest, from a real peer.
             auto& p2 = net.start_peer(2);
             const auto outcomes = net.io().run(p2.async_download({name}));
             BOOST_REQUIRE_EQUAL(outcomes.size(), 1u);
             const auto& r = outcomes[0].transfer;
             BOOST_TEST(!outcomes[0].error, outcomes[0].message);
-            BOOST_TEST(r.resumed_from == half);
-            BOOST_TEST(r.received == content.size() - half);
-            BOOST_TEST(r.attempts == 1u);
+            BOOST_TEST(r.resumed_from == mib);
+            BOOST_TEST(r.received == content.size() - mib);
             BOOST_TEST(test::read_file(folder / name) == content);
             BOOST_TEST(test::files_in(folder) == std::vector<std::string>{name});
         }
@@ -493,7 +547,7 @@ BOOST_AUTO_TEST_CASE(one_name_is_downloaded_into_a_folder_once_at_a_time) {
     BOOST_TEST(done.received == content.size());
     BOOST_TEST(refused.error == make_error_code(errc::exists), refused.message);
     BOOST_TEST(refused.message.find("being downloaded") != std::string::npos, refused.message);
-    BOOST_TEST(refused.attempts == 0u);
+    BOOST_TEST(refused.sources.empty());
     BOOST_TEST(slow.requests() == 1u);
     BOOST_TEST(test::read_file(dir / name) == content);
     BOOST_TEST(test::files_in(dir.path()) == std::vector<std::string>{name});

@@ -90,6 +90,54 @@ std::string sha256_hex(std::string_view data) {
     return out;
 }
 
+std::string piece_hashes(std::string_view data) {
+    // docs/protocol.md, "Pieces", written again here from the text: 1 MiB pieces for files
+    // below 32 GiB, the SHA-256 of each (an empty file has one empty piece).
+    constexpr std::size_t piece = 1 << 20;
+    std::string out;
+    std::size_t at = 0;
+    do {
+        unsigned char md[32];
+        unsigned int len = 0;
+        const auto part = data.substr(at, piece);
+        EVP_Digest(part.data(), part.size(), md, &len, EVP_sha256(), nullptr);
+        out.append(reinterpret_cast<const char*>(md), 32);
+        at += piece;
+    } while (at < data.size());
+    return out;
+}
+
+std::string piece_root_hex(std::string_view data) {
+    // Zero digests up to a power of two, then SHA-256 of each pair, up to one.
+    const auto hashes = piece_hashes(data);
+    std::vector<std::string> level;
+    for (std::size_t i = 0; i < hashes.size(); i += 32)
+        level.push_back(hashes.substr(i, 32));
+    std::size_t width = 1;
+    while (width < level.size())
+        width *= 2;
+    level.resize(width, std::string(32, '\0'));
+    while (level.size() > 1) {
+        std::vector<std::string> up;
+        for (std::size_t i = 0; i < level.size(); i += 2) {
+            const auto both = level[i] + level[i + 1];
+            unsigned char md[32];
+            unsigned int len = 0;
+            EVP_Digest(both.data(), both.size(), md, &len, EVP_sha256(), nullptr);
+            up.emplace_back(reinterpret_cast<const char*>(md), 32);
+        }
+        level = std::move(up);
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (const auto c : level.front()) {
+        const auto u = static_cast<unsigned char>(c);
+        out.push_back(hex[u >> 4]);
+        out.push_back(hex[u & 15]);
+    }
+    return out;
+}
+
 io_thread::io_thread() : work_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
 
 io_thread::~io_thread() {

@@ -44,6 +44,10 @@ std::string read_file(const std::filesystem::path& file);
 /// `n` bytes of printable ASCII from a fixed seed.
 std::string random_text(std::size_t n, std::uint32_t seed = 1);
 std::string sha256_hex(std::string_view data);
+/// The SHA-256 of each piece of `data`, one after another (docs/protocol.md, "Pieces").
+std::string piece_hashes(std::string_view data);
+/// The Merkle root of the piece hashes of `data` (docs/protocol.md, "Pieces"), as hex.
+std::string piece_root_hex(std::string_view data);
 
 /// An io_context run by a background thread, so that test code can block on futures.
 class io_thread {

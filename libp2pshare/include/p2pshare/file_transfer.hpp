@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,21 +30,28 @@ struct FileSource {
 
 struct TransferProgress {
     std::string name;
-    std::uint64_t done = 0;        ///< bytes of the file present so far (resumed bytes included)
+    std::uint64_t done = 0;        ///< bytes of the file present so far (kept pieces included)
     std::uint64_t total = 0;       ///< the file's size
-    std::uint32_t source_peer = 0; ///< the peer the bytes come from now
+    std::size_t sources = 0;       ///< sources sending bytes now
+    std::uint32_t source_peer = 0; ///< the peer the latest bytes came from
     std::string source;            ///< its host:port
 };
 
 struct TransferOptions {
     bool overwrite = false; ///< replace an existing file of the same name
+    /// Sources fetched from at once (docs/protocol.md, "What a downloader does"): 1 to
+    /// max_sources; values outside are clamped.
+    std::size_t sources = 4;
+    static constexpr std::size_t max_sources = 16;
     std::chrono::milliseconds connect_timeout{5'000};
-    std::chrono::milliseconds stall_timeout{15'000}; ///< no byte for this long: next source
-    std::size_t buffer_size = 1024 * 1024;
-    /// Move the body from the socket into the file with splice(2), without copying it through
-    /// the process, where the system allows (Linux sockets and most file systems); false
-    /// receives into a buffer and writes it. Both hash the bytes off the receiving path.
-    bool zero_copy = true;
+    /// No byte from a source for this long: the source is dropped and its piece goes to others.
+    std::chrono::milliseconds stall_timeout{15'000};
+    /// Idle keep-alive connections to sources are kept this long for the next piece or download
+    /// (at most 4 per source); 0 closes them after each download.
+    std::chrono::milliseconds idle_timeout{10'000};
+    /// Bytes received from one source before they are hashed and written (two such buffers per
+    /// source: one fills while the other is written).
+    std::size_t buffer_size = 256 * 1024;
     /// Where writes of received bytes and their hashing run (they may wait for the disk).
     /// Empty: a pool of two threads shared by the process.
     std::optional<boost::asio::any_io_executor> blocking_executor;
@@ -51,36 +59,67 @@ struct TransferOptions {
     std::function<void(const TransferProgress&)> on_progress;
 };
 
+/// What one source gave to a download.
+struct SourceReport {
+    std::uint32_t peer = 0;
+    std::string address;     ///< host:port
+    std::uint64_t bytes = 0; ///< bytes of verified pieces it sent
+    unsigned pieces = 0;     ///< verified pieces it sent
+    unsigned bad_pieces = 0; ///< pieces it sent that failed their hash
+    bool banned = false;     ///< it sent a bad piece (or bad piece hashes): not used again
+    std::string failure;     ///< why it was left, if it was (empty when it served to the end)
+};
+
 struct TransferResult {
     std::string name;
-    boost::system::error_code error; ///< empty on success
-    std::string message;             ///< what went wrong, for people
-    std::uint64_t size = 0;          ///< the file's size
-    std::uint64_t received = 0;      ///< bytes received over the network
-    std::uint64_t resumed_from = 0;  ///< bytes kept from an earlier `.part`
-    std::uint32_t source_peer = 0;   ///< the peer that completed the file
-    std::string source;              ///< its host:port
-    unsigned attempts = 0;           ///< sources tried
+    boost::system::error_code error;   ///< empty on success
+    std::string message;               ///< what went wrong, for people
+    std::uint64_t size = 0;            ///< the file's size
+    std::uint64_t received = 0;        ///< bytes of pieces received over the network
+    std::uint64_t resumed_from = 0;    ///< bytes of verified pieces kept from an earlier run
+    std::uint64_t pieces = 0;          ///< the file's pieces
+    std::uint64_t refetched = 0;       ///< pieces fetched more than once (bad, lost or end-game)
+    std::uint32_t source_peer = 0;     ///< the peer that sent the most bytes
+    std::string source;                ///< its host:port
+    std::vector<SourceReport> sources; ///< every source used, in the order first used
     std::chrono::microseconds elapsed{0};
 
     explicit operator bool() const noexcept { return !error; }
 };
 
-/// Downloads one file into a folder: picks a source at random, streams into `NAME.part`
-/// (never holding the file in memory), verifies size and SHA-256, then moves it into place
-/// atomically. A failed or corrupt source is left for another one, resuming the `.part` with a
-/// byte range (with If-Range, so that only the same version continues it). It runs on the
-/// executor given, which must be serial (a strand, or the executor of an io_context that one
-/// thread runs): `on_progress` is called there, one call at a time. Writes of received bytes and
-/// their hashing run on `options.blocking_executor`. Several downloads may run at once.
-/// async_download may be awaited from any coroutine and honours per-operation cancellation: it
-/// then completes promptly with `error` = boost::asio::error::operation_aborted, the `.part`
-/// kept for a later resume and nothing under the final name; the write or hash in flight on the
-/// blocking executor ends first.
+namespace detail {
+class connection_pool;
+}
+
+/// Downloads one file into a folder from the peers that share it (docs/protocol.md, "What a
+/// downloader does"). The sources given are grouped by content (size, SHA-256, root): the
+/// largest group is used and the bytes of two versions are never mixed. For a file of more than
+/// one piece the piece hashes are fetched from a source and checked against the root before any
+/// is trusted. Pieces are then fetched from up to `options.sources` sources at once over
+/// keep-alive connections, one piece at a time per source, each verified as it arrives (hashed
+/// from memory) and written in place into a preallocated `NAME.part`. A source that sends a
+/// bad piece is banned for this file; one that fails or stalls is dropped, its piece going to
+/// the others; the last pieces are fetched from a second source as well (end-game). Verified
+/// pieces are recorded in `NAME.part.pieces` (after the data is on disk), so a later run keeps
+/// them. The file is moved into place only when every piece is verified.
+///
+/// It runs on the executor given, which must be serial (a strand, or the executor of an
+/// io_context that one thread runs): `on_progress` is called there, one call at a time. Writes of
+/// received bytes and their hashing run on `options.blocking_executor`. Several downloads may
+/// run at once and share the idle connections. async_download may be awaited from any coroutine
+/// and honours per-operation cancellation: it then completes promptly with `error` =
+/// boost::asio::error::operation_aborted, the `.part` and its record kept for a later run and
+/// nothing under the final name; the writes in flight on the blocking executor end first.
+/// Errors (in p2pshare's category): bad_name, no_sources, exists (the file, or another download
+/// of it), io_error, bad_response (sources that disagree with themselves or the protocol),
+/// hash_mismatch, all_sources_failed; with one source, that source's own error.
 class FileTransfer {
 public:
     FileTransfer(boost::asio::any_io_executor executor, std::filesystem::path folder,
                  TransferOptions options = {});
+    ~FileTransfer();
+    FileTransfer(FileTransfer&&) noexcept;
+    FileTransfer& operator=(FileTransfer&&) noexcept;
 
     boost::asio::awaitable<TransferResult> async_download(std::string name,
                                                           std::vector<FileSource> sources);
@@ -92,6 +131,7 @@ private:
     boost::asio::any_io_executor executor_;
     std::filesystem::path folder_;
     TransferOptions options_;
+    std::shared_ptr<detail::connection_pool> pool_;
 };
 
 } // namespace p2pshare

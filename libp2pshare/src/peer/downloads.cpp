@@ -33,7 +33,7 @@ struct work {
     std::vector<DownloadOutcome> outcomes;
     std::vector<job> jobs;
     std::size_t next = 0;
-    FileTransfer transfer;
+    std::shared_ptr<FileTransfer> transfer;
     std::shared_ptr<shared_folder> folder;
     std::shared_ptr<std::atomic<bool>> stopping;
 };
@@ -52,7 +52,7 @@ asio::awaitable<void> worker(std::shared_ptr<work> w) {
         auto& outcome = w->outcomes[j.outcome];
         TransferResult r;
         try {
-            r = co_await w->transfer.async_download(outcome.name, j.sources);
+            r = co_await w->transfer->async_download(outcome.name, j.sources);
         } catch (const boost::system::system_error& e) {
             r.error = e.code();
             r.message = e.what();
@@ -86,18 +86,14 @@ downloads::downloads(asio::any_io_executor executor, std::shared_ptr<shared_fold
     : executor_(std::move(executor)),
       folder_(std::move(folder)),
       session_(std::move(session)),
-      settings_(std::move(s)) {}
+      settings_(std::move(s)),
+      // One for the peer's life: its idle connections serve the next downloads.
+      transfer_(std::make_shared<FileTransfer>(executor_, folder_->path(), settings_.transfer)) {}
 
 asio::awaitable<std::vector<DownloadOutcome>> downloads::async_download(
     std::vector<std::string> names, std::shared_ptr<std::atomic<bool>> stopping) {
     co_await asio::this_coro::throw_if_cancelled(false);
-    auto w =
-        std::make_shared<work>(work{{},
-                                    {},
-                                    0,
-                                    FileTransfer(executor_, folder_->path(), settings_.transfer),
-                                    folder_,
-                                    stopping});
+    auto w = std::make_shared<work>(work{{}, {}, 0, transfer_, folder_, stopping});
     auto& outcomes = w->outcomes;
     std::set<std::string, std::less<>> seen;
     std::vector<std::string> wanted;
@@ -138,7 +134,7 @@ asio::awaitable<std::vector<DownloadOutcome>> downloads::async_download(
         std::vector<FileSource> sources;
         for (auto& s : (*looked)[i]) {
             if (s.peer == settings_.id) continue;
-            sources.push_back({s.peer, std::move(s.host), s.port, s.size, std::move(s.sha256)});
+            sources.push_back({s.peer, std::move(s.host), s.port, s.size, std::move(s.sha256), {}});
         }
         if (sources.empty()) {
             set_error(outcomes[wanted_outcome[i]], make_error_code(errc::no_sources),

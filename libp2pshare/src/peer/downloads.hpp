@@ -40,6 +40,7 @@ private:
     std::shared_ptr<shared_folder> folder_;
     std::shared_ptr<index_session> session_;
     settings settings_;
+    std::shared_ptr<FileTransfer> transfer_;
 };
 
 } // namespace p2pshare::detail

@@ -1,0 +1,41 @@
+// Keep-alive connections to sources, kept between pieces and between downloads, so that a series
+// of small downloads does not pay a TCP connect each. Used on one serial executor.
+#pragma once
+
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace p2pshare::detail {
+
+class connection_pool {
+public:
+    /// Keeps at most `per_source` idle connections per host:port, each at most `idle` long.
+    connection_pool(std::chrono::milliseconds idle, std::size_t per_source);
+
+    /// An idle connection to `key` (host:port), the most recently used first.
+    std::optional<boost::beast::tcp_stream> take(const std::string& key);
+    /// Keeps an open connection whose last answer allowed keep-alive.
+    void put(const std::string& key, boost::beast::tcp_stream stream);
+    /// Closes every idle connection.
+    void clear();
+    std::size_t idle() const noexcept;
+
+private:
+    void sweep(std::chrono::steady_clock::time_point now);
+
+    struct kept {
+        boost::beast::tcp_stream stream;
+        std::chrono::steady_clock::time_point since;
+    };
+    std::chrono::milliseconds idle_;
+    std::size_t per_source_;
+    std::map<std::string, std::deque<kept>, std::less<>> idle_streams_;
+};
+
+} // namespace p2pshare::detail

@@ -1,0 +1,90 @@
+#include "piece_picker.hpp"
+
+#include <algorithm>
+
+namespace p2pshare::detail {
+
+piece_picker::piece_picker(std::size_t pieces) : has_(pieces, false), fetching_(pieces) {}
+
+void piece_picker::have(std::size_t piece) {
+    if (has_[piece]) return;
+    has_[piece] = true;
+    ++had_;
+}
+
+std::optional<std::size_t> piece_picker::pick(source_id source, std::uint64_t now) {
+    // The lowest piece nobody has or fetches.
+    while (first_wanted_ < has_.size() &&
+           (has_[first_wanted_] || !fetching_[first_wanted_].empty())) {
+        ++first_wanted_;
+    }
+    for (std::size_t i = first_wanted_; i < has_.size(); ++i) {
+        if (!has_[i] && fetching_[i].empty()) {
+            fetching_[i].push_back({source, now});
+            return i;
+        }
+    }
+    // End-game: a piece in flight elsewhere, fewest copies first, then the one held longest.
+    std::optional<std::size_t> best;
+    std::size_t best_copies = max_copies;
+    std::uint64_t best_since = 0;
+    for (std::size_t i = 0; i < has_.size(); ++i) {
+        const auto& f = fetching_[i];
+        if (has_[i] || f.empty() || f.size() >= max_copies) continue;
+        if (std::any_of(f.begin(), f.end(), [&](const fetch& x) { return x.source == source; })) {
+            continue;
+        }
+        const auto since = std::min_element(f.begin(), f.end(), [](auto& a, auto& b) {
+                               return a.since < b.since;
+                           })->since;
+        if (!best || f.size() < best_copies || (f.size() == best_copies && since < best_since)) {
+            best = i;
+            best_copies = f.size();
+            best_since = since;
+        }
+    }
+    if (best) {
+        fetching_[*best].push_back({source, now});
+        ++duplicates_;
+    }
+    return best;
+}
+
+std::vector<piece_picker::source_id> piece_picker::complete(source_id source, std::size_t piece) {
+    std::vector<source_id> others;
+    for (const auto& f : fetching_[piece])
+        if (f.source != source) others.push_back(f.source);
+    fetching_[piece].clear();
+    have(piece);
+    return others;
+}
+
+void piece_picker::release(source_id source, std::size_t piece) {
+    auto& f = fetching_[piece];
+    std::erase_if(f, [&](const fetch& x) { return x.source == source; });
+    if (!has_[piece] && f.empty()) first_wanted_ = std::min(first_wanted_, piece);
+}
+
+std::vector<std::size_t> piece_picker::fetched_by(source_id source) const {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < fetching_.size(); ++i)
+        for (const auto& f : fetching_[i])
+            if (f.source == source) out.push_back(i);
+    return out;
+}
+
+std::string piece_picker::picture() const {
+    std::string out;
+    for (std::size_t i = 0; i < has_.size(); ++i) {
+        if (has_[i]) {
+            out.push_back('#');
+        } else if (fetching_[i].empty()) {
+            out.push_back('-');
+        } else {
+            out.push_back(static_cast<char>('0' + fetching_[i].size()));
+        }
+    }
+    return out;
+}
+
+} // namespace p2pshare::detail

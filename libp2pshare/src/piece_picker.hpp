@@ -1,0 +1,71 @@
+// Which piece each source of a download fetches next: plain bookkeeping with no I/O and no
+// clock, unit-tested from short strings (tests/unit/piece_picker_test.cpp).
+//
+// A piece is wanted, in flight at one or more sources, or had (verified). A source asks for
+// work one piece at a time and gets the lowest wanted piece, so that no source holds more than
+// the piece it is fetching and a slow source delays nothing but that piece. Once no piece is
+// wanted (end-game), a source with nothing to do takes a piece in flight elsewhere that fewer
+// sources fetch, the one held longest first: the last pieces are never left to the slowest
+// source alone. The first copy verified wins; the others are dropped.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace p2pshare::detail {
+
+class piece_picker {
+public:
+    using source_id = std::size_t;
+    /// At most this many sources fetch one piece at once (end-game).
+    static constexpr std::size_t max_copies = 2;
+
+    explicit piece_picker(std::size_t pieces);
+
+    /// Marks a piece had without fetching it (kept from an earlier run).
+    void have(std::size_t piece);
+
+    /// The piece `source` fetches next, or nullopt when there is nothing it could do now (every
+    /// piece had, or in flight at max_copies sources or at this source already). `now` orders
+    /// the end-game: the piece whose fetch started earliest is duplicated first.
+    std::optional<std::size_t> pick(source_id source, std::uint64_t now);
+
+    /// `source` verified `piece`. Returns the other sources that were fetching it (their copy
+    /// is no longer needed).
+    std::vector<source_id> complete(source_id source, std::size_t piece);
+
+    /// `source` stopped fetching `piece` without it (failure, ban, cancellation): the piece is
+    /// wanted again unless another source fetches it or it is had.
+    void release(source_id source, std::size_t piece);
+
+    bool done() const noexcept { return had_ == has_.size(); }
+    std::size_t had() const noexcept { return had_; }
+    std::size_t size() const noexcept { return has_.size(); }
+    bool has(std::size_t piece) const noexcept { return has_[piece]; }
+    /// Whether any source fetches `piece` now.
+    bool in_flight(std::size_t piece) const noexcept { return !fetching_[piece].empty(); }
+    /// The pieces `source` fetches now.
+    std::vector<std::size_t> fetched_by(source_id source) const;
+    /// Pieces handed out again in end-game so far.
+    std::size_t duplicates() const noexcept { return duplicates_; }
+
+    /// One character per piece, for tests: '#' had, '-' wanted, else the number of sources
+    /// fetching it.
+    std::string picture() const;
+
+private:
+    struct fetch {
+        source_id source;
+        std::uint64_t since;
+    };
+    std::vector<bool> has_;
+    std::vector<std::vector<fetch>> fetching_;
+    std::size_t had_ = 0;
+    std::size_t first_wanted_ = 0; ///< no wanted piece lies below it
+    std::size_t duplicates_ = 0;
+};
+
+} // namespace p2pshare::detail

@@ -1,0 +1,163 @@
+#include "piece_picker.hpp"
+#include "piece_record.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+#include <vector>
+
+using p2pshare::detail::digest;
+using p2pshare::detail::piece_picker;
+using p2pshare::detail::piece_record;
+
+namespace {
+
+/// A picker whose pieces are had where `state` has '#'.
+piece_picker from(const std::string& state) {
+    piece_picker p(state.size());
+    for (std::size_t i = 0; i < state.size(); ++i)
+        if (state[i] == '#') p.have(i);
+    return p;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(piece_picker_suite)
+
+BOOST_AUTO_TEST_CASE(sources_take_the_lowest_wanted_piece_one_at_a_time) {
+    auto p = from("#--#--");
+    BOOST_TEST(p.pick(0, 1).value() == 1u);
+    BOOST_TEST(p.pick(1, 1).value() == 2u);
+    BOOST_TEST(p.pick(2, 1).value() == 4u);
+    BOOST_TEST(p.picture() == "#11#1-");
+    BOOST_TEST(p.complete(1, 2).empty());
+    BOOST_TEST(p.pick(1, 2).value() == 5u);
+    BOOST_TEST(p.picture() == "#1##11");
+    BOOST_TEST(p.fetched_by(0) == std::vector<std::size_t>{1});
+}
+
+BOOST_AUTO_TEST_CASE(a_released_piece_is_wanted_again_first) {
+    auto p = from("----");
+    BOOST_TEST(p.pick(0, 1).value() == 0u);
+    BOOST_TEST(p.pick(1, 1).value() == 1u);
+    BOOST_TEST(p.pick(2, 1).value() == 2u);
+    p.release(0, 0); // source 0 failed
+    BOOST_TEST(p.picture() == "-11-");
+    BOOST_TEST(p.pick(3, 2).value() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(end_game_duplicates_the_piece_held_longest_and_the_first_copy_wins) {
+    auto p = from("#---");
+    BOOST_TEST(p.pick(0, 10).value() == 1u); // the slow one, first
+    BOOST_TEST(p.pick(1, 20).value() == 2u);
+    BOOST_TEST(p.pick(2, 30).value() == 3u);
+    // Nothing wanted: a source with nothing to do takes the piece held longest.
+    BOOST_TEST(p.complete(2, 3).empty());
+    BOOST_TEST(p.pick(2, 40).value() == 1u);
+    BOOST_TEST(p.picture() == "#21#");
+    BOOST_TEST(p.duplicates() == 1u);
+    // A third source takes the other piece, not a third copy.
+    BOOST_TEST(p.pick(3, 50).value() == 2u);
+    BOOST_TEST(p.picture() == "#22#");
+    // Then there is nothing for anyone: at most two copies, and never twice at one source.
+    BOOST_TEST(!p.pick(4, 60).has_value());
+    BOOST_TEST(!p.pick(0, 60).has_value());
+    // The fast copy lands first: the slow source's copy is to be dropped.
+    BOOST_TEST(p.complete(2, 1) == std::vector<std::size_t>{0});
+    BOOST_TEST(p.picture() == "##2#");
+    BOOST_TEST(!p.done());
+    BOOST_TEST(p.complete(1, 2) == std::vector<std::size_t>{3});
+    BOOST_TEST(p.done());
+    BOOST_TEST(p.had() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(a_released_end_game_copy_leaves_the_other_in_flight) {
+    auto p = from("-");
+    BOOST_TEST(p.pick(0, 1).value() == 0u);
+    BOOST_TEST(p.pick(1, 2).value() == 0u);
+    p.release(0, 0);
+    BOOST_TEST(p.picture() == "1");
+    BOOST_TEST(p.in_flight(0));
+    // The released source may take it again as an end-game copy.
+    BOOST_TEST(p.pick(0, 3).value() == 0u);
+    p.release(0, 0);
+    p.release(1, 0);
+    BOOST_TEST(p.picture() == "-");
+    BOOST_TEST(!p.in_flight(0));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(piece_record_suite)
+
+namespace {
+digest filled(unsigned char c) {
+    digest d;
+    d.fill(c);
+    return d;
+}
+piece_record record(std::uint64_t pieces = 10) {
+    return piece_record(pieces << 20, 1 << 20, pieces, filled(1), filled(2));
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(updates_are_read_back_newest_first_whatever_the_order) {
+    auto w = record();
+    std::string bytes = w.initial();
+    const auto apply = [&](const piece_record::write& u) {
+        bytes.replace(static_cast<std::size_t>(u.offset), u.bytes.size(), u.bytes);
+    };
+    std::vector<bool> v(10, false);
+    v[7] = true;
+    apply(w.update(v));
+    v[2] = true;
+    apply(w.update(v));
+    v[9] = true;
+    apply(w.update(v));
+    auto r = record();
+    const auto got = r.read(bytes);
+    BOOST_TEST_REQUIRE(got.has_value());
+    BOOST_TEST((*got == v));
+    // The reader continues where the writer left off: its next update replaces the older slot.
+    v[0] = true;
+    apply(r.update(v));
+    BOOST_TEST((*record().read(bytes) == v));
+}
+
+BOOST_AUTO_TEST_CASE(a_torn_update_leaves_the_previous_one) {
+    auto w = record();
+    std::string bytes = w.initial();
+    std::vector<bool> v(10, false);
+    v[1] = true;
+    auto u = w.update(v);
+    bytes.replace(static_cast<std::size_t>(u.offset), u.bytes.size(), u.bytes);
+    v[5] = true;
+    u = w.update(v);
+    // Only half of the second update reached the disk.
+    bytes.replace(static_cast<std::size_t>(u.offset), u.bytes.size() / 2,
+                  u.bytes.substr(0, u.bytes.size() / 2));
+    const auto got = record().read(bytes);
+    BOOST_TEST_REQUIRE(got.has_value());
+    std::vector<bool> first(10, false);
+    first[1] = true;
+    BOOST_TEST((*got == first));
+}
+
+BOOST_AUTO_TEST_CASE(a_record_of_other_content_or_length_is_not_used) {
+    auto w = record();
+    const auto bytes = w.initial();
+    BOOST_TEST(!record(11).read(bytes).has_value());
+    BOOST_TEST(!piece_record(10 << 20, 1 << 20, 10, filled(1), filled(3)).read(bytes).has_value());
+    BOOST_TEST(!record().read(bytes.substr(1)).has_value());
+    BOOST_TEST(!record().read("").has_value());
+    BOOST_TEST(record().read(bytes).has_value());
+    // One slot corrupt: the other is read; both corrupt: nothing.
+    const auto slot = (bytes.size() - 104) / 2; // after a header of 104 bytes
+    std::string flipped = bytes;
+    flipped[104 + 3] ^= 1;
+    BOOST_TEST(record().read(flipped).has_value());
+    flipped[104 + slot + 3] ^= 1;
+    BOOST_TEST(!record().read(flipped).has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
