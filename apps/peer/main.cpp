@@ -73,6 +73,8 @@ int main(int argc, char** argv) {
          "the index server's config file")
         ("parallel", po::value(&options.max_parallel_downloads)
              ->default_value(options.max_parallel_downloads), "downloads at once")
+        ("sources", po::value(&options.transfer.sources)->default_value(options.transfer.sources),
+         "sources one file is fetched from at once (1 to 16)")
         ("overwrite", po::bool_switch(&options.transfer.overwrite),
          "let a download replace an existing file")
         ("drain-timeout", po::value(&drain)->default_value(drain),

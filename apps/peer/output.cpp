@@ -84,18 +84,50 @@ bool print_downloads(const std::vector<p2pshare::DownloadOutcome>& outcomes, boo
                 e["seconds"] = seconds;
                 e["source"] = r.transfer.source;
                 e["source_peer"] = r.transfer.source_peer;
+                e["pieces"] = r.transfer.pieces;
+                e["refetched"] = r.transfer.refetched;
             } else {
                 e["error"] = error_name(r.error);
                 e["message"] = r.message;
+            }
+            auto& sources = e["sources"].emplace_array();
+            for (const auto& s : r.transfer.sources) {
+                boost::json::object so;
+                so["peer"] = s.peer;
+                so["address"] = s.address;
+                so["bytes"] = s.bytes;
+                so["pieces"] = s.pieces;
+                so["bad_pieces"] = s.bad_pieces;
+                so["banned"] = s.banned;
+                if (!s.failure.empty()) so["failure"] = s.failure;
+                sources.emplace_back(std::move(so));
             }
             a.emplace_back(std::move(e));
         } else if (ok) {
             std::cout << "  downloaded " << r.name << "  "
                       << human_size(static_cast<double>(r.transfer.size)) << " in "
                       << seconds * 1000 << " ms ("
-                      << human_rate(static_cast<double>(r.transfer.received), seconds)
-                      << ") from peer " << r.transfer.source_peer << " at " << r.transfer.source
-                      << '\n';
+                      << human_rate(static_cast<double>(r.transfer.received), seconds) << ")";
+            std::size_t used = 0;
+            for (const auto& s : r.transfer.sources)
+                used += s.bytes > 0 ? 1 : 0;
+            if (used <= 1) {
+                std::cout << " from peer " << r.transfer.source_peer << " at "
+                          << r.transfer.source << '\n';
+            } else {
+                std::cout << " from " << used << " peers:\n";
+                for (const auto& s : r.transfer.sources) {
+                    if (s.bytes == 0) continue;
+                    std::cout << "      peer " << s.peer << " at " << s.address << ": "
+                              << human_size(static_cast<double>(s.bytes)) << '\n';
+                }
+            }
+            for (const auto& s : r.transfer.sources) {
+                if (s.banned) {
+                    std::cout << "      peer " << s.peer << " at " << s.address
+                              << " banned: " << s.failure << '\n';
+                }
+            }
         } else if (r.error == p2pshare::errc::no_sources) {
             std::cout << "  not found  " << r.name << ": " << r.message << '\n';
         } else {

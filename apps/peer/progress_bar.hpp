@@ -22,7 +22,12 @@ public:
 
 private:
     std::mutex mutex_;
-    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> files_; ///< done, total
+    struct file {
+        std::uint64_t done = 0;
+        std::uint64_t total = 0;
+        std::size_t sources = 0; ///< sending now
+    };
+    std::map<std::string, file> files_;
     std::chrono::steady_clock::time_point start_{};
     std::chrono::steady_clock::time_point last_draw_{};
     bool started_ = false;
