@@ -1,0 +1,123 @@
+// Downloads from several real peers at once (PeerNode and FileTransfer in one process, over
+// loopback): bad pieces banned, versions never mixed, connections reused.
+#include <p2pshare/error.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include "peer_fixture.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <set>
+
+namespace fs = std::filesystem;
+using namespace p2pshare;
+
+namespace {
+
+constexpr std::size_t mib = 1 << 20;
+
+/// Overwrites `bytes` at `offset` of `file` and puts its modification time back, so that a peer
+/// that hashed it before sees the same stamp (as after a silent disk error) and serves the
+/// new bytes under the old hash.
+void corrupt_in_place(const fs::path& file, std::size_t offset, const std::string& bytes) {
+    struct stat st {};
+    BOOST_TEST_REQUIRE(::stat(file.c_str(), &st) == 0);
+    const int fd = ::open(file.c_str(), O_WRONLY);
+    BOOST_TEST_REQUIRE(fd >= 0);
+    BOOST_TEST_REQUIRE(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)) ==
+                       static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+    const struct timespec times[2] = {st.st_atim, st.st_mtim};
+    BOOST_TEST_REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times, 0) == 0);
+}
+
+const SourceReport* report_of(const TransferResult& r, std::uint32_t peer) {
+    for (const auto& s : r.sources)
+        if (s.peer == peer) return &s;
+    return nullptr;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(peer_swarm)
+
+// A file on four peers, one of which serves wrong bytes in one piece: every run completes with
+// the right bytes; when the bad piece was asked of that peer, it is banned and the piece comes
+// again from another, and only a few pieces are fetched twice.
+BOOST_AUTO_TEST_CASE(a_source_with_one_bad_piece_is_banned_and_the_file_completes) {
+    test::network net;
+    const std::string name = "shared.bin";
+    const auto content = test::random_text(8 * mib + 5, 91);
+    for (std::uint32_t id = 1; id <= 4; ++id) {
+        test::write_file(net / ("p" + std::to_string(id)) / name, content);
+        net.start_peer(id);
+    }
+    // Peer 3's copy goes bad in piece 2 once it was hashed and announced.
+    corrupt_in_place(net / "p3" / name, 2 * mib + 100, std::string(64, '!'));
+    auto options = net.options(5);
+    options.transfer.sources = 4;
+    auto& p5 = net.start_peer(options);
+    bool banned_seen = false;
+    for (int run = 0; run < 40 && !banned_seen; ++run) {
+        BOOST_TEST_CONTEXT("run " << run) {
+            fs::remove(net / "p5" / name);
+            const auto outcomes = net.io().run(p5.async_download({name}));
+            BOOST_TEST_REQUIRE(outcomes.size() == 1u);
+            const auto& r = outcomes[0].transfer;
+            BOOST_TEST_REQUIRE(!outcomes[0].error, outcomes[0].message);
+            BOOST_TEST(test::read_file(net / "p5" / name) == content);
+            BOOST_TEST(r.pieces == 9u);
+            BOOST_TEST(r.refetched <= 4u);
+            BOOST_TEST(r.received <= content.size() + 4 * mib);
+            std::uint64_t total = 0;
+            for (const auto& s : r.sources) {
+                total += s.bytes;
+                if (s.peer != 3) BOOST_TEST(!s.banned);
+            }
+            BOOST_TEST(total == content.size());
+            const auto* bad = report_of(r, 3);
+            if (bad && bad->banned) {
+                banned_seen = true;
+                BOOST_TEST(bad->bad_pieces == 1u);
+                BOOST_TEST(bad->failure.find("piece 2") != std::string::npos, bad->failure);
+                BOOST_TEST(r.refetched >= 1u);
+            }
+            // Two sources or more sent bytes at once.
+            std::size_t senders = 0;
+            for (const auto& s : r.sources)
+                senders += s.bytes > 0 ? 1 : 0;
+            BOOST_TEST(senders >= 2u);
+        }
+    }
+    BOOST_TEST(banned_seen);
+}
+
+// Two versions of one name in the network: the download takes the one more peers share, and
+// no byte of the other.
+BOOST_AUTO_TEST_CASE(two_versions_of_a_name_are_never_mixed) {
+    test::network net;
+    const std::string name = "versions.bin";
+    const auto a = test::random_text(4 * mib + 1, 92);
+    const auto b = test::random_text(4 * mib + 1, 93); // same size, other bytes
+    test::write_file(net / "p1" / name, a);
+    test::write_file(net / "p2" / name, a);
+    test::write_file(net / "p3" / name, b);
+    for (std::uint32_t id = 1; id <= 3; ++id)
+        net.start_peer(id);
+    auto& p4 = net.start_peer(4);
+    for (int run = 0; run < 5; ++run) {
+        BOOST_TEST_CONTEXT("run " << run) {
+            fs::remove(net / "p4" / name);
+            const auto outcomes = net.io().run(p4.async_download({name}));
+            BOOST_TEST_REQUIRE(outcomes.size() == 1u);
+            BOOST_TEST_REQUIRE(!outcomes[0].error, outcomes[0].message);
+            BOOST_TEST(test::read_file(net / "p4" / name) == a);
+            for (const auto& s : outcomes[0].transfer.sources)
+                BOOST_TEST(s.peer != 3u);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
