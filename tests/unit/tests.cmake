@@ -8,6 +8,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     unit/query_test.cpp
     unit/http_parser_test.cpp
     unit/index_codec_test.cpp
+    unit/pieces_test.cpp
   SUITES
     names
     index_store
@@ -19,4 +20,6 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     index_codec
     lease_schedule
     async_mutex
+    pieces
+    hash_cache
 )
