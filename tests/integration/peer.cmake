@@ -11,6 +11,7 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     integration/peer_index_fault_test.cpp
     integration/peer_lease_test.cpp
     integration/peer_cancel_test.cpp
+    integration/peer_pieces_test.cpp
   SUITES
     peer_network
     peer_folder
@@ -20,4 +21,5 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     peer_index_faults
     peer_lease
     peer_cancel
+    peer_pieces
 )
