@@ -104,6 +104,25 @@ BOOST_AUTO_TEST_CASE(merkle_roots_of_one_two_and_three_pieces) {
     BOOST_TEST((d::merkle_root(std::vector<d::digest>{b, a}) != parent(a, b)));
 }
 
+BOOST_AUTO_TEST_CASE(the_worked_example_of_the_protocol_page) {
+    // docs/protocol.md §10.2: 2 MiB + 1 zero bytes.
+    const std::string zeros(2 * MiB + 1, '\0');
+    d::piece_hasher h(zeros.size());
+    h.update(zeros.data(), zeros.size());
+    const auto r = h.finish();
+    BOOST_TEST_REQUIRE(r.pieces.size() == 3u);
+    BOOST_TEST(d::to_hex(r.pieces[0]) ==
+               "30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58");
+    BOOST_TEST(d::to_hex(r.pieces[2]) ==
+               "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
+    BOOST_TEST(d::to_hex(r.root) ==
+               "2945c566bdc2b5db320c0ab2d5fb22caade1f0bd5c50f7a440ac50343416d07f");
+    // An empty file: one empty piece, and its root is SHA-256 of nothing.
+    d::piece_hasher empty(0);
+    BOOST_TEST(d::to_hex(empty.finish().root) ==
+               "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
 BOOST_AUTO_TEST_CASE(hex_of_a_digest_round_trips_and_refuses_what_is_not_hex) {
     const auto a = sha("x");
     BOOST_TEST(d::to_hex(a) == p2pshare::test::sha256_hex("x"));
