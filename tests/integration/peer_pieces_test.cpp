@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -258,6 +259,40 @@ BOOST_AUTO_TEST_CASE(a_file_changed_by_hand_is_hashed_again_before_its_pieces_ar
     const auto source = only_source(net.index_port(), "c.bin");
     BOOST_TEST("\"" + std::string(source.at("sha256").as_string()) + "\"" == new_etag);
     BOOST_TEST(source.at("root").as_string() == d::to_hex(d::merkle_root(expected)));
+}
+
+BOOST_AUTO_TEST_CASE(a_downloaded_file_is_offered_at_once_and_hashed_for_its_pieces) {
+    test::network net;
+    const auto content = test::random_text(2 * MiB + 9, 304);
+    test::write_file(net / "p1" / "d.bin", content);
+    net.start_peer(1);
+    auto options = net.options(2);
+    options.hash_cache = net / "p2.hashes";
+    auto& p2 = net.start_peer(options);
+    const auto outcomes = net.io().run(p2.async_download({"d.bin"}));
+    BOOST_TEST_REQUIRE(outcomes.size() == 1u);
+    BOOST_TEST_REQUIRE(!outcomes[0].error, outcomes[0].message);
+    // A source as soon as the download returned (with the hash it verified) ...
+    BOOST_TEST(test::index_sources(net.index_port(), "d.bin") == (std::set<std::uint32_t>{1, 2}));
+    // ... and, once the peer has read it for its pieces, with the root peer 1 gives.
+    const auto root_of = [&](std::uint32_t id) {
+        const auto r =
+            test::http_call(net.index_port(), "POST", "/v1/lookup", R"({"names":["d.bin"]})");
+        const auto v = boost::json::parse(r.body);
+        for (const auto& s : v.at("results").at(0).at("sources").as_array()) {
+            if (s.at("id").to_number<std::uint32_t>() == id && s.as_object().contains("root")) {
+                return std::string(s.at("root").as_string());
+            }
+        }
+        return std::string{};
+    };
+    BOOST_TEST_REQUIRE(test::eventually([&] { return !root_of(2).empty(); }));
+    BOOST_TEST(root_of(2) == root_of(1));
+    const auto pieces = test::http_call(p2.port(), "GET", "/v1/pieces/d.bin");
+    BOOST_TEST_REQUIRE(pieces.status == 200u);
+    BOOST_TEST(d::decode_piece_hashes(pieces.body, content.size(), *d::digest_from_hex(root_of(1)))
+                   .has_value());
+    BOOST_TEST(hashed_bytes(p2) == content.size());
 }
 
 BOOST_AUTO_TEST_CASE(the_index_checks_a_root_when_given_and_keeps_none_when_not) {

@@ -143,6 +143,10 @@ loaded_cache load_cache(const std::filesystem::path& file) {
 std::string write_cache(const std::filesystem::path& file,
                         const std::vector<hash_record>& records) {
     const auto bytes = encode_hash_cache(records);
+    if (file.has_parent_path()) {
+        std::error_code ignored; // a folder that cannot be made fails the open below
+        std::filesystem::create_directories(file.parent_path(), ignored);
+    }
     auto tmp = file;
     tmp += ".tmp" + std::to_string(::getpid());
     unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
