@@ -4,10 +4,13 @@
 #include <p2pshare/config.hpp>
 #include <p2pshare/names.hpp>
 
+#include "hash_cache.hpp"
 #include "index_codec.hpp"
+#include "pieces.hpp"
 #include "protocol.hpp"
 #include "query.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -33,7 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     using namespace p2pshare::detail;
     if (size == 0) return 0;
     const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-    switch (data[0] % 10) {
+    // Cases 0-9 keep the first bytes of the corpus; a new decoder takes the next number.
+    switch (data[0] % 11) {
         case 0:
             if (auto r = decode_register(input, 100)) {
                 check_files(r->files);
@@ -125,7 +129,38 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 for (const auto& sources : *found) {
                     for (const auto& src : sources)
                         check(src.port != 0 && is_sha256_hex(src.sha256) &&
-                              is_valid_host(src.host));
+                              is_valid_host(src.host) &&
+                              (src.root.empty() || is_sha256_hex(src.root)));
+                }
+            }
+            break;
+        }
+        case 10: {
+            // Bytes read from the disk at a peer's start: its hash cache. What it accepts keeps
+            // every rule, and encodes back to the same bytes.
+            if (auto records = decode_hash_cache(input)) {
+                for (const auto& r : *records) {
+                    check(p2pshare::is_valid_file_name(r.name));
+                    check(r.pieces && r.pieces->size() == piece_count_for(r.stamp.size));
+                    check(merkle_root(*r.pieces) == r.root);
+                }
+                check(encode_hash_cache(*records) == input);
+            }
+            // A peer's list of piece hashes, against a root that is its own for an even first
+            // byte (so that both answers are reached) and all zeros otherwise.
+            if (!input.empty()) {
+                const auto count = input.size() / 32;
+                const std::uint64_t size = count == 0 ? 0 : count * min_piece_size - (input[0] & 1);
+                digest root{};
+                if (input[0] % 2 == 0 && input.size() % 32 == 0 && count > 0) {
+                    std::vector<digest> list(count);
+                    for (std::size_t i = 0; i < count; ++i)
+                        std::copy_n(input.data() + 32 * i, 32, list[i].begin());
+                    root = merkle_root(list);
+                }
+                if (auto list = decode_piece_hashes(input, size, root)) {
+                    check(list->size() == piece_count_for(size));
+                    check(merkle_root(*list) == root);
                 }
             }
             break;

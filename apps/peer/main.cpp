@@ -40,14 +40,16 @@ int main(int argc, char** argv) {
     std::string server_config = "config/server.config";
     std::string folder;
     std::string config;
+    std::string hash_cache;
     std::string drain = "10s";
     std::string rescan = "5s";
     std::string log_level = "warn";
     std::string command;
     std::vector<std::string> names;
     po::options_description desc(
-        "peer: a p2pshare peer. It shares folder pN, writes pN.config, registers with the index\n"
-        "server (found in config/server.config) and serves its files to other peers.\n\n"
+        "peer: a p2pshare peer. It shares folder pN, writes pN.config and pN.hashes, registers\n"
+        "with the index server (found in config/server.config) and serves its files to other\n"
+        "peers.\n\n"
         "Usage:\n"
         "  peer [--id N] [options]           the menu: 1 list, 2 download, 3 delete, 4 quit\n"
         "  peer --id N list [--json]         print every file name in the network\n"
@@ -62,6 +64,9 @@ int main(int argc, char** argv) {
         ("id", po::value(&id_text), "the peer's numeric id N")
         ("folder", po::value(&folder), "shared folder (default pN)")
         ("config", po::value(&config), "the peer's config file (default pN.config)")
+        ("hash-cache", po::value(&hash_cache),
+         "where the hashes of the shared files are kept across restarts (default pN.hashes "
+         "beside the config file)")
         ("host", po::value(&options.host)->default_value(options.host),
          "address the file server listens on")
         ("port", po::value(&options.port)->default_value(0), "file server port; 0 = any free")
@@ -165,6 +170,10 @@ int main(int argc, char** argv) {
     if (!folder.empty()) options.folder = folder;
     // The app keeps the lease token in pN.config (the library writes no file unless asked).
     options.config_file = config.empty() ? "p" + std::to_string(*id) + ".config" : config;
+    // ... and the hashes of its files in pN.hashes beside it, so that a restart reads none again.
+    options.hash_cache = hash_cache.empty() ? options.config_file.parent_path() /
+                                                  ("p" + std::to_string(*id) + ".hashes")
+                                            : std::filesystem::path(hash_cache);
     if (::isatty(1) && !a.json && !vm.count("no-progress")) {
         options.transfer.on_progress = [&a](const p2pshare::TransferProgress& p) {
             a.bar.update(p);

@@ -68,6 +68,9 @@ entry describe(errc e) noexcept {
             return {"full", 503, "the index is at one of its bounds"};
         case errc::bad_config:
             return {"bad_config", 500, "a config file cannot be parsed"};
+        case errc::precondition_failed:
+            return {"precondition_failed", 412,
+                    "the file changed: it is no longer the version the request names"};
         case errc::all_sources_failed:
             return {"all_sources_failed", 502, "every source failed"};
     }

@@ -224,13 +224,20 @@ api_result<std::vector<std::vector<source_entry>>> decode_lookup_answer(
             auto sha = required(get_string(*s, "sha256", true));
             if (!sha) return sha.error();
             if (!is_sha256_hex(*sha)) return bad_answer("a source's sha256 is not valid");
+            std::string root;
+            if (const auto* r = find(*s, "root"); r != nullptr) {
+                if (!r->is_string() || !is_sha256_hex(r->get_string())) {
+                    return bad_answer("a source's root is not valid");
+                }
+                root = std::string(r->get_string());
+            }
             const auto peer = static_cast<std::uint32_t>(*id);
             if (!peers.insert(peer).second) {
                 return bad_answer("peer " + std::to_string(peer) + " is given twice for '" +
                                   asked[i] + "'");
             }
             entries.push_back({peer, std::move(*host), static_cast<std::uint16_t>(*port), *size,
-                               std::move(*sha)});
+                               std::move(*sha), std::move(root)});
         }
     }
     return out;

@@ -52,6 +52,7 @@ struct source_entry {
     std::uint16_t port = 0;
     std::uint64_t size = 0;
     std::string sha256;
+    std::string root{}; ///< the Merkle root of its pieces; empty when the index gave none
     friend bool operator==(const source_entry&, const source_entry&) = default;
 };
 
@@ -83,7 +84,8 @@ api_result<name_page> decode_list_answer(unsigned status, std::string_view body,
                                          std::string_view after, std::size_t limit);
 /// The sources of each name of `asked`, in that order. The answer must name exactly the names
 /// asked, in order; a name answered twice, an unknown name or a malformed source (a peer id
-/// given twice for one name, a bad host, port, size or hash) fails the whole answer.
+/// given twice for one name, a bad host, port, size, hash or root) fails the whole answer. A
+/// source's `root` is optional; when given it must be 64 lowercase hex digits.
 api_result<std::vector<std::vector<source_entry>>> decode_lookup_answer(
     unsigned status, std::string_view body, std::span<const std::string> asked);
 /// The index's bounds (`limits` object, and `lease_ttl_ms`); a field it does not give keeps the

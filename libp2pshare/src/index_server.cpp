@@ -213,6 +213,11 @@ response IndexServer::impl::do_lookup(const request& req, std::string buffer) {
                 append_number(out, src.size);
                 out.append(R"(,"sha256":")");
                 out.append(src.sha256);
+                // The piece root only where the peer gave one (docs/protocol.md §6.6).
+                if (!src.root.empty()) {
+                    out.append(R"(","root":")");
+                    out.append(src.root);
+                }
                 out.append(R"("})");
             }
         }

@@ -81,7 +81,7 @@ void index_store::add_files(std::uint32_t id, const peer& p) {
     for (const auto& f : p.files) {
         auto [it, inserted] = names_.try_emplace(f.name);
         if (inserted) sorted_.insert(it->first);
-        it->second.push_back({id, p.host, p.port, f.size, f.sha256});
+        it->second.push_back({id, p.host, p.port, f.size, f.sha256, f.root});
         ++file_count_;
         name_bytes_ += f.name.size();
     }

@@ -56,6 +56,7 @@ public:
         std::uint16_t port;
         std::uint64_t size;
         std::string_view sha256;
+        std::string_view root; ///< empty when the peer gave none
     };
 
     struct page {

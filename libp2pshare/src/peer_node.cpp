@@ -85,7 +85,7 @@ struct PeerNode::impl : std::enable_shared_from_this<impl> {
         const auto path = options.folder.empty()
                               ? std::filesystem::path("p" + std::to_string(options.id))
                               : options.folder;
-        folder = std::make_shared<shared_folder>(ex, blocking, path, name);
+        folder = std::make_shared<shared_folder>(ex, blocking, path, name, options.hash_cache);
         options.limits.stop_grace = options.drain_timeout;
         if (!options.transfer.blocking_executor) options.transfer.blocking_executor = blocking;
     }

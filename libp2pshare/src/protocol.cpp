@@ -120,6 +120,7 @@ boost::json::object encode_file(const file_entry& f) {
     o["name"] = f.name;
     o["size"] = f.size;
     o["sha256"] = f.sha256;
+    if (!f.root.empty()) o["root"] = f.root;
     return o;
 }
 
@@ -148,7 +149,15 @@ api_result<std::vector<file_entry>> decode_file_array(const boost::json::value& 
         if (!is_sha256_hex(*sha)) {
             return fail(errc::bad_field, "'sha256' must be 64 lowercase hex digits");
         }
-        files.push_back({std::move(*name), *size, std::move(*sha)});
+        // Optional (a peer of an older version sends none), but valid when given.
+        std::string root;
+        if (const auto* r = find(o, "root"); r != nullptr) {
+            if (!r->is_string() || !is_sha256_hex(r->get_string())) {
+                return fail(errc::bad_field, "'root' must be 64 lowercase hex digits");
+            }
+            root = std::string(r->get_string());
+        }
+        files.push_back({std::move(*name), *size, std::move(*sha), std::move(root)});
     }
     for (const auto& f : files) {
         if (!seen.insert(f.name).second) {
@@ -434,6 +443,26 @@ api_result<std::optional<byte_range>> parse_range(std::string_view header, std::
         if (last >= size) last = size - 1;
     }
     return std::optional<byte_range>{byte_range{first, last}};
+}
+
+bool if_match_allows(std::string_view header, std::string_view etag) noexcept {
+    const auto is_space = [](char c) { return c == ' ' || c == '\t'; };
+    const auto trim = [&](std::string_view t) {
+        while (!t.empty() && is_space(t.front()))
+            t.remove_prefix(1);
+        while (!t.empty() && is_space(t.back()))
+            t.remove_suffix(1);
+        return t;
+    };
+    header = trim(header);
+    if (header.empty() || header == "*") return true;
+    while (!header.empty()) {
+        const auto comma = header.find(',');
+        if (trim(header.substr(0, comma)) == etag) return true;
+        if (comma == std::string_view::npos) break;
+        header.remove_prefix(comma + 1);
+    }
+    return false;
 }
 
 std::string encode_error(const api_error& e) {

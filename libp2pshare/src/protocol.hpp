@@ -36,6 +36,9 @@ struct file_entry {
     std::string name;
     std::uint64_t size = 0;
     std::string sha256; ///< 64 lowercase hex digits
+    /// The Merkle root of its piece hashes (docs/protocol.md, "Pieces"): 64 lowercase hex
+    /// digits, or empty when unknown (a peer of an older version registers none).
+    std::string root{};
 
     friend bool operator==(const file_entry&, const file_entry&) = default;
 };
@@ -111,6 +114,12 @@ api_result<std::optional<byte_range>> parse_range(std::string_view header, std::
 /// {"error": CODE, "message": TEXT}
 std::string encode_error(const api_error& e);
 
+/// Whether an `If-Match` header lets a request on a resource whose strong ETag is `etag` (with its
+/// quotes) go on: an empty header or `*` does, and so does a comma-separated list of entity tags
+/// with `etag` among them. Weak tags (`W/"..."`) never match (strong comparison, RFC 9110 13.1.1).
+bool if_match_allows(std::string_view header, std::string_view etag) noexcept;
+
+/// {"name", "size", "sha256"} and "root" when it is known.
 boost::json::object encode_file(const file_entry& f);
 /// Parses the JSON array of file objects used by registration, the peer's listing and lookups.
 api_result<std::vector<file_entry>> decode_file_array(const boost::json::value& v,

@@ -12,6 +12,7 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     integration/peer_lease_test.cpp
     integration/peer_cancel_test.cpp
     integration/peer_swarm_test.cpp
+    integration/peer_pieces_test.cpp
   SUITES
     peer_network
     peer_folder
@@ -22,4 +23,5 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     peer_lease
     peer_cancel
     peer_swarm
+    peer_pieces
 )

@@ -172,6 +172,39 @@ BOOST_AUTO_TEST_CASE(lookup_answers_name_exactly_what_was_asked) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_source_root_is_optional_but_valid_when_given) {
+    const std::vector<std::string> asked{"a.txt"};
+    const std::string root(64, 'c');
+    const auto with = [&](const std::string& field) {
+        return R"({"results":[)" +
+               result("a.txt", R"({"id":1,"host":"h","port":1,"size":4,"sha256":")" + hash_a +
+                                   "\"" + field + "}") +
+               "]}";
+    };
+    auto r = d::decode_lookup_answer(200, with(R"(,"root":")" + root + "\""), asked);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST((*r)[0][0].root == root);
+    r = d::decode_lookup_answer(200, with(""), asked); // an index of an older version
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST((*r)[0][0].root.empty());
+    for (const std::string& bad :
+         std::vector<std::string>{R"(,"root":"")", R"(,"root":null)", R"(,"root":7)",
+                                  R"(,"root":")" + std::string(64, 'C') + "\"",
+                                  R"(,"root":")" + std::string(63, 'c') + "\""}) {
+        BOOST_TEST_CONTEXT(bad) {
+            const auto answer = d::decode_lookup_answer(200, with(bad), asked);
+            BOOST_TEST_REQUIRE(!answer);
+            BOOST_TEST(answer.error().code == errc::bad_response);
+        }
+    }
+    // The peer sends the roots it knows in its registration and its file list.
+    const d::file_entry f{"a.txt", 4, hash_a, root};
+    const auto reg = boost::json::parse(d::encode_register({7, "", 5001, {f}, {}}).body);
+    BOOST_TEST(reg.at("files").at(0).at("root").as_string() == root);
+    const auto files = boost::json::parse(d::encode_replace_files(7, {f}).body);
+    BOOST_TEST(files.at("files").at(0).at("root").as_string() == root);
+}
+
 BOOST_AUTO_TEST_CASE(health_gives_the_index_limits) {
     auto b = d::decode_health_answer(
         200,

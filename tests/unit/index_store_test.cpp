@@ -270,6 +270,26 @@ BOOST_AUTO_TEST_CASE(lookup_returns_every_source) {
     BOOST_TEST(store.lookup("", t0).empty());
 }
 
+BOOST_AUTO_TEST_CASE(lookup_gives_each_source_its_own_root) {
+    const std::string root_d(64, 'd');
+    register_ok(1, {{"s.bin", 10, sha_a, root_d}}, t0);
+    register_ok(2, {{"s.bin", 10, sha_a}}, t0); // no root: a peer of an older version
+    auto sources = store.lookup("s.bin", t0);
+    BOOST_TEST_REQUIRE(sources.size() == 2u);
+    std::map<std::uint32_t, std::string> roots;
+    for (const auto& s : sources)
+        roots[s.peer] = std::string(s.root);
+    BOOST_TEST(roots[1] == root_d);
+    BOOST_TEST(roots[2].empty());
+    // A new list replaces the roots too.
+    const auto token = register_ok(3, {{"t.bin", 1, sha_b}}, t0);
+    BOOST_TEST_REQUIRE(
+        store.replace_files(3, token, {{"t.bin", 1, sha_b, root_d}}, t0).has_value());
+    sources = store.lookup("t.bin", t0);
+    BOOST_TEST_REQUIRE(sources.size() == 1u);
+    BOOST_TEST(sources[0].root == root_d);
+}
+
 BOOST_AUTO_TEST_CASE(expiry_is_exactly_at_the_ttl) {
     register_ok(1, {{"a.txt", 1, sha_a}}, t0);
     register_ok(2, {{"a.txt", 1, sha_a}, {"b.txt", 1, sha_b}}, t0 + 100ms);

@@ -172,6 +172,35 @@ BOOST_AUTO_TEST_CASE(decode_register_bad_sha256) {
                errc::bad_field);
 }
 
+BOOST_AUTO_TEST_CASE(a_file_root_is_optional_but_valid_when_given) {
+    const std::string root_b(64, 'b');
+    // Without "root" (a peer of an older version): the root is empty.
+    auto old = d::decode_register(register_json(file_json(R"("a")")), 10);
+    BOOST_TEST_REQUIRE(old.has_value());
+    BOOST_TEST(old->files[0].root.empty());
+    const auto with_root =
+        R"({"name":"a","size":1,"sha256":")" + sha_a + R"(","root":")" + root_b + R"("})";
+    auto r = d::decode_register(register_json(with_root), 10);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST((r->files[0] == d::file_entry{"a", 1, sha_a, root_b}));
+    auto u = d::decode_files_update(R"({"files":[)" + with_root + "]}", 10);
+    BOOST_TEST_REQUIRE(u.has_value());
+    BOOST_TEST((*u)[0].root == root_b);
+    for (const auto& root : {p2pshare::test::json_quote(std::string(63, 'b')),
+                             p2pshare::test::json_quote(std::string(65, 'b')),
+                             p2pshare::test::json_quote(std::string(64, 'B')),
+                             p2pshare::test::json_quote(std::string(63, 'b') + "g"),
+                             p2pshare::test::json_quote(""), "null"s, "5"s, "[]"s}) {
+        BOOST_TEST_CONTEXT("root: " << root) {
+            const auto file =
+                R"({"name":"a","size":1,"sha256":")" + sha_a + R"(","root":)" + root + "}";
+            BOOST_TEST(error_of(d::decode_register(register_json(file), 10)) == errc::bad_field);
+            BOOST_TEST(error_of(d::decode_files_update(R"({"files":[)" + file + "]}", 10)) ==
+                       errc::bad_field);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(bad_names_are_bad_name) {
     for (const auto& name : {""s, "/"s, "a/b"s, "/etc/passwd"s, ".."s, "."s, "a\0b"s,
                              std::string(256, 'n'), "x.part"s, "a\\b"s, "new\nline"s}) {
@@ -451,6 +480,9 @@ BOOST_AUTO_TEST_CASE(errc_names_and_statuses) {
     BOOST_TEST(p2pshare::http_status(errc::conflict) == 409u);
     BOOST_TEST(p2pshare::http_status(errc::body_too_large) == 413u);
     BOOST_TEST(p2pshare::http_status(errc::bad_range) == 416u);
+    BOOST_TEST(p2pshare::http_status(errc::precondition_failed) == 412u);
+    BOOST_TEST(p2pshare::to_string(errc::precondition_failed) == "precondition_failed");
+    BOOST_TEST((p2pshare::errc_from_string("precondition_failed") == errc::precondition_failed));
     BOOST_TEST(p2pshare::http_status(errc::header_too_large) == 431u);
     BOOST_TEST(p2pshare::http_status(errc::too_many_connections) == 503u);
     const boost::system::error_code ec = errc::bad_name;
@@ -460,12 +492,33 @@ BOOST_AUTO_TEST_CASE(errc_names_and_statuses) {
 
 BOOST_AUTO_TEST_CASE(file_array_round_trip) {
     const d::file_entry f{"a b.txt", 42, sha_a};
+    const d::file_entry g{"g.bin", 7, sha_a, std::string(64, 'c')};
     boost::json::array a;
     a.emplace_back(d::encode_file(f));
+    a.emplace_back(d::encode_file(g));
+    // An unknown root is left out rather than sent empty (an empty one would be refused).
+    BOOST_TEST(!a[0].as_object().contains("root"));
+    BOOST_TEST(a[1].as_object().at("root").as_string() == g.root);
     auto back = d::decode_file_array(a, 10);
     BOOST_TEST_REQUIRE(back.has_value());
-    BOOST_TEST_REQUIRE(back->size() == 1u);
+    BOOST_TEST_REQUIRE(back->size() == 2u);
     BOOST_TEST(((*back)[0] == f));
+    BOOST_TEST(((*back)[1] == g));
+}
+
+BOOST_AUTO_TEST_CASE(if_match_compares_strong_etags) {
+    const std::string etag = "\"" + sha_a + "\"";
+    BOOST_TEST(d::if_match_allows("", etag));
+    BOOST_TEST(d::if_match_allows("*", etag));
+    BOOST_TEST(d::if_match_allows(" * ", etag));
+    BOOST_TEST(d::if_match_allows(etag, etag));
+    BOOST_TEST(d::if_match_allows("\"x\", " + etag, etag));
+    BOOST_TEST(d::if_match_allows("\"x\"," + etag + " ,\"y\"", etag));
+    BOOST_TEST(!d::if_match_allows("\"x\"", etag));
+    BOOST_TEST(!d::if_match_allows(sha_a, etag)); // not quoted
+    BOOST_TEST(!d::if_match_allows("W/" + etag, etag));
+    BOOST_TEST(!d::if_match_allows("\"" + std::string(64, 'b') + "\"", etag));
+    BOOST_TEST(!d::if_match_allows(",", etag));
 }
 
 BOOST_AUTO_TEST_CASE(json_string_escaping_round_trips) {

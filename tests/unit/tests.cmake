@@ -9,6 +9,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     unit/http_parser_test.cpp
     unit/index_codec_test.cpp
     unit/piece_picker_test.cpp
+    unit/pieces_test.cpp
   SUITES
     names
     index_store
@@ -22,4 +23,6 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     async_mutex
     piece_picker_suite
     piece_record_suite
+    pieces
+    hash_cache
 )

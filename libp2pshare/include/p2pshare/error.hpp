@@ -39,8 +39,9 @@ enum class errc {
     timeout,              ///< a deadline passed
     io_error,             ///< the local file system refused an operation
     full,                 ///< the index is at one of its bounds (503)
-    bad_config,         ///< a config file cannot be parsed (file, line and problem in the message)
-    all_sources_failed, ///< every source of a file was tried and failed (keep last)
+    bad_config,          ///< a config file cannot be parsed (file, line and problem in the message)
+    precondition_failed, ///< If-Match names another version than the one served (412)
+    all_sources_failed,  ///< every source of a file was tried and failed (keep last)
 };
 
 const boost::system::error_category& p2pshare_category() noexcept;

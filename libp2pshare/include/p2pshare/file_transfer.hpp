@@ -24,8 +24,9 @@ struct FileSource {
     std::uint64_t size = 0;
     std::string sha256; ///< 64 lowercase hex digits
     /// The Merkle root of the file's piece hashes (64 lowercase hex digits, docs/protocol.md,
-    /// "Pieces"); empty where the index gave none (a peer of an older version).
-    std::string root;
+    /// "Pieces"); empty where the index gave none (a peer of an older version). Defaulted, so that
+    /// a source written as {peer, host, port, size, sha256} still compiles without warnings.
+    std::string root{};
 };
 
 struct TransferProgress {

@@ -36,6 +36,12 @@ struct PeerOptions {
     /// cannot be parsed stops the start with errc::bad_config and is never overwritten), then
     /// written whenever the token changes. Empty (the default): the library writes no file.
     std::filesystem::path config_file;
+    /// A file that keeps the hashes of the shared files across restarts (`pN.hashes` for the
+    /// `peer` program): read at start, so that a file whose size, modification time and inode are
+    /// those recorded is offered without being read again, and rewritten (atomically) after
+    /// files were hashed. A file that cannot be read or decoded is ignored, with a log line.
+    /// Empty (the default): every file is hashed at each start, and the library writes no file.
+    std::filesystem::path hash_cache;
     std::chrono::milliseconds rescan_interval{5'000}; ///< folder checked for changes by hand
     std::chrono::milliseconds drain_timeout{10'000};  ///< quit: uploads cut after no progress
     std::chrono::milliseconds retry_max{5'000};       ///< re-registration backoff cap

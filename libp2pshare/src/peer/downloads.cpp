@@ -134,7 +134,8 @@ asio::awaitable<std::vector<DownloadOutcome>> downloads::async_download(
         std::vector<FileSource> sources;
         for (auto& s : (*looked)[i]) {
             if (s.peer == settings_.id) continue;
-            sources.push_back({s.peer, std::move(s.host), s.port, s.size, std::move(s.sha256), {}});
+            sources.push_back({s.peer, std::move(s.host), s.port, s.size, std::move(s.sha256),
+                               std::move(s.root)});
         }
         if (sources.empty()) {
             set_error(outcomes[wanted_outcome[i]], make_error_code(errc::no_sources),

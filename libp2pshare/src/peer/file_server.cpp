@@ -155,6 +155,12 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
         } else {
             co_return co_await serve_file(req, conn, t->segments[2]);
         }
+    } else if (t->segments.size() == 3 && t->segments[0] == "v1" && t->segments[1] == "pieces") {
+        if (!is_get) {
+            res = not_allowed();
+        } else {
+            co_return co_await serve_pieces(req, conn, t->segments[2]);
+        }
     } else if (t->segments == std::vector<std::string>{"v1", "files"}) {
         res = is_get ? json_response(req, http::status::ok, files_json(id_, folder_->offered()))
                      : not_allowed();
@@ -166,6 +172,7 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
             o["id"] = id_;
             o["files"] = folder_->offered().size();
             o["hashing"] = folder_->backlog();
+            o["hashed_bytes"] = folder_->hashed_bytes();
             o["registered"] = s.registered;
             res = json_response(req, http::status::ok, boost::json::serialize(o));
         } else {
@@ -178,36 +185,85 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
     co_return ok&& res.keep_alive();
 }
 
-asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
-                                              const std::string& name) {
-    const auto refuse = [&](errc code, std::string message) -> asio::awaitable<bool> {
-        auto res = error_response(req, code, std::move(message));
-        const bool ok = co_await conn.write(res);
-        co_return ok&& res.keep_alive();
-    };
+asio::awaitable<api_result<file_server::opened_file>> file_server::open_shared(
+    const std::string& name) {
     if (const auto problem = file_name_problem(name); !problem.empty()) {
-        co_return co_await refuse(errc::bad_name, std::string(problem));
+        co_return fail(errc::bad_name, std::string(problem));
     }
     const auto* cached = folder_->find(name);
-    if (cached == nullptr) co_return co_await refuse(errc::not_found, name + " is not shared here");
+    if (cached == nullptr) co_return fail(errc::not_found, name + " is not shared here");
     // openat + O_NOFOLLOW on the folder's descriptor: a name is looked up in this folder only,
     // and a symlink put in place of a shared file is refused. O_NONBLOCK: a FIFO or a device
     // swapped in is never waited on; fstat of the opened descriptor then refuses it.
-    auto fd = std::make_shared<unique_fd>(
+    opened_file out;
+    out.fd = std::make_shared<unique_fd>(
         ::openat(folder_->dir(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     struct stat st {};
-    if (!*fd || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-        co_return co_await refuse(errc::not_found, name + " is not shared here");
+    if (!*out.fd || ::fstat(out.fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        co_return fail(errc::not_found, name + " is not shared here");
     }
-    std::string sha256 = cached->sha256;
-    if (stamp_of(st) != cached->stamp) {
-        // Changed by hand since it was hashed: hash it again before announcing an ETag.
-        auto digest = co_await folder_->async_rehash(name, fd, stamp_of(st));
-        if (!digest) co_return co_await refuse(digest.error().code, digest.error().message);
-        sha256 = std::move(*digest);
+    out.size = static_cast<std::uint64_t>(st.st_size);
+    if (stamp_of(st) == cached->stamp) {
+        out.sha256 = cached->sha256;
+        out.pieces = cached->pieces;
+        co_return out;
     }
-    const auto size = static_cast<std::uint64_t>(st.st_size);
-    const std::string etag = "\"" + sha256 + "\"";
+    // Changed by hand since it was hashed: hash it again before announcing an ETag.
+    auto hashed = co_await folder_->async_rehash(name, out.fd, stamp_of(st));
+    if (!hashed) co_return hashed.error();
+    out.sha256 = std::move(hashed->sha256);
+    out.pieces = std::move(hashed->pieces);
+    co_return out;
+}
+
+asio::awaitable<bool> file_server::serve_pieces(request& req, connection& conn,
+                                                const std::string& name) {
+    auto file = co_await open_shared(name);
+    if (file && !file->pieces) {
+        file = fail(errc::not_found, "the piece hashes of " + name + " are not known yet");
+    }
+    if (!file) {
+        auto res = error_response(req, file.error().code, std::move(file.error().message));
+        const bool ok = co_await conn.write(res);
+        co_return ok&& res.keep_alive();
+    }
+    const std::string etag = "\"" + file->sha256 + "\"";
+    if (!if_match_allows(req[http::field::if_match], etag)) {
+        auto res = error_response(req, errc::precondition_failed,
+                                  name + " is no longer the version If-Match names");
+        res.set(http::field::etag, etag);
+        const bool ok = co_await conn.write(res);
+        co_return ok&& res.keep_alive();
+    }
+    response res{http::status::ok, req.version(), req.keep_alive()};
+    res.content_type("application/octet-stream");
+    res.set(http::field::etag, etag);
+    const auto& pieces = *file->pieces;
+    res.body().assign(reinterpret_cast<const char*>(pieces.data()), pieces.size() * 32);
+    const bool ok = co_await conn.write(res);
+    co_return ok&& res.keep_alive();
+}
+
+asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
+                                              const std::string& name) {
+    auto file = co_await open_shared(name);
+    if (!file) {
+        auto res = error_response(req, file.error().code, std::move(file.error().message));
+        const bool ok = co_await conn.write(res);
+        co_return ok&& res.keep_alive();
+    }
+    const auto fd = file->fd;
+    const std::string etag = "\"" + file->sha256 + "\"";
+    // If-Match before Range (RFC 9110 13.2.2): a client that fetches pieces of one version never
+    // gets bytes of another.
+    if (!if_match_allows(req[http::field::if_match], etag)) {
+        auto res = error_response(req, errc::precondition_failed,
+                                  name + " is no longer the version If-Match names");
+        res.set(http::field::etag, etag);
+        const bool ok = co_await conn.write(res);
+        co_return ok&& res.keep_alive();
+    }
+    const auto size = file->size;
     std::uint64_t first = 0;
     std::uint64_t length = size;
     bool partial = false;

@@ -1,5 +1,6 @@
-// The peer's file server: GET/HEAD of the shared files with byte ranges and a strong ETag (the
-// SHA-256), its listing and health (docs/protocol.md §7), over detail::http_server. Bodies go
+// The peer's file server: GET/HEAD of the shared files with byte ranges, a strong ETag (the
+// SHA-256) and If-Match, their piece hashes, its listing and health (docs/protocol.md §7 and
+// §10), over detail::http_server. Bodies go
 // out with sendfile(2) from the page cache; a part of a file that is not in the page cache is
 // read on the blocking executor, so a slow disk never stalls the peer's other work.
 #pragma once
@@ -39,8 +40,19 @@ public:
 
 private:
     boost::asio::awaitable<bool> handle(request& req, connection& conn);
+    /// A shared file opened for a request, with the hashes of what is on disk now.
+    struct opened_file {
+        std::shared_ptr<unique_fd> fd;
+        std::uint64_t size = 0;
+        std::string sha256;
+        std::shared_ptr<const std::vector<digest>> pieces; ///< null: not hashed in pieces yet
+    };
+    /// Opens `name` in the folder; a file changed since it was hashed is hashed again first.
+    boost::asio::awaitable<api_result<opened_file>> open_shared(const std::string& name);
     boost::asio::awaitable<bool> serve_file(request& req, connection& conn,
                                             const std::string& name);
+    boost::asio::awaitable<bool> serve_pieces(request& req, connection& conn,
+                                              const std::string& name);
 
     boost::asio::any_io_executor executor_;
     boost::asio::any_io_executor blocking_;
