@@ -120,7 +120,8 @@ void piece_hasher::update(const void* data, std::size_t n) {
     const auto* p = static_cast<const unsigned char*>(data);
     s.file.update(p, n);
     while (n > 0) {
-        const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, s.piece - s.in_piece));
+        const auto take =
+            static_cast<std::size_t>(std::min<std::uint64_t>(n, s.piece - s.in_piece));
         s.current.update(p, take);
         s.in_piece += take;
         s.at += take;
