@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
     std::string hash_cache;
     std::string drain = "10s";
     std::string rescan = "5s";
+    std::string upload_rate = "0";
+    std::string download_rate = "0";
     std::string log_level = "warn";
     std::string command;
     std::vector<std::string> names;
@@ -78,6 +80,10 @@ int main(int argc, char** argv) {
          "the index server's config file")
         ("parallel", po::value(&options.max_parallel_downloads)
              ->default_value(options.max_parallel_downloads), "downloads at once")
+        ("max-upload-rate", po::value(&upload_rate)->default_value(upload_rate),
+         "bytes per second all uploads may send together, e.g. 20MiB; 0 = no cap")
+        ("max-download-rate", po::value(&download_rate)->default_value(download_rate),
+         "bytes per second all downloads may receive together, e.g. 20MiB; 0 = no cap")
         ("sources", po::value(&options.transfer.sources)->default_value(options.transfer.sources),
          "sources one file is fetched from at once (1 to 16)")
         ("overwrite", po::bool_switch(&options.transfer.overwrite),
@@ -132,6 +138,15 @@ int main(int argc, char** argv) {
     if (!rescan_ms || rescan_ms->count() <= 0) {
         return fail_usage("--rescan: '" + rescan + "' is not a duration");
     }
+    const auto up = p2pshare::parse_size(upload_rate);
+    const auto down = p2pshare::parse_size(download_rate);
+    if (!up) return fail_usage("--max-upload-rate: '" + upload_rate + "' is not a size");
+    if (!down) return fail_usage("--max-download-rate: '" + download_rate + "' is not a size");
+    if (options.transfer.sources < 1 || options.transfer.sources > 16) {
+        return fail_usage("--sources: between 1 and 16");
+    }
+    options.max_upload_rate = *up;
+    options.transfer.max_download_rate = *down;
     options.drain_timeout = *drain_ms;
     options.rescan_interval = *rescan_ms;
     options.server_config = server_config;

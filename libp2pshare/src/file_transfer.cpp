@@ -9,6 +9,7 @@
 #include "piece_record.hpp"
 #include "pieces.hpp"
 #include "protocol.hpp"
+#include "rate_limiter.hpp"
 #include "sha256.hpp"
 #include "support.hpp"
 #include "transfer_body.hpp"
@@ -91,6 +92,7 @@ struct download_state {
     asio::any_io_executor blocking;
     const TransferOptions* options = nullptr;
     connection_pool* pool = nullptr;
+    rate_limiter* rate = nullptr; ///< the FileTransfer's cap on received bytes
     std::string name;
     std::string target;
     std::string etag;
@@ -171,9 +173,13 @@ struct download_state {
     }
 
     /// The next source not used yet, or nullptr.
+    /// The next source not used yet and not banned (by its piece hashes), or nullptr.
     source_ctx* take_source() {
-        if (next_source >= sources.size()) return nullptr;
-        return sources[next_source++].get();
+        while (next_source < sources.size()) {
+            auto* s = sources[next_source++].get();
+            if (!s->report.banned) return s;
+        }
+        return nullptr;
     }
 
     void piece_verified(source_ctx& s, std::size_t piece) {
@@ -283,8 +289,9 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
         s.fetching = true;
         piece_request req{d->target, s.src.host, d->etag,          d->size,
                           sp.offset, sp.length,  d->hashes[*piece]};
-        auto out = co_await fetch_piece(*s.stream, s.buffer, req, d->fd, d->blocking,
-                                        d->options->stall_timeout, chunk, spare, s.stop, s);
+        auto out =
+            co_await fetch_piece(*s.stream, s.buffer, req, d->fd, d->blocking,
+                                 d->options->stall_timeout, chunk, spare, s.stop, s, d->rate);
         s.fetching = false;
         d->in_flight_bytes -= std::min(d->in_flight_bytes, out.received);
         const bool reused = s.reused;
@@ -515,7 +522,8 @@ FileTransfer::FileTransfer(asio::any_io_executor executor, std::filesystem::path
     : executor_(std::move(executor)),
       folder_(std::move(folder)),
       options_(std::move(options)),
-      pool_(std::make_shared<connection_pool>(options_.idle_timeout, 4)) {
+      pool_(std::make_shared<connection_pool>(options_.idle_timeout, 4)),
+      download_rate_(std::make_shared<rate_limiter>(options_.max_download_rate)) {
     prepare_openssl();
     if (!options_.blocking_executor) options_.blocking_executor = default_blocking_executor();
 }
@@ -579,6 +587,7 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
     d->blocking = *options_.blocking_executor;
     d->options = &options_;
     d->pool = pool_.get();
+    d->rate = download_rate_.get();
     d->name = name;
     d->target = "/v1/files/" + percent_encode(name);
     d->etag = "\"" + sources.front().sha256 + "\"";
@@ -601,6 +610,11 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
                 r.source_peer = s.peer;
                 r.source = s.address;
             }
+        }
+        if (r.source.empty() && !d->sources.empty()) {
+            // No byte came from anyone (an empty file, or every piece kept): the first asked.
+            r.source_peer = d->sources.front()->src.peer;
+            r.source = d->sources.front()->key;
         }
         r.received = d->received;
         r.refetched = d->refetched;
@@ -773,6 +787,11 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
                          "cannot move " + part + " into place: " + errno_text(e));
     }
     ::unlinkat(dir.get(), record_name.c_str(), 0);
+    r.sha256 = to_hex(*sha);
+    if (root) {
+        r.root = to_hex(*root);
+        r.piece_hashes = std::move(d->hashes);
+    }
     r.elapsed = elapsed();
     co_return r;
 }

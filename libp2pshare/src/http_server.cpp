@@ -111,6 +111,9 @@ tcp::socket& connection::socket() noexcept { return s_.socket; }
 const tcp::endpoint& connection::remote() const noexcept { return s_.remote; }
 const ServerLimits& connection::limits() const noexcept { return s_.limits; }
 bool connection::stopping() const noexcept { return s_.stopping; }
+bool connection::closing() const noexcept {
+    return s_.stopping && s_.limits.stop_idle == std::chrono::milliseconds::zero();
+}
 std::string& connection::spare() noexcept { return s_.spare; }
 
 void connection::progressed(std::size_t n) {
@@ -153,7 +156,7 @@ asio::awaitable<bool> connection::write(const response& res) {
     status = res.result_int();
     s_.head.clear();
     // A stopping server closes the connection after this answer: it says so.
-    res.write_head(s_.head, res.body().size(), s_.stopping);
+    res.write_head(s_.head, res.body().size(), closing());
     // A small body is copied after its head: one buffer, one send(2).
     const bool joined = !head && res.body().size() <= join_limit;
     if (joined) s_.head.append(res.body());
@@ -168,7 +171,7 @@ asio::awaitable<bool> connection::write_head(const response& res, std::uint64_t 
                                              bool more) {
     status = res.result_int();
     s_.head.clear();
-    res.write_head(s_.head, content_length, s_.stopping);
+    res.write_head(s_.head, content_length, closing());
     std::array<asio::const_buffer, 2> buffers{asio::buffer(s_.head), asio::const_buffer{}};
     if (const int done = send_now(buffers, more); done != 0) co_return done > 0;
     co_return co_await send(buffers, more);
@@ -303,13 +306,19 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
     connection conn(*s);
     bool linger = false;   // an error answer was sent before the request was read to its end
     bool answered = false; // a request was answered on this connection
+    // A stopping server ends its connections, or serves the ones that go on asking until they
+    // stop (ServerLimits::stop_idle).
+    const auto ending = [this] {
+        return stopping_ && limits_.stop_idle == std::chrono::milliseconds::zero();
+    };
     for (;;) {
-        if (stopping_) break;
+        if (ending()) break;
         if (s->in.size() == 0) {
             // Wait for the first byte of the next request under the idle deadline; the whole
             // request then has to arrive within the read deadline.
             s->idle = true;
-            s->expires_after(limits_.idle_timeout);
+            s->expires_after(stopping_ ? std::min(limits_.stop_idle, limits_.idle_timeout)
+                                       : limits_.idle_timeout);
             if (answered) {
                 // Let the other connections' ready work run first: a client that has just
                 // been answered has, by then, often sent its next request, which the read
@@ -319,14 +328,14 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
                 co_await asio::post(asio::use_awaitable);
                 // A stop, or the idle deadline, may have come meanwhile: its cancel found no
                 // read to cancel.
-                if (stopping_ || s->expired) break;
+                if (ending() || s->expired || s->cut) break;
             }
             auto [ec, n] = co_await s->socket.async_read_some(s->in.prepare(read_chunk), use_tuple);
             s->idle = false;
             if (ec) break;
             s->in.commit(n);
         }
-        if (stopping_) break;
+        if (ending()) break;
         boost::system::error_code ec;
         {
             request_parser parser(s->req, limits_);
@@ -457,7 +466,10 @@ asio::awaitable<void> http_server::discard_input(session& s) {
 
 void http_server::close_idle() {
     for (const auto& s : sessions_) {
-        if (s->idle) {
+        if (!s->idle) continue;
+        if (limits_.stop_idle > std::chrono::milliseconds::zero()) {
+            s->expires_after(std::min(limits_.stop_idle, limits_.idle_timeout));
+        } else {
             boost::system::error_code ec;
             s->socket.cancel(ec);
         }

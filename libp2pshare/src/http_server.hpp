@@ -54,6 +54,8 @@ public:
     const tcp::endpoint& remote() const noexcept;
     const ServerLimits& limits() const noexcept;
     bool stopping() const noexcept;
+    /// Whether this answer is the connection's last (the server stops and keeps no connection).
+    bool closing() const noexcept;
 
     /// Sends a complete response under the write deadline (only its header, with the
     /// Content-Length of its body, when the request was HEAD). Returns false when it failed.

@@ -87,6 +87,9 @@ struct PeerNode::impl : std::enable_shared_from_this<impl> {
                               : options.folder;
         folder = std::make_shared<shared_folder>(ex, blocking, path, name, options.hash_cache);
         options.limits.stop_grace = options.drain_timeout;
+        // Quit serves the next pieces asked on connections it has (PeerNode::async_quit).
+        options.limits.stop_idle =
+            std::min<std::chrono::milliseconds>(options.drain_timeout, std::chrono::seconds(2));
         if (!options.transfer.blocking_executor) options.transfer.blocking_executor = blocking;
     }
 
@@ -192,7 +195,7 @@ asio::awaitable<Error> PeerNode::impl::start() {
             if (!self) return {false, true};
             return {self->session && self->session->registered(), self->stopping->load()};
         },
-        name);
+        name, options.max_upload_rate);
     if (auto ec = server->listen(options.host, options.port)) {
         co_return Error{ec, "cannot listen on " +
                                 to_string(ServerAddress{options.host, options.port}) + ": " +

@@ -138,12 +138,10 @@ bool aborted(const boost::system::error_code& ec) { return ec == asio::error::op
 
 } // namespace
 
-asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                           const piece_request& request, int fd,
-                                           asio::any_io_executor blocking,
-                                           std::chrono::milliseconds stall,
-                                           std::vector<char>& chunk, std::vector<char>& spare,
-                                           const bool& stop, piece_listener& listener) {
+asio::awaitable<piece_outcome> fetch_piece(
+    beast::tcp_stream& stream, beast::flat_buffer& buffer, const piece_request& request, int fd,
+    asio::any_io_executor blocking, std::chrono::milliseconds stall, std::vector<char>& chunk,
+    std::vector<char>& spare, const bool& stop, piece_listener& listener, rate_limiter* rate) {
     co_await asio::this_coro::throw_if_cancelled(false);
     client_request req{http::verb::get, request.target, 11};
     req.set(http::field::host, request.host);
@@ -235,6 +233,7 @@ asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::fla
         } else {
             std::tie(read_error, n) = co_await fill(stream, into, want, stall);
         }
+        if (n > 0) co_await async_throttle(rate, n);
         write_error = co_await end_store(writing);
         if (n > 0 && write_error == 0) {
             start_store(writing, blocking, hash, fd, into, n, at);

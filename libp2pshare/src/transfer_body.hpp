@@ -6,6 +6,7 @@
 
 #include "http_client.hpp"
 #include "pieces.hpp"
+#include "rate_limiter.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -77,12 +78,10 @@ protected:
 /// `chunk.size()` bytes alternate between `chunk` and `spare`: one is hashed and written on
 /// `blocking` while the other fills. Checks `stop` between chunks; a cancellation of the
 /// awaiting operation, or of the stream, ends it with `interrupted`. Every write has ended when
-/// it returns.
-asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                           const piece_request& request, int fd,
-                                           asio::any_io_executor blocking,
-                                           std::chrono::milliseconds stall,
-                                           std::vector<char>& chunk, std::vector<char>& spare,
-                                           const bool& stop, piece_listener& listener);
+/// it returns. Received bytes are taken from `rate` (none: no cap), pausing as it says.
+asio::awaitable<piece_outcome> fetch_piece(
+    beast::tcp_stream& stream, beast::flat_buffer& buffer, const piece_request& request, int fd,
+    asio::any_io_executor blocking, std::chrono::milliseconds stall, std::vector<char>& chunk,
+    std::vector<char>& spare, const bool& stop, piece_listener& listener, rate_limiter* rate);
 
 } // namespace p2pshare::detail

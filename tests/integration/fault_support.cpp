@@ -135,6 +135,9 @@ std::vector<FileSource> lookup_sources(std::uint16_t index_port, const std::stri
         f.port = s.at("port").to_number<std::uint16_t>();
         f.size = s.at("size").to_number<std::uint64_t>();
         f.sha256 = std::string(s.at("sha256").as_string());
+        if (const auto* root = s.as_object().if_contains("root")) {
+            f.root = std::string(root->as_string());
+        }
         out.push_back(std::move(f));
     }
     std::sort(out.begin(), out.end(),

@@ -47,8 +47,15 @@ asio::awaitable<void> quit_and_watch(quit_watch* w) {
         const auto stats = co_await w->index->async_stats();
         if (stats.peers == 1) {
             w->progress_when_unlisted = w->progress;
-            w->uploads_when_unlisted = w->uploader->active_uploads();
             w->unlisted = true;
+            // The download goes on piece by piece: an upload is in flight at once or at its
+            // next piece (a request ends between two pieces).
+            for (int i = 0; i < 1000 && w->uploads_when_unlisted == 0; ++i) {
+                w->uploads_when_unlisted = w->uploader->active_uploads();
+                if (w->uploads_when_unlisted > 0) break;
+                timer.expires_after(std::chrono::milliseconds(1));
+                co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
             co_return;
         }
         timer.expires_after(std::chrono::milliseconds(1));
@@ -82,7 +89,10 @@ BOOST_AUTO_TEST_CASE(quit_unregisters_first_and_lets_the_upload_finish) {
     test::network net;
     const auto content = big_content();
     test::write_file(net / "p1" / "big.bin", content);
-    auto& a = net.start_peer(1);
+    // Capped so that the upload lasts (about 2 s): the quit comes in the middle of it.
+    auto uploader = net.options(1);
+    uploader.max_upload_rate = 32 << 20;
+    auto& a = net.start_peer(uploader);
 
     quit_watch watch;
     watch.uploader = &a;

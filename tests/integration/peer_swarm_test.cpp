@@ -120,4 +120,44 @@ BOOST_AUTO_TEST_CASE(two_versions_of_a_name_are_never_mixed) {
     }
 }
 
+// The caps hold within a generous tolerance (docs/protocol.md, section 8): the rate measured
+// over a whole download is at most 1.25 x the cap (the first burst of 20 ms is free) and at
+// least 0.4 x (the cap is not far too strict).
+BOOST_AUTO_TEST_CASE(upload_and_download_caps_hold) {
+    test::network net;
+    const std::string name = "capped.bin";
+    const auto content = test::random_text(6 * mib, 94);
+    constexpr std::uint64_t cap = 6 << 20; // 6 MiB/s: about a second
+    const auto rate_of = [&](const std::vector<DownloadOutcome>& outcomes) {
+        BOOST_TEST_REQUIRE(outcomes.size() == 1u);
+        BOOST_TEST_REQUIRE(!outcomes[0].error, outcomes[0].message);
+        const double seconds = std::chrono::duration<double>(outcomes[0].transfer.elapsed).count();
+        return static_cast<double>(content.size()) / seconds;
+    };
+    // One source, its uploads capped.
+    test::write_file(net / "p1" / name, content);
+    auto o1 = net.options(1);
+    o1.max_upload_rate = cap;
+    net.start_peer(o1);
+    auto& p3 = net.start_peer(3);
+    const double up = rate_of(net.io().run(p3.async_download({name})));
+    BOOST_TEST_MESSAGE("upload cap " << cap << " B/s: measured " << up << " B/s");
+    BOOST_TEST(up <= 1.25 * cap);
+    BOOST_TEST(up >= 0.4 * cap);
+    BOOST_TEST(test::read_file(net / "p3" / name) == content);
+    // Two uncapped sources, the downloader capped: the cap is on the sum.
+    test::write_file(net / "p2" / name, content);
+    net.start_peer(2);
+    auto o4 = net.options(4);
+    o4.transfer.max_download_rate = cap;
+    auto& p4 = net.start_peer(o4);
+    // (p1's upload cap stays: give p4 only uncapped sources' speed to check its own cap)
+    const auto outcomes = net.io().run(p4.async_download({name}));
+    const double down = rate_of(outcomes);
+    BOOST_TEST_MESSAGE("download cap " << cap << " B/s: measured " << down << " B/s");
+    BOOST_TEST(down <= 1.25 * cap);
+    BOOST_TEST(down >= 0.4 * cap);
+    BOOST_TEST(test::read_file(net / "p4" / name) == content);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,5 +1,6 @@
 #include "piece_picker.hpp"
 #include "piece_record.hpp"
+#include "rate_limiter.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -158,6 +159,45 @@ BOOST_AUTO_TEST_CASE(a_record_of_other_content_or_length_is_not_used) {
     BOOST_TEST(record().read(flipped).has_value());
     flipped[104 + slot + 3] ^= 1;
     BOOST_TEST(!record().read(flipped).has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(rate_limiter_suite)
+
+using p2pshare::detail::rate_limiter;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_CASE(no_cap_never_pauses) {
+    rate_limiter r(0);
+    BOOST_TEST(!r.limited());
+    BOOST_TEST(
+        (r.take(1ull << 40, rate_limiter::clock::now()) == rate_limiter::clock::duration::zero()));
+    BOOST_TEST(r.step(512 * 1024) == 512u * 1024);
+}
+
+BOOST_AUTO_TEST_CASE(bytes_beyond_the_burst_are_paid_back_at_the_rate) {
+    rate_limiter r(1 << 20); // 1 MiB/s: a burst of 64 KiB
+    const auto t0 = rate_limiter::clock::now();
+    BOOST_TEST((r.take(64 * 1024, t0) == rate_limiter::clock::duration::zero()));
+    // 1 MiB more at once: about one second of pause.
+    const auto pause = r.take(1 << 20, t0);
+    BOOST_TEST(std::chrono::duration<double>(pause).count() == 1.0,
+               boost::test_tools::tolerance(0.01));
+    // After that second has passed, the next 64 KiB pays about 1/16 s.
+    const auto next = r.take(64 * 1024, t0 + 1s);
+    BOOST_TEST(std::chrono::duration<double>(next).count() == 0.0625,
+               boost::test_tools::tolerance(0.01));
+    // Long idle time does not bank more than the burst.
+    const auto later = t0 + 100s;
+    BOOST_TEST((r.take(64 * 1024, later) == rate_limiter::clock::duration::zero()));
+    BOOST_TEST((r.take(64 * 1024, later) > rate_limiter::clock::duration::zero()));
+}
+
+BOOST_AUTO_TEST_CASE(steps_are_about_20_ms_of_bytes) {
+    BOOST_TEST(rate_limiter(10 << 20).step(512 * 1024) == (10u << 20) / 50);
+    BOOST_TEST(rate_limiter(1 << 10).step(512 * 1024) == 16u * 1024);
+    BOOST_TEST(rate_limiter(1ull << 40).step(512 * 1024) == 512u * 1024);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -23,6 +23,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     async_mutex
     piece_picker_suite
     piece_record_suite
+    rate_limiter_suite
     pieces
     hash_cache
 )

@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -53,6 +54,9 @@ struct TransferOptions {
     /// Bytes received from one source before they are hashed and written (two such buffers per
     /// source: one fills while the other is written).
     std::size_t buffer_size = 256 * 1024;
+    /// Bytes per second that all downloads of this FileTransfer (of a PeerNode: all of its
+    /// downloads) may receive together; 0: no cap.
+    std::uint64_t max_download_rate = 0;
     /// Where writes of received bytes and their hashing run (they may wait for the disk).
     /// Empty: a pool of two threads shared by the process.
     std::optional<boost::asio::any_io_executor> blocking_executor;
@@ -73,15 +77,19 @@ struct SourceReport {
 
 struct TransferResult {
     std::string name;
-    boost::system::error_code error;   ///< empty on success
-    std::string message;               ///< what went wrong, for people
-    std::uint64_t size = 0;            ///< the file's size
-    std::uint64_t received = 0;        ///< bytes of pieces received over the network
-    std::uint64_t resumed_from = 0;    ///< bytes of verified pieces kept from an earlier run
-    std::uint64_t pieces = 0;          ///< the file's pieces
-    std::uint64_t refetched = 0;       ///< pieces fetched more than once (bad, lost or end-game)
-    std::uint32_t source_peer = 0;     ///< the peer that sent the most bytes
-    std::string source;                ///< its host:port
+    boost::system::error_code error; ///< empty on success
+    std::string message;             ///< what went wrong, for people
+    std::uint64_t size = 0;          ///< the file's size
+    std::uint64_t received = 0;      ///< bytes of pieces received over the network
+    std::uint64_t resumed_from = 0;  ///< bytes of verified pieces kept from an earlier run
+    std::uint64_t pieces = 0;        ///< the file's pieces
+    std::uint64_t refetched = 0;     ///< pieces fetched more than once (bad, lost or end-game)
+    std::uint32_t source_peer = 0;   ///< the peer that sent the most bytes (or the first asked)
+    std::string source;              ///< its host:port
+    std::string sha256;              ///< the file's SHA-256 (hex), on success
+    std::string root;                ///< its root (hex), on success; empty where none was given
+    /// Its piece hashes, checked against `root`, on success (empty where there was no root).
+    std::vector<std::array<std::uint8_t, 32>> piece_hashes;
     std::vector<SourceReport> sources; ///< every source used, in the order first used
     std::chrono::microseconds elapsed{0};
 
@@ -90,7 +98,8 @@ struct TransferResult {
 
 namespace detail {
 class connection_pool;
-}
+class rate_limiter;
+} // namespace detail
 
 /// Downloads one file into a folder from the peers that share it (docs/protocol.md, "What a
 /// downloader does"). The sources given are grouped by content (size, SHA-256, root): the
@@ -133,6 +142,7 @@ private:
     std::filesystem::path folder_;
     TransferOptions options_;
     std::shared_ptr<detail::connection_pool> pool_;
+    std::shared_ptr<detail::rate_limiter> download_rate_;
 };
 
 } // namespace p2pshare

@@ -16,6 +16,11 @@ struct ServerLimits {
     std::chrono::milliseconds write_timeout{
         30'000}; ///< to send a response; file bodies: without progress
     std::chrono::milliseconds stop_grace{5'000}; ///< stop(): wait for requests in flight
+    /// stop(): a connection waiting for its next request is kept this long for it, and served,
+    /// so that a client fetching a file piece by piece finishes it; 0 closes such connections at
+    /// once and answers requests in flight with "Connection: close". Either way no new
+    /// connection is accepted and stop_grace cuts connections that make no progress.
+    std::chrono::milliseconds stop_idle{0};
 };
 
 /// Bounds of the index's API and of what it holds. /v1/health tells clients the ones they

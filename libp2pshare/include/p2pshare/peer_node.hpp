@@ -44,7 +44,10 @@ struct PeerOptions {
     std::filesystem::path hash_cache;
     std::chrono::milliseconds rescan_interval{5'000}; ///< folder checked for changes by hand
     std::chrono::milliseconds drain_timeout{10'000};  ///< quit: uploads cut after no progress
-    std::chrono::milliseconds retry_max{5'000};       ///< re-registration backoff cap
+    /// Bytes per second that all uploads together may send; 0: no cap. (Downloads:
+    /// transfer.max_download_rate.)
+    std::uint64_t max_upload_rate = 0;
+    std::chrono::milliseconds retry_max{5'000}; ///< re-registration backoff cap
     std::size_t max_parallel_downloads = 4;
     ServerLimits limits{};
     TransferOptions transfer{};
@@ -129,8 +132,10 @@ public:
     boost::asio::awaitable<Error> async_sync();
 
     /// Unregisters, stops accepting, lets uploads in progress finish (cut only after
-    /// drain_timeout without progress), then stops. Safe to call more than once. Cancelled, it
-    /// cuts the uploads at once.
+    /// drain_timeout without progress), then stops. A downloader fetching a file piece by piece
+    /// over a connection it already has is served to the end: a connection that asks again
+    /// within 2 s (or drain_timeout, if shorter) is kept; new connections are refused. Safe to call
+    /// more than once. Cancelled, it cuts the uploads at once.
     boost::asio::awaitable<void> async_quit();
 
     std::uint32_t id() const noexcept;

@@ -63,14 +63,17 @@ asio::awaitable<void> worker(std::shared_ptr<work> w) {
             break;
         }
         if (r) {
-            // Remember the verified hash so the next scan need not read the file again.
+            // Remember the verified hashes so that the file is offered at once, without being
+            // read again.
             struct stat st {};
             if (::fstatat(w->folder->dir(), outcome.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                for (const auto& s : j.sources) {
-                    if (s.peer == r.source_peer) {
-                        w->folder->remember(outcome.name, stamp_of(st), s.sha256);
-                    }
+                std::shared_ptr<const std::vector<digest>> pieces;
+                if (!r.piece_hashes.empty()) {
+                    pieces = std::make_shared<const std::vector<digest>>(r.piece_hashes.begin(),
+                                                                         r.piece_hashes.end());
                 }
+                w->folder->remember(outcome.name, stamp_of(st), r.sha256, r.root,
+                                    std::move(pieces));
             }
         } else {
             set_error(outcome, r.error, r.message);

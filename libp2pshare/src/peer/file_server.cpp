@@ -97,9 +97,11 @@ std::string files_json(std::uint32_t id, const std::vector<file_entry>& files) {
 
 file_server::file_server(asio::any_io_executor executor, asio::any_io_executor blocking,
                          std::shared_ptr<shared_folder> folder, std::uint32_t id,
-                         ServerLimits limits, std::function<health()> status, std::string log_name)
+                         ServerLimits limits, std::function<health()> status, std::string log_name,
+                         std::uint64_t max_upload_rate)
     : executor_(std::move(executor)),
       blocking_(std::move(blocking)),
+      upload_(max_upload_rate),
       folder_(std::move(folder)),
       id_(id),
       limits_(limits),
@@ -317,6 +319,7 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
             if (rest.size() != body.size() - static_cast<std::size_t>(n)) co_return false;
             std::copy(rest.begin(), rest.end(), body.begin() + n);
         }
+        co_await async_throttle(&upload_, length);
         const bool ok = co_await conn.write(res);
         co_return ok&& res.keep_alive();
     }
@@ -337,7 +340,7 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
     std::uint64_t left = length;
     const bool in_memory = on_memory_fs(fd->get()); // tmpfs: nothing to check
     while (left > 0) {
-        const auto chunk = static_cast<std::size_t>(std::min(left, send_chunk));
+        const auto chunk = static_cast<std::size_t>(std::min(left, upload_.step(send_chunk)));
         sent s;
         if (in_memory || in_page_cache(fd->get(), offset, chunk)) {
             s = send_some(socket.native_handle(), fd->get(), offset, chunk);
@@ -352,7 +355,11 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
             left -= static_cast<std::uint64_t>(s.n);
             offset += static_cast<std::uint64_t>(s.n);
             conn.progressed(static_cast<std::size_t>(s.n));
-            if (left > 0) co_await asio::post(asio::use_awaitable);
+            if (upload_.limited()) {
+                co_await async_throttle(&upload_, static_cast<std::uint64_t>(s.n));
+            } else if (left > 0) {
+                co_await asio::post(asio::use_awaitable);
+            }
             continue;
         }
         if (s.n == 0) co_return false; // the file shrank: the client sees a short body

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "../http_server.hpp"
+#include "../rate_limiter.hpp"
 #include "shared_folder.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -28,7 +29,8 @@ public:
     /// `executor` must be serial (the peer's). `status` is asked for /v1/health.
     file_server(boost::asio::any_io_executor executor, boost::asio::any_io_executor blocking,
                 std::shared_ptr<shared_folder> folder, std::uint32_t id, ServerLimits limits,
-                std::function<health()> status, std::string log_name);
+                std::function<health()> status, std::string log_name,
+                std::uint64_t max_upload_rate = 0);
 
     boost::system::error_code listen(const std::string& host, std::uint16_t port);
     std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
@@ -56,6 +58,7 @@ private:
 
     boost::asio::any_io_executor executor_;
     boost::asio::any_io_executor blocking_;
+    rate_limiter upload_; ///< shared by every upload (PeerOptions::max_upload_rate)
     std::shared_ptr<shared_folder> folder_;
     std::uint32_t id_;
     ServerLimits limits_;
