@@ -20,7 +20,9 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 namespace asio = boost::asio;
@@ -219,6 +221,71 @@ BOOST_AUTO_TEST_CASE(a_source_killed_mid_download_costs_at_most_its_piece_in_fli
     BOOST_TEST((test::read_file(folder / name) == content), "the file differs from the source's");
     BOOST_TEST_MESSAGE("source " << killed << " killed at " << killed_at << " bytes; received "
                                  << r.received << " for " << content.size());
+}
+
+// Four sources capped at 8 MiB/s each; a quarter of the way through, the one that sent the
+// latest bytes is frozen (SIGSTOP). The others finish the file long before the stall deadline
+// (the frozen source's piece is fetched again elsewhere at the end), and its connection is
+// dropped.
+BOOST_AUTO_TEST_CASE(a_source_frozen_mid_download_is_overtaken_and_its_connection_dropped) {
+    test::process_network net;
+    const std::string name = "big.bin";
+    const auto content = test::big_content(32 * MiB, 6);
+    for (std::uint32_t id = 1; id <= 4; ++id) {
+        test::write_file(net / ("p" + std::to_string(id)) / name, content);
+        net.serve(id, {"--max-upload-rate", "8MiB"});
+    }
+    const auto sources = test::lookup_sources(net.index_port(), name);
+    BOOST_TEST_REQUIRE(sources.size() == 4u);
+    std::map<std::string, std::uint32_t> by_address;
+    for (std::uint32_t id = 1; id <= 4; ++id)
+        by_address["127.0.0.1:" + std::to_string(net.port_of(id))] = id;
+    std::atomic<std::uint32_t> frozen{0};
+    TransferOptions options;
+    options.sources = 4;
+    options.stall_timeout = 20s;
+    options.on_progress = [&](const TransferProgress& p) {
+        if (frozen != 0 || p.done < content.size() / 4) return;
+        const auto it = by_address.find(p.source);
+        if (it == by_address.end()) return;
+        ::kill(net.peer(it->second).pid(), SIGSTOP);
+        frozen = it->second;
+    };
+    test::temp_dir folder;
+    test::io_thread io;
+    FileTransfer transfer(io.executor(), folder.path(), options);
+    const auto r = io.run(transfer.async_download(name, sources), 60s);
+    BOOST_TEST_REQUIRE(frozen != 0u);
+    const auto frozen_port = net.port_of(frozen);
+    BOOST_TEST_REQUIRE(!r.error, r.message);
+    BOOST_TEST((test::read_file(folder / name) == content), "the file differs from the source's");
+    // Well before the stall deadline: the end-game took the frozen source's piece.
+    BOOST_TEST(r.elapsed < std::chrono::microseconds(options.stall_timeout) / 2,
+               "took " << r.elapsed.count() << " us");
+    // At most its piece in flight was fetched twice.
+    BOOST_TEST(r.received <= content.size() + 2 * MiB);
+    // No connection to the frozen source is left established (the downloader dropped its own).
+    const auto established = [&] {
+        std::ifstream tcp("/proc/net/tcp");
+        std::string line;
+        std::getline(tcp, line);
+        std::size_t n = 0;
+        char port_hex[8];
+        std::snprintf(port_hex, sizeof port_hex, "%04X", frozen_port);
+        while (std::getline(tcp, line)) {
+            std::istringstream in(line);
+            std::string slot, local, remote, state;
+            in >> slot >> local >> remote >> state;
+            const bool ours = remote.ends_with(std::string(":") + port_hex);
+            if (ours && state == "01") ++n;
+        }
+        return n;
+    };
+    BOOST_TEST(established() == 0u);
+    BOOST_TEST_MESSAGE("source " << frozen << " frozen; the file took " << r.elapsed.count() / 1000
+                                 << " ms, " << r.received << " bytes received for "
+                                 << content.size());
+    ::kill(net.peer(frozen).pid(), SIGCONT);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
