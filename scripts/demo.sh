@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# make demo: an index server and three peers on this machine, in a temporary folder. Peers 2 and
-# 3 share generated files; peer 1 lists the network, downloads small files and a 64 MiB file from
-# them, deletes one, and everything is shut down cleanly. Exits 0 only if every step worked.
+# make demo: an index server and peers on this machine, in a temporary folder. Peers 2 and 3
+# share generated files; peer 1 lists the network, downloads small files and a 64 MiB file from
+# them, deletes one; peers 4, 5 and 6 share one 128 MiB file that peer 7 fetches from the three at
+# once, printing what each sent; everything is shut down cleanly. Exits 0 only if every step
+# worked.
 set -euo pipefail
 
 build=${1:-build/release}
@@ -66,11 +68,30 @@ echo "all ${#names[@]} files are identical to their sources ($(du -sh p1 | cut -
 say "peer 1: delete one file (menu option 3)"
 "$apps/peer" --id 1 rm "${names[0]}"
 
+say "peers 4, 5 and 6 share the same 128 MiB file, each sending at most 100 MiB/s"
+"$apps/filegen" --dirs p4 --sizes 128MiB --seed 4 --quiet --count 1 --prefix
+mkdir -p p5 p6
+big=$(cd p4 && ls)
+cp "p4/$big" "p5/$big"
+cp "p4/$big" "p6/$big"
+swarm=()
+for id in 4 5 6; do
+  "$apps/peer" --id "$id" serve --max-upload-rate 100MiB --log-level info >"p$id.out" 2>"p$id.log" &
+  pids+=($!); swarm+=($!)
+done
+for id in 4 5 6; do wait_for "p$id.out" "serving"; done
+
+say "peer 7: download it from the three at once (pieces of 1 MiB, each verified as it lands)"
+"$apps/peer" --id 7 get --no-progress --sources 3 "$big"
+cmp -s "p4/$big" "p7/$big" || { echo "demo: p7/$big differs from p4/$big" >&2; exit 1; }
+echo "p7/$big is identical to the sources'"
+
 say "quitting the peers and the index server (SIGTERM: unregister, drain, exit)"
-kill -TERM "$p2_pid" "$p3_pid"
+kill -TERM "$p2_pid" "$p3_pid" "${swarm[@]}"
 status=0
 wait "$p2_pid" || status=$?
 wait "$p3_pid" || status=$?
+for pid in "${swarm[@]}"; do wait "$pid" || status=$?; done
 kill -TERM "$index_pid"
 wait "$index_pid" || status=$?
 pids=()
