@@ -44,7 +44,7 @@ demo: build
 	scripts/demo.sh $(BUILD)
 
 bench-deps:
-	@scripts/deps.sh nginx-light wrk curl iperf3 gnuplot-nox
+	@scripts/deps.sh nginx-light wrk curl iperf3 gnuplot-nox aria2
 
 bench: build
 	scripts/bench.sh $(BUILD)

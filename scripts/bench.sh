@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make bench: runs the p2pshare benchmarks (bench/), then compares p2pshare with nginx, curl, wrk
-# and iperf3 in the same run, where they are installed (make bench-deps). Every log goes to
+# make bench: runs the p2pshare benchmarks (bench/), then compares p2pshare with nginx, curl, wrk,
+# iperf3 and aria2c in the same run, where they are installed (make bench-deps). Every log goes to
 # test-logs/, with test-logs/summary.md (every figure, its reference and ratio, the date, the
 # machine and the commit) and, where gnuplot is installed, PNG plots.
 #
@@ -449,6 +449,137 @@ if have curl; then
   kill -TERM "$p3_pid" 2>/dev/null || true
 else
   skipped "peer memory under 64 downloads" "curl is not installed (make bench-deps)"
+fi
+
+# --- downloads from several peers at once, against aria2c ----------------------------------
+# Peers on their own loopback addresses (127.0.0.11, ...), so that aria2c's -x1 (connections per
+# host) allows one connection to each. A 256 MiB file from N peers each capped at R = 16 MiB/s
+# by --max-upload-rate; one of 4 capped at R/10; one of 4 frozen (SIGSTOP) a quarter of the way
+# through; 1 GiB from 4 uncapped peers against 1. aria2c gets the same peers' URLs.
+if have aria2c; then
+  say "downloads from several peers at once (p2pshare against aria2c)"
+  swarm=$shm/swarm
+  mkdir -p "$swarm/src"
+  "$apps/filegen" --dirs "$swarm/src" --sizes 256MiB --seed 7 --quiet
+  src=$swarm/src/256MiB-1.txt
+  rate=$((16 << 20))
+  swarm_pids=()
+  declare -A swarm_port swarm_pid
+  swarm_peer() { # ID HOST RATE FILES... : a peer sharing hard links of FILES under their names
+    local id=$1 host=$2 cap=$3; shift 3
+    local dir=$swarm/p$id
+    mkdir -p "$dir"
+    while [ $# -gt 0 ]; do ln -f "$1" "$dir/$2"; shift 2; done
+    "$apps/peer" --id "$id" --folder "$dir" --config "$swarm/p$id.config" --host "$host" \
+      --max-upload-rate "$cap" "${peer_args[@]}" serve >"$swarm/p$id.out" 2>"$logs/swarm-peer$id.log" &
+    swarm_pid[$id]=$!
+    swarm_pids+=($!)
+    pids+=($!)
+    local line
+    line=$(wait_for "$swarm/p$id.out" "serving")
+    swarm_port[$id]=${line##*:}
+  }
+  # Peers 11-18 share capped.bin (R each); 11-13 also three.bin and slow.bin; 14 frozen.bin
+  # with 11-13; 19 shares slow.bin at R/10; 21-24 share the 1 GiB file uncapped.
+  for i in 1 2 3 4 5 6 7 8; do
+    id=$((10 + i))
+    files=("$src" capped.bin)
+    [ "$i" -le 3 ] && files+=("$src" three.bin "$src" slow.bin "$src" frozen.bin)
+    [ "$i" -eq 4 ] && files+=("$src" frozen.bin)
+    swarm_peer "$id" "127.0.0.$id" "$rate" "${files[@]}"
+  done
+  swarm_peer 19 127.0.0.19 $((rate / 10)) "$src" slow.bin
+  for id in 21 22 23 24; do swarm_peer "$id" "127.0.0.$id" 0 "$served/$big_name" big.bin; done
+  # Every peer has hashed and announced its files (a lookup finds all of them).
+  for name_count in capped.bin:8 three.bin:3 slow.bin:4 frozen.bin:4 big.bin:4; do
+    name=${name_count%%:*}; want=${name_count##*:}
+    for _ in $(seq 600); do
+      got=$(curl -sf -X POST --data "{\"names\":[\"$name\"]}" "http://127.0.0.1:$index_port/v1/lookup" \
+        | grep -o '"id"' | wc -l)
+      [ "$got" -ge "$want" ] && break
+      sleep 0.1
+    done
+  done
+  now() { date +%s.%N; }
+  # ours NAME SOURCES [FREEZE_ID FREEZE_AFTER]: seconds of `peer get` into tmpfs
+  ours() {
+    local name=$1 n=$2 dir=$swarm/dl
+    rm -rf "$dir"; mkdir -p "$dir"
+    local t0 t1
+    t0=$(now)
+    "$apps/peer" --id 30 --folder "$dir" --config "$swarm/p30.config" "${peer_args[@]}" \
+      get --json --sources "$n" "$name" >"$swarm/get.json" 2>>"$logs/swarm-get.log" &
+    local get_pid=$!
+    if [ -n "${3:-}" ]; then sleep "$4"; kill -STOP "${swarm_pid[$3]}"; fi
+    wait "$get_pid" || echo "bench: peer get $name failed: $(cat "$swarm/get.json")" >&2
+    t1=$(now)
+    [ -n "${3:-}" ] && kill -CONT "${swarm_pid[$3]}"
+    cat "$swarm/get.json" >>"$logs/swarm-get.json"
+    cmp -s "$dir/$name" "$src" || [ "$name" = big.bin ] || echo "bench: $name differs" >&2
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+  }
+  # theirs NAME [FREEZE_ID FREEZE_AFTER] -- IDS...: seconds of aria2c with one URL per peer
+  theirs() {
+    local name=$1 freeze=${2:-} after=${3:-} dir=$swarm/dl
+    shift 4 # NAME FREEZE AFTER --
+    local urls=()
+    for id in "$@"; do urls+=("http://127.0.0.$id:${swarm_port[$id]}/v1/files/$name"); done
+    rm -rf "$dir"; mkdir -p "$dir"
+    local t0 t1
+    t0=$(now)
+    aria2c -q -x1 -s "$#" -k 1M --file-allocation=falloc --allow-overwrite=true -d "$dir" \
+      -o "$name" "${urls[@]}" >>"$logs/swarm-aria2c.log" 2>&1 &
+    local a_pid=$!
+    if [ -n "$freeze" ]; then sleep "$after"; kill -STOP "${swarm_pid[$freeze]}"; fi
+    wait "$a_pid" || echo "bench: aria2c $name failed" >&2
+    t1=$(now)
+    [ -n "$freeze" ] && kill -CONT "${swarm_pid[$freeze]}"
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+  }
+  mibs() { awk -v s="$1" -v b="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1048576 / s; else print 0 }'; }
+  size=$((256 << 20))
+  ids=(11 12 13 14 15 16 17 18)
+  for n in 1 2 4 8; do
+    t_ours=$(ours capped.bin "$n")
+    t_aria=$(theirs capped.bin "" "" -- "${ids[@]:0:$n}")
+    ours_mibs=$(mibs "$t_ours" "$size"); aria_mibs=$(mibs "$t_aria" "$size")
+    echo "256 MiB from $n peers capped at 16 MiB/s: p2pshare $ours_mibs MiB/s (${t_ours} s), aria2c $aria_mibs MiB/s (${t_aria} s)"
+    figure "256 MiB from $n peers at 16 MiB/s each: against N x R" "$ours_mibs MiB/s" \
+      "$((16 * n)) MiB/s (N x R)" "$(div "$ours_mibs" $((16 * n)))x" ">= 0.95x" \
+      "$(at_least "$(div "$ours_mibs" $((16 * n)))" 0.95)"
+    figure "256 MiB from $n peers at 16 MiB/s each: against aria2c" "$ours_mibs MiB/s" \
+      "aria2c $aria_mibs MiB/s" "$(div "$ours_mibs" "$aria_mibs")x" ">= 0.97x" \
+      "$(at_least "$(div "$ours_mibs" "$aria_mibs")" 0.97)"
+  done
+  t_ours=$(ours slow.bin 4)
+  t_aria=$(theirs slow.bin "" "" -- 11 12 13 19)
+  echo "one of 4 sources at R/10: p2pshare ${t_ours} s, aria2c ${t_aria} s"
+  figure "256 MiB from 4 peers, one at R/10: against aria2c" "$(mibs "$t_ours" "$size") MiB/s" \
+    "aria2c $(mibs "$t_aria" "$size") MiB/s" "$(div "$t_aria" "$t_ours")x" ">= 0.97x" \
+    "$(at_least "$(div "$t_aria" "$t_ours")" 0.97)"
+  t_three=$(ours three.bin 3)
+  t_frozen=$(ours frozen.bin 4 14 1)
+  t_aria=$(theirs frozen.bin 14 1 -- 11 12 13 14)
+  echo "one of 4 frozen after 1 s: p2pshare ${t_frozen} s (3 alone: ${t_three} s), aria2c ${t_aria} s"
+  figure "256 MiB from 4 peers at R, one frozen after 1 s: against the 3 alone" "${t_frozen} s" \
+    "3 peers alone ${t_three} s" "$(div "$t_frozen" "$t_three")x the time" "<= 1.15x" \
+    "$(below "$(div "$t_frozen" "$t_three")" 1.1501)"
+  figure "256 MiB from 4 peers at R, one frozen after 1 s: against aria2c" "${t_frozen} s" \
+    "aria2c ${t_aria} s" "$(div "$t_aria" "$t_frozen")x faster" ">= 1.5x" \
+    "$(at_least "$(div "$t_aria" "$t_frozen")" 1.5)"
+  best1=0; best4=0
+  for _ in 1 2 3; do
+    t1=$(ours big.bin 1); t4=$(ours big.bin 4)
+    best1=$(max "$best1" "$(mibs "$t1" $((1 << 30)))"); best4=$(max "$best4" "$(mibs "$t4" $((1 << 30)))")
+  done
+  echo "1 GiB uncapped: from 4 peers $best4 MiB/s, from 1 peer $best1 MiB/s (best of 3)"
+  figure "1 GiB from 4 uncapped peers against 1 (best of 3)" "$best4 MiB/s" "1 peer $best1 MiB/s" \
+    "$(div "$best4" "$best1")x" ">= 1.0x" "$(at_least "$(div "$best4" "$best1")" 1.0)"
+  for pid in "${swarm_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${swarm_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$swarm"
+else
+  skipped "downloads from several peers against aria2c" "aria2c is not installed (make bench-deps)"
 fi
 
 # --- summary.md and plots -------------------------------------------------------------------
