@@ -223,7 +223,7 @@ int sync_and_record(int fd, int record_fd, std::uint64_t offset, std::string byt
 asio::awaitable<void> recorder(std::shared_ptr<download_state> d) {
     co_await asio::this_coro::throw_if_cancelled(false);
     for (;;) {
-        if (d->unrecorded > 0 && !d->record_failed) {
+        if (d->unrecorded > 0 && d->record && !d->record_failed) {
             d->unrecorded = 0;
             auto w = d->record->update(d->verified);
             const int error = co_await run_blocking(d->blocking, &sync_and_record, d->fd,
@@ -680,19 +680,26 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
         d->hashes = {*sha};
     }
 
-    // What an earlier run verified, if its record is of this content.
-    unique_fd record_fd(
-        ::openat(dir.get(), record_name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
-    if (!record_fd) {
-        co_return finish(errc::io_error, "cannot open " + record_name + ": " + errno_text(errno));
-    }
-    d->record_fd = record_fd.get();
-    d->record.emplace(size, d->piece_length, count, *sha, root.value_or(digest{}));
+    // What an earlier run verified, if its record is of this content. A file of one piece has
+    // no record: there is nothing to keep of it but the whole, which is checked.
+    unique_fd record_fd;
     d->picker = piece_picker(static_cast<std::size_t>(count));
     d->verified.assign(static_cast<std::size_t>(count), false);
     std::optional<std::vector<bool>> kept;
-    if (::fstat(fd.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) == size) {
-        kept = d->record->read(read_all(record_fd.get(), d->record->file_size()));
+    if (count > 1) {
+        record_fd.reset(::openat(dir.get(), record_name.c_str(),
+                                 O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (!record_fd) {
+            co_return finish(errc::io_error,
+                             "cannot open " + record_name + ": " + errno_text(errno));
+        }
+        d->record_fd = record_fd.get();
+        d->record.emplace(size, d->piece_length, count, *sha, root.value_or(digest{}));
+        if (::fstat(fd.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) == size) {
+            kept = d->record->read(read_all(record_fd.get(), d->record->file_size()));
+        }
+    } else if (::fstat(fd.get(), &st) != 0) {
+        co_return finish(errc::io_error, errno_text(errno));
     }
     const bool recorded = kept.has_value();
     if (!kept && st.st_size > 0) {
@@ -712,17 +719,21 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
     if (!recorded) {
         // A new record (so that no stale bit can name other bytes), naming what was checked
         // above, then the file's space.
-        const auto initial = d->record->initial();
-        const auto update = d->record->update(d->verified);
         int error = 0;
-        if (::ftruncate(record_fd.get(), 0) != 0 ||
-            !write_all(record_fd.get(), initial.data(), initial.size(), 0, error) ||
-            !write_all(record_fd.get(), update.bytes.data(), update.bytes.size(), update.offset,
-                       error) ||
-            (static_cast<std::uint64_t>(st.st_size) > size &&
-             ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)) {
-            co_return finish(errc::io_error, "cannot start " + part + ": " +
-                                                 errno_text(error != 0 ? error : errno));
+        if (d->record) {
+            const auto initial = d->record->initial();
+            const auto update = d->record->update(d->verified);
+            if (::ftruncate(record_fd.get(), 0) != 0 ||
+                !write_all(record_fd.get(), initial.data(), initial.size(), 0, error) ||
+                !write_all(record_fd.get(), update.bytes.data(), update.bytes.size(), update.offset,
+                           error)) {
+                co_return finish(errc::io_error, "cannot start " + record_name + ": " +
+                                                     errno_text(error != 0 ? error : errno));
+            }
+        }
+        if (static_cast<std::uint64_t>(st.st_size) > size &&
+            ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+            co_return finish(errc::io_error, "cannot start " + part + ": " + errno_text(errno));
         }
         if (const int e = co_await run_blocking(d->blocking, &preallocate, fd.get(), size);
             e != 0) {
