@@ -6,6 +6,7 @@
 
 #include "hash_cache.hpp"
 #include "index_codec.hpp"
+#include "piece_record.hpp"
 #include "pieces.hpp"
 #include "protocol.hpp"
 #include "query.hpp"
@@ -162,6 +163,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     check(list->size() == piece_count_for(size));
                     check(merkle_root(*list) == root);
                 }
+            }
+            // A download's record of its verified pieces, read at a restart: it names exactly
+            // the file's pieces, or nothing.
+            if (!input.empty()) {
+                const std::uint64_t pieces = 1 + input[0] % 40;
+                piece_record record(pieces * min_piece_size, min_piece_size, pieces, digest{},
+                                    digest{});
+                if (auto verified = record.read(input)) check(verified->size() == pieces);
             }
             break;
         }
