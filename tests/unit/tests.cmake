@@ -9,6 +9,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     unit/http_parser_test.cpp
     unit/index_codec_test.cpp
     unit/pieces_test.cpp
+    unit/run_on_test.cpp
   SUITES
     names
     index_store
@@ -22,4 +23,5 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     async_mutex
     pieces
     hash_cache
+    run_on_executor
 )
