@@ -5,6 +5,7 @@
 #include "blocking.hpp"
 #include "http_client.hpp"
 #include "protocol.hpp"
+#include "run_on.hpp"
 #include "sha256.hpp"
 #include "support.hpp"
 #include "transfer_body.hpp"
@@ -279,8 +280,7 @@ asio::awaitable<TransferResult> FileTransfer::async_download(std::string name,
     // Every step of the download and the hashing beside it (which share state) run on the
     // transfer's executor, which is serial. Cancelled, it ends with operation_aborted (the .part
     // stays, for a later resume).
-    co_return co_await asio::co_spawn(executor_, download(std::move(name), std::move(sources)),
-                                      asio::use_awaitable);
+    co_return co_await run_on(executor_, download(std::move(name), std::move(sources)));
 }
 
 asio::awaitable<TransferResult> FileTransfer::download(std::string name,
