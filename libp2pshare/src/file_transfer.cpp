@@ -10,6 +10,7 @@
 #include "pieces.hpp"
 #include "protocol.hpp"
 #include "rate_limiter.hpp"
+#include "run_on.hpp"
 #include "sha256.hpp"
 #include "support.hpp"
 #include "transfer_body.hpp"
@@ -536,8 +537,7 @@ asio::awaitable<TransferResult> FileTransfer::async_download(std::string name,
                                                              std::vector<FileSource> sources) {
     // Every step of the download runs on the transfer's executor, which is serial. Cancelled, it
     // ends with operation_aborted (the .part and its record stay, for a later run).
-    co_return co_await asio::co_spawn(executor_, download(std::move(name), std::move(sources)),
-                                      asio::use_awaitable);
+    co_return co_await run_on(executor_, download(std::move(name), std::move(sources)));
 }
 
 asio::awaitable<TransferResult> FileTransfer::download(std::string name,

@@ -5,11 +5,11 @@
 #include "index_store.hpp"
 #include "protocol.hpp"
 #include "query.hpp"
+#include "run_on.hpp"
 #include "support.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -367,7 +367,7 @@ namespace {
 /// a reference to the server it never held and freed the server while it still ran.
 asio::awaitable<void> stop_on_strand(strand_type strand, std::shared_ptr<http_server> server) {
     if (!server) co_return;
-    co_await asio::co_spawn(strand, server->async_stop(), asio::use_awaitable);
+    co_await run_on(strand, server->async_stop());
     log().info("index: stopped");
 }
 
@@ -381,17 +381,14 @@ asio::awaitable<IndexStats> IndexServer::async_stats() {
     // Not a coroutine itself: GCC 12 mishandles a capturing lambda made in a co_await expression
     // of a coroutine (its captures are released twice), so the lambda is made in a plain function.
     auto self = impl_;
-    return asio::co_spawn(
-        self->strand,
-        [self]() -> asio::awaitable<IndexStats> {
-            // Completes without a wait: Boost 1.81's co_spawn would throw a cancellation that
-            // came meanwhile out of the executor's thread unless told not to.
-            co_await asio::this_coro::throw_if_cancelled(false);
-            self->store.expire(index_store::clock::now());
-            co_return IndexStats{self->store.peer_count(), self->store.name_count(),
-                                 self->store.file_count()};
-        },
-        asio::use_awaitable);
+    return run_on(self->strand, [self]() -> asio::awaitable<IndexStats> {
+        // Completes without a wait: Boost 1.81's co_spawn would throw a cancellation that
+        // came meanwhile out of the executor's thread unless told not to.
+        co_await asio::this_coro::throw_if_cancelled(false);
+        self->store.expire(index_store::clock::now());
+        co_return IndexStats{self->store.peer_count(), self->store.name_count(),
+                             self->store.file_count()};
+    });
 }
 
 } // namespace p2pshare

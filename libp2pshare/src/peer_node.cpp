@@ -8,6 +8,7 @@
 #include "peer/file_server.hpp"
 #include "peer/index_session.hpp"
 #include "peer/shared_folder.hpp"
+#include "run_on.hpp"
 #include "support.hpp"
 
 #include <spdlog/spdlog.h>
@@ -320,27 +321,25 @@ PeerNode::~PeerNode() {
     if (d->started && !d->stopping->load()) asio::post(d->ex, [d] { d->abort(); });
 }
 
-// Each operation is a plain function that hands a lambda to co_spawn (a lambda that captures a
-// coroutine's parameters is miscompiled by GCC 12). co_spawn passes the caller's cancellation on.
+// Each operation is a plain function that hands a lambda to run_on (a lambda that captures a
+// coroutine's parameters is miscompiled by GCC 12). run_on passes the caller's cancellation on,
+// also one that comes as the operation completes.
 
 asio::awaitable<Error> PeerNode::async_start() {
-    return asio::co_spawn(
-        impl_->ex,
-        [d = impl_]() -> asio::awaitable<Error> {
-            co_await asio::this_coro::throw_if_cancelled(false);
-            auto r = co_await d->start();
-            if (cancelled(co_await asio::this_coro::cancellation_state)) {
-                d->abort();
-                co_return aborted;
-            }
-            co_return r;
-        },
-        asio::use_awaitable);
+    return run_on(impl_->ex, [d = impl_]() -> asio::awaitable<Error> {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        auto r = co_await d->start();
+        if (cancelled(co_await asio::this_coro::cancellation_state)) {
+            d->abort();
+            co_return aborted;
+        }
+        co_return r;
+    });
 }
 
 asio::awaitable<Result<std::vector<std::string>>> PeerNode::async_list_network_files(
     std::string contains) {
-    return asio::co_spawn(
+    return run_on(
         impl_->ex,
         [d = impl_,
          contains = std::move(contains)]() -> asio::awaitable<Result<std::vector<std::string>>> {
@@ -352,13 +351,12 @@ asio::awaitable<Result<std::vector<std::string>>> PeerNode::async_list_network_f
             if (cancelled(co_await asio::this_coro::cancellation_state)) co_return aborted;
             if (!r) co_return error_of(r.error());
             co_return std::move(*r);
-        },
-        asio::use_awaitable);
+        });
 }
 
 asio::awaitable<std::vector<DownloadOutcome>> PeerNode::async_download(
     std::vector<std::string> names) {
-    return asio::co_spawn(
+    return run_on(
         impl_->ex,
         [d = impl_,
          names = std::move(names)]() mutable -> asio::awaitable<std::vector<DownloadOutcome>> {
@@ -378,13 +376,12 @@ asio::awaitable<std::vector<DownloadOutcome>> PeerNode::async_download(
                 co_await d->session->async_send_files();
             }
             co_return out;
-        },
-        asio::use_awaitable);
+        });
 }
 
 asio::awaitable<std::vector<DeleteOutcome>> PeerNode::async_delete_local(
     std::vector<std::string> names) {
-    return asio::co_spawn(
+    return run_on(
         impl_->ex,
         [d = impl_, names = std::move(names)]() -> asio::awaitable<std::vector<DeleteOutcome>> {
             co_await asio::this_coro::throw_if_cancelled(false);
@@ -415,49 +412,39 @@ asio::awaitable<std::vector<DeleteOutcome>> PeerNode::async_delete_local(
                 co_await d->sync(false);
             }
             co_return out;
-        },
-        asio::use_awaitable);
+        });
 }
 
 asio::awaitable<Result<std::vector<LocalFile>>> PeerNode::async_local_files() {
-    return asio::co_spawn(
-        impl_->ex,
-        [d = impl_]() -> asio::awaitable<Result<std::vector<LocalFile>>> {
-            co_await asio::this_coro::throw_if_cancelled(false);
-            if (d->folder->dir() < 0) {
-                co_return Error{make_error_code(errc::shutting_down), "the peer is not running"};
-            }
-            co_await d->folder->async_scan();
-            if (auto ec = co_await d->folder->async_settle(); ec) {
-                co_return ec == asio::error::operation_aborted ? aborted
-                                                               : Error{ec, "the peer is stopping"};
-            }
-            std::vector<LocalFile> out;
-            for (auto& f : d->folder->offered())
-                out.push_back({std::move(f.name), f.size, std::move(f.sha256)});
-            co_return out;
-        },
-        asio::use_awaitable);
+    return run_on(impl_->ex, [d = impl_]() -> asio::awaitable<Result<std::vector<LocalFile>>> {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        if (d->folder->dir() < 0) {
+            co_return Error{make_error_code(errc::shutting_down), "the peer is not running"};
+        }
+        co_await d->folder->async_scan();
+        if (auto ec = co_await d->folder->async_settle(); ec) {
+            co_return ec == asio::error::operation_aborted ? aborted
+                                                           : Error{ec, "the peer is stopping"};
+        }
+        std::vector<LocalFile> out;
+        for (auto& f : d->folder->offered())
+            out.push_back({std::move(f.name), f.size, std::move(f.sha256)});
+        co_return out;
+    });
 }
 
 asio::awaitable<Error> PeerNode::async_sync() {
-    return asio::co_spawn(
-        impl_->ex,
-        [d = impl_]() -> asio::awaitable<Error> {
-            co_await asio::this_coro::throw_if_cancelled(false);
-            co_return co_await d->sync(true);
-        },
-        asio::use_awaitable);
+    return run_on(impl_->ex, [d = impl_]() -> asio::awaitable<Error> {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        co_return co_await d->sync(true);
+    });
 }
 
 asio::awaitable<void> PeerNode::async_quit() {
-    return asio::co_spawn(
-        impl_->ex,
-        [d = impl_]() -> asio::awaitable<void> {
-            co_await asio::this_coro::throw_if_cancelled(false);
-            co_await d->quit();
-        },
-        asio::use_awaitable);
+    return run_on(impl_->ex, [d = impl_]() -> asio::awaitable<void> {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        co_await d->quit();
+    });
 }
 
 std::uint32_t PeerNode::id() const noexcept { return impl_->options.id; }

@@ -237,6 +237,23 @@ BOOST_AUTO_TEST_CASE(folder_operations_cancelled_while_hashing_end_at_once) {
     BOOST_TEST((std::chrono::steady_clock::now() - q0 < 5s));
 }
 
+BOOST_AUTO_TEST_CASE(operations_cancelled_as_they_complete_touch_no_freed_state) {
+    // A timer of 0 ms fires about when these complete: the cancellation, passed on to the
+    // object's strand, often comes after the operation ended and its caller resumed.
+    four_threads net;
+    auto& p1 = net.start_peer(net.options(1));
+    test::write_file(net / "p1" / "small.txt", "small");
+    for (int i = 0; i < 100; ++i) {
+        (void)net.run(cancelled_after(net.index().async_stats(), 0ms), 10s);
+        (void)net.run(cancelled_after(p1.async_local_files(), 0ms), 10s);
+        (void)net.run(cancelled_after(p1.async_delete_local({"absent.txt"}), 0ms), 10s);
+    }
+    const auto local = net.run(p1.async_local_files(), 10s);
+    BOOST_TEST_REQUIRE(local.has_value());
+    BOOST_TEST(local->size() == 1u);
+    BOOST_TEST(p1.registered());
+}
+
 BOOST_AUTO_TEST_CASE(a_start_cancelled_while_hashing_stops_the_peer) {
     four_threads net;
     make_huge(net / "p1" / "huge.bin");

@@ -10,6 +10,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     unit/index_codec_test.cpp
     unit/piece_picker_test.cpp
     unit/pieces_test.cpp
+    unit/run_on_test.cpp
   SUITES
     names
     index_store
@@ -26,4 +27,5 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     rate_limiter_suite
     pieces
     hash_cache
+    run_on_executor
 )
