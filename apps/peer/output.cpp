@@ -86,6 +86,8 @@ bool print_downloads(const std::vector<p2pshare::DownloadOutcome>& outcomes, boo
                 e["source_peer"] = r.transfer.source_peer;
                 e["pieces"] = r.transfer.pieces;
                 e["refetched"] = r.transfer.refetched;
+                e["end_game_copies"] = r.transfer.end_game_copies;
+                e["connections"] = r.transfer.connections;
             } else {
                 e["error"] = error_name(r.error);
                 e["message"] = r.message;
@@ -112,8 +114,8 @@ bool print_downloads(const std::vector<p2pshare::DownloadOutcome>& outcomes, boo
             for (const auto& s : r.transfer.sources)
                 used += s.bytes > 0 ? 1 : 0;
             if (used <= 1) {
-                std::cout << " from peer " << r.transfer.source_peer << " at "
-                          << r.transfer.source << '\n';
+                std::cout << " from peer " << r.transfer.source_peer << " at " << r.transfer.source
+                          << '\n';
             } else {
                 std::cout << " from " << used << " peers:\n";
                 for (const auto& s : r.transfer.sources) {

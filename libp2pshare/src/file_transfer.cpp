@@ -121,6 +121,7 @@ struct download_state {
     std::uint64_t received = 0;
     std::uint64_t reported = 0;
     std::uint64_t refetched = 0;
+    unsigned connections = 0; ///< new connections opened
     std::uint32_t last_peer = 0;
     std::string last_source;
 
@@ -158,6 +159,8 @@ struct download_state {
         if (finished) return;
         finished = true;
         for (auto& s : sources) {
+            // A piece in flight is dropped with its connection; an idle connection is kept.
+            if (!s->fetching) continue;
             s->stop = true;
             if (s->stream) s->stream->cancel();
         }
@@ -260,6 +263,7 @@ asio::awaitable<bool> ensure_connected(download_state& d, source_ctx& s) {
     s.stream.emplace(std::move(*connected));
     s.reused = false;
     s.buffer.clear();
+    ++d.connections;
     co_return true;
 }
 
@@ -349,10 +353,10 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
             break;
         }
     }
+    // What is left is a connection whose last answer ended cleanly: kept for the next pieces or
+    // downloads.
     if (s.stream) {
-        if (!s.stop && s.stream->socket().is_open()) {
-            d->pool->put(s.key, std::move(*s.stream));
-        }
+        if (s.stream->socket().is_open()) d->pool->put(s.key, std::move(*s.stream));
         s.stream.reset();
     }
 }
@@ -618,6 +622,8 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
         }
         r.received = d->received;
         r.refetched = d->refetched;
+        r.end_game_copies = d->picker.duplicates();
+        r.connections = d->connections;
     };
 
     // The pieces: by the rule of docs/protocol.md where the index gave a root, else the whole

@@ -120,6 +120,30 @@ BOOST_AUTO_TEST_CASE(two_versions_of_a_name_are_never_mixed) {
     }
 }
 
+// A series of small downloads from one peer goes over one kept-alive connection: the first
+// opens it, the next ones reuse it.
+BOOST_AUTO_TEST_CASE(small_downloads_reuse_their_connection) {
+    test::network net;
+    const std::vector<std::size_t> sizes{128, 512, 2048, 8192, 32768};
+    std::vector<std::string> contents;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        contents.push_back(test::random_text(sizes[i], 95 + static_cast<unsigned>(i)));
+        test::write_file(net / "p1" / ("f" + std::to_string(i)), contents.back());
+    }
+    net.start_peer(1);
+    auto& p2 = net.start_peer(2);
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        BOOST_TEST_CONTEXT("download " << i) {
+            const auto name = "f" + std::to_string(i);
+            const auto outcomes = net.io().run(p2.async_download({name}));
+            BOOST_TEST_REQUIRE(outcomes.size() == 1u);
+            BOOST_TEST_REQUIRE(!outcomes[0].error, outcomes[0].message);
+            BOOST_TEST(outcomes[0].transfer.connections == (i == 0 ? 1u : 0u));
+            BOOST_TEST(test::read_file(net / "p2" / name) == contents[i]);
+        }
+    }
+}
+
 // The caps hold within a generous tolerance (docs/protocol.md, section 8): the rate measured
 // over a whole download is at most 1.25 x the cap (the first burst of 20 ms is free) and at
 // least 0.4 x (the cap is not far too strict).

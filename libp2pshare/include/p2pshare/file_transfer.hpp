@@ -77,17 +77,19 @@ struct SourceReport {
 
 struct TransferResult {
     std::string name;
-    boost::system::error_code error; ///< empty on success
-    std::string message;             ///< what went wrong, for people
-    std::uint64_t size = 0;          ///< the file's size
-    std::uint64_t received = 0;      ///< bytes of pieces received over the network
-    std::uint64_t resumed_from = 0;  ///< bytes of verified pieces kept from an earlier run
-    std::uint64_t pieces = 0;        ///< the file's pieces
-    std::uint64_t refetched = 0;     ///< pieces fetched more than once (bad, lost or end-game)
-    std::uint32_t source_peer = 0;   ///< the peer that sent the most bytes (or the first asked)
-    std::string source;              ///< its host:port
-    std::string sha256;              ///< the file's SHA-256 (hex), on success
-    std::string root;                ///< its root (hex), on success; empty where none was given
+    boost::system::error_code error;   ///< empty on success
+    std::string message;               ///< what went wrong, for people
+    std::uint64_t size = 0;            ///< the file's size
+    std::uint64_t received = 0;        ///< bytes of pieces received over the network
+    std::uint64_t resumed_from = 0;    ///< bytes of verified pieces kept from an earlier run
+    std::uint64_t pieces = 0;          ///< the file's pieces
+    std::uint64_t refetched = 0;       ///< pieces fetched again after a failure (bad, lost, stall)
+    std::uint64_t end_game_copies = 0; ///< second copies of pieces in flight asked at the end
+    unsigned connections = 0;          ///< TCP connections opened (kept-alive ones reused: none)
+    std::uint32_t source_peer = 0;     ///< the peer that sent the most bytes (or the first asked)
+    std::string source;                ///< its host:port
+    std::string sha256;                ///< the file's SHA-256 (hex), on success
+    std::string root;                  ///< its root (hex), on success; empty where none was given
     /// Its piece hashes, checked against `root`, on success (empty where there was no root).
     std::vector<std::array<std::uint8_t, 32>> piece_hashes;
     std::vector<SourceReport> sources; ///< every source used, in the order first used
