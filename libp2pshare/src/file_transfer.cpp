@@ -47,6 +47,9 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
+/// Pieces up to this size are held in memory until verified (one per source in use).
+constexpr std::uint64_t max_piece_in_memory = 32 << 20;
+
 /// NAME + suffix, or for a name too long for that, a shortened name made unique by a hash of
 /// the name (so that a later run finds it again to resume).
 std::string side_name(const std::string& name, std::string_view suffix) {
@@ -99,6 +102,7 @@ struct download_state {
     std::string etag;
     std::uint64_t size = 0;
     std::uint64_t piece_length = 0;
+    bool in_memory = true; ///< pieces are received into memory and written once verified
     std::vector<digest> hashes;
     piece_picker picker{0};
     std::vector<bool> verified;
@@ -186,15 +190,19 @@ struct download_state {
         return nullptr;
     }
 
-    void piece_verified(source_ctx& s, std::size_t piece) {
-        const auto len = span(piece).length;
+    /// `s` verified `piece` first: it is the only copy to reach the file. The other copies in
+    /// flight are dropped (their connections with them).
+    void claim(source_ctx& s, std::size_t piece) {
         for (const auto other : picker.complete(s.id, piece)) {
-            // Another copy of this piece (end-game) is no longer needed: its connection is
-            // dropped (a frozen source's with it).
             auto& o = *sources[other];
             o.stop = true;
             if (o.stream) o.stream->cancel();
         }
+    }
+
+    /// `piece`, claimed by `s`, is in the file.
+    void stored(source_ctx& s, std::size_t piece) {
+        const auto len = span(piece).length;
         verified[piece] = true;
         verified_bytes += len;
         s.report.bytes += len;
@@ -202,7 +210,7 @@ struct download_state {
         ++unrecorded;
         record_wake.cancel();
         notify();
-        if (picker.done()) finish();
+        if (std::all_of(verified.begin(), verified.end(), [](bool v) { return v; })) finish();
     }
 };
 
@@ -212,6 +220,12 @@ void source_ctx::on_bytes(std::size_t n) {
     d->last_peer = src.peer;
     d->last_source = key;
     d->progress(false);
+}
+
+/// Writes a verified piece held in memory into the file; 0 or an errno.
+int write_piece(int fd, const char* data, std::uint64_t length, std::uint64_t offset) {
+    int error = 0;
+    return write_all(fd, data, static_cast<std::size_t>(length), offset, error) ? 0 : error;
 }
 
 /// Makes the record durable: the data of the pieces first, then the record slot naming them.
@@ -275,7 +289,9 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
     const auto chunk_size = static_cast<std::size_t>(std::clamp<std::uint64_t>(
         d->piece_length, 4096, std::max<std::size_t>(d->options->buffer_size, 4096)));
     std::vector<char> chunk(chunk_size);
-    std::vector<char> spare(chunk_size);
+    std::vector<char> spare(d->in_memory ? 0 : chunk_size);
+    // The piece in flight, when pieces are held until verified.
+    std::vector<char> whole(d->in_memory ? static_cast<std::size_t>(d->piece_length) : 0);
     for (;;) {
         if (d->finished || cancelled(cancel)) break;
         const auto piece = d->picker.pick(s.id, now_us());
@@ -294,9 +310,9 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
         s.fetching = true;
         piece_request req{d->target, s.src.host, d->etag,          d->size,
                           sp.offset, sp.length,  d->hashes[*piece]};
-        auto out =
-            co_await fetch_piece(*s.stream, s.buffer, req, d->fd, d->blocking,
-                                 d->options->stall_timeout, chunk, spare, s.stop, s, d->rate);
+        auto out = co_await fetch_piece(*s.stream, s.buffer, req, d->fd, d->blocking,
+                                        d->options->stall_timeout, chunk, spare, s.stop, s, d->rate,
+                                        d->in_memory ? whole.data() : nullptr);
         s.fetching = false;
         d->in_flight_bytes -= std::min(d->in_flight_bytes, out.received);
         const bool reused = s.reused;
@@ -306,9 +322,19 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
             if (!out.keep_alive) s.stream.reset();
             if (d->picker.has(*piece)) {
                 d->picker.release(s.id, *piece); // an end-game copy that lost the race
-            } else {
-                d->piece_verified(s, *piece);
+                continue;
             }
+            d->claim(s, *piece);
+            if (d->in_memory) {
+                // The one verified copy goes into the file; nothing else writes there.
+                const int error = co_await run_blocking(d->blocking, &write_piece, d->fd,
+                                                        whole.data(), sp.length, sp.offset);
+                if (error != 0) {
+                    d->fail(errc::io_error, "cannot write the file: " + errno_text(error));
+                    break;
+                }
+            }
+            d->stored(s, *piece);
             d->progress(d->finished);
             continue;
         }
@@ -689,7 +715,11 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
     // What an earlier run verified, if its record is of this content. A file of one piece has
     // no record: there is nothing to keep of it but the whole, which is checked.
     unique_fd record_fd;
-    d->picker = piece_picker(static_cast<std::size_t>(count));
+    // Pieces up to 32 MiB are received into memory and written once verified, so end-game
+    // copies of a piece may race. A larger one (the whole file, from a source that gave no root)
+    // is written as it comes: one copy in flight at a time.
+    d->in_memory = d->piece_length <= max_piece_in_memory;
+    d->picker = piece_picker(static_cast<std::size_t>(count), d->in_memory ? 2 : 1);
     d->verified.assign(static_cast<std::size_t>(count), false);
     std::optional<std::vector<bool>> kept;
     if (count > 1) {
@@ -774,14 +804,16 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
             .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
     }
     report();
-    if (cancelled(cancel) && !d->picker.done()) {
+    const bool complete =
+        std::all_of(d->verified.begin(), d->verified.end(), [](bool v) { return v; });
+    if (cancelled(cancel) && !complete) {
         r.error = asio::error::operation_aborted;
         r.message = "the download was cancelled";
         r.elapsed = elapsed();
         co_return r;
     }
     if (!d->failure_message.empty()) co_return finish(d->failure, d->failure_message);
-    if (!d->picker.done()) {
+    if (!complete) {
         std::string failures;
         for (const auto& s : r.sources)
             if (!s.failure.empty())

@@ -4,7 +4,8 @@
 
 namespace p2pshare::detail {
 
-piece_picker::piece_picker(std::size_t pieces) : has_(pieces, false), fetching_(pieces) {}
+piece_picker::piece_picker(std::size_t pieces, std::size_t copies)
+    : copies_(copies), has_(pieces, false), fetching_(pieces) {}
 
 void piece_picker::have(std::size_t piece) {
     if (has_[piece]) return;
@@ -26,11 +27,11 @@ std::optional<std::size_t> piece_picker::pick(source_id source, std::uint64_t no
     }
     // End-game: a piece in flight elsewhere, fewest copies first, then the one held longest.
     std::optional<std::size_t> best;
-    std::size_t best_copies = max_copies;
+    std::size_t best_copies = copies_;
     std::uint64_t best_since = 0;
     for (std::size_t i = 0; i < has_.size(); ++i) {
         const auto& f = fetching_[i];
-        if (has_[i] || f.empty() || f.size() >= max_copies) continue;
+        if (has_[i] || f.empty() || f.size() >= copies_) continue;
         if (std::any_of(f.begin(), f.end(), [&](const fetch& x) { return x.source == source; })) {
             continue;
         }

@@ -20,16 +20,14 @@ namespace p2pshare::detail {
 class piece_picker {
 public:
     using source_id = std::size_t;
-    /// At most this many sources fetch one piece at once (end-game).
-    static constexpr std::size_t max_copies = 2;
-
-    explicit piece_picker(std::size_t pieces);
+    /// At most `copies` sources fetch one piece at once (2: one end-game copy; 1: none).
+    explicit piece_picker(std::size_t pieces, std::size_t copies = 2);
 
     /// Marks a piece had without fetching it (kept from an earlier run).
     void have(std::size_t piece);
 
     /// The piece `source` fetches next, or nullopt when there is nothing it could do now (every
-    /// piece had, or in flight at max_copies sources or at this source already). `now` orders
+    /// piece had, or in flight at `copies` sources or at this source already). `now` orders
     /// the end-game: the piece whose fetch started earliest is duplicated first.
     std::optional<std::size_t> pick(source_id source, std::uint64_t now);
 
@@ -61,6 +59,7 @@ private:
         source_id source;
         std::uint64_t since;
     };
+    std::size_t copies_;
     std::vector<bool> has_;
     std::vector<std::vector<fetch>> fetching_;
     std::size_t had_ = 0;

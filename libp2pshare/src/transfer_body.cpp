@@ -86,9 +86,11 @@ asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> fill(
 namespace {
 
 /// Hashes a chunk and writes it at `at`; returns 0 or an errno.
+/// Hashes a chunk and, unless `fd` is -1 (the piece is kept in memory until verified), writes
+/// it at `at`; returns 0 or an errno.
 int store_chunk(sha256* hash, int fd, const char* data, std::size_t n, std::uint64_t at) {
     int error = 0;
-    if (!write_all(fd, data, n, at, error)) return error;
+    if (fd >= 0 && !write_all(fd, data, n, at, error)) return error;
     hash->update(data, n);
     return 0;
 }
@@ -138,10 +140,13 @@ bool aborted(const boost::system::error_code& ec) { return ec == asio::error::op
 
 } // namespace
 
-asio::awaitable<piece_outcome> fetch_piece(
-    beast::tcp_stream& stream, beast::flat_buffer& buffer, const piece_request& request, int fd,
-    asio::any_io_executor blocking, std::chrono::milliseconds stall, std::vector<char>& chunk,
-    std::vector<char>& spare, const bool& stop, piece_listener& listener, rate_limiter* rate) {
+asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                           const piece_request& request, int fd,
+                                           asio::any_io_executor blocking,
+                                           std::chrono::milliseconds stall,
+                                           std::vector<char>& chunk, std::vector<char>& spare,
+                                           const bool& stop, piece_listener& listener,
+                                           rate_limiter* rate, char* whole) {
     co_await asio::this_coro::throw_if_cancelled(false);
     client_request req{http::verb::get, request.target, 11};
     req.set(http::field::host, request.host);
@@ -223,7 +228,8 @@ asio::awaitable<piece_outcome> fetch_piece(
     while (received < request.length && write_error == 0 && !stop) {
         const auto want = static_cast<std::size_t>(
             std::min<std::uint64_t>(chunk.size(), request.length - received));
-        char* into = chunks[next];
+        // In memory, the piece's bytes land in place in `whole`; else in two alternating chunks.
+        char* into = whole != nullptr ? whole + received : chunks[next];
         std::size_t n = 0;
         if (buffer.size() > 0) {
             // Body bytes that came with the header (or beyond it) first.
@@ -236,7 +242,7 @@ asio::awaitable<piece_outcome> fetch_piece(
         if (n > 0) co_await async_throttle(rate, n);
         write_error = co_await end_store(writing);
         if (n > 0 && write_error == 0) {
-            start_store(writing, blocking, hash, fd, into, n, at);
+            start_store(writing, blocking, hash, whole != nullptr ? -1 : fd, into, n, at);
             at += n;
             received += n;
             next ^= 1;

@@ -46,7 +46,7 @@ struct piece_request {
 };
 
 enum class piece_status {
-    verified,    ///< the bytes are in the file and hash right
+    verified,    ///< the bytes hash right (and are in the file, unless they came into `whole`)
     bad_piece,   ///< they arrived complete and hash wrong: the source is to blame
     transport,   ///< the connection failed before an answer
     truncated,   ///< the answer broke off before the piece's last byte
@@ -79,9 +79,16 @@ protected:
 /// `blocking` while the other fills. Checks `stop` between chunks; a cancellation of the
 /// awaiting operation, or of the stream, ends it with `interrupted`. Every write has ended when
 /// it returns. Received bytes are taken from `rate` (none: no cap), pausing as it says.
-asio::awaitable<piece_outcome> fetch_piece(
-    beast::tcp_stream& stream, beast::flat_buffer& buffer, const piece_request& request, int fd,
-    asio::any_io_executor blocking, std::chrono::milliseconds stall, std::vector<char>& chunk,
-    std::vector<char>& spare, const bool& stop, piece_listener& listener, rate_limiter* rate);
+/// With `whole` (room for the piece's length) the bytes are received into it and only hashed:
+/// nothing is written, so that only a verified copy of a piece ever reaches the file (end-game
+/// copies of one piece arrive at once). Without it, each chunk is written in place as it is
+/// hashed: for pieces too large to hold, which then have one copy in flight at a time.
+asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                           const piece_request& request, int fd,
+                                           asio::any_io_executor blocking,
+                                           std::chrono::milliseconds stall,
+                                           std::vector<char>& chunk, std::vector<char>& spare,
+                                           const bool& stop, piece_listener& listener,
+                                           rate_limiter* rate, char* whole);
 
 } // namespace p2pshare::detail
