@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
         ("port", po::value(&options.port)->default_value(0), "file server port; 0 = any free")
         ("advertise-host", po::value(&options.advertise_host),
          "address other peers should use (default: --host)")
+        ("advertise-port", po::value(&options.advertise_port)->default_value(0),
+         "port other peers should use, behind a port mapping (default: the port listened on)")
         ("index", po::value(&index),
          "index server HOST:PORT, [IPV6]:PORT for IPv6 (default: read --server-config)")
         ("server-config", po::value(&server_config)->default_value(server_config),

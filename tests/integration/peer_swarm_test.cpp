@@ -4,15 +4,24 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "loopback_server.hpp"
 #include "peer_fixture.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include <set>
 
+namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using namespace p2pshare;
+using tcp = asio::ip::tcp;
 
 namespace {
 
@@ -32,6 +41,50 @@ void corrupt_in_place(const fs::path& file, std::size_t offset, const std::strin
     const struct timespec times[2] = {st.st_atim, st.st_mtim};
     BOOST_TEST_REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times, 0) == 0);
 }
+
+/// A port mapping, as a router in front of a peer would make: connections to port() are
+/// forwarded to 127.0.0.1:target.
+class port_mapping {
+    test::loopback_server server_;
+
+public:
+    port_mapping() {
+        server_.start([this](tcp::socket s) { return forward(std::move(s)); });
+    }
+    ~port_mapping() { server_.stop(); }
+    port_mapping(const port_mapping&) = delete;
+    port_mapping& operator=(const port_mapping&) = delete;
+    std::uint16_t port() const { return server_.port(); }
+    void to(std::uint16_t target) { target_ = target; }
+    std::size_t connections() const { return connections_; }
+
+private:
+    static asio::awaitable<void> pipe(tcp::socket& from, tcp::socket& to) {
+        constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+        std::vector<char> buffer(64 * 1024);
+        for (;;) {
+            auto [ec, n] = co_await from.async_read_some(asio::buffer(buffer), tuple);
+            if (ec) break;
+            auto [wec, m] = co_await asio::async_write(to, asio::buffer(buffer.data(), n), tuple);
+            if (wec) break;
+        }
+        boost::system::error_code ignored;
+        to.shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    asio::awaitable<void> forward(tcp::socket in) {
+        using namespace asio::experimental::awaitable_operators;
+        ++connections_;
+        tcp::socket out(in.get_executor());
+        auto [ec] = co_await out.async_connect(
+            {asio::ip::make_address("127.0.0.1"), target_.load()},
+            asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return;
+        co_await (pipe(in, out) && pipe(out, in));
+    }
+
+    std::atomic<std::uint16_t> target_{0};
+    std::atomic<std::size_t> connections_{0};
+};
 
 const SourceReport* report_of(const TransferResult& r, std::uint32_t peer) {
     for (const auto& s : r.sources)
@@ -142,6 +195,27 @@ BOOST_AUTO_TEST_CASE(small_downloads_reuse_their_connection) {
             BOOST_TEST(test::read_file(net / "p2" / name) == contents[i]);
         }
     }
+}
+
+// A peer behind a port mapping gives the index the mapped port (--advertise-port): the others
+// reach it there.
+BOOST_AUTO_TEST_CASE(a_peer_behind_a_port_mapping_is_reached_at_its_advertised_port) {
+    test::network net;
+    const auto content = test::random_text(3 * mib + 1, 96);
+    test::write_file(net / "p1" / "mapped.bin", content);
+    port_mapping mapping;
+    auto o1 = net.options(1);
+    o1.advertise_port = mapping.port();
+    auto& p1 = net.start_peer(o1);
+    mapping.to(p1.port());
+    BOOST_TEST_REQUIRE(p1.port() != mapping.port());
+    auto& p2 = net.start_peer(2);
+    const auto outcomes = net.io().run(p2.async_download({"mapped.bin"}));
+    BOOST_TEST_REQUIRE(outcomes.size() == 1u);
+    BOOST_TEST_REQUIRE(!outcomes[0].error, outcomes[0].message);
+    BOOST_TEST(outcomes[0].transfer.source == "127.0.0.1:" + std::to_string(mapping.port()));
+    BOOST_TEST(mapping.connections() >= 1u);
+    BOOST_TEST(test::read_file(net / "p2" / "mapped.bin") == content);
 }
 
 // The caps hold within a generous tolerance (docs/protocol.md, section 8): the rate measured

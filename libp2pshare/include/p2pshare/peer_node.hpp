@@ -27,6 +27,8 @@ struct PeerOptions {
     std::string host = "127.0.0.1"; ///< address the file server listens on
     std::uint16_t port = 0;         ///< 0 picks a free port
     std::string advertise_host;     ///< address given to the index; empty: `host`
+    /// Port given to the index, for a peer behind a port mapping; 0: the port it listens on.
+    std::uint16_t advertise_port = 0;
     /// The index server. When empty, it is read from `server_config`, which must then be set.
     std::optional<ServerAddress> index;
     /// A `config/server.config` to read the index's address from (only when `index` is empty).
