@@ -75,9 +75,9 @@ private:
         using namespace asio::experimental::awaitable_operators;
         ++connections_;
         tcp::socket out(in.get_executor());
-        auto [ec] = co_await out.async_connect(
-            {asio::ip::make_address("127.0.0.1"), target_.load()},
-            asio::as_tuple(asio::use_awaitable));
+        auto [ec] =
+            co_await out.async_connect({asio::ip::make_address("127.0.0.1"), target_.load()},
+                                       asio::as_tuple(asio::use_awaitable));
         if (ec) co_return;
         co_await (pipe(in, out) && pipe(out, in));
     }
