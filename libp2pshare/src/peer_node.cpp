@@ -206,10 +206,9 @@ asio::awaitable<Error> PeerNode::impl::start() {
     if (host == "0.0.0.0" || host == "::") host.clear(); // the index takes our address
     session = std::make_shared<index_session>(
         ex, index_address,
-        index_session::settings{options.id, host,
-                                options.advertise_port != 0 ? options.advertise_port
-                                                            : server->port(),
-                                options.retry_max, name, is_registered},
+        index_session::settings{
+            options.id, host, options.advertise_port != 0 ? options.advertise_port : server->port(),
+            options.retry_max, name, is_registered},
         [weak] {
             auto self = weak.lock();
             return self ? self->folder->offered() : std::vector<file_entry>{};
