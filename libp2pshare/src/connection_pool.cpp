@@ -1,9 +1,28 @@
 #include "connection_pool.hpp"
 
+#include <algorithm>
+
 namespace p2pshare::detail {
 
-connection_pool::connection_pool(std::chrono::milliseconds idle, std::size_t per_source)
-    : idle_(idle), per_source_(per_source) {}
+connection_pool::connection_pool(boost::asio::any_io_executor executor,
+                                 std::chrono::milliseconds idle, std::size_t per_source)
+    : idle_(idle), per_source_(per_source), timer_(std::move(executor)) {}
+
+void connection_pool::arm() {
+    if (armed_ || idle_streams_.empty()) return;
+    auto oldest = std::chrono::steady_clock::time_point::max();
+    for (const auto& [key, q] : idle_streams_)
+        oldest = std::min(oldest, q.front().since);
+    armed_ = true;
+    timer_.expires_at(oldest + idle_);
+    timer_.async_wait([weak = weak_from_this()](const boost::system::error_code&) {
+        const auto self = weak.lock();
+        if (!self) return; // the pool is gone, and its connections with it
+        self->armed_ = false;
+        self->sweep(std::chrono::steady_clock::now());
+        self->arm();
+    });
+}
 
 void connection_pool::sweep(std::chrono::steady_clock::time_point now) {
     for (auto it = idle_streams_.begin(); it != idle_streams_.end();) {
@@ -32,9 +51,13 @@ void connection_pool::put(const std::string& key, boost::beast::tcp_stream strea
     if (q.size() >= per_source_) q.pop_front();
     stream.expires_never();
     q.push_back({std::move(stream), now});
+    arm();
 }
 
-void connection_pool::clear() { idle_streams_.clear(); }
+void connection_pool::clear() {
+    idle_streams_.clear();
+    timer_.cancel();
+}
 
 std::size_t connection_pool::idle() const noexcept {
     std::size_t n = 0;

@@ -47,6 +47,10 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
+/// Pieces up to this size, into a file on a file system held in memory, are hashed and written
+/// on the network thread: cheaper than a hop to the blocking executor and back.
+constexpr std::uint64_t max_inline_store = 64 * 1024;
+
 /// Pieces up to this size are held in memory until verified (one per source in use).
 constexpr std::uint64_t max_piece_in_memory = 32 << 20;
 
@@ -86,6 +90,8 @@ struct source_ctx final : piece_listener {
     bool stop = false;     ///< the piece in flight is no longer wanted
     unsigned failures = 0; ///< transport failures in a row
     bool fetching = false;
+    std::uint64_t since = 0;                ///< when the piece in flight was asked for (now_us)
+    std::optional<asio::steady_timer> wake; ///< waited on until an end-game copy may start
 
     void on_bytes(std::size_t n) override;
 };
@@ -102,7 +108,8 @@ struct download_state {
     std::string etag;
     std::uint64_t size = 0;
     std::uint64_t piece_length = 0;
-    bool in_memory = true; ///< pieces are received into memory and written once verified
+    bool in_memory = true;  ///< pieces are received into memory and written once verified
+    bool memory_fs = false; ///< the file is on tmpfs or ramfs: writing it never waits for a disk
     std::vector<digest> hashes;
     piece_picker picker{0};
     std::vector<bool> verified;
@@ -125,7 +132,9 @@ struct download_state {
     std::uint64_t received = 0;
     std::uint64_t reported = 0;
     std::uint64_t refetched = 0;
-    unsigned connections = 0; ///< new connections opened
+    unsigned connections = 0;   ///< new connections opened
+    std::uint64_t piece_us = 0; ///< time spent on the verified pieces, from request to hash
+    std::size_t timed_pieces = 0;
     std::uint32_t last_peer = 0;
     std::string last_source;
 
@@ -140,7 +149,20 @@ struct download_state {
         return {offset, std::min(piece_length, size - offset)};
     }
 
-    void notify() { changed.cancel(); }
+    void notify() {
+        changed.cancel();
+        for (auto& s : sources)
+            if (s->wake) s->wake->cancel();
+    }
+
+    /// How long a piece is in flight before an idle source fetches a second copy (end-game):
+    /// twice the mean time of the pieces verified so far, within [20 ms, 2 s]; 250 ms before
+    /// the first. A piece about to arrive, such as a small file's only one, is not asked for
+    /// twice, and a stalled one is soon.
+    std::uint64_t copy_after() const {
+        if (timed_pieces == 0) return 250'000;
+        return std::clamp<std::uint64_t>(2 * piece_us / timed_pieces, 20'000, 2'000'000);
+    }
 
     std::size_t active() const {
         std::size_t n = 0;
@@ -222,12 +244,6 @@ void source_ctx::on_bytes(std::size_t n) {
     d->progress(false);
 }
 
-/// Writes a verified piece held in memory into the file; 0 or an errno.
-int write_piece(int fd, const char* data, std::uint64_t length, std::uint64_t offset) {
-    int error = 0;
-    return write_all(fd, data, static_cast<std::size_t>(length), offset, error) ? 0 : error;
-}
-
 /// Makes the record durable: the data of the pieces first, then the record slot naming them.
 int sync_and_record(int fd, int record_fd, std::uint64_t offset, std::string bytes) {
     if (::fdatasync(fd) != 0) return errno;
@@ -286,20 +302,32 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
                             asio::cancellation_state cancel) {
     s.report.peer = s.src.peer;
     s.report.address = s.key;
-    const auto chunk_size = static_cast<std::size_t>(std::clamp<std::uint64_t>(
-        d->piece_length, 4096, std::max<std::size_t>(d->options->buffer_size, 4096)));
-    std::vector<char> chunk(chunk_size);
-    std::vector<char> spare(d->in_memory ? 0 : chunk_size);
-    // The piece in flight, when pieces are held until verified.
-    std::vector<char> whole(d->in_memory ? static_cast<std::size_t>(d->piece_length) : 0);
+    // Buffers for the largest piece of this file (a small file's only piece is its size), left
+    // uninitialised: they are only ever read where received bytes were put.
+    const auto largest =
+        static_cast<std::size_t>(std::max<std::uint64_t>(1, std::min(d->piece_length, d->size)));
+    const auto step = std::min(largest, std::max<std::size_t>(d->options->buffer_size, 4096));
+    // The piece in flight, when pieces are held until verified; else two chunks in turn.
+    std::unique_ptr<char[]> whole(d->in_memory ? new char[largest] : nullptr);
+    std::unique_ptr<char[]> chunks(d->in_memory ? nullptr : new char[2 * step]);
+    const std::span<char> chunk(d->in_memory ? whole.get() : chunks.get(), step);
+    const std::span<char> spare(d->in_memory ? whole.get() : chunks.get() + step, step);
     for (;;) {
         if (d->finished || cancelled(cancel)) break;
-        const auto piece = d->picker.pick(s.id, now_us());
+        const auto piece = d->picker.pick(s.id, now_us(), d->copy_after());
         if (!piece) {
             if (d->picker.done()) break;
-            co_await d->changed.async_wait(use_tuple);
+            if (const auto at = d->picker.next_copy(s.id, d->copy_after())) {
+                // An end-game copy becomes due then, unless something changes first.
+                if (!s.wake) s.wake.emplace(d->executor);
+                s.wake->expires_at(asio::steady_timer::time_point(std::chrono::microseconds(*at)));
+                co_await s.wake->async_wait(use_tuple);
+            } else {
+                co_await d->changed.async_wait(use_tuple);
+            }
             continue;
         }
+        s.since = now_us();
         const auto sp = d->span(*piece);
         if (!co_await ensure_connected(*d, s)) {
             d->picker.release(s.id, *piece);
@@ -310,9 +338,10 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
         s.fetching = true;
         piece_request req{d->target, s.src.host, d->etag,          d->size,
                           sp.offset, sp.length,  d->hashes[*piece]};
+        req.store_inline = d->memory_fs && sp.length <= max_inline_store;
         auto out = co_await fetch_piece(*s.stream, s.buffer, req, d->fd, d->blocking,
                                         d->options->stall_timeout, chunk, spare, s.stop, s, d->rate,
-                                        d->in_memory ? whole.data() : nullptr);
+                                        whole.get());
         s.fetching = false;
         d->in_flight_bytes -= std::min(d->in_flight_bytes, out.received);
         const bool reused = s.reused;
@@ -324,16 +353,11 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
                 d->picker.release(s.id, *piece); // an end-game copy that lost the race
                 continue;
             }
+            d->piece_us += now_us() - s.since;
+            ++d->timed_pieces;
+            // In the file already: only verified bytes are written there, and two verified
+            // copies are the same bytes.
             d->claim(s, *piece);
-            if (d->in_memory) {
-                // The one verified copy goes into the file; nothing else writes there.
-                const int error = co_await run_blocking(d->blocking, &write_piece, d->fd,
-                                                        whole.data(), sp.length, sp.offset);
-                if (error != 0) {
-                    d->fail(errc::io_error, "cannot write the file: " + errno_text(error));
-                    break;
-                }
-            }
             d->stored(s, *piece);
             d->progress(d->finished);
             continue;
@@ -553,13 +577,15 @@ FileTransfer::FileTransfer(asio::any_io_executor executor, std::filesystem::path
     : executor_(std::move(executor)),
       folder_(std::move(folder)),
       options_(std::move(options)),
-      pool_(std::make_shared<connection_pool>(options_.idle_timeout, 4)),
+      pool_(std::make_shared<connection_pool>(executor_, options_.idle_timeout, 4)),
       download_rate_(std::make_shared<rate_limiter>(options_.max_download_rate)) {
     prepare_openssl();
     if (!options_.blocking_executor) options_.blocking_executor = default_blocking_executor();
 }
 
 FileTransfer::~FileTransfer() = default;
+
+std::size_t FileTransfer::idle_connections() const noexcept { return pool_ ? pool_->idle() : 0; }
 FileTransfer::FileTransfer(FileTransfer&&) noexcept = default;
 FileTransfer& FileTransfer::operator=(FileTransfer&&) noexcept = default;
 
@@ -689,6 +715,7 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
         co_return finish(errc::exists, name + " is being downloaded already");
     }
     d->fd = fd.get();
+    d->memory_fs = on_memory_fs(fd.get());
 
     if (count > 1) {
         std::size_t mismatches = 0;
@@ -771,7 +798,10 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
             ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
             co_return finish(errc::io_error, "cannot start " + part + ": " + errno_text(errno));
         }
-        if (const int e = co_await run_blocking(d->blocking, &preallocate, fd.get(), size);
+        // A file of one piece is written at once, by one write that fails as early as the
+        // reservation would: it is not reserved first.
+        if (const int e =
+                count == 1 ? 0 : co_await run_blocking(d->blocking, &preallocate, fd.get(), size);
             e != 0) {
             co_return finish(errc::io_error, "cannot make room for " + name + ": " + errno_text(e));
         }
@@ -788,14 +818,16 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
     if (!d->picker.done()) {
         const auto wanted =
             std::clamp<std::size_t>(options_.sources, 1, TransferOptions::max_sources);
-        const auto workers = std::min(wanted, d->sources.size());
+        // One worker per piece and one more, at most: enough for every piece and an end-game
+        // copy, and a one-piece file does not start workers with nothing to do.
+        const auto workers = std::min({wanted, d->sources.size(), count + 1});
         d->slots = workers;
         using op = decltype(asio::co_spawn(executor_, slot(d), asio::deferred));
         std::vector<op> ops;
         ops.reserve(workers + 2);
         for (std::size_t i = 0; i < workers; ++i)
             ops.push_back(asio::co_spawn(executor_, slot(d), asio::deferred));
-        ops.push_back(asio::co_spawn(executor_, recorder(d), asio::deferred));
+        if (d->record) ops.push_back(asio::co_spawn(executor_, recorder(d), asio::deferred));
         ops.push_back(asio::co_spawn(executor_, watcher(d), asio::deferred));
         d->progress(true);
         // Waits for every worker and the recorder, also when cancelled (the group passes the

@@ -193,8 +193,9 @@ asio::awaitable<Error> PeerNode::impl::start() {
         ex, blocking, folder, options.id, options.limits,
         [weak]() -> file_server::health {
             auto self = weak.lock();
-            if (!self) return {false, true};
-            return {self->session && self->session->registered(), self->stopping->load()};
+            if (!self) return {false, true, 0};
+            return {self->session && self->session->registered(), self->stopping->load(),
+                    self->fetcher ? self->fetcher->idle_connections() : 0};
         },
         name, options.max_upload_rate);
     if (auto ec = server->listen(options.host, options.port)) {

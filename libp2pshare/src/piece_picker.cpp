@@ -13,7 +13,29 @@ void piece_picker::have(std::size_t piece) {
     ++had_;
 }
 
-std::optional<std::size_t> piece_picker::pick(source_id source, std::uint64_t now) {
+std::optional<std::pair<std::size_t, std::uint64_t>> piece_picker::copy_candidate(
+    source_id source) const {
+    std::optional<std::pair<std::size_t, std::uint64_t>> best;
+    std::size_t best_copies = copies_;
+    for (std::size_t i = 0; i < has_.size(); ++i) {
+        const auto& f = fetching_[i];
+        if (has_[i] || f.empty() || f.size() >= copies_) continue;
+        if (std::any_of(f.begin(), f.end(), [&](const fetch& x) { return x.source == source; })) {
+            continue;
+        }
+        const auto since = std::min_element(f.begin(), f.end(), [](auto& a, auto& b) {
+                               return a.since < b.since;
+                           })->since;
+        if (!best || f.size() < best_copies || (f.size() == best_copies && since < best->second)) {
+            best.emplace(i, since);
+            best_copies = f.size();
+        }
+    }
+    return best;
+}
+
+std::optional<std::size_t> piece_picker::pick(source_id source, std::uint64_t now,
+                                              std::uint64_t copy_after) {
     // The lowest piece nobody has or fetches.
     while (first_wanted_ < has_.size() &&
            (has_[first_wanted_] || !fetching_[first_wanted_].empty())) {
@@ -25,30 +47,24 @@ std::optional<std::size_t> piece_picker::pick(source_id source, std::uint64_t no
             return i;
         }
     }
-    // End-game: a piece in flight elsewhere, fewest copies first, then the one held longest.
-    std::optional<std::size_t> best;
-    std::size_t best_copies = copies_;
-    std::uint64_t best_since = 0;
-    for (std::size_t i = 0; i < has_.size(); ++i) {
-        const auto& f = fetching_[i];
-        if (has_[i] || f.empty() || f.size() >= copies_) continue;
-        if (std::any_of(f.begin(), f.end(), [&](const fetch& x) { return x.source == source; })) {
-            continue;
-        }
-        const auto since = std::min_element(f.begin(), f.end(), [](auto& a, auto& b) {
-                               return a.since < b.since;
-                           })->since;
-        if (!best || f.size() < best_copies || (f.size() == best_copies && since < best_since)) {
-            best = i;
-            best_copies = f.size();
-            best_since = since;
-        }
+    // End-game: a piece in flight elsewhere, fewest copies first, then the one held longest,
+    // once it has been in flight for `copy_after`.
+    const auto best = copy_candidate(source);
+    if (!best || now < best->second + copy_after) return std::nullopt;
+    fetching_[best->first].push_back({source, now});
+    ++duplicates_;
+    return best->first;
+}
+
+std::optional<std::uint64_t> piece_picker::next_copy(source_id source,
+                                                     std::uint64_t copy_after) const {
+    if (first_wanted_ < has_.size()) {
+        for (std::size_t i = first_wanted_; i < has_.size(); ++i)
+            if (!has_[i] && fetching_[i].empty()) return 0; // a wanted piece: now
     }
-    if (best) {
-        fetching_[*best].push_back({source, now});
-        ++duplicates_;
-    }
-    return best;
+    const auto best = copy_candidate(source);
+    if (!best) return std::nullopt;
+    return best->second + copy_after;
 }
 
 std::vector<piece_picker::source_id> piece_picker::complete(source_id source, std::size_t piece) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace p2pshare::detail {
@@ -27,9 +28,15 @@ public:
     void have(std::size_t piece);
 
     /// The piece `source` fetches next, or nullopt when there is nothing it could do now (every
-    /// piece had, or in flight at `copies` sources or at this source already). `now` orders
-    /// the end-game: the piece whose fetch started earliest is duplicated first.
-    std::optional<std::size_t> pick(source_id source, std::uint64_t now);
+    /// piece had, or in flight at `copies` sources, at this source already, or for less than
+    /// `copy_after`). `now` orders the end-game: the piece whose fetch started earliest is
+    /// duplicated first.
+    std::optional<std::size_t> pick(source_id source, std::uint64_t now,
+                                    std::uint64_t copy_after = 0);
+
+    /// When `pick(source, ..., copy_after)` could next give `source` an end-game copy, if no
+    /// piece is verified or released meanwhile; nullopt when it never could.
+    std::optional<std::uint64_t> next_copy(source_id source, std::uint64_t copy_after) const;
 
     /// `source` verified `piece`. Returns the other sources that were fetching it (their copy
     /// is no longer needed).
@@ -64,6 +71,9 @@ private:
     std::vector<std::vector<fetch>> fetching_;
     std::size_t had_ = 0;
     std::size_t first_wanted_ = 0; ///< no wanted piece lies below it
+
+    /// The end-game candidate for `source`: fewest copies, then held longest; its start time.
+    std::optional<std::pair<std::size_t, std::uint64_t>> copy_candidate(source_id source) const;
     std::size_t duplicates_ = 0;
 };
 

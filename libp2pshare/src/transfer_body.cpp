@@ -85,48 +85,73 @@ asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> fill(
 
 namespace {
 
-/// Hashes a chunk and writes it at `at`; returns 0 or an errno.
-/// Hashes a chunk and, unless `fd` is -1 (the piece is kept in memory until verified), writes
-/// it at `at`; returns 0 or an errno.
-int store_chunk(sha256* hash, int fd, const char* data, std::size_t n, std::uint64_t at) {
-    int error = 0;
-    if (fd >= 0 && !write_all(fd, data, n, at, error)) return error;
-    hash->update(data, n);
-    return 0;
+/// One step of storing a piece: hash `n` bytes at `data`, and unless the piece is held in
+/// memory write them at `at`. For the last chunk of a piece held in memory (`piece` set), also
+/// check the digest and, only if it is right, write the whole piece.
+struct store_job {
+    sha256* hash = nullptr;
+    int fd = -1;
+    const char* data = nullptr;
+    std::size_t n = 0;
+    std::uint64_t at = 0;
+    bool write_chunk = false;
+    const char* piece = nullptr; ///< the whole piece, on its last chunk
+    std::size_t piece_length = 0;
+    std::uint64_t piece_offset = 0;
+    const digest* expected = nullptr;
+};
+
+struct store_result {
+    int error = 0;        ///< an errno of a write
+    bool checked = false; ///< the digest was compared (last chunk of a piece in memory)
+    bool right = false;   ///< ... and it was the expected one (then the piece was written)
+};
+
+store_result run_store(const store_job& job) {
+    store_result r;
+    if (job.write_chunk && !write_all(job.fd, job.data, job.n, job.at, r.error)) return r;
+    job.hash->update(job.data, job.n);
+    if (job.piece != nullptr) {
+        digest got;
+        job.hash->digest_into(got.data());
+        r.checked = true;
+        r.right = got == *job.expected;
+        if (r.right) write_all(job.fd, job.piece, job.piece_length, job.piece_offset, r.error);
+    }
+    return r;
 }
 
-/// The one write of a chunk in flight on the blocking executor, beside the next read. (Not
+/// The one store of a chunk in flight on the blocking executor, beside the next read. (Not
 /// `read && write`: an awaitable_operators group that holds work handed to another executor
 /// does not complete when cancelled, with Boost 1.81.)
 struct write_slot {
     explicit write_slot(asio::any_io_executor ex)
         : done(ex, asio::steady_timer::time_point::max()) {}
-    asio::steady_timer done; ///< cancelled when the write ends
+    asio::steady_timer done; ///< cancelled when the store ends
     bool busy = false;
-    int error = 0;
+    store_result result;
 };
 
-/// Hands a chunk to the blocking executor; `slot.done` is cancelled, on the slot's executor,
-/// once it is hashed and written. (A plain function: its lambdas are not made in a coroutine.)
-void start_store(write_slot& slot, asio::any_io_executor blocking, sha256& hash, int fd,
-                 const char* data, std::size_t n, std::uint64_t at) {
+/// Hands a store to the blocking executor; `slot.done` is cancelled, on the slot's executor,
+/// once it ended. (A plain function: its lambdas are not made in a coroutine.)
+void start_store(write_slot& slot, asio::any_io_executor blocking, const store_job& job) {
     slot.busy = true;
-    asio::post(blocking, [&slot, &hash, fd, data, n, at] {
-        const int error = store_chunk(&hash, fd, data, n, at);
-        asio::post(slot.done.get_executor(), [&slot, error] {
-            slot.error = error;
+    asio::post(blocking, [&slot, job] {
+        const auto result = run_store(job);
+        asio::post(slot.done.get_executor(), [&slot, result] {
+            slot.result = result;
             slot.busy = false;
             slot.done.cancel();
         });
     });
 }
 
-/// Waits for the write in flight, if any, whatever cancellation comes meanwhile: the chunk and
+/// Waits for the store in flight, if any, whatever cancellation comes meanwhile: the chunk and
 /// the hash it uses must outlive it.
 asio::awaitable<int> end_store(write_slot& slot) {
     while (slot.busy)
         co_await slot.done.async_wait(use_tuple);
-    co_return slot.error;
+    co_return slot.result.error;
 }
 
 piece_outcome outcome(piece_status status, std::string message) {
@@ -143,10 +168,10 @@ bool aborted(const boost::system::error_code& ec) { return ec == asio::error::op
 asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                            const piece_request& request, int fd,
                                            asio::any_io_executor blocking,
-                                           std::chrono::milliseconds stall,
-                                           std::vector<char>& chunk, std::vector<char>& spare,
-                                           const bool& stop, piece_listener& listener,
-                                           rate_limiter* rate, char* whole) {
+                                           std::chrono::milliseconds stall, std::span<char> chunk,
+                                           std::span<char> spare, const bool& stop,
+                                           piece_listener& listener, rate_limiter* rate,
+                                           char* whole) {
     co_await asio::this_coro::throw_if_cancelled(false);
     client_request req{http::verb::get, request.target, 11};
     req.set(http::field::host, request.host);
@@ -242,7 +267,24 @@ asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::fla
         if (n > 0) co_await async_throttle(rate, n);
         write_error = co_await end_store(writing);
         if (n > 0 && write_error == 0) {
-            start_store(writing, blocking, hash, whole != nullptr ? -1 : fd, into, n, at);
+            store_job job;
+            job.hash = &hash;
+            job.fd = fd;
+            job.data = into;
+            job.n = n;
+            job.at = at;
+            job.write_chunk = whole == nullptr;
+            if (whole != nullptr && received + n == request.length) {
+                job.piece = whole;
+                job.piece_length = static_cast<std::size_t>(request.length);
+                job.piece_offset = request.offset;
+                job.expected = &request.expected;
+            }
+            if (request.store_inline) {
+                writing.result = run_store(job);
+            } else {
+                start_store(writing, blocking, job);
+            }
             at += n;
             received += n;
             next ^= 1;
@@ -272,9 +314,14 @@ asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::fla
         out.keep_alive = false;
         co_return out;
     }
-    digest got;
-    hash.digest_into(got.data());
-    if (got != request.expected) {
+    bool right = writing.result.right;
+    if (!writing.result.checked) {
+        // Written chunk by chunk (or an empty piece): the digest is checked here.
+        digest got;
+        hash.digest_into(got.data());
+        right = got == request.expected;
+    }
+    if (!right) {
         out.status = piece_status::bad_piece;
         out.message = "the bytes do not hash to the piece's SHA-256";
         co_return out;

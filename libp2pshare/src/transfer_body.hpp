@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -43,10 +44,13 @@ struct piece_request {
     std::uint64_t offset = 0;
     std::uint64_t length = 0;
     digest expected{};
+    /// Hash and write on the network thread, not `blocking`: for a small piece into a file on a
+    /// file system held in memory, where a hop to another thread costs more than the work.
+    bool store_inline = false;
 };
 
 enum class piece_status {
-    verified,    ///< the bytes hash right (and are in the file, unless they came into `whole`)
+    verified,    ///< the bytes hash right, and are in the file
     bad_piece,   ///< they arrived complete and hash wrong: the source is to blame
     transport,   ///< the connection failed before an answer
     truncated,   ///< the answer broke off before the piece's last byte
@@ -79,16 +83,19 @@ protected:
 /// `blocking` while the other fills. Checks `stop` between chunks; a cancellation of the
 /// awaiting operation, or of the stream, ends it with `interrupted`. Every write has ended when
 /// it returns. Received bytes are taken from `rate` (none: no cap), pausing as it says.
-/// With `whole` (room for the piece's length) the bytes are received into it and only hashed:
-/// nothing is written, so that only a verified copy of a piece ever reaches the file (end-game
-/// copies of one piece arrive at once). Without it, each chunk is written in place as it is
-/// hashed: for pieces too large to hold, which then have one copy in flight at a time.
+/// The body is read `chunk.size()` bytes at a time.
+/// With `whole` (room for the piece's length) the bytes are received into it and hashed as
+/// they come; the work on the last chunk also checks the digest and, only if it is right,
+/// writes the piece into the file. So only verified bytes ever reach the file: end-game copies
+/// of one piece may arrive at once, and two verified copies are the same bytes. Without it,
+/// each chunk is written in place as it is hashed: for pieces too large to hold, which then
+/// have one copy in flight at a time.
 asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                            const piece_request& request, int fd,
                                            asio::any_io_executor blocking,
-                                           std::chrono::milliseconds stall,
-                                           std::vector<char>& chunk, std::vector<char>& spare,
-                                           const bool& stop, piece_listener& listener,
-                                           rate_limiter* rate, char* whole);
+                                           std::chrono::milliseconds stall, std::span<char> chunk,
+                                           std::span<char> spare, const bool& stop,
+                                           piece_listener& listener, rate_limiter* rate,
+                                           char* whole);
 
 } // namespace p2pshare::detail

@@ -12,6 +12,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -195,6 +197,32 @@ BOOST_AUTO_TEST_CASE(small_downloads_reuse_their_connection) {
             BOOST_TEST(test::read_file(net / "p2" / name) == contents[i]);
         }
     }
+}
+
+// An idle keep-alive connection is closed once unused for TransferOptions::idle_timeout, with no
+// further download to notice it (the pool's timer). The peer's health counts it meanwhile.
+BOOST_AUTO_TEST_CASE(an_idle_kept_connection_is_closed_after_the_idle_timeout) {
+    test::network net;
+    test::write_file(net / "p1" / "kept.txt", test::random_text(1000, 97));
+    net.start_peer(1);
+    auto o2 = net.options(2);
+    o2.transfer.idle_timeout = std::chrono::milliseconds(300);
+    auto& p2 = net.start_peer(o2);
+    const auto idle = [&] {
+        const auto reply = test::http_call(p2.port(), "GET", "/v1/health");
+        return boost::json::parse(reply.body).at("idle_connections").to_number<int>();
+    };
+    BOOST_TEST(idle() == 0);
+    const auto started = std::chrono::steady_clock::now();
+    const auto outcomes = net.io().run(p2.async_download({"kept.txt"}));
+    BOOST_TEST_REQUIRE(!outcomes.at(0).error, outcomes.at(0).message);
+    BOOST_TEST_REQUIRE(outcomes.at(0).transfer.connections == 1u);
+    // Kept: unless 300 ms already passed (a very slow machine), it is counted.
+    const auto kept = idle();
+    if (std::chrono::steady_clock::now() - started < std::chrono::milliseconds(250))
+        BOOST_TEST(kept == 1);
+    BOOST_TEST(test::eventually([&] { return idle() == 0; }));
+    BOOST_TEST((std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(300)));
 }
 
 // A peer behind a port mapping gives the index the mapped port (--advertise-port): the others

@@ -72,6 +72,25 @@ BOOST_AUTO_TEST_CASE(end_game_duplicates_the_piece_held_longest_and_the_first_co
     BOOST_TEST(p.had() == 4u);
 }
 
+BOOST_AUTO_TEST_CASE(an_end_game_copy_waits_until_the_piece_has_been_in_flight_long_enough) {
+    auto p = from("--");
+    BOOST_TEST(p.pick(0, 100, 50).value() == 0u);
+    // A wanted piece is given at once, whatever the delay.
+    BOOST_TEST(p.next_copy(1, 50).value() == 0u);
+    BOOST_TEST(p.pick(1, 120, 50).value() == 1u);
+    // Both in flight: a third source gets piece 0 once it has been in flight for 50.
+    BOOST_TEST(p.next_copy(2, 50).value() == 150u);
+    BOOST_TEST(!p.pick(2, 149, 50).has_value());
+    BOOST_TEST(p.duplicates() == 0u);
+    BOOST_TEST(p.pick(2, 150, 50).value() == 0u);
+    BOOST_TEST(p.picture() == "21");
+    // Then piece 1, 50 after its own start; source 0 never gets a copy of its own piece.
+    BOOST_TEST(p.next_copy(0, 50).value() == 170u);
+    BOOST_TEST(p.pick(0, 170, 50).value() == 1u);
+    BOOST_TEST(!p.next_copy(3, 50).has_value());
+    BOOST_TEST(!p.pick(3, 1000, 50).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(a_released_end_game_copy_leaves_the_other_in_flight) {
     auto p = from("-");
     BOOST_TEST(p.pick(0, 1).value() == 0u);

@@ -136,6 +136,10 @@ public:
     boost::asio::awaitable<TransferResult> async_download(std::string name,
                                                           std::vector<FileSource> sources);
 
+    /// Idle keep-alive connections to sources, kept for the next downloads (see
+    /// TransferOptions::idle_timeout). Call it on the transfer's executor.
+    std::size_t idle_connections() const noexcept;
+
 private:
     boost::asio::awaitable<TransferResult> download(std::string name,
                                                     std::vector<FileSource> sources);

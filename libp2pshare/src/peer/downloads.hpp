@@ -35,6 +35,9 @@ public:
     boost::asio::awaitable<std::vector<DownloadOutcome>> async_download(
         std::vector<std::string> names, std::shared_ptr<std::atomic<bool>> stopping);
 
+    /// Idle keep-alive connections to sources (on the executor).
+    std::size_t idle_connections() const noexcept { return transfer_->idle_connections(); }
+
 private:
     boost::asio::any_io_executor executor_;
     std::shared_ptr<shared_folder> folder_;

@@ -176,6 +176,7 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
             o["hashing"] = folder_->backlog();
             o["hashed_bytes"] = folder_->hashed_bytes();
             o["registered"] = s.registered;
+            o["idle_connections"] = s.idle_connections;
             res = json_response(req, http::status::ok, boost::json::serialize(o));
         } else {
             res = not_allowed();

@@ -24,6 +24,7 @@ public:
     struct health {
         bool registered = false;
         bool stopping = false;
+        std::size_t idle_connections = 0; ///< the downloads' keep-alive connections to sources
     };
 
     /// `executor` must be serial (the peer's). `status` is asked for /v1/health.
