@@ -66,6 +66,8 @@ entry describe(errc e) noexcept {
             return {"io_error", 500, "local file system error"};
         case errc::full:
             return {"full", 503, "the index is at one of its bounds"};
+        case errc::store_unavailable:
+            return {"store_unavailable", 503, "the index's store cannot be reached"};
         case errc::bad_config:
             return {"bad_config", 500, "a config file cannot be parsed"};
         case errc::precondition_failed:

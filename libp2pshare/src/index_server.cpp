@@ -2,11 +2,13 @@
 #include <p2pshare/index_server.hpp>
 
 #include "http_server.hpp"
-#include "index_store.hpp"
+#include "index/backend.hpp"
+#include "index/memory_backend.hpp"
 #include "protocol.hpp"
 #include "query.hpp"
 #include "run_on.hpp"
 #include "support.hpp"
+#include "words.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -27,24 +29,38 @@ struct IndexServer::impl {
     impl(asio::any_io_executor executor, IndexServerOptions o)
         : strand(std::move(executor)),
           options(std::move(o)),
-          store(options.lease_ttl, nullptr, index_store::bounds::of(options.index)) {}
+          store(std::make_unique<memory_backend>(options.lease_ttl, options.index)) {}
 
     /// `keep` holds the index while the request is answered.
     asio::awaitable<bool> handle(request& req, connection& conn, std::shared_ptr<impl> keep);
 
-    response do_register(const request& req, const connection& conn);
-    response do_renew(const request& req, std::uint32_t id);
-    response do_files(const request& req, std::uint32_t id);
-    response do_unregister(const request& req, std::uint32_t id);
-    response do_list(const request& req, const target& t);
+    asio::awaitable<response> do_register(const request& req, const connection& conn);
+    asio::awaitable<response> do_renew(const request& req, std::uint32_t id);
+    asio::awaitable<response> do_files(const request& req, std::uint32_t id);
+    asio::awaitable<response> do_unregister(const request& req, std::uint32_t id);
+    asio::awaitable<response> do_list(const request& req, const target& t);
     /// `buffer`: a string whose capacity the answer may take.
-    response do_lookup(const request& req, std::string buffer = {});
-    response do_health(const request& req);
+    asio::awaitable<response> do_lookup(const request& req, std::string buffer);
+    asio::awaitable<response> do_health(const request& req);
+
+    /// A lookup_results for one lookup: a kept one, or a new one.
+    std::unique_ptr<lookup_results> take_results() {
+        if (spare_results.empty()) return std::make_unique<lookup_results>();
+        auto r = std::move(spare_results.back());
+        spare_results.pop_back();
+        return r;
+    }
+    /// Keeps `r` for the next lookups, unless enough are kept or it grew large.
+    void give_back(std::unique_ptr<lookup_results> r) {
+        if (spare_results.size() < 64 && r->sources.size() <= 4096) {
+            spare_results.push_back(std::move(r));
+        }
+    }
 
     strand_type strand;
     IndexServerOptions options;
-    std::vector<std::string_view> lookup_names; ///< do_lookup's, reused
-    index_store store;
+    std::unique_ptr<index_backend> store;
+    std::vector<std::unique_ptr<lookup_results>> spare_results; ///< for lookups, reused
     std::shared_ptr<http_server> server;
     std::string advertised_host;
 };
@@ -67,30 +83,29 @@ response wrong_method(const request& req, std::string_view allowed) {
     return res;
 }
 
-index_store::time_point now() { return index_store::clock::now(); }
-
 } // namespace
 
-response IndexServer::impl::do_register(const request& req, const connection& conn) {
+asio::awaitable<response> IndexServer::impl::do_register(const request& req,
+                                                         const connection& conn) {
     auto r = decode_register(req.body(), options.index.max_files_per_peer);
-    if (!r) return fail_response(req, r.error());
+    if (!r) co_return fail_response(req, r.error());
     const auto source = conn.remote().address().to_string();
     if (r->host.empty()) r->host = source;
     if (r->port < options.index.min_peer_port) {
-        return fail_response(
+        co_return fail_response(
             req, fail(errc::bad_field,
                       "'port' must be at least " + std::to_string(options.index.min_peer_port)));
     }
     if (options.index.host_must_match_source && r->host != source) {
-        return fail_response(
+        co_return fail_response(
             req, fail(errc::forbidden,
                       "a peer may only advertise the address it connects from (" + source + ")"));
     }
     const auto id = r->id;
     const ServerAddress address{r->host, r->port};
     const auto files = r->files.size();
-    auto lease = store.register_peer(std::move(*r), now(), source);
-    if (!lease) return fail_response(req, lease.error());
+    auto lease = co_await store->async_register(std::move(*r), source);
+    if (!lease) co_return fail_response(req, lease.error());
     log().info("index: peer {} registered at {} with {} files", id, to_string(address), files);
     boost::json::object body;
     body["id"] = id;
@@ -98,89 +113,105 @@ response IndexServer::impl::do_register(const request& req, const connection& co
     body["ttl_ms"] = lease->ttl.count();
     body["host"] = address.host;
     body["port"] = address.port;
-    return ok(req, lease->taken_back ? http::status::ok : http::status::created, body);
+    co_return ok(req, lease->taken_back ? http::status::ok : http::status::created, body);
 }
 
-response IndexServer::impl::do_renew(const request& req, std::uint32_t id) {
+asio::awaitable<response> IndexServer::impl::do_renew(const request& req, std::uint32_t id) {
     auto token = decode_bearer(req[http::field::authorization]);
-    if (!token) return fail_response(req, token.error());
-    auto lease = store.renew(id, *token, now());
-    if (!lease) return fail_response(req, lease.error());
+    if (!token) co_return fail_response(req, token.error());
+    auto lease = co_await store->async_renew(id, std::move(*token));
+    if (!lease) co_return fail_response(req, lease.error());
     boost::json::object body;
     body["id"] = id;
     body["ttl_ms"] = lease->ttl.count();
-    return ok(req, http::status::ok, body);
+    co_return ok(req, http::status::ok, body);
 }
 
-response IndexServer::impl::do_files(const request& req, std::uint32_t id) {
+asio::awaitable<response> IndexServer::impl::do_files(const request& req, std::uint32_t id) {
     auto token = decode_bearer(req[http::field::authorization]);
-    if (!token) return fail_response(req, token.error());
+    if (!token) co_return fail_response(req, token.error());
     auto files = decode_files_update(req.body(), options.index.max_files_per_peer);
-    if (!files) return fail_response(req, files.error());
+    if (!files) co_return fail_response(req, files.error());
     const auto count = files->size();
-    auto done = store.replace_files(id, *token, std::move(*files), now());
-    if (!done) return fail_response(req, done.error());
+    auto done = co_await store->async_replace_files(id, std::move(*token), std::move(*files));
+    if (!done) co_return fail_response(req, done.error());
     log().info("index: peer {} now shares {} files", id, count);
     boost::json::object body;
     body["id"] = id;
     body["files"] = count;
-    body["ttl_ms"] = store.ttl().count();
-    return ok(req, http::status::ok, body);
+    body["ttl_ms"] = store->ttl().count();
+    co_return ok(req, http::status::ok, body);
 }
 
-response IndexServer::impl::do_unregister(const request& req, std::uint32_t id) {
+asio::awaitable<response> IndexServer::impl::do_unregister(const request& req, std::uint32_t id) {
     auto token = decode_bearer(req[http::field::authorization]);
-    if (!token) return fail_response(req, token.error());
-    auto done = store.unregister(id, *token, now());
-    if (!done) return fail_response(req, done.error());
+    if (!token) co_return fail_response(req, token.error());
+    auto done = co_await store->async_unregister(id, std::move(*token));
+    if (!done) co_return fail_response(req, done.error());
     log().info("index: peer {} unregistered", id);
     boost::json::object body;
     body["id"] = id;
     body["unregistered"] = true;
-    return ok(req, http::status::ok, body);
+    co_return ok(req, http::status::ok, body);
 }
 
-response IndexServer::impl::do_list(const request& req, const target& t) {
-    std::size_t limit = options.index.max_list_page;
+asio::awaitable<response> IndexServer::impl::do_list(const request& req, const target& t) {
+    list_query q;
+    q.limit = options.index.max_list_page;
     if (const auto text = t.param("limit")) {
         std::size_t n = 0;
         const auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
         if (ec != std::errc{} || ptr != text->data() + text->size() || n == 0 ||
             n > options.index.max_list_page) {
-            return fail_response(
+            co_return fail_response(
                 req, fail(errc::bad_field, "'limit' must be an integer within 1.." +
                                                std::to_string(options.index.max_list_page)));
         }
-        limit = n;
+        q.limit = n;
     }
-    const auto contains = t.param("contains").value_or("");
-    const auto after = t.param("after").value_or("");
-    auto page = store.list(contains, after, limit, now());
+    q.contains = t.param("contains").value_or("");
+    q.after = t.param("after").value_or("");
+    if (const auto words = t.param("q")) {
+        if (!q.contains.empty()) {
+            co_return fail_response(
+                req, fail(errc::bad_field, "give either 'q' (words) or 'contains', not both"));
+        }
+        auto parsed = query_words(*words);
+        if (!parsed) co_return fail_response(req, parsed.error());
+        q.words = std::move(*parsed);
+    }
+    auto page = co_await store->async_list(std::move(q));
+    if (!page) co_return fail_response(req, page.error());
     boost::json::object body;
     auto& names = body["names"].emplace_array();
-    names.reserve(page.names.size());
-    for (const auto name : page.names)
+    names.reserve(page->names.size());
+    for (const auto& name : page->names)
         names.emplace_back(name);
-    if (page.next_after) {
-        body["next_after"] = *page.next_after;
+    if (page->next_after) {
+        body["next_after"] = *page->next_after;
     } else {
         body["next_after"] = nullptr;
     }
-    return ok(req, http::status::ok, body);
+    co_return ok(req, http::status::ok, body);
 }
 
-response IndexServer::impl::do_lookup(const request& req, std::string buffer) {
+asio::awaitable<response> IndexServer::impl::do_lookup(const request& req, std::string buffer) {
     // The plain form is read in place; anything else goes through the full JSON parser.
-    auto& names = lookup_names;
-    names.clear();
+    std::vector<std::string_view> names;
     std::vector<std::string> decoded;
     if (!scan_lookup(req.body(), options.index.max_lookup_names, names)) {
         auto full = decode_lookup(req.body(), options.index.max_lookup_names);
-        if (!full) return fail_response(req, full.error());
+        if (!full) co_return fail_response(req, full.error());
         decoded = std::move(*full);
         names.assign(decoded.begin(), decoded.end());
     }
-    const auto t = now();
+    // The answer's sources go into an object this index keeps for the next lookup.
+    auto results = take_results();
+    auto found = co_await store->async_lookup(names, *results);
+    if (!found) {
+        give_back(std::move(results));
+        co_return fail_response(req, found.error());
+    }
     // The index's hot path: the answer is written straight into the body, without building a
     // JSON tree first. Same fields, in the same order, as the other answers' serializer writes.
     auto res = json_response(req, http::status::ok, std::move(buffer));
@@ -188,54 +219,50 @@ response IndexServer::impl::do_lookup(const request& req, std::string buffer) {
     out.clear();
     out.reserve(32 + names.size() * 256);
     out.append(R"({"results":[)");
-    bool first_name = true;
-    for (const auto name : names) {
-        if (!first_name) out.push_back(',');
-        first_name = false;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (i > 0) out.push_back(',');
         out.append(R"({"name":)");
-        append_json_string(out, name);
+        append_json_string(out, names[i]);
         out.append(R"(,"sources":[)");
-        const auto found = store.lookup(name, t);
-        const bool any = !found.empty();
-        if (any) {
-            bool first_source = true;
-            for (const auto& src : found) {
-                if (!first_source) out.push_back(',');
-                first_source = false;
-                // Hosts and digests were validated on registration: nothing in them to escape.
-                out.append(R"({"id":)");
-                append_number(out, src.peer);
-                out.append(R"(,"host":")");
-                out.append(src.host);
-                out.append(R"(","port":)");
-                append_number(out, src.port);
-                out.append(R"(,"size":)");
-                append_number(out, src.size);
-                out.append(R"(,"sha256":")");
-                out.append(src.sha256);
-                // The piece root only where the peer gave one (docs/protocol.md §6.6).
-                if (!src.root.empty()) {
-                    out.append(R"(","root":")");
-                    out.append(src.root);
-                }
-                out.append(R"("})");
+        const auto sources = results->of(i);
+        bool first_source = true;
+        for (const auto& src : sources) {
+            if (!first_source) out.push_back(',');
+            first_source = false;
+            // Hosts and digests were validated on registration: nothing in them to escape.
+            out.append(R"({"id":)");
+            append_number(out, src.peer);
+            out.append(R"(,"host":")");
+            out.append(src.host);
+            out.append(R"(","port":)");
+            append_number(out, src.port);
+            out.append(R"(,"size":)");
+            append_number(out, src.size);
+            out.append(R"(,"sha256":")");
+            out.append(src.sha256);
+            // The piece root only where the peer gave one (docs/protocol.md §6.6).
+            if (!src.root.empty()) {
+                out.append(R"(","root":")");
+                out.append(src.root);
             }
+            out.append(R"("})");
         }
-        out.append(any ? R"(],"found":true})" : R"(],"found":false})");
+        out.append(sources.empty() ? R"(],"found":false})" : R"(],"found":true})");
     }
     out.append("]}");
-    names.clear(); // views into this call's request and `decoded`
-    return res;
+    give_back(std::move(results));
+    co_return res;
 }
 
-response IndexServer::impl::do_health(const request& req) {
-    store.expire(now());
+asio::awaitable<response> IndexServer::impl::do_health(const request& req) {
+    auto counts = co_await store->async_counts();
+    if (!counts) co_return fail_response(req, counts.error());
     boost::json::object body;
     body["status"] = "ok";
-    body["peers"] = store.peer_count();
-    body["names"] = store.name_count();
-    body["files"] = store.file_count();
-    body["lease_ttl_ms"] = store.ttl().count();
+    body["peers"] = counts->peers;
+    body["names"] = counts->names;
+    body["files"] = counts->files;
+    body["lease_ttl_ms"] = store->ttl().count();
     // What a client needs to size its requests (docs/protocol.md §6.7).
     const auto& index = options.index;
     const auto& server_limits = options.limits;
@@ -248,14 +275,14 @@ response IndexServer::impl::do_health(const request& req) {
     limits["min_peer_port"] = index.min_peer_port;
     limits["header_limit"] = server_limits.header_limit;
     limits["body_limit"] = server_limits.body_limit;
-    return ok(req, http::status::ok, body);
+    co_return ok(req, http::status::ok, body);
 }
 
 asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
                                                 std::shared_ptr<impl> /*keep*/) {
     if (req.target() == "/v1/lookup" && req.method() == http::verb::post) {
         // The most frequent request, routed without splitting its target.
-        auto res = do_lookup(req, std::move(conn.spare()));
+        auto res = co_await do_lookup(req, std::move(conn.spare()));
         const bool written = co_await conn.write(res);
         conn.spare() = std::move(res.body());
         co_return written&& res.keep_alive();
@@ -276,24 +303,51 @@ asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
     };
     response res;
     if (is({"v1", "health"})) {
-        res = is_get ? do_health(req) : wrong_method(req, "GET, HEAD");
+        if (is_get) {
+            res = co_await do_health(req);
+        } else {
+            res = wrong_method(req, "GET, HEAD");
+        }
     } else if (is({"v1", "files"})) {
-        res = is_get ? do_list(req, t) : wrong_method(req, "GET, HEAD");
+        if (is_get) {
+            res = co_await do_list(req, t);
+        } else {
+            res = wrong_method(req, "GET, HEAD");
+        }
     } else if (is({"v1", "lookup"})) {
-        res = method == http::verb::post ? do_lookup(req) : wrong_method(req, "POST");
+        if (method == http::verb::post) {
+            res = co_await do_lookup(req, std::string());
+        } else {
+            res = wrong_method(req, "POST");
+        }
     } else if (is({"v1", "peers"})) {
-        res = method == http::verb::post ? do_register(req, conn) : wrong_method(req, "POST");
+        if (method == http::verb::post) {
+            res = co_await do_register(req, conn);
+        } else {
+            res = wrong_method(req, "POST");
+        }
     } else if (seg.size() >= 3 && seg.size() <= 4 && seg[0] == "v1" && seg[1] == "peers") {
         const auto id = parse_peer_id(seg[2]);
         if (!id) {
             res = error_response(req, errc::bad_field, "a peer id is an integer 0..4294967295");
         } else if (seg.size() == 3) {
-            res = method == http::verb::delete_ ? do_unregister(req, *id)
-                                                : wrong_method(req, "DELETE");
+            if (method == http::verb::delete_) {
+                res = co_await do_unregister(req, *id);
+            } else {
+                res = wrong_method(req, "DELETE");
+            }
         } else if (seg[3] == "lease") {
-            res = method == http::verb::put ? do_renew(req, *id) : wrong_method(req, "PUT");
+            if (method == http::verb::put) {
+                res = co_await do_renew(req, *id);
+            } else {
+                res = wrong_method(req, "PUT");
+            }
         } else if (seg[3] == "files") {
-            res = method == http::verb::put ? do_files(req, *id) : wrong_method(req, "PUT");
+            if (method == http::verb::put) {
+                res = co_await do_files(req, *id);
+            } else {
+                res = wrong_method(req, "PUT");
+            }
         } else {
             res =
                 error_response(req, errc::not_found, "no such path: " + std::string(req.target()));
@@ -385,9 +439,9 @@ asio::awaitable<IndexStats> IndexServer::async_stats() {
         // Completes without a wait: Boost 1.81's co_spawn would throw a cancellation that
         // came meanwhile out of the executor's thread unless told not to.
         co_await asio::this_coro::throw_if_cancelled(false);
-        self->store.expire(index_store::clock::now());
-        co_return IndexStats{self->store.peer_count(), self->store.name_count(),
-                             self->store.file_count()};
+        auto counts = co_await self->store->async_counts();
+        if (!counts) co_return IndexStats{};
+        co_return IndexStats{counts->peers, counts->names, counts->files};
     });
 }
 

@@ -1,5 +1,7 @@
 #include "index_store.hpp"
 
+#include "words.hpp"
+
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -80,10 +82,26 @@ void index_store::set_expiry(std::uint32_t id, peer& p, time_point now) {
 void index_store::add_files(std::uint32_t id, const peer& p) {
     for (const auto& f : p.files) {
         auto [it, inserted] = names_.try_emplace(f.name);
-        if (inserted) sorted_.insert(it->first);
+        if (inserted) {
+            sorted_.insert(it->first);
+            index_words(it->first, true);
+        }
         it->second.push_back({id, p.host, p.port, f.size, f.sha256, f.root});
         ++file_count_;
         name_bytes_ += f.name.size();
+    }
+}
+
+void index_store::index_words(std::string_view name, bool add) {
+    for (auto& w : name_words(name)) {
+        if (add) {
+            words_[std::move(w)].insert(name);
+            continue;
+        }
+        const auto it = words_.find(w);
+        if (it == words_.end()) continue;
+        it->second.erase(name);
+        if (it->second.empty()) words_.erase(it);
     }
 }
 
@@ -101,6 +119,7 @@ void index_store::remove_files(std::uint32_t id, const peer& p) {
             name_bytes_ -= f.name.size();
         }
         if (sources.empty()) {
+            index_words(it->first, false);
             sorted_.erase(it->first);
             names_.erase(it);
         }
@@ -225,6 +244,47 @@ index_store::page index_store::list(std::string_view contains, std::string_view 
             break;
         }
         if (filtered && it->find(contains) == std::string_view::npos) {
+            cursor = *it;
+            continue;
+        }
+        if (out.names.size() == limit) {
+            out.next_after = std::string(cursor);
+            break;
+        }
+        out.names.push_back(*it);
+        cursor = *it;
+    }
+    return out;
+}
+
+index_store::page index_store::search(const std::vector<std::string>& words, std::string_view after,
+                                      std::size_t limit, time_point now) {
+    expire(now);
+    limit = std::max<std::size_t>(limit, 1);
+    page out;
+    std::vector<const std::set<std::string_view>*> sets;
+    for (const auto& w : words) {
+        const auto it = words_.find(w);
+        if (it == words_.end()) return out; // a word no name has: nothing matches
+        sets.push_back(&it->second);
+    }
+    if (sets.empty()) return out;
+    // The rarest word's names are walked; each is checked against the others.
+    std::sort(sets.begin(), sets.end(), [](auto* a, auto* b) { return a->size() < b->size(); });
+    const auto& walked = *sets.front();
+    std::size_t budget = bounds_.max_list_scan;
+    std::string_view cursor;
+    for (auto it = after.empty() ? walked.begin() : walked.upper_bound(after); it != walked.end();
+         ++it) {
+        // As list() with a filter: the cursor moves past the names examined in vain, and a
+        // full page ends at the next match, so that the last page says it is the last.
+        if (budget-- == 0) {
+            out.next_after = std::string(cursor);
+            break;
+        }
+        const bool all =
+            std::all_of(sets.begin() + 1, sets.end(), [&](auto* s) { return s->contains(*it); });
+        if (!all) {
             cursor = *it;
             continue;
         }

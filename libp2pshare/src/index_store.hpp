@@ -1,5 +1,7 @@
-// The index's state with no I/O: live peers, their leases and an inverted index from file name to
-// the peers that share it. Time is passed in, so expiry is tested without waiting.
+// The index's state with no I/O: live peers, their leases, an inverted index from file name to
+// the peers that share it, and one from word to the names that have it (word search). Time is
+// passed in, so expiry is tested without waiting. The memory backend (index/memory_backend.hpp)
+// puts it behind the index's store interface.
 #pragma once
 
 #include "protocol.hpp"
@@ -85,6 +87,13 @@ public:
     /// `next_after` the last name examined.
     page list(std::string_view contains, std::string_view after, std::size_t limit, time_point now);
 
+    /// Names that have every one of `words` (lowercase, as name_words() makes them), in byte
+    /// order after `after`: the names of the rarest word are walked in order and the others
+    /// checked, at most max_list_scan of them, so a page may be short, with `next_after` the
+    /// last name examined.
+    page search(const std::vector<std::string>& words, std::string_view after, std::size_t limit,
+                time_point now);
+
     /// The sources of `name` (empty when no live peer shares it): all of them, or a random
     /// sample of max_sources_per_name when more peers share it. Valid until the next call.
     std::span<const source> lookup(std::string_view name, time_point now);
@@ -122,6 +131,7 @@ private:
                                 const std::vector<file_entry>* replaced) const;
     void count_client(const std::string& client, int delta);
     void add_files(std::uint32_t id, const peer& p);
+    void index_words(std::string_view name, bool add);
     void remove_files(std::uint32_t id, const peer& p);
     void remove_peer(std::unordered_map<std::uint32_t, peer>::iterator it);
     void set_expiry(std::uint32_t id, peer& p, time_point now);
@@ -133,6 +143,9 @@ private:
     std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> clients_;
     std::unordered_map<std::string, std::vector<source>, string_hash, std::equal_to<>> names_;
     std::set<std::string_view> sorted_; ///< views of names_'s keys, for ordered listing
+    /// word -> the names that have it (views of names_'s keys), for word search
+    std::unordered_map<std::string, std::set<std::string_view>, string_hash, std::equal_to<>>
+        words_;
     std::multimap<time_point, std::uint32_t> expiries_;
     std::size_t file_count_ = 0;
     std::size_t name_bytes_ = 0;

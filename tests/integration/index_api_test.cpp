@@ -163,6 +163,27 @@ BOOST_AUTO_TEST_CASE(list_pages_and_filters) {
     BOOST_TEST(empty.at("next_after").is_null());
 }
 
+BOOST_AUTO_TEST_CASE(word_search_with_q) {
+    test::register_peer(port(), 1, {"Blue Train (1957).flac", "blue_in_green.mp3", "Kind of Blue"});
+    test::register_peer(port(), 2, {"blue-train-live.ogg", "Train of Thought.mp3"});
+    BOOST_TEST(test::list_names(port(), "q=train+BLUE") ==
+               (names{"Blue Train (1957).flac", "blue-train-live.ogg"}));
+    BOOST_TEST(test::list_names(port(), "q=blue&limit=1") ==
+               (names{"Blue Train (1957).flac", "Kind of Blue", "blue-train-live.ogg",
+                      "blue_in_green.mp3"}));
+    BOOST_TEST(test::list_names(port(), "q=%28thought%29").size() == 1u);
+    BOOST_TEST(test::list_names(port(), "q=trai").empty());
+    // Bad queries: no word, too many words, or q with contains.
+    for (const auto* query : {"q=", "q=--", "q=a+b+c+d+e+f+g+h+i", "q=blue&contains=b"}) {
+        BOOST_TEST_CONTEXT(query) {
+            const auto reply = test::http_call(port(), "GET", std::string("/v1/files?") + query);
+            BOOST_TEST(reply.status == 400u);
+            const auto error = std::string(test::json_of(reply).at("error").as_string());
+            BOOST_TEST((error == "bad_field" || error == "too_many"));
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(lookup_returns_every_source) {
     const auto reg = [&](std::uint32_t id, const std::string& host, std::uint16_t peer_port,
                          const std::string& files) {

@@ -400,6 +400,57 @@ BOOST_AUTO_TEST_CASE(list_pages_with_after_and_limit) {
     BOOST_TEST(one.next_after.has_value());
 }
 
+BOOST_AUTO_TEST_CASE(word_search_finds_names_with_every_word) {
+    register_ok(1,
+                {{"Blue Train (1957).flac", 1, sha_a},
+                 {"blue_in_green.mp3", 1, sha_a},
+                 {"Train of Thought.mp3", 1, sha_a}},
+                t0);
+    register_ok(2, {{"KIND OF BLUE.mp3", 1, sha_b}, {"blue-train-live.ogg", 1, sha_b}}, t0);
+    const auto search = [&](std::vector<std::string> words) {
+        auto page = store.search(words, "", 100, t0);
+        BOOST_TEST(!page.next_after.has_value());
+        return names{page.names.begin(), page.names.end()};
+    };
+    // Every word, whole, in any case and order; byte order of names.
+    BOOST_TEST(search({"blue"}) == (names{"Blue Train (1957).flac", "KIND OF BLUE.mp3",
+                                          "blue-train-live.ogg", "blue_in_green.mp3"}));
+    BOOST_TEST(search({"train", "blue"}) ==
+               (names{"Blue Train (1957).flac", "blue-train-live.ogg"}));
+    BOOST_TEST(search({"mp3", "blue"}) == (names{"KIND OF BLUE.mp3", "blue_in_green.mp3"}));
+    BOOST_TEST(search({"1957"}) == names{"Blue Train (1957).flac"});
+    BOOST_TEST(search({"trai"}).empty()); // words, not parts of words
+    BOOST_TEST(search({"blue", "nowhere"}).empty());
+    // A name leaves the word index with its last source, and only then.
+    register_ok(3, {{"KIND OF BLUE.mp3", 1, sha_b}}, t0);
+    BOOST_TEST(store.unregister(2, "00000000000000000000000000000002", t0).has_value());
+    BOOST_TEST(search({"kind"}) == names{"KIND OF BLUE.mp3"});
+    BOOST_TEST(search({"live"}).empty());
+    // And when its peer's lease ends.
+    BOOST_TEST(search({"thought"}) == names{"Train of Thought.mp3"});
+    BOOST_TEST(search({"thought"}).size() == 1u);
+    auto late = store.search({"thought"}, "", 100, t0 + 1000ms);
+    BOOST_TEST(late.names.empty());
+}
+
+BOOST_AUTO_TEST_CASE(word_search_pages_like_a_filtered_list) {
+    std::vector<file_entry> files;
+    for (int i = 0; i < 12; ++i) {
+        char name[32];
+        std::snprintf(name, sizeof name, "song %02d %s.mp3", i, i % 3 == 0 ? "live" : "studio");
+        files.push_back({name, 1, sha_a});
+    }
+    register_ok(1, files, t0);
+    auto first = store.search({"live", "song"}, "", 2, t0);
+    BOOST_TEST((names{first.names.begin(), first.names.end()}) ==
+               (names{"song 00 live.mp3", "song 03 live.mp3"}));
+    BOOST_TEST_REQUIRE(first.next_after.has_value());
+    auto second = store.search({"live", "song"}, *first.next_after, 2, t0);
+    BOOST_TEST((names{second.names.begin(), second.names.end()}) ==
+               (names{"song 06 live.mp3", "song 09 live.mp3"}));
+    BOOST_TEST(!second.next_after.has_value());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 namespace {

@@ -1,5 +1,7 @@
 #include <p2pshare/names.hpp>
 
+#include "words.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <string>
@@ -22,6 +24,32 @@ BOOST_AUTO_TEST_CASE(bad_names_are_refused) {
             BOOST_TEST(!p2pshare::file_name_problem(bad).empty());
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(the_words_of_a_name) {
+    using v = std::vector<std::string>;
+    namespace d = p2pshare::detail;
+    BOOST_TEST(d::name_words("Blue Train (1957).FLAC") == (v{"blue", "train", "1957", "flac"}));
+    BOOST_TEST(d::name_words("a_b-c.d a") == (v{"a", "b", "c", "d"})); // distinct, first order
+    BOOST_TEST(d::name_words("...").empty());
+    // Bytes over 0x7f belong to words: a UTF-8 letter stays inside its word, unchanged.
+    BOOST_TEST(d::name_words("Caf\xc3\xa9 M\xc3\xbcller.txt") ==
+               (v{"caf\xc3\xa9", "m\xc3\xbcller", "txt"}));
+    // A long word is cut at max_word_bytes, in names and queries alike.
+    const std::string long_word(100, 'X');
+    BOOST_TEST(d::name_words(long_word + ".bin") ==
+               (v{std::string(d::max_word_bytes, 'x'), "bin"}));
+    BOOST_TEST(d::query_words(long_word).value() == v{std::string(d::max_word_bytes, 'x')});
+}
+
+BOOST_AUTO_TEST_CASE(query_words_are_bounded) {
+    namespace d = p2pshare::detail;
+    BOOST_TEST(d::query_words("Blue  TRAIN blue").value() ==
+               (std::vector<std::string>{"blue", "train"}));
+    BOOST_TEST((d::query_words(" -- ").error().code == p2pshare::errc::bad_field));
+    BOOST_TEST((d::query_words("").error().code == p2pshare::errc::bad_field));
+    BOOST_TEST((d::query_words("a b c d e f g h i").error().code == p2pshare::errc::too_many));
+    BOOST_TEST(d::query_words("a b c d e f g h").value().size() == 8u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -41,6 +41,7 @@ enum class errc {
     full,                 ///< the index is at one of its bounds (503)
     bad_config,          ///< a config file cannot be parsed (file, line and problem in the message)
     precondition_failed, ///< If-Match names another version than the one served (412)
+    store_unavailable,   ///< the index's store (Redis) did not answer in time (503)
     all_sources_failed,  ///< every source of a file was tried and failed (keep last)
 };
 
