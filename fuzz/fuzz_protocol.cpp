@@ -10,11 +10,14 @@
 #include "pieces.hpp"
 #include "protocol.hpp"
 #include "query.hpp"
+#include "resp.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -31,6 +34,73 @@ void check_files(const std::vector<p2pshare::detail::file_entry>& files) {
     }
 }
 
+/// A value a resp_reader gave keeps the kinds' rules and the bounds; `elements` counts the
+/// array elements of the whole reply.
+void check_resp(const p2pshare::detail::resp_value& v, const p2pshare::detail::resp_limits& limits,
+                std::size_t& elements) {
+    using p2pshare::detail::resp_kind;
+    check(v.kind == resp_kind::array || v.elements.empty());
+    switch (v.kind) {
+        case resp_kind::bulk_string:
+            check(v.str.size() <= limits.max_string);
+            break;
+        case resp_kind::simple_string:
+        case resp_kind::error:
+            check(v.str.size() <= limits.max_line);
+            check(v.str.find("\r\n") == std::string::npos);
+            break;
+        default:
+            check(v.str.empty());
+    }
+    if (v.kind != resp_kind::integer) check(v.integer == 0);
+    elements += v.elements.size();
+    check(elements <= limits.max_elements);
+    for (const auto& e : v.elements)
+        check_resp(e, limits, elements);
+}
+
+/// What the decoders built on RESP make of one reply.
+void check_resp_decoders(const p2pshare::detail::resp_value& v) {
+    using namespace p2pshare::detail;
+    if (auto map = decode_cluster_slots(v)) {
+        for (std::size_t i = 0; i < map->size(); ++i) {
+            const auto& r = (*map)[i];
+            check(r.first <= r.last && r.last < slot_count && r.port != 0);
+            check(r.host.empty() || is_valid_host(r.host));
+            if (i > 0) check((*map)[i - 1].last < r.first);
+        }
+    }
+    if (v.is_error()) {
+        const auto kind = classify_error(v.str);
+        if (auto r = parse_redirect(v.str)) {
+            check(r->slot < slot_count && r->port != 0);
+            check(r->host.empty() || is_valid_host(r->host));
+            check(kind == (r->kind == redirect_kind::moved ? resp_error_kind::moved
+                                                           : resp_error_kind::ask));
+        }
+    }
+    if (auto s = v.as_string()) {
+        check(key_slot(*s) < slot_count);
+        if (auto field = info_field(*s, "redis_version")) {
+            check(field->find_first_of("\r\n") == std::string_view::npos);
+        }
+    }
+    // A command is an array of bulk strings: one reads back as itself.
+    if (v.is_array() && std::all_of(v.elements.begin(), v.elements.end(), [](const auto& e) {
+            return e.kind == resp_kind::bulk_string;
+        })) {
+        std::vector<std::string_view> args;
+        for (const auto& e : v.elements)
+            args.push_back(e.str);
+        std::string bytes;
+        append_command(bytes, args);
+        resp_reader again;
+        again.feed(bytes);
+        auto back = again.next();
+        check(back && *back && **back == v);
+    }
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -38,7 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
     // Cases 0-9 keep the first bytes of the corpus; a new decoder takes the next number.
-    switch (data[0] % 11) {
+    switch (data[0] % 12) {
         case 0:
             if (auto r = decode_register(input, 100)) {
                 check_files(r->files);
@@ -171,6 +241,58 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 piece_record record(pieces * min_piece_size, min_piece_size, pieces, digest{},
                                     digest{});
                 if (auto verified = record.read(input)) check(verified->size() == pieces);
+            }
+            break;
+        }
+        case 11: {
+            // Replies of a Redis store. The first byte seeds the sizes of the chunks the rest is
+            // fed in (as reads from a socket would cut it) and, by its top bit, small bounds that
+            // the input can reach. The values, and where it fails, do not depend on the chunks:
+            // the same bytes fed at once give the same.
+            if (input.empty()) break;
+            const auto seed = static_cast<unsigned char>(input[0]);
+            const auto bytes = input.substr(1);
+            resp_limits limits;
+            if ((seed & 0x80) != 0) {
+                limits.max_string = 64;
+                limits.max_elements = 16;
+                limits.max_line = 32;
+            }
+            const auto drain = [&](resp_reader& reader, std::vector<resp_value>& out) {
+                for (;;) {
+                    auto r = reader.next();
+                    if (!r) {
+                        check(r.error().code == p2pshare::errc::bad_response);
+                        return false;
+                    }
+                    if (!*r) return true;
+                    std::size_t elements = 0;
+                    check_resp(**r, limits, elements);
+                    out.push_back(std::move(**r));
+                }
+            };
+            resp_reader chunked(limits);
+            std::vector<resp_value> values;
+            bool ok = true;
+            unsigned state = seed;
+            for (std::size_t at = 0; at < bytes.size() && ok;) {
+                state = state * 1103515245u + 12345u;
+                const std::size_t n =
+                    std::min<std::size_t>(1 + (state >> 16) % 37, bytes.size() - at);
+                chunked.feed(bytes.substr(at, n));
+                at += n;
+                ok = drain(chunked, values);
+            }
+            resp_reader whole(limits);
+            whole.feed(bytes);
+            std::vector<resp_value> at_once;
+            check(drain(whole, at_once) == ok);
+            check(at_once == values);
+            for (const auto& v : values)
+                check_resp_decoders(v);
+            (void)info_field(bytes, "cluster_enabled");
+            if (auto field = info_field(bytes, "redis_version")) {
+                check(field->find_first_of("\r\n") == std::string_view::npos);
             }
             break;
         }

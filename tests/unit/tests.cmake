@@ -10,6 +10,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     unit/index_codec_test.cpp
     unit/piece_picker_test.cpp
     unit/pieces_test.cpp
+    unit/resp_test.cpp
     unit/run_on_test.cpp
   SUITES
     names
@@ -27,5 +28,6 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     rate_limiter_suite
     pieces
     hash_cache
+    resp
     run_on_executor
 )
