@@ -20,6 +20,7 @@ namespace po = boost::program_options;
 int main(int argc, char** argv) {
     p2pshare::IndexServerOptions options;
     std::string lease_ttl = "30s";
+    std::string store_timeout = "2s";
     std::string log_level = "info";
     std::string config_dir = "config";
     std::string max_name_bytes = "256MiB"; // IndexLimits::max_name_bytes
@@ -38,6 +39,11 @@ int main(int argc, char** argv) {
          "folder that receives server.config")
         ("lease-ttl", po::value(&lease_ttl)->default_value(lease_ttl),
          "how long a peer stays listed without renewing (e.g. 30s, 500ms, 2m)")
+        ("store", po::value(&options.store)->default_value(options.store),
+         "where the index keeps its state: memory, or redis://HOST:PORT[,HOST:PORT...] (a Redis\n"
+         "server or cluster shared by several index servers; docs/scaling.md)")
+        ("store-timeout", po::value(&store_timeout)->default_value(store_timeout),
+         "each wait on a Redis store at most (e.g. 2s); past it a request gets 503")
         ("max-connections", po::value(&options.limits.max_connections)
              ->default_value(options.limits.max_connections), "open connections at most")
         ("max-peers", po::value(&options.index.max_peers)
@@ -80,6 +86,14 @@ int main(int argc, char** argv) {
         return 2;
     }
     options.lease_ttl = *ttl;
+    const auto store_wait = p2pshare::parse_duration(store_timeout);
+    if (!store_wait || store_wait->count() <= 0) {
+        std::cerr << "indexserver: --store-timeout: "
+                  << (store_wait ? "it must be more than 0 ms" : store_wait.error().message)
+                  << '\n';
+        return 2;
+    }
+    options.store_timeout = *store_wait;
     const auto name_bytes = p2pshare::parse_size(max_name_bytes);
     if (!name_bytes) {
         std::cerr << "indexserver: --max-name-bytes: " << name_bytes.error().message << '\n';

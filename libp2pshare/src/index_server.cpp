@@ -4,6 +4,7 @@
 #include "http_server.hpp"
 #include "index/backend.hpp"
 #include "index/memory_backend.hpp"
+#include "index/redis_backend.hpp"
 #include "protocol.hpp"
 #include "query.hpp"
 #include "run_on.hpp"
@@ -372,6 +373,20 @@ IndexServer::~IndexServer() {
 Error IndexServer::start() {
     auto& d = *impl_;
     if (d.server) return {make_error_code(errc::bad_request), "the index was started already"};
+    redis_backend* redis = nullptr;
+    if (d.options.store != "memory") {
+        auto seeds = parse_redis_address(d.options.store);
+        if (!seeds) {
+            return {make_error_code(errc::bad_config),
+                    "--store: " + seeds.error().message + " (or \"memory\")"};
+        }
+        redis_settings settings;
+        settings.timeout = d.options.store_timeout;
+        auto backend = std::make_unique<redis_backend>(
+            d.strand, std::move(*seeds), d.options.lease_ttl, d.options.index, settings);
+        redis = backend.get();
+        d.store = std::move(backend);
+    }
     std::weak_ptr<impl> weak = impl_;
     d.server = std::make_shared<http_server>(
         d.strand, d.options.limits,
@@ -402,6 +417,7 @@ Error IndexServer::start() {
         }
     }
     d.server->start();
+    if (redis != nullptr) redis->start_sweeper();
     log().info("index: listening on {} (lease {} ms)",
                to_string(ServerAddress{d.options.host, d.server->port()}),
                d.options.lease_ttl.count());
@@ -419,16 +435,24 @@ namespace {
 /// Stops `server` on its strand. A coroutine with parameters rather than a lambda that captures
 /// the server: GCC 12 destroys such a lambda made in a co_await expression twice, which released
 /// a reference to the server it never held and freed the server while it still ran.
-asio::awaitable<void> stop_on_strand(strand_type strand, std::shared_ptr<http_server> server) {
+/// `keep` holds the index that owns `store`.
+asio::awaitable<void> stop_store(index_backend* store, std::shared_ptr<void> /*keep*/) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    co_await store->async_stop();
+}
+
+asio::awaitable<void> stop_on_strand(strand_type strand, std::shared_ptr<http_server> server,
+                                     index_backend* store, std::shared_ptr<void> keep) {
     if (!server) co_return;
     co_await run_on(strand, server->async_stop());
+    co_await run_on(strand, stop_store(store, std::move(keep)));
     log().info("index: stopped");
 }
 
 } // namespace
 
 asio::awaitable<void> IndexServer::async_stop() {
-    return stop_on_strand(impl_->strand, impl_->server);
+    return stop_on_strand(impl_->strand, impl_->server, impl_->store.get(), impl_);
 }
 
 asio::awaitable<IndexStats> IndexServer::async_stats() {

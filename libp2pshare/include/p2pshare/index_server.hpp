@@ -24,6 +24,13 @@ struct IndexServerOptions {
     /// default): the library writes no file.
     std::filesystem::path config_dir;
     std::chrono::milliseconds lease_ttl{30'000}; ///< a peer not renewed within this disappears
+    /// Where the index keeps its state: "memory" (this process's; the default), or
+    /// "redis://HOST:PORT[,HOST:PORT...]": a Redis server or Redis Cluster (found out from the
+    /// nodes named), shared by every index server given it, which then serve one network
+    /// (docs/scaling.md). Give them all the same lease_ttl.
+    std::string store = "memory";
+    /// Each wait on a Redis store: past it, the request gets 503 store_unavailable.
+    std::chrono::milliseconds store_timeout{2'000};
     ServerLimits limits{};
     IndexLimits index{};
 };
@@ -48,8 +55,10 @@ public:
 
     /// Binds, listens, writes `config_dir/server.config` and starts accepting. Fails (and does
     /// not run) when the address cannot be bound or the file cannot be written, with the
-    /// system's error and a message naming the address or the file; errc::bad_request when it was
-    /// started already.
+    /// system's error and a message naming the address or the file; errc::bad_config for a
+    /// `store` it cannot parse; errc::bad_request when it was started already. A Redis store is
+    /// not reached here: requests that find it unreachable get 503 store_unavailable, and the
+    /// index serves again once it answers.
     Error start();
 
     /// The port it listens on (the real one when 0 was asked), valid after start().

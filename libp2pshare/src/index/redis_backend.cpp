@@ -1,0 +1,766 @@
+#include "index/redis_backend.hpp"
+
+#include "index_store.hpp"
+#include "support.hpp"
+#include "words.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <set>
+
+namespace p2pshare::detail {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// --- The scripts. Each touches the keys of one slot only, all given in KEYS. -----------------
+
+/// Register (or take back) a peer, with its files. KEYS: lease, files. ARGV: new token, token
+/// given ("" for none), host, port, client, ttl ms, keep ms (how long the file list outlives the
+/// lease, for the sweeper), then name, value pairs. The names of the file list before are
+/// compared with the new ones, whether the lease was live or not: the name buckets learn the
+/// difference. Returns {token, taken back 0/1, now ms, files before, files now, added count,
+/// added names..., removed names...} or {"conflict"}.
+const char* const register_lua = R"lua(
+local cur = redis.call('HGET', KEYS[1], 'tok')
+local taken = 0
+local tok = ARGV[1]
+if cur then
+  if ARGV[2] == '' or ARGV[2] ~= cur then return {'conflict'} end
+  taken = 1
+  tok = cur
+end
+local before = redis.call('HKEYS', KEYS[2])
+local had = {}
+for _, n in ipairs(before) do had[n] = true end
+redis.call('DEL', KEYS[2])
+local now_has = {}
+local added = {}
+local count = 0
+for i = 8, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  now_has[ARGV[i]] = true
+  count = count + 1
+  if not had[ARGV[i]] then added[#added + 1] = ARGV[i] end
+end
+redis.call('HSET', KEYS[1], 'tok', tok, 'host', ARGV[3], 'port', ARGV[4], 'cli', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if count > 0 then redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]) + tonumber(ARGV[7])) end
+local t = redis.call('TIME')
+local out = {tok, taken, t[1] * 1000 + math.floor(t[2] / 1000), #before, count, #added}
+for _, n in ipairs(added) do out[#out + 1] = n end
+for _, n in ipairs(before) do
+  if not now_has[n] then out[#out + 1] = n end
+end
+return out
+)lua";
+
+/// Replace a live peer's files (and renew its lease). KEYS: lease, files. ARGV: token, ttl ms,
+/// keep ms, then name, value pairs. Returns {"ok", now ms, files before, files now, added
+/// count, added..., removed...}, or {"not_found"} / {"forbidden"}.
+const char* const replace_lua = R"lua(
+local cur = redis.call('HGET', KEYS[1], 'tok')
+if not cur then return {'not_found'} end
+if cur ~= ARGV[1] then return {'forbidden'} end
+local before = redis.call('HKEYS', KEYS[2])
+local had = {}
+for _, n in ipairs(before) do had[n] = true end
+redis.call('DEL', KEYS[2])
+local now_has = {}
+local added = {}
+local count = 0
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  now_has[ARGV[i]] = true
+  count = count + 1
+  if not had[ARGV[i]] then added[#added + 1] = ARGV[i] end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if count > 0 then redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3])) end
+local t = redis.call('TIME')
+local out = {'ok', t[1] * 1000 + math.floor(t[2] / 1000), #before, count, #added}
+for _, n in ipairs(added) do out[#out + 1] = n end
+for _, n in ipairs(before) do
+  if not now_has[n] then out[#out + 1] = n end
+end
+return out
+)lua";
+
+/// Renew a lease. KEYS: lease, files. ARGV: token, ttl ms, keep ms. Returns {"ok", now ms} or
+/// {"not_found"} / {"forbidden"}.
+const char* const renew_lua = R"lua(
+local cur = redis.call('HGET', KEYS[1], 'tok')
+if not cur then return {'not_found'} end
+if cur ~= ARGV[1] then return {'forbidden'} end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]))
+local t = redis.call('TIME')
+return {'ok', t[1] * 1000 + math.floor(t[2] / 1000)}
+)lua";
+
+/// Unregister. KEYS: lease, files. ARGV: token. Returns {"ok", names...} or {"not_found"} /
+/// {"forbidden"}.
+const char* const unregister_lua = R"lua(
+local cur = redis.call('HGET', KEYS[1], 'tok')
+if not cur then return {'not_found'} end
+if cur ~= ARGV[1] then return {'forbidden'} end
+local out = {'ok'}
+for _, n in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = n end
+redis.call('DEL', KEYS[1], KEYS[2])
+return out
+)lua";
+
+/// The sweeper's step for one expired peer. KEYS: lease, files. Returns {"alive"} when the
+/// lease is live again, else {"gone", names...} and the file list is deleted.
+const char* const reap_lua = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'alive'} end
+local out = {'gone'}
+for _, n in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = n end
+redis.call('DEL', KEYS[2])
+return out
+)lua";
+
+/// Apply a peer's change to one name bucket. KEYS: the bucket's listing, then per name its
+/// source set and its word keys. ARGV: peer id, then per name "+" or "-", the name, its number
+/// of words. A name enters the listing and the word index with its first source and leaves
+/// them with its last.
+const char* const apply_lua = R"lua(
+local id = ARGV[1]
+local k = 2
+local a = 2
+while a <= #ARGV do
+  local op, name, w = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  a = a + 3
+  local set = KEYS[k]
+  k = k + 1
+  if op == '+' then
+    redis.call('SADD', set, id)
+    if redis.call('ZADD', KEYS[1], 'NX', 0, name) == 1 then
+      for j = 0, w - 1 do redis.call('ZADD', KEYS[k + j], 0, name) end
+    end
+  else
+    redis.call('SREM', set, id)
+    if redis.call('SCARD', set) == 0 then
+      redis.call('ZREM', KEYS[1], name)
+      for j = 0, w - 1 do redis.call('ZREM', KEYS[k + j], name) end
+    end
+  end
+  k = k + w
+end
+return 1
+)lua";
+
+/// A peer's entry in its expiry bucket. KEYS: the bucket, its file counter. ARGV: peer id,
+/// expiry ms ("" removes the entry), change of the file count.
+const char* const expiry_lua = R"lua(
+if ARGV[2] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+if ARGV[3] ~= '0' then redis.call('INCRBY', KEYS[2], ARGV[3]) end
+return 1
+)lua";
+
+/// Live peers and files of one expiry bucket. KEYS: the bucket, its file counter.
+const char* const count_lua = R"lua(
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+return {redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), tonumber(redis.call('GET', KEYS[2]) or '0')}
+)lua";
+
+/// Claim an expiry bucket for one sweep and give its expired peers. KEYS: the bucket, its lock.
+/// ARGV: owner, lock ms, at most how many. Returns the ids, or nothing when another server
+/// holds the bucket.
+const char* const claim_lua = R"lua(
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {} end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[3])
+)lua";
+
+/// One name bucket's share of a list page. KEYS: the listing, then the word keys of a word
+/// search. ARGV: cursor ("" for the start), how many names to examine, substring ("" for
+/// none). A word search walks the rarest word's names and checks the others. Returns
+/// {1 when this bucket has nothing past what it examined else 0, last name examined,
+/// matches...}.
+const char* const list_lua = R"lua(
+local from = ARGV[1] == '' and '-' or ('(' .. ARGV[1])
+local count = tonumber(ARGV[2])
+local walk = KEYS[1]
+local others = {}
+if #KEYS > 1 then
+  local best, least = 2, nil
+  for i = 2, #KEYS do
+    local n = redis.call('ZCARD', KEYS[i])
+    if n == 0 then return {1, ''} end
+    if not least or n < least then best, least = i, n end
+  end
+  walk = KEYS[best]
+  for i = 2, #KEYS do
+    if i ~= best then others[#others + 1] = KEYS[i] end
+  end
+end
+local names = redis.call('ZRANGEBYLEX', walk, from, '+', 'LIMIT', 0, count)
+local out = {#names < count and 1 or 0, names[#names] or ''}
+for _, n in ipairs(names) do
+  local ok = ARGV[3] == '' or string.find(n, ARGV[3], 1, true) ~= nil
+  for _, o in ipairs(others) do
+    if not ok then break end
+    ok = redis.call('ZSCORE', o, n) ~= false
+  end
+  if ok then out[#out + 1] = n end
+end
+return out
+)lua";
+
+// --- Keys ----------------------------------------------------------------------------------
+
+std::string lease_key(std::uint32_t id) { return "p2p:{p" + std::to_string(id) + "}"; }
+std::string files_key(std::uint32_t id) { return lease_key(id) + ":f"; }
+std::size_t name_bucket(std::string_view name) { return crc16(name) % redis_backend::name_buckets; }
+std::string bucket_tag(std::size_t k) { return "p2p:{n" + std::to_string(k) + "}"; }
+std::string listing_key(std::size_t k) { return bucket_tag(k) + ":names"; }
+std::string sources_key(std::size_t k, std::string_view name) {
+    return bucket_tag(k) + ":s:" + std::string(name);
+}
+std::string word_key(std::size_t k, std::string_view word) {
+    return bucket_tag(k) + ":w:" + std::string(word);
+}
+std::string expiry_key(std::size_t j) { return "p2p:{e" + std::to_string(j) + "}"; }
+std::size_t expiry_bucket(std::uint32_t id) { return id % redis_backend::expiry_buckets; }
+
+std::string file_value(const file_entry& f) {
+    return std::to_string(f.size) + " " + f.sha256 + " " + f.root;
+}
+
+/// A file value back: size, sha256, root.
+bool parse_file_value(std::string_view v, std::uint64_t& size, std::string& sha256,
+                      std::string& root) {
+    const auto a = v.find(' ');
+    if (a == std::string_view::npos) return false;
+    const auto [p, ec] = std::from_chars(v.data(), v.data() + a, size);
+    if (ec != std::errc{} || p != v.data() + a) return false;
+    v.remove_prefix(a + 1);
+    const auto b = v.find(' ');
+    sha256.assign(v.substr(0, b));
+    root.assign(b == std::string_view::npos ? std::string_view{} : v.substr(b + 1));
+    return is_sha256_hex(sha256) && (root.empty() || is_sha256_hex(root));
+}
+
+std::optional<std::int64_t> as_integer(const resp_value& v) {
+    if (v.kind == resp_kind::integer) return v.integer;
+    if (const auto s = v.as_string()) {
+        std::int64_t n = 0;
+        const auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), n);
+        if (ec == std::errc{} && p == s->data() + s->size()) return n;
+    }
+    return std::nullopt;
+}
+
+api_error store_error(const resp_value& v) {
+    return fail(errc::store_unavailable,
+                "the index's store answered " +
+                    (v.is_error() ? "an error: " + v.str : std::string("what it should not")));
+}
+
+redis_command command_for(std::string_view key, std::string bytes,
+                          const redis_script* script = nullptr) {
+    return {std::move(bytes), key_slot(key), script};
+}
+
+std::string u(std::uint64_t n) { return std::to_string(n); }
+
+} // namespace
+
+// --- The shared state ------------------------------------------------------------------------
+
+struct redis_backend::shared {
+    shared(asio::any_io_executor ex, std::vector<ServerAddress> seeds, redis_settings settings)
+        : executor(ex), client(ex, std::move(seeds), settings), sweep_timer(ex) {}
+
+    asio::any_io_executor executor;
+    redis_client client;
+    IndexLimits limits;
+    std::chrono::milliseconds ttl{0};
+    std::chrono::milliseconds keep{0};
+    std::string owner = random_token(); ///< this server, in the sweeper's locks
+    redis_script register_script{register_lua};
+    redis_script replace_script{replace_lua};
+    redis_script renew_script{renew_lua};
+    redis_script unregister_script{unregister_lua};
+    redis_script reap_script{reap_lua};
+    redis_script apply_script{apply_lua};
+    redis_script expiry_script{expiry_lua};
+    redis_script count_script{count_lua};
+    redis_script claim_script{claim_lua};
+    redis_script list_script{list_lua};
+    asio::steady_timer sweep_timer;
+    bool stopped = false;
+
+    redis_command evalsha(const redis_script& script, std::vector<std::string> keys,
+                          std::vector<std::string> args) const {
+        std::vector<std::string_view> k(keys.begin(), keys.end());
+        std::vector<std::string_view> a(args.begin(), args.end());
+        std::string bytes;
+        append_evalsha(bytes, script, k, a);
+        return command_for(keys.front(), std::move(bytes), &script);
+    }
+
+    /// The name bucket changes of a peer `id` that added and removed names.
+    std::vector<redis_command> name_changes(std::uint32_t id, std::span<const std::string> added,
+                                            std::span<const std::string> removed) const {
+        struct change {
+            std::vector<std::string> keys;
+            std::vector<std::string> args;
+        };
+        std::map<std::size_t, change> by_bucket;
+        const auto add = [&](const std::string& name, const char* op) {
+            const auto k = name_bucket(name);
+            auto& c = by_bucket[k];
+            if (c.keys.empty()) {
+                c.keys.push_back(listing_key(k));
+                c.args.push_back(u(id));
+            }
+            c.keys.push_back(sources_key(k, name));
+            const auto words = name_words(name);
+            for (const auto& w : words)
+                c.keys.push_back(word_key(k, w));
+            c.args.push_back(op);
+            c.args.push_back(name);
+            c.args.push_back(u(words.size()));
+        };
+        for (const auto& n : added)
+            add(n, "+");
+        for (const auto& n : removed)
+            add(n, "-");
+        std::vector<redis_command> out;
+        for (auto& [k, c] : by_bucket)
+            out.push_back(evalsha(apply_script, std::move(c.keys), std::move(c.args)));
+        return out;
+    }
+
+    redis_command expiry_change(std::uint32_t id, std::optional<std::int64_t> expires,
+                                std::int64_t delta) const {
+        const auto j = expiry_bucket(id);
+        return evalsha(
+            expiry_script, {expiry_key(j), expiry_key(j) + ":files"},
+            {u(id), expires ? std::to_string(*expires) : std::string(), std::to_string(delta)});
+    }
+};
+
+namespace {
+
+/// The commands' replies, each one checked to be no error reply.
+api_result<std::vector<resp_value>> all_fine(api_result<std::vector<resp_value>> replies) {
+    if (!replies) return replies.error();
+    for (const auto& r : *replies)
+        if (r.is_error()) return store_error(r);
+    return replies;
+}
+
+/// The strings of an array reply from `from` on.
+std::vector<std::string> strings_of(const resp_value& v, std::size_t from) {
+    std::vector<std::string> out;
+    for (std::size_t i = from; i < v.elements.size(); ++i)
+        if (const auto s = v.elements[i].as_string()) out.emplace_back(*s);
+    return out;
+}
+
+/// The refusal a script answered with ({"not_found"}, ...), worded as the memory store words it.
+std::optional<api_error> refusal(const resp_value& v, std::uint32_t id) {
+    if (!v.is_array() || v.elements.empty()) return store_error(v);
+    const auto first = v.elements[0].as_string();
+    if (first == "not_found") {
+        return fail(errc::not_found, "peer " + std::to_string(id) +
+                                         " is not registered (or its lease ended): register again");
+    }
+    if (first == "forbidden") {
+        return fail(errc::forbidden, "the lease token does not match peer " + std::to_string(id));
+    }
+    if (first == "conflict") {
+        return fail(errc::conflict, "peer " + std::to_string(id) +
+                                        " is registered under another lease; pick another "
+                                        "id or wait for that lease to end");
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+redis_backend::redis_backend(asio::any_io_executor executor, std::vector<ServerAddress> seeds,
+                             std::chrono::milliseconds ttl, const IndexLimits& limits,
+                             redis_settings settings)
+    : s_(std::make_shared<shared>(executor, std::move(seeds), settings)), ttl_(ttl) {
+    s_->limits = limits;
+    s_->ttl = ttl;
+    // The file list outlives the lease by a lease and a minute, so that a sweeper that runs late
+    // still finds the names to remove.
+    s_->keep = ttl + std::chrono::minutes(1);
+}
+
+redis_backend::~redis_backend() {
+    s_->stopped = true;
+    s_->sweep_timer.cancel();
+    s_->client.close();
+}
+
+asio::awaitable<api_result<lease_grant>> redis_backend::async_register(register_request r,
+                                                                       std::string client) {
+    auto s = s_;
+    const auto id = r.id;
+    std::vector<std::string> args{random_token(),
+                                  r.token,
+                                  r.host,
+                                  u(r.port),
+                                  client,
+                                  u(static_cast<std::uint64_t>(s->ttl.count())),
+                                  u(static_cast<std::uint64_t>(s->keep.count()))};
+    args.reserve(args.size() + 2 * r.files.size());
+    for (const auto& f : r.files) {
+        args.push_back(f.name);
+        args.push_back(file_value(f));
+    }
+    std::vector<redis_command> first{
+        s->evalsha(s->register_script, {lease_key(id), files_key(id)}, std::move(args))};
+    auto replies = all_fine(co_await s->client.async_run(std::move(first)));
+    if (!replies) co_return replies.error();
+    const auto& v = (*replies)[0];
+    if (auto no = refusal(v, id)) co_return *no;
+    if (v.elements.size() < 6) co_return store_error(v);
+    const auto token = v.elements[0].as_string();
+    const auto taken = as_integer(v.elements[1]);
+    const auto now = as_integer(v.elements[2]);
+    const auto before = as_integer(v.elements[3]);
+    const auto count = as_integer(v.elements[4]);
+    const auto added = as_integer(v.elements[5]);
+    if (!token || !taken || !now || !before || !count || !added || *added < 0 ||
+        static_cast<std::size_t>(*added) > v.elements.size() - 6) {
+        co_return store_error(v);
+    }
+    const auto names = strings_of(v, 6);
+    const auto split = static_cast<std::size_t>(*added);
+    auto then = s->name_changes(id, std::span(names).first(split), std::span(names).subspan(split));
+    then.push_back(s->expiry_change(id, *now + s->ttl.count(), *count - *before));
+    if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
+        co_return done.error();
+    }
+    co_return lease_grant{std::string(*token), s->ttl, *taken == 1};
+}
+
+asio::awaitable<api_result<lease_grant>> redis_backend::async_renew(std::uint32_t id,
+                                                                    std::string token) {
+    auto s = s_;
+    std::vector<redis_command> first{
+        s->evalsha(s->renew_script, {lease_key(id), files_key(id)},
+                   {token, u(static_cast<std::uint64_t>(s->ttl.count())),
+                    u(static_cast<std::uint64_t>(s->keep.count()))})};
+    auto replies = all_fine(co_await s->client.async_run(std::move(first)));
+    if (!replies) co_return replies.error();
+    const auto& v = (*replies)[0];
+    if (auto no = refusal(v, id)) co_return *no;
+    const auto now = v.elements.size() == 2 ? as_integer(v.elements[1]) : std::nullopt;
+    if (!now) co_return store_error(v);
+    std::vector<redis_command> then{s->expiry_change(id, *now + s->ttl.count(), 0)};
+    if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
+        co_return done.error();
+    }
+    co_return lease_grant{std::move(token), s->ttl, false};
+}
+
+asio::awaitable<api_result<void>> redis_backend::async_replace_files(
+    std::uint32_t id, std::string token, std::vector<file_entry> files) {
+    auto s = s_;
+    std::vector<std::string> args{token, u(static_cast<std::uint64_t>(s->ttl.count())),
+                                  u(static_cast<std::uint64_t>(s->keep.count()))};
+    for (const auto& f : files) {
+        args.push_back(f.name);
+        args.push_back(file_value(f));
+    }
+    std::vector<redis_command> first{
+        s->evalsha(s->replace_script, {lease_key(id), files_key(id)}, std::move(args))};
+    auto replies = all_fine(co_await s->client.async_run(std::move(first)));
+    if (!replies) co_return replies.error();
+    const auto& v = (*replies)[0];
+    if (auto no = refusal(v, id)) co_return *no;
+    if (v.elements.size() < 5) co_return store_error(v);
+    const auto now = as_integer(v.elements[1]);
+    const auto before = as_integer(v.elements[2]);
+    const auto count = as_integer(v.elements[3]);
+    const auto added = as_integer(v.elements[4]);
+    if (!now || !before || !count || !added || *added < 0 ||
+        static_cast<std::size_t>(*added) > v.elements.size() - 5) {
+        co_return store_error(v);
+    }
+    const auto names = strings_of(v, 5);
+    const auto split = static_cast<std::size_t>(*added);
+    auto then = s->name_changes(id, std::span(names).first(split), std::span(names).subspan(split));
+    then.push_back(s->expiry_change(id, *now + s->ttl.count(), *count - *before));
+    if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
+        co_return done.error();
+    }
+    co_return api_result<void>{};
+}
+
+asio::awaitable<api_result<void>> redis_backend::async_unregister(std::uint32_t id,
+                                                                  std::string token) {
+    auto s = s_;
+    std::vector<redis_command> first{
+        s->evalsha(s->unregister_script, {lease_key(id), files_key(id)}, {token})};
+    auto replies = all_fine(co_await s->client.async_run(std::move(first)));
+    if (!replies) co_return replies.error();
+    const auto& v = (*replies)[0];
+    if (auto no = refusal(v, id)) co_return *no;
+    const auto names = strings_of(v, 1);
+    auto then = s->name_changes(id, {}, names);
+    then.push_back(s->expiry_change(id, std::nullopt, -static_cast<std::int64_t>(names.size())));
+    if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
+        co_return done.error();
+    }
+    co_return api_result<void>{};
+}
+
+asio::awaitable<api_result<name_page>> redis_backend::async_list(list_query q) {
+    auto s = s_;
+    const bool filtered = !q.contains.empty() || !q.words.empty();
+    const auto limit = std::max<std::size_t>(q.limit, 1);
+    // Each bucket examines its share of the names past the cursor.
+    const auto count =
+        filtered ? std::max<std::size_t>(
+                       limit, std::max<std::size_t>(s->limits.max_list_scan / name_buckets, 1))
+                 : limit;
+    std::vector<redis_command> commands;
+    for (std::size_t k = 0; k < name_buckets; ++k) {
+        std::vector<std::string> keys{listing_key(k)};
+        for (const auto& w : q.words)
+            keys.push_back(word_key(k, w));
+        commands.push_back(
+            s->evalsha(s->list_script, std::move(keys), {q.after, u(count), q.contains}));
+    }
+    auto replies = all_fine(co_await s->client.async_run(std::move(commands)));
+    if (!replies) co_return replies.error();
+    // Names are complete up to the horizon: the lowest last name of the buckets that have more.
+    std::optional<std::string> horizon;
+    std::vector<std::string> names;
+    for (const auto& v : *replies) {
+        if (!v.is_array() || v.elements.size() < 2) co_return store_error(v);
+        const auto done = as_integer(v.elements[0]);
+        const auto last = v.elements[1].as_string();
+        if (!done || !last) co_return store_error(v);
+        if (*done == 0 && (!horizon || *last < *horizon)) horizon = std::string(*last);
+        auto found = strings_of(v, 2);
+        names.insert(names.end(), std::make_move_iterator(found.begin()),
+                     std::make_move_iterator(found.end()));
+    }
+    std::sort(names.begin(), names.end());
+    if (horizon) {
+        names.erase(std::upper_bound(names.begin(), names.end(), *horizon), names.end());
+    }
+    name_page page;
+    if (names.size() > limit) {
+        names.resize(limit);
+        page.next_after = names.back();
+    } else {
+        page.next_after = horizon;
+    }
+    page.names = std::move(names);
+    co_return page;
+}
+
+asio::awaitable<api_result<void>> redis_backend::async_lookup(
+    std::span<const std::string_view> names, lookup_results& out) {
+    auto s = s_;
+    out.clear();
+    // Round 1: a sample of each name's sources.
+    std::vector<redis_command> sample;
+    sample.reserve(names.size());
+    const auto most = u(s->limits.max_sources_per_name);
+    for (const auto name : names) {
+        const auto key = sources_key(name_bucket(name), name);
+        std::string bytes;
+        append_command(bytes, {"SRANDMEMBER", key, most});
+        sample.push_back(command_for(key, std::move(bytes)));
+    }
+    auto sampled = all_fine(co_await s->client.async_run(std::move(sample)));
+    if (!sampled) co_return sampled.error();
+    // Round 2: each source checked against its peer's own keys (live lease, that file).
+    struct candidate {
+        std::size_t name;
+        std::uint32_t peer;
+    };
+    std::vector<candidate> candidates;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        for (const auto& m : (*sampled)[i].elements) {
+            const auto id = as_integer(m);
+            if (!id || *id < 0 || *id > 0xffffffffLL) continue;
+            candidates.push_back({i, static_cast<std::uint32_t>(*id)});
+        }
+    }
+    // Two commands per source, of one slot (the peer's): its address and that file.
+    std::vector<redis_command> split;
+    split.reserve(candidates.size() * 2);
+    for (std::size_t c = 0; c < candidates.size(); ++c) {
+        const auto peer = candidates[c].peer;
+        std::string a;
+        append_command(a, {"HMGET", lease_key(peer), "host", "port"});
+        split.push_back(command_for(lease_key(peer), std::move(a)));
+        std::string b;
+        append_command(b, {"HGET", files_key(peer), names[candidates[c].name]});
+        split.push_back(command_for(files_key(peer), std::move(b)));
+    }
+    auto checked = all_fine(co_await s->client.async_run(std::move(split)));
+    if (!checked) co_return checked.error();
+    // The answer, name by name; stale members (a live peer without that file) are repaired.
+    std::vector<std::string> stale_names;
+    std::vector<std::uint32_t> stale_peers;
+    std::size_t c = 0;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        out.next_name();
+        for (; c < candidates.size() && candidates[c].name == i; ++c) {
+            const auto& address = (*checked)[2 * c];
+            const auto& file = (*checked)[2 * c + 1];
+            if (address.elements.size() != 2) continue;
+            const auto host = address.elements[0].as_string();
+            const auto port = as_integer(address.elements[1]);
+            if (!host || !port) continue; // the lease ended: the sweeper removes it
+            const auto value = file.as_string();
+            if (!value) {
+                stale_names.emplace_back(names[i]);
+                stale_peers.push_back(candidates[c].peer);
+                continue;
+            }
+            auto& r = out.add();
+            if (!parse_file_value(*value, r.size, r.sha256, r.root) || *port <= 0 ||
+                *port > 65535) {
+                --out.used;
+                continue;
+            }
+            r.peer = candidates[c].peer;
+            r.host.assign(*host);
+            r.port = static_cast<std::uint16_t>(*port);
+        }
+    }
+    out.finish();
+    if (!stale_names.empty()) {
+        std::vector<redis_command> repair;
+        for (std::size_t k = 0; k < stale_names.size(); ++k) {
+            auto one = s->name_changes(stale_peers[k], {}, std::span(&stale_names[k], 1));
+            repair.insert(repair.end(), std::make_move_iterator(one.begin()),
+                          std::make_move_iterator(one.end()));
+        }
+        co_await s->client.async_run(std::move(repair)); // best effort: the answer is right
+    }
+    co_return api_result<void>{};
+}
+
+asio::awaitable<api_result<store_counts>> redis_backend::async_counts() {
+    auto s = s_;
+    std::vector<redis_command> commands;
+    for (std::size_t j = 0; j < expiry_buckets; ++j)
+        commands.push_back(
+            s->evalsha(s->count_script, {expiry_key(j), expiry_key(j) + ":files"}, {}));
+    for (std::size_t k = 0; k < name_buckets; ++k) {
+        std::string bytes;
+        append_command(bytes, {"ZCARD", listing_key(k)});
+        commands.push_back(command_for(listing_key(k), std::move(bytes)));
+    }
+    auto replies = all_fine(co_await s->client.async_run(std::move(commands)));
+    if (!replies) co_return replies.error();
+    store_counts counts;
+    for (std::size_t j = 0; j < expiry_buckets; ++j) {
+        const auto& v = (*replies)[j];
+        if (v.elements.size() != 2) co_return store_error(v);
+        const auto peers = as_integer(v.elements[0]);
+        const auto files = as_integer(v.elements[1]);
+        if (!peers || !files) co_return store_error(v);
+        counts.peers += static_cast<std::size_t>(std::max<std::int64_t>(*peers, 0));
+        counts.files += static_cast<std::size_t>(std::max<std::int64_t>(*files, 0));
+    }
+    for (std::size_t k = 0; k < name_buckets; ++k) {
+        const auto n = as_integer((*replies)[expiry_buckets + k]);
+        if (!n) co_return store_error((*replies)[expiry_buckets + k]);
+        counts.names += static_cast<std::size_t>(std::max<std::int64_t>(*n, 0));
+    }
+    co_return counts;
+}
+
+asio::awaitable<api_result<std::size_t>> redis_backend::async_sweep() { return sweep_once(s_); }
+
+asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_ptr<shared> s) {
+    // Each bucket is claimed for a quarter lease: another server that sweeps meanwhile skips it.
+    const auto lock_ms =
+        u(static_cast<std::uint64_t>(std::max<std::int64_t>(s->ttl.count() / 4, 100)));
+    std::vector<redis_command> claims;
+    for (std::size_t j = 0; j < expiry_buckets; ++j)
+        claims.push_back(s->evalsha(s->claim_script, {expiry_key(j), expiry_key(j) + ":lock"},
+                                    {s->owner, lock_ms, "256"}));
+    auto claimed = all_fine(co_await s->client.async_run(std::move(claims)));
+    if (!claimed) co_return claimed.error();
+    std::vector<std::uint32_t> expired;
+    for (const auto& v : *claimed)
+        for (const auto& m : v.elements)
+            if (const auto id = as_integer(m); id && *id >= 0 && *id <= 0xffffffffLL)
+                expired.push_back(static_cast<std::uint32_t>(*id));
+    if (expired.empty()) co_return std::size_t{0};
+    std::vector<redis_command> reaps;
+    for (const auto id : expired)
+        reaps.push_back(s->evalsha(s->reap_script, {lease_key(id), files_key(id)}, {}));
+    auto reaped = all_fine(co_await s->client.async_run(std::move(reaps)));
+    if (!reaped) co_return reaped.error();
+    std::vector<redis_command> then;
+    std::size_t removed = 0;
+    for (std::size_t i = 0; i < expired.size(); ++i) {
+        const auto& v = (*reaped)[i];
+        if (!v.is_array() || v.elements.empty()) continue;
+        if (v.elements[0].as_string() != "gone") continue; // renewed meanwhile
+        const auto names = strings_of(v, 1);
+        auto changes = s->name_changes(expired[i], {}, names);
+        then.insert(then.end(), std::make_move_iterator(changes.begin()),
+                    std::make_move_iterator(changes.end()));
+        then.push_back(
+            s->expiry_change(expired[i], std::nullopt, -static_cast<std::int64_t>(names.size())));
+        ++removed;
+    }
+    if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
+        co_return done.error();
+    }
+    co_return removed;
+}
+
+asio::awaitable<void> redis_backend::sweep_loop(std::shared_ptr<shared> s) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    const auto every = std::max(s->ttl / 4, std::chrono::milliseconds(100));
+    while (!s->stopped) {
+        s->sweep_timer.expires_after(every);
+        co_await s->sweep_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (s->stopped) break;
+        auto swept = co_await sweep_once(s);
+        if (!swept) {
+            log().warn("index: the sweeper could not run: {}", swept.error().message);
+        } else if (*swept > 0) {
+            log().info("index: {} peers whose lease ended were removed from the names", *swept);
+        }
+    }
+}
+
+void redis_backend::start_sweeper() {
+    asio::co_spawn(s_->executor, sweep_loop(s_), asio::detached);
+}
+
+asio::awaitable<void> redis_backend::async_stop() {
+    s_->stopped = true;
+    s_->sweep_timer.cancel();
+    s_->client.close();
+    co_return;
+}
+
+} // namespace p2pshare::detail

@@ -1,0 +1,340 @@
+#include "index/redis_client.hpp"
+
+#include "support.hpp"
+
+#include <openssl/sha.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+
+namespace p2pshare::detail {
+
+namespace asio = boost::asio;
+
+namespace {
+
+/// Rounds of redirects (MOVED, ASK, TRYAGAIN, NOSCRIPT) a command may go through.
+constexpr int max_rounds = 6;
+
+std::string sha1_hex(std::string_view text) {
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (const auto b : digest) {
+        out.push_back(hex[b >> 4]);
+        out.push_back(hex[b & 15]);
+    }
+    return out;
+}
+
+/// One node's share of a round: the commands' indices and their bytes.
+struct batch {
+    std::shared_ptr<redis_connection> node;
+    std::vector<std::size_t> commands;
+    std::vector<std::size_t> skip; ///< per command, replies before its own (ASKING, SCRIPT LOAD)
+    std::string bytes;
+    std::size_t replies = 0;
+};
+
+asio::awaitable<api_result<std::vector<resp_value>>> exec_batch(
+    std::shared_ptr<redis_connection> node, std::string bytes, std::size_t replies) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    co_return co_await node->async_exec(std::move(bytes), replies);
+}
+
+} // namespace
+
+redis_script::redis_script(std::string text) : source(std::move(text)), sha1(sha1_hex(source)) {}
+
+void append_evalsha(std::string& out, const redis_script& script,
+                    std::span<const std::string_view> keys,
+                    std::span<const std::string_view> args) {
+    std::vector<std::string_view> argv;
+    argv.reserve(3 + keys.size() + args.size());
+    const auto nkeys = std::to_string(keys.size());
+    argv.push_back("EVALSHA");
+    argv.push_back(script.sha1);
+    argv.push_back(nkeys);
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    append_command(out, argv);
+}
+
+api_result<std::vector<ServerAddress>> parse_redis_address(std::string_view address) {
+    constexpr std::string_view scheme = "redis://";
+    if (address.substr(0, scheme.size()) != scheme) {
+        return fail(errc::bad_config,
+                    "a Redis store is named redis://HOST:PORT[,HOST:PORT...], not '" +
+                        std::string(address) + "'");
+    }
+    address.remove_prefix(scheme.size());
+    std::vector<ServerAddress> seeds;
+    while (!address.empty()) {
+        const auto comma = address.find(',');
+        const auto one = address.substr(0, comma);
+        auto parsed = parse_host_port(one);
+        if (!parsed) {
+            return fail(errc::bad_config,
+                        "bad Redis node '" + std::string(one) + "': " + parsed.error().message);
+        }
+        seeds.push_back(*parsed);
+        if (comma == std::string_view::npos) break;
+        address.remove_prefix(comma + 1);
+    }
+    if (seeds.empty()) return fail(errc::bad_config, "a Redis store needs at least one HOST:PORT");
+    return seeds;
+}
+
+redis_client::redis_client(asio::any_io_executor executor, std::vector<ServerAddress> seeds,
+                           redis_settings settings)
+    : executor_(executor), seeds_(std::move(seeds)), settings_(settings), topology_lock_(executor) {
+    slots_.fill(-1);
+}
+
+std::shared_ptr<redis_connection> redis_client::node(const std::string& host, std::uint16_t port) {
+    const auto key = to_string(ServerAddress{host, port});
+    auto& n = nodes_[key];
+    if (!n) n = std::make_shared<redis_connection>(executor_, host, port, settings_);
+    return n;
+}
+
+void redis_client::close() {
+    for (auto& [key, n] : nodes_)
+        n->close();
+}
+
+asio::awaitable<api_result<void>> redis_client::discover() {
+    std::string info;
+    append_command(info, {"INFO", "cluster"});
+    std::string slots_command;
+    append_command(slots_command, {"CLUSTER", "SLOTS"});
+    std::string last_error = "no seed";
+    // Each seed in turn, and the nodes known from before, until one answers.
+    std::vector<ServerAddress> candidates = seeds_;
+    for (const auto& m : masters_)
+        candidates.push_back({m->host(), m->port()});
+    for (const auto& seed : candidates) {
+        auto conn = node(seed.host, seed.port);
+        auto replies = co_await conn->async_exec(info, 1);
+        if (!replies) {
+            last_error = replies.error().message;
+            continue;
+        }
+        const auto text = (*replies)[0].as_string();
+        if (!text) {
+            last_error = "Redis " + conn->name() + " answered INFO cluster with an error";
+            continue;
+        }
+        const auto enabled = info_field(*text, "cluster_enabled");
+        if (!enabled || *enabled != "1") {
+            // A standalone server: it serves every slot.
+            cluster_ = false;
+            masters_ = {conn};
+            slots_.fill(0);
+            known_ = true;
+            stale_ = false;
+            co_return api_result<void>{};
+        }
+        auto map_reply = co_await conn->async_exec(slots_command, 1);
+        if (!map_reply) {
+            last_error = map_reply.error().message;
+            continue;
+        }
+        auto map = decode_cluster_slots((*map_reply)[0]);
+        if (!map) {
+            last_error = "Redis " + conn->name() + ": " + map.error().message;
+            continue;
+        }
+        cluster_ = true;
+        masters_.clear();
+        slots_.fill(-1);
+        for (const auto& range : *map) {
+            auto master = node(range.host.empty() ? seed.host : range.host, range.port);
+            auto it = std::find(masters_.begin(), masters_.end(), master);
+            if (it == masters_.end()) it = masters_.insert(masters_.end(), master);
+            const auto index = static_cast<std::int16_t>(it - masters_.begin());
+            for (std::uint32_t s = range.first; s <= range.last; ++s)
+                slots_[s] = index;
+        }
+        known_ = true;
+        stale_ = false;
+        co_return api_result<void>{};
+    }
+    co_return fail(errc::store_unavailable, "no Redis node could be reached: " + last_error);
+}
+
+asio::awaitable<api_result<void>> redis_client::ensure_topology() {
+    if (known_ && !stale_) co_return api_result<void>{};
+    auto guard = co_await topology_lock_.lock();
+    if (known_ && !stale_) co_return api_result<void>{}; // found out while this one waited
+    co_return co_await discover();
+}
+
+asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
+    std::vector<redis_command> commands) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    std::vector<resp_value> results(commands.size());
+    // Per command: where an ASK sends it this round, and whether its script must be loaded.
+    struct route {
+        std::shared_ptr<redis_connection> ask;
+        bool load_script = false;
+    };
+    std::vector<route> routes(commands.size());
+    std::vector<std::size_t> todo(commands.size());
+    for (std::size_t i = 0; i < todo.size(); ++i)
+        todo[i] = i;
+    for (int round = 0; !todo.empty(); ++round) {
+        if (round == max_rounds) {
+            co_return fail(errc::store_unavailable,
+                           "Redis kept redirecting a command (a cluster being resharded?)");
+        }
+        if (auto topology = co_await ensure_topology(); !topology) co_return topology.error();
+        // This round's commands, grouped by node.
+        std::vector<batch> batches;
+        for (const auto i : todo) {
+            const auto& c = commands[i];
+            auto target = routes[i].ask;
+            if (!target) {
+                const auto s = c.slot.value_or(0);
+                const auto index = cluster_ ? slots_[s] : 0;
+                if (index < 0) {
+                    stale_ = true;
+                    co_return fail(errc::store_unavailable,
+                                   "no Redis master serves slot " + std::to_string(s));
+                }
+                target = masters_[static_cast<std::size_t>(index)];
+            }
+            auto it = std::find_if(batches.begin(), batches.end(),
+                                   [&](const batch& b) { return b.node == target; });
+            if (it == batches.end()) {
+                batches.push_back({target, {}, {}, {}, 0});
+                it = batches.end() - 1;
+            }
+            std::size_t skip = 0;
+            if (routes[i].load_script && c.script != nullptr) {
+                append_command(it->bytes, {"SCRIPT", "LOAD", c.script->source});
+                ++skip;
+            }
+            if (routes[i].ask) {
+                append_command(it->bytes, {"ASKING"});
+                ++skip;
+            }
+            it->bytes.append(c.bytes);
+            it->commands.push_back(i);
+            it->skip.push_back(skip);
+            it->replies += skip + 1;
+            routes[i] = {};
+        }
+        // Every node at once (one batch, the usual case, without spawning).
+        std::vector<api_result<std::vector<resp_value>>> answers;
+        if (batches.size() == 1) {
+            answers.push_back(co_await batches[0].node->async_exec(std::move(batches[0].bytes),
+                                                                   batches[0].replies));
+        } else {
+            using op = decltype(asio::co_spawn(executor_, exec_batch(nullptr, std::string(), 0),
+                                               asio::deferred));
+            std::vector<op> ops;
+            for (auto& b : batches)
+                ops.push_back(asio::co_spawn(
+                    executor_, exec_batch(b.node, std::move(b.bytes), b.replies), asio::deferred));
+            auto [order, errors, values] =
+                co_await asio::experimental::make_parallel_group(std::move(ops))
+                    .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+            for (std::size_t k = 0; k < values.size(); ++k) {
+                if (errors[k]) {
+                    answers.push_back(fail(errc::store_unavailable, "a Redis request failed"));
+                } else {
+                    answers.push_back(std::move(values[k]));
+                }
+            }
+        }
+        std::vector<std::size_t> next;
+        bool tryagain = false;
+        for (std::size_t k = 0; k < batches.size(); ++k) {
+            auto& answer = answers[k];
+            if (!answer) {
+                stale_ = cluster_; // a master may have failed over: ask the cluster again
+                co_return answer.error();
+            }
+            std::size_t at = 0;
+            for (std::size_t j = 0; j < batches[k].commands.size(); ++j) {
+                const auto i = batches[k].commands[j];
+                at += batches[k].skip[j];
+                auto& reply = (*answer)[at++];
+                if (!reply.is_error()) {
+                    results[i] = std::move(reply);
+                    continue;
+                }
+                switch (classify_error(reply.str)) {
+                    case resp_error_kind::moved:
+                        if (const auto r = parse_redirect(reply.str)) {
+                            const auto& host = r->host.empty() ? batches[k].node->host() : r->host;
+                            auto target = node(host, r->port);
+                            auto it = std::find(masters_.begin(), masters_.end(), target);
+                            if (it == masters_.end()) it = masters_.insert(masters_.end(), target);
+                            slots_[r->slot] = static_cast<std::int16_t>(it - masters_.begin());
+                            stale_ = true; // the rest of the map may have moved too
+                            next.push_back(i);
+                            continue;
+                        }
+                        break;
+                    case resp_error_kind::ask:
+                        if (const auto r = parse_redirect(reply.str)) {
+                            const auto& host = r->host.empty() ? batches[k].node->host() : r->host;
+                            routes[i].ask = node(host, r->port);
+                            next.push_back(i);
+                            continue;
+                        }
+                        break;
+                    case resp_error_kind::tryagain:
+                        tryagain = true;
+                        next.push_back(i);
+                        continue;
+                    case resp_error_kind::noscript:
+                        if (commands[i].script != nullptr) {
+                            routes[i].load_script = true;
+                            next.push_back(i);
+                            continue;
+                        }
+                        break;
+                    default:
+                        break;
+                }
+                results[i] = std::move(reply);
+            }
+        }
+        if (tryagain) {
+            // A slot being migrated: a moment later its keys are all on one side.
+            asio::steady_timer pause(executor_, std::chrono::milliseconds(10 << round));
+            co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        todo = std::move(next);
+    }
+    co_return results;
+}
+
+asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_on_every_master(
+    std::string command) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    if (auto topology = co_await ensure_topology(); !topology) co_return topology.error();
+    std::vector<redis_command> commands;
+    // One command per master, by a slot each serves.
+    std::vector<std::int16_t> seen;
+    for (std::size_t s = 0; s < slot_count; ++s) {
+        const auto index = slots_[s];
+        if (index < 0 || std::find(seen.begin(), seen.end(), index) != seen.end()) continue;
+        seen.push_back(index);
+        commands.push_back({command, static_cast<std::uint16_t>(s), nullptr});
+        if (!cluster_) break;
+    }
+    co_return co_await async_run(std::move(commands));
+}
+
+} // namespace p2pshare::detail
