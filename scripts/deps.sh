@@ -8,6 +8,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libboost-test1.81-dev libboost-system1.81-dev
   libspdlog-dev libssl-dev
+  redis-server redis-tools libhiredis-dev
   "$@"
 )
 
