@@ -1,4 +1,5 @@
-# The index server on loopback: its HTTP API, its errors, its life cycle and the executable.
+# The index server on loopback: its HTTP API, its errors, its life cycle and the executable; and
+# the harness of real Redis servers that its Redis store is tested against.
 p2pshare_add_test_exe(index_tests LABEL integration
   SOURCES
     integration/index_main.cpp
@@ -8,13 +9,18 @@ p2pshare_add_test_exe(index_tests LABEL integration
     integration/index_lifecycle_test.cpp
     integration/index_exe_test.cpp
     integration/index_bounds_test.cpp
+    integration/redis_harness_test.cpp
   SUITES
     index_api
     index_errors
     index_bounds
     index_lifecycle
     indexserver_exe
+    redis_harness
 )
+# Needs redis-server and redis-cli (make deps): `ctest -L redis` runs what does, `-LE redis` the
+# rest. `make test` runs it with everything else.
+set_tests_properties(index_tests.redis_harness PROPERTIES LABELS "integration;redis")
 target_include_directories(index_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
 if(TARGET indexserver)
   add_dependencies(index_tests indexserver)

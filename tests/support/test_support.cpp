@@ -35,11 +35,11 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-temp_dir::temp_dir() {
+temp_dir::temp_dir(std::string_view prefix) {
     std::random_device rd;
     for (int i = 0; i < 100; ++i) {
         auto p = std::filesystem::temp_directory_path() /
-                 ("p2pshare-test-" + std::to_string(rd()) + std::to_string(rd()));
+                 (std::string(prefix) + std::to_string(rd()) + std::to_string(rd()));
         if (std::filesystem::create_directory(p)) {
             path_ = p;
             return;
@@ -364,7 +364,18 @@ int child::wait(std::chrono::milliseconds timeout) {
     }
 }
 
-void child::signal(int signo) { ::kill(pid_, signo); }
+std::optional<int> child::try_wait() {
+    if (status_) return status_;
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) != pid_) return std::nullopt;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return status_;
+}
+
+void child::signal(int signo) {
+    // Once reaped, the pid may belong to another process: signal only a child not yet waited for.
+    if (!status_) ::kill(pid_, signo);
+}
 
 std::string child::error_output() const {
     std::ifstream in(err_file_);
@@ -373,14 +384,15 @@ std::string child::error_output() const {
     return std::move(s).str();
 }
 
-bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout) {
+bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds interval) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     asio::io_context io;
     asio::steady_timer timer(io);
     for (;;) {
         if (predicate()) return true;
         if (std::chrono::steady_clock::now() >= deadline) return predicate();
-        timer.expires_after(std::chrono::milliseconds(5));
+        timer.expires_after(interval);
         timer.wait();
     }
 }

@@ -18,6 +18,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -25,10 +26,12 @@ namespace p2pshare::test {
 
 using namespace std::chrono_literals;
 
-/// A fresh folder under the system's temporary folder, removed with everything in it.
+/// A fresh folder under the system's temporary folder, removed with everything in it. Its name is
+/// `prefix` and a random number, so that a kind of folder can be told apart (and swept up when a
+/// killed test process left it behind).
 class temp_dir {
 public:
-    temp_dir();
+    explicit temp_dir(std::string_view prefix = "p2pshare-test-");
     ~temp_dir();
     temp_dir(const temp_dir&) = delete;
     temp_dir& operator=(const temp_dir&) = delete;
@@ -109,6 +112,9 @@ public:
     /// Waits until the process exits, reading the rest of its stdout; returns its exit status
     /// (128 + signal when killed). Throws after `timeout`.
     int wait(std::chrono::milliseconds timeout = 30s);
+    /// The exit status if the process has ended (reaping it), without waiting; nullopt while it
+    /// runs. Its output is not drained: for children that write to files, such as servers.
+    std::optional<int> try_wait();
     void signal(int signo);
     int pid() const noexcept { return pid_; }
     const std::string& output() const noexcept { return out_; }
@@ -127,9 +133,11 @@ private:
     bool eof_ = false; ///< the child closed its stdout
 };
 
-/// Re-checks `predicate` every few milliseconds until it holds or `timeout` passes (which only a
-/// hung test reaches); returns its last value. For conditions that another thread makes true.
-bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout = 10s);
+/// Re-checks `predicate` every `interval` until it holds or `timeout` passes (which only a hung
+/// test reaches); returns its last value. For conditions that another thread or process makes
+/// true; a predicate that costs a round trip to another process may want a longer interval.
+bool eventually(const std::function<bool()>& predicate, std::chrono::milliseconds timeout = 10s,
+                std::chrono::milliseconds interval = 5ms);
 
 /// Checks that `predicate` keeps holding over `period` (a property over time, such as leases
 /// being renewed); false as soon as it does not.
