@@ -1,5 +1,6 @@
 #include "index_fixture.hpp"
 
+#include "redis_fixture.hpp"
 #include "test_http.hpp"
 
 #include <boost/asio/buffer.hpp>
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace p2pshare::test {
@@ -24,6 +26,42 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
+
+namespace {
+
+/// Index servers of this process alive now: the first of a test empties the test store.
+int live_indexes = 0;
+
+/// The standalone server of P2PSHARE_TEST_STORE=redis, started by its first use.
+redis_server& test_redis() {
+    static redis_server server;
+    return server;
+}
+
+/// The store the index tests run on: P2PSHARE_TEST_STORE=memory (the default), redis (a
+/// standalone redis-server this process starts) or cluster (three masters it starts), so that
+/// the same suites check every store (ctest index_api, index_api.redis, index_api.cluster).
+std::string test_store() {
+    const char* const kind = std::getenv("P2PSHARE_TEST_STORE");
+    const std::string k = kind == nullptr ? "" : kind;
+    if (k.empty() || k == "memory") return "memory";
+    if (k == "redis") return test_redis().seeds();
+    if (k == "cluster") return redis_cluster::shared().seeds();
+    throw std::runtime_error("P2PSHARE_TEST_STORE must be memory, redis or cluster, not " + k);
+}
+
+/// Empties the test store when `store` is it: every test starts from an empty network.
+void empty_test_store(const std::string& store) {
+    if (store == "memory" || store != test_store()) return;
+    const std::string k = std::getenv("P2PSHARE_TEST_STORE");
+    if (k == "redis") {
+        test_redis().flushall();
+    } else {
+        redis_cluster::shared().reset();
+    }
+}
+
+} // namespace
 
 IndexServerOptions running_index::defaults() {
     IndexServerOptions o;
@@ -35,6 +73,7 @@ IndexServerOptions running_index::defaults() {
     o.limits.idle_timeout = 30s;
     o.limits.write_timeout = 10s;
     o.limits.stop_grace = 2s;
+    o.store = test_store();
     return o;
 }
 
@@ -43,12 +82,14 @@ running_index::running_index(IndexServerOptions options, bool on_strand)
     if (options_.config_dir == "config") {
         options_.config_dir = dir_ / "config";
     }
+    if (live_indexes == 0) empty_test_store(options_.store);
     server_ = std::make_unique<IndexServer>(
         on_strand ? boost::asio::make_strand(io_.executor()) : io_.executor(), options_);
     const auto ec = server_->start();
     if (ec) throw std::runtime_error("the index server did not start: " + ec.message);
     port_ = server_->port();
     BOOST_TEST_REQUIRE(port_ != 0);
+    ++live_indexes;
 }
 
 running_index::~running_index() {
@@ -58,6 +99,7 @@ running_index::~running_index() {
         BOOST_ERROR("stopping the index server failed: " << e.what());
     }
     server_.reset();
+    --live_indexes;
 }
 
 void running_index::stop() {

@@ -1,0 +1,191 @@
+// Index servers on a Redis store, against real redis-server processes that the tests start:
+// several index servers serve one network, leases end by Redis's clock, a stopped node gives
+// 503 store_unavailable until it is back, and lookups stay right while slots migrate. (The API
+// suite itself runs against a standalone Redis and the cluster too: ctest index_api.redis and
+// index_api.cluster.)
+#include "index_fixture.hpp"
+#include "redis_fixture.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+#include <vector>
+
+namespace test = p2pshare::test;
+using names = std::vector<std::string>;
+using ids = std::vector<std::uint64_t>;
+using namespace std::chrono_literals;
+
+namespace {
+
+p2pshare::IndexServerOptions on_store(const std::string& seeds,
+                                      std::chrono::milliseconds ttl = std::chrono::minutes(10)) {
+    auto o = test::running_index::defaults();
+    o.store = seeds;
+    o.lease_ttl = ttl;
+    o.store_timeout = 1500ms;
+    return o;
+}
+
+/// Two index servers, A and B, on one store: what one is told, the other answers.
+void two_servers_share_one_network(const std::string& seeds) {
+    test::running_index a(on_store(seeds));
+    test::running_index b(on_store(seeds));
+    const auto token = test::register_peer(a.port(), 1, {"song.mp3", "Blue Train.flac"});
+    test::register_peer(b.port(), 2, {"song.mp3"});
+    BOOST_TEST(test::lookup_ids(b.port(), "song.mp3") == (ids{1, 2}));
+    BOOST_TEST(test::lookup_ids(a.port(), "song.mp3") == (ids{1, 2}));
+    BOOST_TEST(test::list_names(b.port()) == (names{"Blue Train.flac", "song.mp3"}));
+    BOOST_TEST(test::list_names(b.port(), "q=train") == names{"Blue Train.flac"});
+    // One live token per id, whichever index is asked: B refuses id 1 to another process.
+    const auto taken =
+        test::http_call(b.port(), "POST", "/v1/peers", R"({"id":1,"port":6000,"files":[]})");
+    test::check_error(taken, 409, "conflict");
+    // The lease made through A is renewed through B with its token, and changed there.
+    const auto renewed =
+        test::http_call(b.port(), "PUT", "/v1/peers/1/lease", "", test::bearer(token));
+    BOOST_TEST(renewed.status == 200u, renewed.body);
+    const auto files =
+        test::http_call(b.port(), "PUT", "/v1/peers/1/files",
+                        R"({"files":[)" + test::file_json("other.bin") + "]}", test::bearer(token));
+    BOOST_TEST(files.status == 200u, files.body);
+    BOOST_TEST(test::lookup_ids(a.port(), "song.mp3") == ids{2});
+    BOOST_TEST(test::lookup_ids(a.port(), "other.bin") == ids{1});
+    BOOST_TEST(test::list_names(a.port(), "q=train").empty());
+    const auto health = test::json_of(test::http_call(a.port(), "GET", "/v1/health"));
+    BOOST_TEST(health.at("peers").to_number<int>() == 2);
+    BOOST_TEST(health.at("names").to_number<int>() == 2);
+    BOOST_TEST(health.at("files").to_number<int>() == 2);
+    // Unregistered through A: gone from B.
+    const auto gone = test::http_call(a.port(), "DELETE", "/v1/peers/1", "", test::bearer(token));
+    BOOST_TEST(gone.status == 200u, gone.body);
+    BOOST_TEST(test::lookup_ids(b.port(), "other.bin").empty());
+    BOOST_TEST(test::list_names(b.port()) == names{"song.mp3"});
+}
+
+/// A peer that stops renewing is in no answer of either server once its lease ended (by Redis's
+/// clock), and the sweeper of one of them then removes its name from the listing.
+void a_lease_ends_everywhere(const std::string& seeds) {
+    constexpr auto ttl = 1500ms;
+    test::running_index a(on_store(seeds, ttl));
+    test::running_index b(on_store(seeds, ttl));
+    const auto registered = std::chrono::steady_clock::now();
+    test::register_peer(a.port(), 5, {"fleeting.txt"});
+    BOOST_TEST(test::lookup_ids(b.port(), "fleeting.txt") == ids{5});
+    BOOST_TEST(test::eventually([&] {
+        return test::lookup_ids(a.port(), "fleeting.txt").empty() &&
+               test::lookup_ids(b.port(), "fleeting.txt").empty();
+    }));
+    const auto took = std::chrono::steady_clock::now() - registered;
+    BOOST_TEST((took >= ttl - 100ms));  // not before the lease ended
+    BOOST_TEST((took <= ttl + 1500ms)); // and at once after (the poll's interval, loaded CI)
+    BOOST_TEST(test::json_of(test::http_call(b.port(), "GET", "/v1/health"))
+                   .at("peers")
+                   .to_number<int>() == 0);
+    // The sweeper (every quarter lease, on either server) removes the name from the listing.
+    BOOST_TEST(test::eventually(
+        [&] { return test::list_names(a.port()).empty() && test::list_names(b.port()).empty(); }));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(index_redis)
+
+BOOST_AUTO_TEST_CASE(two_index_servers_on_one_standalone_redis) {
+    test::redis_server redis;
+    two_servers_share_one_network(redis.seeds());
+}
+
+BOOST_FIXTURE_TEST_CASE(two_index_servers_on_one_cluster, test::shared_redis_cluster) {
+    two_servers_share_one_network(cluster.seeds());
+    // The keys are spread over the masters: each holds some.
+    for (std::size_t i = 0; i < test::redis_cluster::size; ++i)
+        BOOST_TEST(std::stoi(cluster.command_on(i, "DBSIZE")) >= 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_lease_that_is_not_renewed_ends_on_every_index_server,
+                        test::shared_redis_cluster) {
+    a_lease_ends_everywhere(cluster.seeds());
+}
+
+// A stopped Redis: 503 store_unavailable within the store timeout, the index server stays up,
+// and it serves again once Redis is back (without a restart of the index server).
+BOOST_AUTO_TEST_CASE(a_stopped_redis_gives_503_and_service_comes_back) {
+    test::redis_server redis;
+    test::running_index index(on_store(redis.seeds()));
+    test::register_peer(index.port(), 1, {"a.txt"});
+    redis.stop();
+    const auto started = std::chrono::steady_clock::now();
+    const auto lookup =
+        test::http_call(index.port(), "POST", "/v1/lookup", R"({"names":["a.txt"]})");
+    test::check_error(lookup, 503, "store_unavailable");
+    BOOST_TEST((std::chrono::steady_clock::now() - started < 5s));
+    const auto reg =
+        test::http_call(index.port(), "POST", "/v1/peers", R"({"id":2,"port":5000,"files":[]})");
+    test::check_error(reg, 503, "store_unavailable");
+    redis.start(); // empty: no persistence
+    BOOST_TEST(test::eventually([&] {
+        return test::http_call(index.port(), "POST", "/v1/lookup", R"({"names":["a.txt"]})")
+                   .status == 200u;
+    }));
+    test::register_peer(index.port(), 1, {"a.txt"});
+    BOOST_TEST(test::lookup_ids(index.port(), "a.txt") == ids{1});
+}
+
+// A master of the cluster stopped: the requests whose keys it holds get 503, the others are
+// served; once it is back, everything is.
+BOOST_FIXTURE_TEST_CASE(a_stopped_cluster_node_gives_503_for_its_keys_until_it_is_back,
+                        test::shared_redis_cluster) {
+    test::running_index index(on_store(cluster.seeds()));
+    test::register_peer(index.port(), 1, {"a.txt"});
+    // The node that holds peer 1's lease.
+    const auto holder = cluster.node_for_key("p2p:{p1}");
+    cluster.stop(holder);
+    const auto renew = test::http_call(index.port(), "PUT", "/v1/peers/1/lease", "",
+                                       test::bearer(std::string(32, '0')));
+    test::check_error(renew, 503, "store_unavailable");
+    cluster.start(holder);
+    BOOST_TEST(test::eventually([&] {
+        return test::http_call(index.port(), "POST", "/v1/peers",
+                               R"({"id":1,"port":5000,"files":[)" + test::file_json("a.txt") + "]}")
+                   .status == 201u;
+    }));
+    BOOST_TEST(test::lookup_ids(index.port(), "a.txt") == ids{1});
+}
+
+// Slots move from one master to another while lookups run: every answer is right throughout.
+BOOST_FIXTURE_TEST_CASE(lookups_stay_right_while_slots_migrate, test::shared_redis_cluster) {
+    test::running_index index(on_store(cluster.seeds()));
+    names all;
+    for (int i = 0; i < 60; ++i)
+        all.push_back("file-" + std::to_string(i) + ".bin");
+    test::register_peer(index.port(), 1, all);
+    test::register_peer(index.port(), 2, all);
+    auto reshard = cluster.start_reshard(0, 1, 2000);
+    test::http_client client(index.port());
+    std::size_t lookups = 0;
+    std::size_t wrong = 0;
+    std::string first_wrong;
+    bool running = true;
+    while (running) {
+        running = !reshard.process().try_wait().has_value();
+        for (const auto& name : all) {
+            const auto reply = client.call("POST", "/v1/lookup", R"({"names":[")" + name + "\"]}");
+            ++lookups;
+            const auto v = test::json_of(reply);
+            const bool right =
+                reply.status == 200u && v.at("results").at(0).at("sources").as_array().size() == 2u;
+            if (!right) {
+                ++wrong;
+                if (first_wrong.empty()) first_wrong = name + ": " + reply.body;
+            }
+        }
+    }
+    reshard.wait();
+    BOOST_TEST_MESSAGE("lookups during the reshard: " << lookups);
+    BOOST_TEST(lookups > 0u);
+    BOOST_TEST(wrong == 0u, first_wrong);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
