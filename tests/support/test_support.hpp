@@ -31,7 +31,8 @@ using namespace std::chrono_literals;
 /// killed test process left it behind).
 class temp_dir {
 public:
-    explicit temp_dir(std::string_view prefix = "p2pshare-test-");
+    temp_dir() : temp_dir("p2pshare-test-") {}
+    explicit temp_dir(std::string_view prefix);
     ~temp_dir();
     temp_dir(const temp_dir&) = delete;
     temp_dir& operator=(const temp_dir&) = delete;
