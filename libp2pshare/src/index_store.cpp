@@ -49,8 +49,31 @@ void index_store::count_client(const std::string& client, int delta) {
     if (it != clients_.end() && --it->second == 0) clients_.erase(it);
 }
 
+api_result<std::vector<index_store::stored_file>> index_store::to_stored(
+    std::vector<file_entry> files) {
+    std::vector<stored_file> out;
+    out.reserve(files.size());
+    for (auto& f : files) {
+        stored_file s;
+        const auto sha = digest_from_hex(f.sha256);
+        if (!sha) return fail(errc::bad_field, "'sha256' of " + f.name + " is not 64 hex digits");
+        s.sha256 = *sha;
+        if (!f.root.empty()) {
+            const auto root = digest_from_hex(f.root);
+            if (!root)
+                return fail(errc::bad_field, "'root' of " + f.name + " is not 64 hex digits");
+            s.root = *root;
+            s.has_root = true;
+        }
+        s.name = std::move(f.name);
+        s.size = f.size;
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
 api_result<void> index_store::check_room(const std::vector<file_entry>& files,
-                                         const std::vector<file_entry>* replaced) const {
+                                         const std::vector<stored_file>* replaced) const {
     std::size_t files_after = file_count_;
     std::size_t bytes_after = name_bytes_;
     if (replaced != nullptr) {
@@ -86,7 +109,8 @@ void index_store::add_files(std::uint32_t id, const peer& p) {
             sorted_.insert(it->first);
             index_words(it->first, true);
         }
-        it->second.push_back({id, p.host, p.port, f.size, f.sha256, f.root});
+        it->second.push_back(
+            {id, p.host, p.port, f.size, &f.sha256, f.has_root ? &f.root : nullptr});
         ++file_count_;
         name_bytes_ += f.name.size();
     }
@@ -166,6 +190,8 @@ api_result<index_store::lease> index_store::register_peer(register_request r, ti
     if (auto room = check_room(r.files, taken_back ? &it->second.files : nullptr); !room) {
         return room.error();
     }
+    auto stored = to_stored(std::move(r.files));
+    if (!stored) return stored.error();
     if (taken_back) {
         remove_files(r.id, it->second);
         count_client(it->second.client, -1);
@@ -180,7 +206,7 @@ api_result<index_store::lease> index_store::register_peer(register_request r, ti
     count_client(p.client, +1);
     p.host = std::move(r.host);
     p.port = r.port;
-    p.files = std::move(r.files);
+    p.files = std::move(*stored);
     add_files(r.id, p);
     set_expiry(r.id, p, now);
     return lease{p.token, ttl_, taken_back};
@@ -213,8 +239,10 @@ api_result<void> index_store::replace_files(std::uint32_t id, std::string_view t
     auto p = authorize(id, token, now);
     if (!p) return p.error();
     if (auto room = check_room(files, &(*p)->files); !room) return room.error();
+    auto stored = to_stored(std::move(files));
+    if (!stored) return stored.error();
     remove_files(id, **p);
-    (*p)->files = std::move(files);
+    (*p)->files = std::move(*stored);
     add_files(id, **p);
     set_expiry(id, **p, now);
     return {};
@@ -243,7 +271,7 @@ index_store::page index_store::list(std::string_view contains, std::string_view 
             out.next_after = std::string(cursor);
             break;
         }
-        if (filtered && it->find(contains) == std::string_view::npos) {
+        if (filtered && (*it).find(contains) == std::string_view::npos) {
             cursor = *it;
             continue;
         }
@@ -262,7 +290,7 @@ index_store::page index_store::search(const std::vector<std::string>& words, std
     expire(now);
     limit = std::max<std::size_t>(limit, 1);
     page out;
-    std::vector<const std::set<std::string_view>*> sets;
+    std::vector<const sorted_names*> sets;
     for (const auto& w : words) {
         const auto it = words_.find(w);
         if (it == words_.end()) return out; // a word no name has: nothing matches

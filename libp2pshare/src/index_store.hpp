@@ -4,7 +4,9 @@
 // puts it behind the index's store interface.
 #pragma once
 
+#include "pieces.hpp"
 #include "protocol.hpp"
+#include "sorted_names.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -57,8 +59,8 @@ public:
         std::string_view host;
         std::uint16_t port;
         std::uint64_t size;
-        std::string_view sha256;
-        std::string_view root; ///< empty when the peer gave none
+        const digest* sha256;
+        const digest* root; ///< nullptr when the peer gave none
     };
 
     struct page {
@@ -109,12 +111,22 @@ public:
     std::size_t peers_of(std::string_view client) const;
 
 private:
+    /// A file as the index keeps it: its digests in binary, not in hex (a million files: 72 MB
+    /// less).
+    struct stored_file {
+        std::string name;
+        std::uint64_t size = 0;
+        digest sha256{};
+        digest root{};
+        bool has_root = false;
+    };
+
     struct peer {
         std::string token;
         std::string client; ///< the address it registered from
         std::string host;
         std::uint16_t port = 0;
-        std::vector<file_entry> files;
+        std::vector<stored_file> files;
         std::multimap<time_point, std::uint32_t>::iterator expiry;
     };
 
@@ -128,7 +140,9 @@ private:
     api_result<peer*> authorize(std::uint32_t id, std::string_view token, time_point now);
     /// Whether `files` may replace `replaced` (the files the peer has now, if any).
     api_result<void> check_room(const std::vector<file_entry>& files,
-                                const std::vector<file_entry>* replaced) const;
+                                const std::vector<stored_file>* replaced) const;
+    /// The files as kept; bad_field for a digest that is not 64 hex digits.
+    static api_result<std::vector<stored_file>> to_stored(std::vector<file_entry> files);
     void count_client(const std::string& client, int delta);
     void add_files(std::uint32_t id, const peer& p);
     void index_words(std::string_view name, bool add);
@@ -142,10 +156,9 @@ private:
     std::unordered_map<std::uint32_t, peer> peers_;
     std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> clients_;
     std::unordered_map<std::string, std::vector<source>, string_hash, std::equal_to<>> names_;
-    std::set<std::string_view> sorted_; ///< views of names_'s keys, for ordered listing
+    sorted_names sorted_; ///< views of names_'s keys, for ordered listing
     /// word -> the names that have it (views of names_'s keys), for word search
-    std::unordered_map<std::string, std::set<std::string_view>, string_hash, std::equal_to<>>
-        words_;
+    std::unordered_map<std::string, sorted_names, string_hash, std::equal_to<>> words_;
     std::multimap<time_point, std::uint32_t> expiries_;
     std::size_t file_count_ = 0;
     std::size_t name_bytes_ = 0;

@@ -263,9 +263,9 @@ BOOST_AUTO_TEST_CASE(lookup_returns_every_source) {
         BOOST_TEST(s.port == 4001 + i);
     }
     BOOST_TEST(sorted[0].size == 10u);
-    BOOST_TEST(sorted[0].sha256 == sha_a);
+    BOOST_TEST(d::to_hex(*sorted[0].sha256) == sha_a);
     BOOST_TEST(sorted[2].size == 11u);
-    BOOST_TEST(sorted[2].sha256 == sha_c);
+    BOOST_TEST(d::to_hex(*sorted[2].sha256) == sha_c);
     BOOST_TEST(store.lookup("nothing", t0).empty());
     BOOST_TEST(store.lookup("", t0).empty());
 }
@@ -278,7 +278,7 @@ BOOST_AUTO_TEST_CASE(lookup_gives_each_source_its_own_root) {
     BOOST_TEST_REQUIRE(sources.size() == 2u);
     std::map<std::uint32_t, std::string> roots;
     for (const auto& s : sources)
-        roots[s.peer] = std::string(s.root);
+        roots[s.peer] = s.root != nullptr ? d::to_hex(*s.root) : std::string();
     BOOST_TEST(roots[1] == root_d);
     BOOST_TEST(roots[2].empty());
     // A new list replaces the roots too.
@@ -287,7 +287,7 @@ BOOST_AUTO_TEST_CASE(lookup_gives_each_source_its_own_root) {
         store.replace_files(3, token, {{"t.bin", 1, sha_b, root_d}}, t0).has_value());
     sources = store.lookup("t.bin", t0);
     BOOST_TEST_REQUIRE(sources.size() == 1u);
-    BOOST_TEST(sources[0].root == root_d);
+    BOOST_TEST(d::to_hex(*sources[0].root) == root_d);
 }
 
 BOOST_AUTO_TEST_CASE(expiry_is_exactly_at_the_ttl) {
@@ -486,6 +486,49 @@ std::string state_of(d::index_store& store, d::index_store::time_point now) {
 }
 
 } // namespace
+
+BOOST_AUTO_TEST_SUITE(sorted_names_suite)
+
+// The chunked set against std::set, through enough names to split and empty chunks.
+BOOST_AUTO_TEST_CASE(sorted_names_is_a_sorted_set) {
+    std::vector<std::string> pool;
+    for (int i = 0; i < 3000; ++i)
+        pool.push_back("n" + std::to_string((i * 7919) % 3001));
+    d::sorted_names chunked;
+    std::set<std::string_view> model;
+    const auto same = [&] {
+        std::vector<std::string_view> a(chunked.begin(), chunked.end());
+        return chunked.size() == model.size() &&
+               a == std::vector<std::string_view>(model.begin(), model.end());
+    };
+    for (const auto& n : pool)
+        BOOST_TEST(chunked.insert(n) == model.insert(n).second);
+    BOOST_TEST(same());
+    BOOST_TEST(!chunked.insert(pool[5])); // once only
+    for (const auto* probe : {"", "n1", "n15", "n2999", "n3000", "z"}) {
+        const auto it = chunked.upper_bound(probe);
+        const auto m = model.upper_bound(probe);
+        BOOST_TEST((it == chunked.end()) == (m == model.end()));
+        if (m != model.end()) BOOST_TEST(*it == *m);
+    }
+    for (std::size_t i = 0; i < pool.size(); i += 2)
+        BOOST_TEST(chunked.erase(pool[i]) == (model.erase(pool[i]) == 1));
+    BOOST_TEST(!chunked.erase("absent"));
+    BOOST_TEST(same());
+    BOOST_TEST(chunked.contains(pool[1]));
+    BOOST_TEST(!chunked.contains(pool[0]));
+    for (const auto& n : pool) {
+        chunked.erase(n);
+        model.erase(n);
+    }
+    BOOST_TEST(chunked.empty());
+    BOOST_TEST(same());
+    BOOST_TEST((chunked.begin() == chunked.end()));
+    BOOST_TEST(chunked.insert("again"));
+    BOOST_TEST(*chunked.begin() == "again");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(index_store_bounds)
 

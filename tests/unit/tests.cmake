@@ -16,6 +16,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     names
     index_store
     index_store_bounds
+    sorted_names_suite
     protocol
     config
     query

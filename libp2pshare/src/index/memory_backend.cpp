@@ -11,6 +11,16 @@ namespace {
 
 index_store::time_point now() { return index_store::clock::now(); }
 
+/// `d` as 64 lowercase hex digits into `out`, reusing its capacity.
+void hex_into(std::string& out, const digest& d) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out.resize(64);
+    for (std::size_t i = 0; i < d.size(); ++i) {
+        out[2 * i] = hex[d[i] >> 4];
+        out[2 * i + 1] = hex[d[i] & 15];
+    }
+}
+
 lease_grant grant(const index_store::lease& l) { return {l.token, l.ttl, l.taken_back}; }
 
 name_page owned(const index_store::page& p) {
@@ -71,8 +81,12 @@ asio::awaitable<api_result<void>> memory_backend::async_lookup(
             r.host.assign(s.host);
             r.port = s.port;
             r.size = s.size;
-            r.sha256.assign(s.sha256);
-            r.root.assign(s.root);
+            hex_into(r.sha256, *s.sha256);
+            if (s.root != nullptr) {
+                hex_into(r.root, *s.root);
+            } else {
+                r.root.clear();
+            }
         }
     }
     out.finish();
