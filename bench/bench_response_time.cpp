@@ -214,6 +214,12 @@ int main(int argc, char** argv) try {
     const auto requests = std::stoul(option(out.args(), "--requests", "10000"));
     const auto throughput_requests =
         std::stoul(option(out.args(), "--throughput-requests", "200000"));
+    // --store redis://...: the index keeps its state there (scripts/bench.sh starts the servers);
+    // --reference-rps: a reference's requests/s at 64 connections, for the ratio of that figure.
+    const auto store = option(out.args(), "--store", "memory");
+    const auto store_name = option(out.args(), "--store-name", store);
+    const auto reference_rps = std::stod(option(out.args(), "--reference-rps", "0"));
+    const auto reference_name = option(out.args(), "--reference-name", "-");
     spdlog::set_level(spdlog::level::warn);
 
     asio::io_context server_io{1}; // as the indexserver program: one thread runs it
@@ -223,6 +229,7 @@ int main(int argc, char** argv) try {
     options.config_dir.clear();
     options.lease_ttl = std::chrono::hours(1);
     options.index.max_peers_per_address = SIZE_MAX; // every peer registers from 127.0.0.1
+    options.store = store;
     p2pshare::IndexServer server(server_io.get_executor(), options);
     if (const auto ec = server.start()) throw std::runtime_error("index: " + ec.message);
     std::thread server_thread([&] { server_io.run(); });
@@ -233,9 +240,9 @@ int main(int argc, char** argv) try {
     const double reg_s = std::chrono::duration<double>(clock::now() - t_reg).count();
 
     out.line("p2pshare index lookup response time");
-    out.line("index: in-process, one io_context thread; " + std::to_string(peers) + " peers x " +
-             std::to_string(files_per_peer) + " files registered in " + fixed(reg_s * 1000, 0) +
-             " ms");
+    out.line("index: in-process, one io_context thread, store " + store_name + "; " +
+             std::to_string(peers) + " peers x " + std::to_string(files_per_peer) +
+             " files registered in " + fixed(reg_s * 1000, 0) + " ms");
     out.line("each client: one keep-alive connection, POST /v1/lookup of one name (1 source)");
     out.line("machine: " + std::to_string(std::thread::hardware_concurrency()) +
              " hardware threads, shared by the server and the clients");
@@ -256,8 +263,9 @@ int main(int argc, char** argv) try {
             out.line(row(clients, r));
             const double mean_ms = r.latency.mean_us / 1000;
             const std::string what = "index lookup mean, " + std::to_string(clients) +
-                                     " concurrent peers, " + std::to_string(total) + " lookups";
-            const bool target = clients == 8 && total != 60;
+                                     " concurrent peers, " + std::to_string(total) + " lookups" +
+                                     (store == "memory" ? "" : ", store " + store_name);
+            const bool target = clients == 8 && total != 60 && store == "memory";
             out.figure(
                 what,
                 fixed(mean_ms, 4) + " ms (p50 " + fixed(r.latency.p50_us / 1000, 4) + ", p99 " +
@@ -281,7 +289,8 @@ int main(int argc, char** argv) try {
     out.line(header);
     const auto r8 = async_clients(port, 8, requests, peers);
     out.line(row(8, r8));
-    out.figure("index lookup mean, 8 concurrent connections from one client thread",
+    out.figure("index lookup mean, 8 concurrent connections from one client thread" +
+                   std::string(store == "memory" ? "" : ", store " + store_name),
                fixed(r8.latency.mean_us / 1000, 4) + " ms (p50 " +
                    fixed(r8.latency.p50_us / 1000, 4) + ", p99 " +
                    fixed(r8.latency.p99_us / 1000, 4) + " ms, " + fixed(r8.rps(), 0) + " req/s)",
@@ -295,10 +304,20 @@ int main(int argc, char** argv) try {
     out.line(header);
     const auto r64 = async_clients(port, 64, throughput_requests, peers);
     out.line(row(64, r64));
-    out.figure(
-        "index lookups/s, 64 keep-alive connections (in-process client)",
-        fixed(r64.rps(), 0) + " req/s (mean " + fixed(r64.latency.mean_us / 1000, 3) + " ms)", "-",
-        "-", "-", "-");
+    if (reference_rps > 0) {
+        const auto ratio = r64.rps() / reference_rps;
+        out.figure(
+            "index lookups/s, 64 keep-alive connections, store " + store_name,
+            fixed(r64.rps(), 0) + " req/s (mean " + fixed(r64.latency.mean_us / 1000, 3) + " ms)",
+            reference_name + ": " + fixed(reference_rps, 0) + " req/s", fixed(ratio, 2) + "x",
+            ">= 0.7x", ratio >= 0.7 ? "met" : "MISSED");
+    } else {
+        out.figure(
+            "index lookups/s, 64 keep-alive connections (in-process client)" +
+                std::string(store == "memory" ? "" : ", store " + store_name),
+            fixed(r64.rps(), 0) + " req/s (mean " + fixed(r64.latency.mean_us / 1000, 3) + " ms)",
+            "-", "-", "-", "-");
+    }
     if (dat) {
         dat << "# 64 " << r64.latency.mean_us / 1000 << ' ' << r64.latency.p50_us / 1000 << ' '
             << r64.latency.p99_us / 1000 << ' ' << r64.rps() << '\n';

@@ -582,6 +582,100 @@ else
   skipped "downloads from several peers against aria2c" "aria2c is not installed (make bench-deps)"
 fi
 
+# --- the index on Redis: standalone and a cluster, against the memory store and redis-benchmark --
+if have redis-server && have redis-cli && have redis-benchmark; then
+  say "the index on Redis (standalone, and 3 masters), against the memory store and redis-benchmark"
+  rdir=$work/redis
+  mkdir -p "$rdir"
+  # A port P for a cluster node needs P+10000 free too (its cluster bus).
+  bus_port() {
+    local p
+    for _ in $(seq 100); do
+      p=$(free_port) || return 1
+      if [ "$p" -le 55535 ] && ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
+        echo "$p"; return 0
+      fi
+    done
+    return 1
+  }
+  redis_up() { # PORT [redis-server options...]: starts it, waits for PONG
+    local port=$1; shift
+    mkdir -p "$rdir/$port"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$rdir/$port" \
+      --daemonize no "$@" >"$rdir/$port/log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 200); do
+      [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && return 0
+      sleep 0.05
+    done
+    echo "bench: redis-server on $port did not start" >&2; cat "$rdir/$port/log" >&2; return 1
+  }
+  used_mib() { # PORTS...: used_memory summed over the nodes, in MiB
+    local total=0 u
+    for port in "$@"; do
+      u=$(redis-cli -p "$port" info memory | awk -F: '$1 == "used_memory" { print $2 + 0 }')
+      total=$((total + u))
+    done
+    awk -v b="$total" 'BEGIN { printf "%.1f", b / 1048576 }'
+  }
+  rb_rps() { # redis-benchmark ARGS... -> GET requests/s
+    redis-benchmark "$@" -c 64 -n 200000 -t get -q 2>/dev/null | tr '\r' '\n' |
+      awk '/GET:/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "requests") print $i }' | tail -1
+  }
+  sp=$(free_port) && redis_up "$sp"
+  c1=$(bus_port) && redis_up "$c1" --cluster-enabled yes --cluster-config-file "$rdir/$c1/nodes.conf"
+  c2=$(bus_port) && redis_up "$c2" --cluster-enabled yes --cluster-config-file "$rdir/$c2/nodes.conf"
+  c3=$(bus_port) && redis_up "$c3" --cluster-enabled yes --cluster-config-file "$rdir/$c3/nodes.conf"
+  redis-cli --cluster create "127.0.0.1:$c1" "127.0.0.1:$c2" "127.0.0.1:$c3" \
+    --cluster-replicas 0 --cluster-yes >"$logs/redis-cluster-create.log" 2>&1
+  for _ in $(seq 400); do
+    ok=0
+    for port in "$c1" "$c2" "$c3"; do
+      redis-cli -p "$port" cluster info | grep -q 'cluster_state:ok' && ok=$((ok + 1))
+    done
+    [ "$ok" = 3 ] && break
+    sleep 0.05
+  done
+  echo "redis: standalone on $sp; cluster of 127.0.0.1:$c1, $c2, $c3 ($ok of 3 nodes ok)"
+  rb_standalone=$(rb_rps -p "$sp")
+  rb_cluster=$(rb_rps --cluster -p "$c1")
+  echo "redis-benchmark -c 64 -t get (not pipelined): standalone ${rb_standalone:-?} req/s, cluster ${rb_cluster:-?} req/s"
+  mem_rss=$(awk -F'\t' 'NR == 1 { split($2, a, " "); print a[1] }' "$logs/index_memory.figures.tsv" 2>/dev/null)
+  for store in standalone cluster; do
+    if [ "$store" = standalone ]; then
+      seeds="redis://127.0.0.1:$sp"; ports="$sp"; rb=$rb_standalone
+    else
+      seeds="redis://127.0.0.1:$c1,127.0.0.1:$c2,127.0.0.1:$c3"; ports="$c1 $c2 $c3"; rb=$rb_cluster
+    fi
+    # shellcheck disable=SC2086
+    for port in $ports; do redis-cli -p "$port" flushall >/dev/null; done
+    "$benches/bench_response_time" --out "$logs/redis-$store" --store "$seeds" --store-name "Redis $store" \
+      --reference-rps "${rb:-0}" --reference-name "redis-benchmark -c 64 GET ($store)" || status=1
+    cat "$logs/redis-$store/response_time.figures.tsv" >>"$figures" 2>/dev/null
+    # shellcheck disable=SC2086
+    for port in $ports; do redis-cli -p "$port" flushall >/dev/null; done
+    # shellcheck disable=SC2086
+    before=$(used_mib $ports)
+    "$benches/bench_index_memory" --out "$logs/redis-memory-$store" --indexserver "$apps/indexserver" \
+      --store "$seeds" --store-name "Redis $store" || status=1
+    cat "$logs/redis-memory-$store/index_memory.figures.tsv" >>"$figures" 2>/dev/null
+    # shellcheck disable=SC2086
+    after=$(used_mib $ports)
+    used=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.1f", a - b }')
+    echo "Redis $store: used_memory $before -> $after MiB for 100000 peers x 10 files"
+    if [ -n "$mem_rss" ]; then
+      r=$(div "$used" "$mem_rss")
+      figure "Redis memory for 100000 peers x 10 files ($store; INFO memory used_memory)" "$used MiB" \
+        "memory store RSS: $mem_rss MiB" "${r}x" "<= 1.5x" \
+        "$(awk -v r="$r" 'BEGIN { print (r != "n/a" && r <= 1.5) ? "met" : "MISSED" }')"
+    else
+      figure "Redis memory for 100000 peers x 10 files ($store; INFO memory used_memory)" "$used MiB" "-" "-"
+    fi
+  done
+else
+  skipped "the index on Redis" "needs redis-server, redis-cli and redis-benchmark (make deps)"
+fi
+
 # --- summary.md and plots -------------------------------------------------------------------
 say "test-logs/summary.md"
 {
