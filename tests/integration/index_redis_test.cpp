@@ -9,6 +9,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -131,6 +132,26 @@ BOOST_AUTO_TEST_CASE(a_stopped_redis_gives_503_and_service_comes_back) {
     }));
     test::register_peer(index.port(), 1, {"a.txt"});
     BOOST_TEST(test::lookup_ids(index.port(), "a.txt") == ids{1});
+}
+
+// A Redis that stops answering (SIGSTOP: connections open, no reply): 503 store_unavailable once
+// the store timeout has passed, never a hang; and service as soon as it answers again.
+BOOST_AUTO_TEST_CASE(a_frozen_redis_gives_503_after_the_store_timeout) {
+    test::redis_server redis;
+    auto options = on_store(redis.seeds());
+    options.store_timeout = 500ms;
+    test::running_index index(options);
+    test::register_peer(index.port(), 1, {"a.txt"});
+    BOOST_TEST_REQUIRE(::kill(redis.pid(), SIGSTOP) == 0);
+    const auto started = std::chrono::steady_clock::now();
+    const auto lookup =
+        test::http_call(index.port(), "POST", "/v1/lookup", R"({"names":["a.txt"]})");
+    const auto took = std::chrono::steady_clock::now() - started;
+    test::check_error(lookup, 503, "store_unavailable");
+    BOOST_TEST((took >= 450ms));
+    BOOST_TEST((took < 3s));
+    BOOST_TEST_REQUIRE(::kill(redis.pid(), SIGCONT) == 0);
+    BOOST_TEST(test::eventually([&] { return test::lookup_ids(index.port(), "a.txt") == ids{1}; }));
 }
 
 // A master of the cluster stopped: the requests whose keys it holds get 503, the others are

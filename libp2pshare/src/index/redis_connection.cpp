@@ -28,14 +28,18 @@ struct redis_connection::pending {
     std::size_t received = 0;
     std::vector<resp_value> replies;
     bool done = false;
-    bool dropped = false;    ///< its waiter left: its replies are read and thrown away
-    std::string error;       ///< why it failed, if it did
-    asio::steady_timer wake; ///< cancelled when done, or expires at the request's deadline
+    bool dropped = false; ///< its waiter left: its replies are read and thrown away
+    std::string error;    ///< why it failed, if it did
+    std::chrono::steady_clock::time_point deadline;
+    /// Cancelled when done. It never expires: the deadlines of all requests are kept by one
+    /// watchdog per connection, so that a request sets no timer of its own.
+    asio::steady_timer wake;
 };
 
 redis_connection::redis_connection(asio::any_io_executor executor, std::string host,
                                    std::uint16_t port, redis_settings settings)
-    : executor_(std::move(executor)),
+    : executor_(executor),
+      watchdog_(std::move(executor)),
       host_(std::move(host)),
       port_(port),
       name_(to_string(ServerAddress{host_, port_})),
@@ -60,6 +64,7 @@ void redis_connection::close_with(const std::string& message) {
         socket_.reset();
     }
     outbox_.clear();
+    watchdog_.cancel();
     auto waiting = std::move(waiting_);
     waiting_.clear();
     for (auto& p : waiting) {
@@ -67,6 +72,33 @@ void redis_connection::close_with(const std::string& message) {
         p->done = true;
         p->wake.cancel();
     }
+}
+
+void redis_connection::arm_watchdog(std::chrono::steady_clock::time_point deadline) {
+    // Requests wait in order and all have the same timeout: a watchdog already running wakes
+    // no later than this deadline, at the deadline of an older request.
+    if (watching_) return;
+    watching_ = true;
+    watchdog_.expires_at(deadline);
+    asio::co_spawn(executor_, watch(shared_from_this()), asio::detached);
+}
+
+asio::awaitable<void> redis_connection::watch(std::shared_ptr<redis_connection> /*keep*/) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    for (;;) {
+        co_await watchdog_.async_wait(use_tuple); // a deadline, or the connection closed
+        if (waiting_.empty()) break;              // every request answered, or failed
+        // The oldest request waiting has the earliest deadline.
+        if (waiting_.front()->deadline <= std::chrono::steady_clock::now()) {
+            // A node that does not answer in time is taken as gone, with every request on this
+            // connection, rather than left to hold them all.
+            close_with("Redis " + name_ + " did not answer within " +
+                       std::to_string(settings_.timeout.count()) + " ms");
+            break;
+        }
+        watchdog_.expires_at(waiting_.front()->deadline);
+    }
+    watching_ = false;
 }
 
 void redis_connection::deliver(resp_value reply) {
@@ -162,17 +194,11 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_connection::async_exe
     } else {
         start_writing();
     }
-    p->wake.expires_after(settings_.timeout);
+    p->deadline = std::chrono::steady_clock::now() + settings_.timeout;
+    arm_watchdog(p->deadline);
     while (!p->done) {
-        auto [ec] = co_await p->wake.async_wait(use_tuple);
+        co_await p->wake.async_wait(use_tuple);
         if (p->done) break;
-        if (!ec) {
-            // The deadline: a node that does not answer in time is taken as gone, with every
-            // request on this connection, rather than left to hold them all.
-            close_with("Redis " + name_ + " did not answer within " +
-                       std::to_string(settings_.timeout.count()) + " ms");
-            break;
-        }
         // Cancelled by the caller: the replies, when they come, are thrown away.
         p->dropped = true;
         p->replies.clear();

@@ -59,11 +59,15 @@ private:
     boost::asio::awaitable<void> run(std::shared_ptr<redis_connection> self);
     boost::asio::awaitable<void> write_loop(std::shared_ptr<redis_connection> self);
     void start_writing();
+    void arm_watchdog(std::chrono::steady_clock::time_point deadline);
+    boost::asio::awaitable<void> watch(std::shared_ptr<redis_connection> keep);
     /// Ends the connection: every request waiting fails with `message`.
     void close_with(const std::string& message);
     void deliver(resp_value reply);
 
     boost::asio::any_io_executor executor_;
+    boost::asio::steady_timer watchdog_; ///< at the deadline of the oldest request waiting
+    bool watching_ = false;
     std::string host_;
     std::uint16_t port_;
     std::string name_;
