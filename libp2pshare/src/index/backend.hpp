@@ -25,7 +25,7 @@
 namespace p2pshare::detail {
 
 /// A lease handed out by register or renew.
-struct lease_grant {
+struct store_lease {
     std::string token;
     std::chrono::milliseconds ttl{0};
     bool taken_back = false; ///< a live registration was renewed with its own token
@@ -50,7 +50,7 @@ struct list_query {
     std::size_t limit = 1;
 };
 
-struct name_page {
+struct store_page {
     std::vector<std::string> names;
     std::optional<std::string> next_after; ///< the cursor of the next page, if there is one
 };
@@ -96,9 +96,9 @@ public:
 
     /// Registers a peer, or takes back its own live registration when `r.token` is its token.
     /// `client` is the address the request came from (max_peers_per_address).
-    virtual boost::asio::awaitable<api_result<lease_grant>> async_register(register_request r,
+    virtual boost::asio::awaitable<api_result<store_lease>> async_register(register_request r,
                                                                            std::string client) = 0;
-    virtual boost::asio::awaitable<api_result<lease_grant>> async_renew(std::uint32_t id,
+    virtual boost::asio::awaitable<api_result<store_lease>> async_renew(std::uint32_t id,
                                                                         std::string token) = 0;
     virtual boost::asio::awaitable<api_result<void>> async_replace_files(
         std::uint32_t id, std::string token, std::vector<file_entry> files) = 0;
@@ -107,7 +107,7 @@ public:
 
     /// A page of names. A filtered request (contains, words) examines a bounded number of
     /// names (IndexLimits::max_list_scan): its page may be short, with a cursor to go on.
-    virtual boost::asio::awaitable<api_result<name_page>> async_list(list_query q) = 0;
+    virtual boost::asio::awaitable<api_result<store_page>> async_list(list_query q) = 0;
 
     /// The sources of each name into `out` (cleared first), in the order asked (none: nobody
     /// live shares it); a random sample of max_sources_per_name where more share it. The views

@@ -21,10 +21,10 @@ void hex_into(std::string& out, const digest& d) {
     }
 }
 
-lease_grant grant(const index_store::lease& l) { return {l.token, l.ttl, l.taken_back}; }
+store_lease grant(const index_store::lease& l) { return {l.token, l.ttl, l.taken_back}; }
 
-name_page owned(const index_store::page& p) {
-    name_page out;
+store_page owned(const index_store::page& p) {
+    store_page out;
     out.names.reserve(p.names.size());
     for (const auto n : p.names)
         out.names.emplace_back(n);
@@ -40,14 +40,14 @@ memory_backend::memory_backend(std::chrono::milliseconds ttl, const IndexLimits&
 // Each operation is done before its first suspension: they need no wait, and a cancellation
 // cannot come between the check and the change.
 
-asio::awaitable<api_result<lease_grant>> memory_backend::async_register(register_request r,
+asio::awaitable<api_result<store_lease>> memory_backend::async_register(register_request r,
                                                                         std::string client) {
     auto l = store_.register_peer(std::move(r), now(), client);
     if (!l) co_return l.error();
     co_return grant(*l);
 }
 
-asio::awaitable<api_result<lease_grant>> memory_backend::async_renew(std::uint32_t id,
+asio::awaitable<api_result<store_lease>> memory_backend::async_renew(std::uint32_t id,
                                                                      std::string token) {
     auto l = store_.renew(id, token, now());
     if (!l) co_return l.error();
@@ -64,7 +64,7 @@ asio::awaitable<api_result<void>> memory_backend::async_unregister(std::uint32_t
     co_return store_.unregister(id, token, now());
 }
 
-asio::awaitable<api_result<name_page>> memory_backend::async_list(list_query q) {
+asio::awaitable<api_result<store_page>> memory_backend::async_list(list_query q) {
     if (!q.words.empty()) co_return owned(store_.search(q.words, q.after, q.limit, now()));
     co_return owned(store_.list(q.contains, q.after, q.limit, now()));
 }

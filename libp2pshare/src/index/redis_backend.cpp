@@ -414,7 +414,7 @@ redis_backend::~redis_backend() {
     s_->client.close();
 }
 
-asio::awaitable<api_result<lease_grant>> redis_backend::async_register(register_request r,
+asio::awaitable<api_result<store_lease>> redis_backend::async_register(register_request r,
                                                                        std::string client) {
     auto s = s_;
     const auto id = r.id;
@@ -454,10 +454,10 @@ asio::awaitable<api_result<lease_grant>> redis_backend::async_register(register_
     if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
         co_return done.error();
     }
-    co_return lease_grant{std::string(*token), s->ttl, *taken == 1};
+    co_return store_lease{std::string(*token), s->ttl, *taken == 1};
 }
 
-asio::awaitable<api_result<lease_grant>> redis_backend::async_renew(std::uint32_t id,
+asio::awaitable<api_result<store_lease>> redis_backend::async_renew(std::uint32_t id,
                                                                     std::string token) {
     auto s = s_;
     std::vector<redis_command> first{
@@ -474,7 +474,7 @@ asio::awaitable<api_result<lease_grant>> redis_backend::async_renew(std::uint32_
     if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
         co_return done.error();
     }
-    co_return lease_grant{std::move(token), s->ttl, false};
+    co_return store_lease{std::move(token), s->ttl, false};
 }
 
 asio::awaitable<api_result<void>> redis_backend::async_replace_files(
@@ -529,7 +529,7 @@ asio::awaitable<api_result<void>> redis_backend::async_unregister(std::uint32_t 
     co_return api_result<void>{};
 }
 
-asio::awaitable<api_result<name_page>> redis_backend::async_list(list_query q) {
+asio::awaitable<api_result<store_page>> redis_backend::async_list(list_query q) {
     auto s = s_;
     const bool filtered = !q.contains.empty() || !q.words.empty();
     const auto limit = std::max<std::size_t>(q.limit, 1);
@@ -565,7 +565,7 @@ asio::awaitable<api_result<name_page>> redis_backend::async_list(list_query q) {
     if (horizon) {
         names.erase(std::upper_bound(names.begin(), names.end(), *horizon), names.end());
     }
-    name_page page;
+    store_page page;
     if (names.size() > limit) {
         names.resize(limit);
         page.next_after = names.back();

@@ -32,15 +32,15 @@ public:
     ~redis_backend() override;
 
     std::chrono::milliseconds ttl() const noexcept override { return ttl_; }
-    boost::asio::awaitable<api_result<lease_grant>> async_register(register_request r,
+    boost::asio::awaitable<api_result<store_lease>> async_register(register_request r,
                                                                    std::string client) override;
-    boost::asio::awaitable<api_result<lease_grant>> async_renew(std::uint32_t id,
+    boost::asio::awaitable<api_result<store_lease>> async_renew(std::uint32_t id,
                                                                 std::string token) override;
     boost::asio::awaitable<api_result<void>> async_replace_files(
         std::uint32_t id, std::string token, std::vector<file_entry> files) override;
     boost::asio::awaitable<api_result<void>> async_unregister(std::uint32_t id,
                                                               std::string token) override;
-    boost::asio::awaitable<api_result<name_page>> async_list(list_query q) override;
+    boost::asio::awaitable<api_result<store_page>> async_list(list_query q) override;
     boost::asio::awaitable<api_result<void>> async_lookup(std::span<const std::string_view> names,
                                                           lookup_results& out) override;
     boost::asio::awaitable<api_result<store_counts>> async_counts() override;
