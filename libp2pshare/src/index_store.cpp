@@ -255,23 +255,25 @@ api_result<void> index_store::unregister(std::uint32_t id, std::string_view toke
     return {};
 }
 
-index_store::page index_store::list(std::string_view contains, std::string_view after,
-                                    std::size_t limit, time_point now) {
-    expire(now);
+namespace {
+
+/// A page of the names of `names` after `after` that `keep` accepts. Every name examined costs
+/// one of `budget`: once it is spent, the page ends with the cursor at the last name examined
+/// (possibly short or empty). A full page ends at the next match, so that the last page says it
+/// is the last; names examined in vain move the cursor too.
+template <class Keep>
+index_store::page walk_page(const sorted_names& names, std::string_view after, std::size_t limit,
+                            std::size_t budget, Keep keep) {
     limit = std::max<std::size_t>(limit, 1);
-    // Without a filter every name examined is listed, so the page bounds the work; with one,
-    // max_list_scan does, and the cursor then moves past the names examined in vain.
-    const bool filtered = !contains.empty();
-    std::size_t budget = filtered ? bounds_.max_list_scan : SIZE_MAX;
-    page out;
+    index_store::page out;
     std::string_view cursor; // the last name examined
-    auto it = after.empty() ? sorted_.begin() : sorted_.upper_bound(after);
-    for (; it != sorted_.end(); ++it) {
+    for (auto it = after.empty() ? names.begin() : names.upper_bound(after); it != names.end();
+         ++it) {
         if (budget-- == 0) {
             out.next_after = std::string(cursor);
             break;
         }
-        if (filtered && (*it).find(contains) == std::string_view::npos) {
+        if (!keep(*it)) {
             cursor = *it;
             continue;
         }
@@ -285,45 +287,38 @@ index_store::page index_store::list(std::string_view contains, std::string_view 
     return out;
 }
 
+} // namespace
+
+index_store::page index_store::list(std::string_view contains, std::string_view after,
+                                    std::size_t limit, time_point now) {
+    expire(now);
+    // Without a filter every name examined is listed, so the page bounds the work; with one,
+    // max_list_scan does.
+    if (contains.empty()) {
+        return walk_page(sorted_, after, limit, SIZE_MAX, [](std::string_view) { return true; });
+    }
+    return walk_page(sorted_, after, limit, bounds_.max_list_scan, [&](std::string_view name) {
+        return name.find(contains) != std::string_view::npos;
+    });
+}
+
 index_store::page index_store::search(const std::vector<std::string>& words, std::string_view after,
                                       std::size_t limit, time_point now) {
     expire(now);
-    limit = std::max<std::size_t>(limit, 1);
-    page out;
     std::vector<const sorted_names*> sets;
     for (const auto& w : words) {
         const auto it = words_.find(w);
-        if (it == words_.end()) return out; // a word no name has: nothing matches
+        if (it == words_.end()) return {}; // a word no name has: nothing matches
         sets.push_back(&it->second);
     }
-    if (sets.empty()) return out;
+    if (sets.empty()) return {};
     // The rarest word's names are walked; each is checked against the others.
     std::sort(sets.begin(), sets.end(), [](auto* a, auto* b) { return a->size() < b->size(); });
-    const auto& walked = *sets.front();
-    std::size_t budget = bounds_.max_list_scan;
-    std::string_view cursor;
-    for (auto it = after.empty() ? walked.begin() : walked.upper_bound(after); it != walked.end();
-         ++it) {
-        // As list() with a filter: the cursor moves past the names examined in vain, and a
-        // full page ends at the next match, so that the last page says it is the last.
-        if (budget-- == 0) {
-            out.next_after = std::string(cursor);
-            break;
-        }
-        const bool all =
-            std::all_of(sets.begin() + 1, sets.end(), [&](auto* s) { return s->contains(*it); });
-        if (!all) {
-            cursor = *it;
-            continue;
-        }
-        if (out.names.size() == limit) {
-            out.next_after = std::string(cursor);
-            break;
-        }
-        out.names.push_back(*it);
-        cursor = *it;
-    }
-    return out;
+    return walk_page(
+        *sets.front(), after, limit, bounds_.max_list_scan, [&](std::string_view name) {
+            return std::all_of(sets.begin() + 1, sets.end(),
+                               [&](const sorted_names* s) { return s->contains(name); });
+        });
 }
 
 std::span<const index_store::source> index_store::lookup(std::string_view name, time_point now) {
