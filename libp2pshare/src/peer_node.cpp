@@ -162,14 +162,14 @@ asio::awaitable<Error> PeerNode::impl::start() {
         co_return Error{make_error_code(errc::bad_config),
                         "no index server given (neither an address nor a server.config)"};
     } else {
-        auto address = read_server_config(options.server_config);
-        if (!address) {
+        auto addresses = read_server_config(options.server_config);
+        if (!addresses) {
             // A missing file: the index server has not run here yet.
             const auto code =
-                address.error().code == errc::not_found ? errc::not_found : errc::bad_config;
-            co_return Error{make_error_code(code), address.error().message};
+                addresses.error().code == errc::not_found ? errc::not_found : errc::bad_config;
+            co_return Error{make_error_code(code), addresses.error().message};
         }
-        index_address = *address;
+        index_address = addresses->front(); // the first of the list for now
     }
     // Take our lease back after a restart, if the index still has it. A file that cannot be
     // parsed stops the start and is left as it is: it may hold a live token.
