@@ -22,10 +22,24 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // --- lease_schedule ---------------------------------------------------------------------------
 
 lease_schedule::lease_schedule(std::chrono::milliseconds first_retry,
-                               std::chrono::milliseconds retry_max)
+                               std::chrono::milliseconds retry_max, std::size_t servers)
     : first_retry_(first_retry),
       retry_max_(std::max(retry_max, first_retry)),
-      backoff_(first_retry) {}
+      backoff_(first_retry),
+      servers_(std::max<std::size_t>(servers, 1)) {}
+
+bool lease_schedule::unavailable(errc code) noexcept {
+    return code == errc::unreachable || code == errc::timeout || code == errc::store_unavailable ||
+           code == errc::shutting_down || code == errc::too_many_connections;
+}
+
+std::chrono::milliseconds lease_schedule::call_limit(
+    std::chrono::milliseconds most) const noexcept {
+    // With one index server there is nowhere to go: a slow answer is better than none.
+    if (servers_ == 1) return most;
+    const auto share = ttl_ / static_cast<long>(3 * servers_);
+    return std::min(most, std::max(share, min_call_limit));
+}
 
 lease_schedule::action lease_schedule::next(time_point now) const {
     // A step that failed waits for its retry; the others keep their own schedule, so that a file
@@ -48,6 +62,7 @@ void lease_schedule::registered(std::chrono::milliseconds ttl, time_point now) {
     ttl_ = std::max(ttl, std::chrono::milliseconds(30));
     registered_ = true;
     stale_ = false;
+    misses_ = 0;
     succeeded();
     renew_due_ = now + ttl_ / 3;
 }
@@ -60,31 +75,46 @@ void lease_schedule::succeeded() noexcept {
 
 void lease_schedule::renewed(std::chrono::milliseconds ttl, time_point now) {
     ttl_ = std::max(ttl, std::chrono::milliseconds(30));
+    misses_ = 0;
     if (failed_ == step::renew) succeeded();
     renew_due_ = now + ttl_ / 3;
 }
 
 void lease_schedule::files_sent(time_point now) {
     stale_ = false;
+    misses_ = 0;
     if (failed_ == step::send_files) succeeded();
     renew_due_ = now + ttl_ / 3; // replacing the list renews the lease
 }
 
-bool lease_schedule::failed(step what, errc code, time_point now, double jitter) {
-    bool drop_token = false;
+lease_schedule::verdict lease_schedule::failed(step what, errc code, time_point now,
+                                               double jitter) {
+    verdict v;
     if (code == errc::not_found || code == errc::forbidden) {
         registered_ = false; // the index forgot us or our token: register again
         stale_ = true;
-        drop_token = code == errc::forbidden;
+        v.drop_token = code == errc::forbidden;
     }
-    if (what == step::register_peer && code == errc::bad_field) drop_token = true;
+    if (what == step::register_peer && code == errc::bad_field) v.drop_token = true;
     // Backing off one step does not reset another's: the wait grows with failures in a row.
     failed_ = registered_ ? what : step::register_peer;
+    if (unavailable(code) && servers_ > 1) {
+        // Another index server may serve: the step is carried out there at once, a renewal with
+        // the same token. A wait would only eat into the lease. When the whole round failed,
+        // the peer is back at the first server it tried, and backs off as with one server.
+        v.move = true;
+        if (++misses_ % servers_ != 0) {
+            retry_at_ = now;
+            return v;
+        }
+    } else {
+        misses_ = 0; // this index answered: a round starts afresh
+    }
     const auto extra = std::chrono::milliseconds(static_cast<long>(
         static_cast<double>(backoff_.count()) / 2 * std::clamp(jitter, 0.0, 1.0)));
     retry_at_ = now + backoff_ + extra;
     backoff_ = std::min(backoff_ * 2, retry_max_);
-    return drop_token;
+    return v;
 }
 
 // --- index_session ----------------------------------------------------------------------------
@@ -212,7 +242,7 @@ asio::awaitable<bool> index_session::carry_out(lease_schedule::step what) {
     if (ok || stopping_) co_return ok;
     std::uniform_real_distribution<double> jitter(0.0, 1.0);
     const bool lost = error.code == errc::not_found || error.code == errc::forbidden;
-    if (schedule_.failed(what, error.code, lease_schedule::clock::now(), jitter(rng_))) {
+    if (schedule_.failed(what, error.code, lease_schedule::clock::now(), jitter(rng_)).drop_token) {
         set_token({});
     }
     if (lost) {

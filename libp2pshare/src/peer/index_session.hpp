@@ -36,9 +36,27 @@ public:
         friend bool operator==(const action&, const action&) = default;
     };
 
+    /// What failed() decided besides the retry.
+    struct verdict {
+        /// The token is void (forbidden, or a registration refused with bad_field).
+        bool drop_token = false;
+        /// The index server cannot serve (unavailable()): go to the next one of the list, where
+        /// the step is carried out again (a renewal with the same token: index servers that
+        /// share their store know the lease).
+        bool move = false;
+    };
+
     /// `first_retry` is the first wait after a failure; each failure in a row doubles it, up to
     /// `retry_max`. `jitter` (0..1) adds up to half of the wait, so that peers spread out.
-    lease_schedule(std::chrono::milliseconds first_retry, std::chrono::milliseconds retry_max);
+    /// `servers`: how many index servers the peer knows (1 or more).
+    lease_schedule(std::chrono::milliseconds first_retry, std::chrono::milliseconds retry_max,
+                   std::size_t servers = 1);
+
+    /// Whether a failure with `code` means that the index server cannot serve at all (not
+    /// reached, no answer in time, or a 503 that says so: its store is down, it is stopping, it
+    /// is at its connection limit), so that another index server may: errc::unreachable,
+    /// timeout, store_unavailable, shutting_down, too_many_connections.
+    static bool unavailable(errc code) noexcept;
 
     action next(time_point now) const;
 
@@ -49,9 +67,10 @@ public:
     /// The list turned out to be the one the index has: nothing to send.
     void files_unchanged() noexcept { stale_ = false; }
     /// A call failed with `code`: not_found (the index forgot the peer) and forbidden (the token
-    /// is void) mean register again; every failure backs off. Returns whether the token must be
-    /// dropped (forbidden, or a registration refused with bad_field because of the token).
-    bool failed(step what, errc code, time_point now, double jitter);
+    /// is void) mean register again. With several index servers, an unavailable() one is left
+    /// for the next, where the step is due at once: only when every server of a round failed
+    /// that way in a row does the peer back off. Every other failure backs off.
+    verdict failed(step what, errc code, time_point now, double jitter);
     /// The peer unregistered (or gave up): nothing is due any more.
     void forget() noexcept { registered_ = false; }
 
@@ -59,11 +78,20 @@ public:
     std::chrono::milliseconds ttl() const noexcept { return ttl_; }
     std::chrono::milliseconds backoff() const noexcept { return backoff_; }
 
+    /// The longest one call may take, so that a failover fits in the lease: a renewal is due a
+    /// third of the lease after the last success, and a round over every index server may take
+    /// the next third, which leaves the last third to spare. Never more than `most` (the
+    /// client's own deadline) nor less than min_call_limit.
+    std::chrono::milliseconds call_limit(std::chrono::milliseconds most) const noexcept;
+    static constexpr std::chrono::milliseconds min_call_limit{250};
+
 private:
     std::chrono::milliseconds first_retry_;
     std::chrono::milliseconds retry_max_;
     std::chrono::milliseconds backoff_;
     std::chrono::milliseconds ttl_{30'000};
+    std::size_t servers_;
+    std::size_t misses_ = 0; ///< unavailable() failures in a row, on any of the servers
     void succeeded() noexcept;
 
     bool registered_ = false;
