@@ -13,6 +13,7 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     integration/peer_cancel_test.cpp
     integration/peer_swarm_test.cpp
     integration/peer_pieces_test.cpp
+    integration/peer_failover_test.cpp
   SUITES
     peer_network
     peer_folder
@@ -24,4 +25,5 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     peer_cancel
     peer_swarm
     peer_pieces
+    peer_failover
 )

@@ -1,8 +1,9 @@
 // The peer's conversation with the index: registration, the lease renewed on its own schedule,
-// file-list updates, re-registration when the index forgot the peer, and the unregistration at
-// quit. Its decisions are a plain class (lease_schedule) with time passed in; a small coroutine
-// loop carries them out. The loop waits on nothing but the index: the file list it sends is taken
-// from the shared folder's state as it is at that moment, without touching the disk.
+// file-list updates, re-registration when the index forgot the peer, the move to the next index
+// server of its list when one cannot be reached, and the unregistration at quit. Its decisions
+// are a plain class (lease_schedule) with time passed in; a small coroutine loop carries them
+// out. The loop waits on nothing but the index: the file list it sends is taken from the shared
+// folder's state as it is at that moment, without touching the disk.
 #pragma once
 
 #include "../async_mutex.hpp"
@@ -11,6 +12,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
@@ -113,9 +115,10 @@ public:
         std::shared_ptr<std::atomic<bool>> registered = std::make_shared<std::atomic<bool>>(false);
     };
 
-    /// `executor` must be serial. `files` gives the list to announce (called on the executor).
-    index_session(boost::asio::any_io_executor executor, ServerAddress index, settings s,
-                  std::function<std::vector<file_entry>()> files, std::string token);
+    /// `executor` must be serial. `indexes`: the index servers, in order of preference (at
+    /// least one, each once). `files` gives the list to announce (called on the executor).
+    index_session(boost::asio::any_io_executor executor, std::vector<ServerAddress> indexes,
+                  settings s, std::function<std::vector<file_entry>()> files, std::string token);
     ~index_session();
 
     /// The first registration, awaited by the peer's start. Fails with the index's error.
@@ -127,7 +130,14 @@ public:
     /// Sends the file list now (or has the loop register). errc::unreachable when the peer is not
     /// registered at the moment.
     boost::asio::awaitable<api_result<void>> async_send_files();
-    /// Stops the loop (its call in flight is cancelled), then unregisters if registered.
+    /// Every name in the network (index_client::async_list), from the current index server; one
+    /// that cannot serve is left for the next, where the listing is asked once more.
+    boost::asio::awaitable<api_result<std::vector<std::string>>> async_list(std::string contains);
+    /// The sources of each name (index_client::async_lookup), moving on as async_list does.
+    boost::asio::awaitable<api_result<std::vector<std::vector<source_entry>>>> async_lookup(
+        std::vector<std::string> names);
+    /// Stops the loop (its call in flight is cancelled), then unregisters if registered (at the
+    /// next index servers in turn while the current one cannot serve).
     boost::asio::awaitable<void> async_stop();
     /// Stops the loop at once, without unregistering (the peer is being destroyed).
     void abort();
@@ -139,15 +149,29 @@ public:
 
     /// Called on the executor when the token changed (a registration gave one, or it was void).
     std::function<void(const std::string&)> on_token;
+    /// Called on the executor when calls go to another index server (client().address()).
+    std::function<void()> on_move;
 
 private:
     boost::asio::awaitable<void> run();
     /// Carries one step out; true when the index accepted it (or nothing had to be sent).
     boost::asio::awaitable<bool> carry_out(lease_schedule::step what);
+    /// The same, and again at the next index server at once while the one in use cannot serve
+    /// (each at most once): what a caller awaits (the first registration, a sync's file list)
+    /// does not fail because of a failover the loop would carry out a moment later.
+    boost::asio::awaitable<bool> carry_out_moving_on(lease_schedule::step what);
     void set_token(std::string token);
     /// The list as the index takes it: at most its max_files_per_peer (the first by name).
     std::vector<file_entry> capped(std::vector<file_entry> files);
     void note_registered();
+    /// The index server at `from` failed with `error`: the client moves to the next one (unless
+    /// another call did already); logged, and on_move told.
+    void move_on(std::size_t from, const api_error& error);
+    /// After a call to the index server at `from` failed with `error`: whether to ask again at
+    /// the next one (it cannot serve, and the call, whose cancellation `state` is given, was not
+    /// cancelled), which is then current.
+    bool moved_after(std::size_t from, const api_error& error,
+                     const boost::asio::cancellation_state& state);
 
     boost::asio::any_io_executor executor_;
     index_client client_;
