@@ -40,7 +40,7 @@ const std::string good_token(32, 'a');
 const std::string not_found_body = R"({"error":"not_found","message":"no such path"})";
 
 struct answer {
-    unsigned status = 200;
+    unsigned status = 200; ///< 0: no answer at all; the connection is held until the client goes
     std::string body;
 };
 
@@ -106,6 +106,11 @@ private:
             const auto nth = record(method, target.substr(0, target.find('?')),
                                     std::string(req[http::field::authorization]));
             const auto a = handler_(method, target, nth);
+            if (a.status == 0) { // a hung index: the read ends when the client gives up
+                http::request<http::string_body> more;
+                co_await http::async_read(stream, buffer, more, use_tuple);
+                break;
+            }
             http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
             res.set(http::field::content_type, "application/json");
             res.body() = a.body;
@@ -401,6 +406,41 @@ BOOST_AUTO_TEST_CASE(an_index_that_answers_503_is_left_and_the_lease_renewed_at_
             std::filesystem::remove(options.config_file);
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(an_index_that_hangs_is_left_in_time_to_renew_at_the_next) {
+    // A accepts the renewal and never answers. The call is cut after a third of the lease
+    // divided by the two servers (250 ms at least), so that B renews well before the lease ends.
+    constexpr unsigned ttl_ms = 1'500;
+    test::temp_dir dir;
+    test::io_thread io;
+    fake_index a([&](const std::string& method, const std::string& target, std::size_t) {
+        if (method == "POST" && target == "/v1/peers") return answer{201, lease_body(1, ttl_ms)};
+        if (method == "PUT") return answer{0, {}};
+        return answer{404, not_found_body};
+    });
+    fake_index b([&](const std::string& method, const std::string& target, std::size_t) {
+        if (method == "PUT" && target == "/v1/peers/1/lease") {
+            return answer{200, R"({"id":1,"ttl_ms":)" + std::to_string(ttl_ms) + "}"};
+        }
+        if (method == "DELETE") return answer{200, R"({"id":1,"unregistered":true})"};
+        return answer{404, not_found_body};
+    });
+    auto options = peer_on(dir, 1, a.port());
+    options.index.push_back({"127.0.0.1", b.port()});
+    PeerNode node(io.executor(), options);
+    const auto started = io.run(node.async_start());
+    const auto registered = std::chrono::steady_clock::now();
+    BOOST_TEST_REQUIRE(!started, started.message);
+    BOOST_TEST_REQUIRE(test::eventually([&] { return b.count("PUT", "/v1/peers/1/lease") >= 1; }));
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - registered);
+    BOOST_TEST_MESSAGE("renewed at the next index " << took.count() << " ms after registering");
+    BOOST_TEST(took.count() < ttl_ms);
+    BOOST_TEST(a.count("PUT", "/v1/peers/1/lease") == 1u);
+    BOOST_TEST(b.count("POST", "/v1/peers") == 0u);
+    BOOST_TEST(node.registered());
+    quit_promptly(io, node);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
