@@ -26,4 +26,7 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     peer_swarm
     peer_pieces
     peer_failover
+    peer_failover_redis
 )
+# Needs redis-server (make deps), as the index's Redis suites (index.cmake).
+set_tests_properties(peer_tests.peer_failover_redis PROPERTIES LABELS "integration;redis")

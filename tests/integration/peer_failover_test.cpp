@@ -1,8 +1,9 @@
 // Peers that know several index servers: when the one they use stops, they move to the next of
 // their list by themselves, within the lease; lookups and listings caught in the move are asked
-// again there. The index servers here keep their state in memory each (they do not share leases),
-// so the peer registers again at the next one; index servers that share their store are the
-// subject of peer_index_faults (a renewal at the next one with the same token).
+// again there. In suite peer_failover the index servers keep their state in memory each (they do
+// not share leases), so the peer registers again at the next one; in peer_failover_redis they
+// share one Redis, and the peer keeps its lease and its token (peer_index_faults checks, with
+// scripted index servers, that it renews there and does not register).
 #include <p2pshare/config.hpp>
 #include <p2pshare/error.hpp>
 
@@ -10,6 +11,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "peer_fixture.hpp"
+#include "redis_fixture.hpp"
 
 #include <chrono>
 #include <memory>
@@ -22,14 +24,21 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+IndexServerOptions with_ttl(std::chrono::milliseconds lease_ttl) {
+    IndexServerOptions options;
+    options.lease_ttl = lease_ttl;
+    return options;
+}
+
 /// A second index server on the network's io_context (no server.config written).
 struct other_index {
     test::network& net;
     std::unique_ptr<IndexServer> server;
 
-    other_index(test::network& n, std::chrono::milliseconds lease_ttl) : net(n) {
-        IndexServerOptions options;
-        options.lease_ttl = lease_ttl;
+    other_index(test::network& n, std::chrono::milliseconds lease_ttl)
+        : other_index(n, with_ttl(lease_ttl)) {}
+    other_index(test::network& n, IndexServerOptions options) : net(n) {
+        options.config_dir.clear();
         server = std::make_unique<IndexServer>(net.io().executor(), options);
         const auto ec = server->start();
         if (ec) throw std::runtime_error("the second index server did not start: " + ec.message);
@@ -66,9 +75,7 @@ BOOST_AUTO_TEST_SUITE(peer_failover)
 
 BOOST_AUTO_TEST_CASE(a_peer_whose_index_stops_is_listed_at_the_next_within_its_lease) {
     constexpr auto ttl = 1s;
-    IndexServerOptions first;
-    first.lease_ttl = ttl;
-    test::network net(first);
+    test::network net(with_ttl(ttl));
     other_index b(net, ttl);
     const auto a = address_of(net);
     const auto content = test::random_text(20'000, 41);
@@ -214,6 +221,45 @@ BOOST_AUTO_TEST_CASE(when_every_index_is_down_the_peer_keeps_trying_them_in_turn
     BOOST_TEST(peers_of(net) == 1u);
     net.io().run(node.async_quit());
     BOOST_TEST(peers_of(net) == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(peer_failover_redis)
+
+BOOST_AUTO_TEST_CASE(a_peer_keeps_its_lease_and_token_when_its_index_on_redis_stops) {
+    test::redis_server redis;
+    constexpr auto ttl = 1500ms;
+    auto on_redis = with_ttl(ttl);
+    on_redis.store = redis.seeds();
+    test::network net(on_redis);
+    other_index b(net, on_redis);
+    const auto a = address_of(net);
+    test::write_file(net / "p1" / "kept.txt", test::random_text(3'000, 43));
+    auto options = net.options(1);
+    options.index = {a, b.address()};
+    auto& p1 = net.start_peer(options);
+    const auto before = read_peer_config(net / "p1.config");
+    BOOST_TEST_REQUIRE(before.has_value(), before.error().message);
+    BOOST_TEST(before->index.port == a.port);
+    // One network: B knows the peer that registered through A.
+    const auto listed_at_b = [&] {
+        return test::index_sources(b.address().port, "kept.txt") == std::set<std::uint32_t>{1};
+    };
+    BOOST_TEST_REQUIRE(listed_at_b());
+
+    net.stop_index();
+    // The lease lives in Redis, renewed through B from now on: the peer is never unlisted, over
+    // several leases, and keeps its token.
+    BOOST_TEST(test::holds_for(listed_at_b, 3 * ttl));
+    BOOST_TEST(p1.registered());
+    const auto after = read_peer_config(net / "p1.config");
+    BOOST_TEST_REQUIRE(after.has_value(), after.error().message);
+    BOOST_TEST(after->index.port == b.address().port);
+    BOOST_TEST(after->token == before->token);
+    BOOST_TEST(b.peers() == 1u);
+    net.quit(p1);
+    BOOST_TEST(b.peers() == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
