@@ -118,7 +118,7 @@ std::unique_ptr<p2pshare::PeerNode> make_peer(io_thread& t, std::uint32_t id,
     o.id = id;
     o.folder = folder;
     o.config_file = config_dir / ("p" + std::to_string(id) + ".config");
-    o.index = p2pshare::ServerAddress{"127.0.0.1", index_port};
+    o.index = {p2pshare::ServerAddress{"127.0.0.1", index_port}};
     // t.io is run by its thread only: its executor is serial, as the peer requires.
     auto node = std::make_unique<p2pshare::PeerNode>(t.io.get_executor(), o);
     if (const auto ec = t.run(node->async_start())) {

@@ -159,7 +159,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             }
             break;
         case 6:
-            if (auto r = p2pshare::parse_server_config(input)) check(r->port != 0);
+            if (auto r = p2pshare::parse_server_config(input)) {
+                check(!r->empty());
+                for (const auto& a : *r)
+                    check(a.port != 0 && !a.host.empty());
+            }
             break;
         case 7:
             if (auto t = parse_target(input)) {

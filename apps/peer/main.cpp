@@ -77,7 +77,8 @@ int main(int argc, char** argv) {
         ("advertise-port", po::value(&options.advertise_port)->default_value(0),
          "port other peers should use, behind a port mapping (default: the port listened on)")
         ("index", po::value(&index),
-         "index server HOST:PORT, [IPV6]:PORT for IPv6 (default: read --server-config)")
+         "index servers HOST:PORT[,HOST:PORT...] ([IPV6]:PORT for IPv6) in order of preference; "
+         "the peer moves to the next when one cannot be reached (default: read --server-config)")
         ("server-config", po::value(&server_config)->default_value(server_config),
          "the index server's config file")
         ("parallel", po::value(&options.max_parallel_downloads)
@@ -153,9 +154,9 @@ int main(int argc, char** argv) {
     options.rescan_interval = *rescan_ms;
     options.server_config = server_config;
     if (!index.empty()) {
-        auto address = p2pshare::parse_host_port(index);
-        if (!address) return fail_usage("--index: " + address.error().message);
-        options.index = std::move(*address);
+        auto addresses = p2pshare::parse_host_port_list(index);
+        if (!addresses) return fail_usage("--index: " + addresses.error().message);
+        options.index = std::move(*addresses);
     }
     const auto level = spdlog::level::from_str(log_level);
     if (level == spdlog::level::off && log_level != "off") {
@@ -240,7 +241,7 @@ int main(int argc, char** argv) {
         std::cerr << "peer: the index server is not reachable now; the peer keeps trying\n";
     } else if (ec) {
         std::cerr << "peer: cannot start: " << started.message;
-        if (ec == p2pshare::errc::not_found && !options.index) {
+        if (ec == p2pshare::errc::not_found && options.index.empty()) {
             std::cerr << " (" << options.server_config.string()
                       << " is missing: start indexserver first, or give --index HOST:PORT)";
         }

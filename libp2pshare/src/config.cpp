@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
 #include <random>
 #include <sstream>
 #include <system_error>
@@ -46,8 +48,8 @@ struct entry {
 };
 
 /// The `key=value` lines of one file, in their order, with what is needed to report a problem
-/// by file and line. Each key appears once today; a later format that lists several index
-/// servers (a repeated key, or numbered keys) reads them from `entries` in order.
+/// by file and line. A key appears once, unless it names a list (`index` of server.config),
+/// whose lines are read from `entries` in order.
 struct config_lines {
     std::string_view source; ///< the file name for messages, or empty
     std::vector<entry> entries;
@@ -91,7 +93,9 @@ struct config_lines {
     }
 };
 
-Result<config_lines> parse_lines(std::string_view text, std::string_view source) {
+/// `lists`: the keys that may be given on several lines (each line adds to a list).
+Result<config_lines> parse_lines(std::string_view text, std::string_view source,
+                                 std::initializer_list<std::string_view> lists = {}) {
     config_lines out{source, {}};
     std::size_t number = 0;
     while (!text.empty()) {
@@ -106,7 +110,8 @@ Result<config_lines> parse_lines(std::string_view text, std::string_view source)
         }
         const auto key = trim(line.substr(0, eq));
         if (key.empty()) return out.at(number, "no key before the '='");
-        if (const auto* first = out.find(key)) {
+        const bool list = std::find(lists.begin(), lists.end(), key) != lists.end();
+        if (const auto* first = out.find(key); first != nullptr && !list) {
             return out.at(number, "\"" + std::string(key) + "\" is given twice (also on line " +
                                       std::to_string(first->line) + ")");
         }
@@ -185,6 +190,25 @@ std::string to_string(const ServerAddress& address) {
     return out;
 }
 
+Result<std::vector<ServerAddress>> parse_host_port_list(std::string_view text) {
+    std::vector<ServerAddress> out;
+    std::string_view rest = text;
+    for (;;) {
+        const auto comma = rest.find(',');
+        const auto item = trim(rest.substr(0, comma));
+        if (item.empty()) {
+            return bad_field("'" + std::string(text) +
+                             "' has an empty address (HOST:PORT, separated by commas)");
+        }
+        auto address = parse_host_port(item);
+        if (!address) return address.error();
+        out.push_back(std::move(*address));
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
 Result<std::map<std::string, std::string, std::less<>>> parse_key_values(std::string_view text,
                                                                          std::string_view source) {
     auto lines = parse_lines(text, source);
@@ -195,20 +219,45 @@ Result<std::map<std::string, std::string, std::less<>>> parse_key_values(std::st
     return out;
 }
 
-Result<ServerAddress> parse_server_config(std::string_view text, std::string_view source) {
-    auto lines = parse_lines(text, source);
+Result<std::vector<ServerAddress>> parse_server_config(std::string_view text,
+                                                       std::string_view source) {
+    auto lines = parse_lines(text, source, {"index"});
     if (!lines) return lines.error();
-    auto host = lines->required("host");
-    if (!host) return host.error();
-    auto port = lines->required_port("port");
-    if (!port) return port.error();
-    return ServerAddress{std::move(*host), *port};
+    std::vector<ServerAddress> out;
+    // The form of the first versions, one address: it comes first, as the index server writes it.
+    if (lines->find("host") != nullptr || lines->find("port") != nullptr) {
+        auto host = lines->required("host");
+        if (!host) return host.error();
+        auto port = lines->required_port("port");
+        if (!port) return port.error();
+        out.push_back({std::move(*host), *port});
+    }
+    for (const auto& e : lines->entries) {
+        if (e.key != "index") continue;
+        if (e.value.empty()) return lines->at(e.line, "\"index\" is empty");
+        auto addresses = parse_host_port_list(e.value);
+        if (!addresses) return lines->at(e.line, "\"index\": " + addresses.error().message);
+        out.insert(out.end(), addresses->begin(), addresses->end());
+    }
+    if (out.empty()) return lines->whole("\"index\" is missing (or \"host\" and \"port\")");
+    return out;
 }
 
 std::string format_server_config(const ServerAddress& address) {
+    return format_server_config(std::span<const ServerAddress>(&address, 1));
+}
+
+std::string format_server_config(std::span<const ServerAddress> addresses) {
     std::ostringstream out;
-    out << "# p2pshare index server: where peers find it. Rewritten each time it starts.\n"
-        << "host=" << address.host << "\nport=" << address.port << '\n';
+    if (addresses.size() == 1) {
+        out << "# p2pshare index server: where peers find it. Rewritten each time it starts.\n"
+            << "host=" << addresses.front().host << "\nport=" << addresses.front().port << '\n';
+    } else {
+        out << "# p2pshare index servers, in order of preference: a peer uses the first it can\n"
+            << "# reach and moves to the next when that one fails.\n";
+        for (const auto& a : addresses)
+            out << "index=" << to_string(a) << '\n';
+    }
     return std::move(out).str();
 }
 
@@ -307,7 +356,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
     return n << shift;
 }
 
-Result<ServerAddress> read_server_config(const std::filesystem::path& file) {
+Result<std::vector<ServerAddress>> read_server_config(const std::filesystem::path& file) {
     auto text = read_all(file);
     if (!text) return text.error();
     return parse_server_config(*text, file.string());

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <mutex>
@@ -116,7 +117,7 @@ struct PeerNode::impl : std::enable_shared_from_this<impl> {
     std::optional<asio::thread_pool> own_pool; ///< unless options.blocking_executor is given
     asio::any_io_executor blocking;
     std::string name;
-    ServerAddress index_address;
+    std::vector<ServerAddress> indexes; ///< the index servers, each once, in order
     std::shared_ptr<shared_folder> folder;
     std::shared_ptr<index_session> session;
     std::shared_ptr<file_server> server;
@@ -137,7 +138,7 @@ void PeerNode::impl::write_config(const std::string& token) {
     c.folder = folder->path();
     c.listen = {options.advertise_host.empty() ? options.host : options.advertise_host,
                 server ? server->port() : options.port};
-    c.index = index_address;
+    c.index = session ? session->client().address() : indexes.front(); // the one in use
     c.token = token;
     if (auto ec = write_file_atomically(options.config_file, format_peer_config(c), true)) {
         log().warn("{}: cannot write {}: {}", name, options.config_file.string(), ec.message());
@@ -156,20 +157,27 @@ asio::awaitable<Error> PeerNode::impl::start() {
     if (started)
         co_return Error{make_error_code(errc::bad_request), "the peer was started already"};
     ignore_sigpipe();
-    if (options.index) {
-        index_address = *options.index;
-    } else if (options.server_config.empty()) {
+    std::vector<ServerAddress> listed = options.index;
+    if (listed.empty() && options.server_config.empty()) {
         co_return Error{make_error_code(errc::bad_config),
                         "no index server given (neither an address nor a server.config)"};
-    } else {
-        auto address = read_server_config(options.server_config);
-        if (!address) {
+    }
+    if (listed.empty()) {
+        auto addresses = read_server_config(options.server_config);
+        if (!addresses) {
             // A missing file: the index server has not run here yet.
             const auto code =
-                address.error().code == errc::not_found ? errc::not_found : errc::bad_config;
-            co_return Error{make_error_code(code), address.error().message};
+                addresses.error().code == errc::not_found ? errc::not_found : errc::bad_config;
+            co_return Error{make_error_code(code), addresses.error().message};
         }
-        index_address = *address;
+        listed = std::move(*addresses);
+    }
+    // An address given twice would only be tried twice in a row.
+    indexes.clear();
+    for (auto& a : listed) {
+        if (std::find(indexes.begin(), indexes.end(), a) == indexes.end()) {
+            indexes.push_back(std::move(a));
+        }
     }
     // Take our lease back after a restart, if the index still has it. A file that cannot be
     // parsed stops the start and is left as it is: it may hold a live token.
@@ -206,7 +214,7 @@ asio::awaitable<Error> PeerNode::impl::start() {
     std::string host = options.advertise_host.empty() ? options.host : options.advertise_host;
     if (host == "0.0.0.0" || host == "::") host.clear(); // the index takes our address
     session = std::make_shared<index_session>(
-        ex, index_address,
+        ex, indexes,
         index_session::settings{
             options.id, host, options.advertise_port != 0 ? options.advertise_port : server->port(),
             options.retry_max, name, is_registered},
@@ -217,6 +225,10 @@ asio::awaitable<Error> PeerNode::impl::start() {
         token);
     session->on_token = [weak](const std::string& t) {
         if (auto self = weak.lock()) self->write_config(t);
+    };
+    // pN.config names the index server in use.
+    session->on_move = [weak] {
+        if (auto self = weak.lock()) self->write_config(self->session->token());
     };
     folder->on_change = [weak] {
         if (auto self = weak.lock(); self && self->session) self->session->files_changed();
@@ -349,7 +361,7 @@ asio::awaitable<Result<std::vector<std::string>>> PeerNode::async_list_network_f
             if (!d->session || d->stopping->load()) {
                 co_return Error{make_error_code(errc::shutting_down), "the peer is not running"};
             }
-            auto r = co_await d->session->client().async_list(contains);
+            auto r = co_await d->session->async_list(contains);
             if (cancelled(co_await asio::this_coro::cancellation_state)) co_return aborted;
             if (!r) co_return error_of(r.error());
             co_return std::move(*r);

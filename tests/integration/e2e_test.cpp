@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -120,6 +121,33 @@ struct network {
         return ids;
     }
 };
+
+/// `indexserver --port 0 ARGS...` running in `cwd`, and the port it listens on.
+std::pair<std::unique_ptr<test::child>, std::uint16_t> start_indexserver(
+    const fs::path& cwd, std::vector<std::string> args) {
+    args.insert(args.begin(), {"--port", "0"});
+    auto index = std::make_unique<test::child>(test::app_path("indexserver"), args, cwd);
+    const auto line = index->wait_for_line("listening on");
+    const auto port = static_cast<std::uint16_t>(std::stoul(line.substr(line.rfind(':') + 1)));
+    BOOST_TEST_REQUIRE(port != 0u, line);
+    return {std::move(index), port};
+}
+
+/// The number of peers the index on `port` lists now.
+std::int64_t peers_at(std::uint16_t port) {
+    const auto reply = test::http_call(port, "GET", "/v1/health");
+    BOOST_TEST_REQUIRE(reply.status == 200u, reply.body);
+    return json::parse(reply.body).as_object().at("peers").to_number<std::int64_t>();
+}
+
+/// A port of 127.0.0.1 on which nothing listens (it was free a moment ago).
+std::uint16_t closed_port() {
+    test::temp_dir scratch;
+    auto [index, port] = start_indexserver(scratch.path(), {});
+    index->signal(SIGKILL);
+    index->wait();
+    return port;
+}
 
 std::set<std::string> file_list(const json::object& o) {
     std::set<std::string> names;
@@ -460,6 +488,84 @@ BOOST_AUTO_TEST_CASE(peers_and_the_index_on_ipv6_loopback) {
     BOOST_TEST(p2->wait() == 0, p2->error_output());
     index.signal(SIGTERM);
     BOOST_TEST(index.wait() == 0, index.error_output());
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_with_several_index_servers_moves_to_the_next_when_one_dies) {
+    // Two index servers with a short lease, each in a folder of its own, and the peers' folder.
+    test::temp_dir dir;
+    test::temp_dir dir_a;
+    test::temp_dir dir_b;
+    auto [a, port_a] = start_indexserver(dir_a.path(), {"--lease-ttl", "1s"});
+    auto [b, port_b] = start_indexserver(dir_b.path(), {"--lease-ttl", "1s"});
+    const auto address = [](std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); };
+    const auto both = address(port_a) + "," + address(port_b);
+    const auto generated = test::run_app(
+        "filegen", {"--dirs", "p2", "--sizes", "2kb", "--count", "2", "--seed", "1", "--quiet"},
+        dir.path());
+    BOOST_TEST_REQUIRE(generated.status == 0, generated.err);
+
+    auto p2 = serve(dir.path(), 2, {"--index", both, "--log-level", "info"});
+    BOOST_TEST(peers_at(port_a) == 1);
+    BOOST_TEST(peers_at(port_b) == 0);
+
+    // A crashes: the serving peer is at B within its lease, by itself.
+    a->signal(SIGKILL);
+    BOOST_TEST(a->wait() == 128 + SIGKILL);
+    BOOST_TEST_REQUIRE(test::eventually([&] { return peers_at(port_b) == 1; }));
+    BOOST_TEST(test::read_file(dir / "p2.config").find("index_port=" + std::to_string(port_b)) !=
+               std::string::npos);
+
+    // Another peer given the same list (A first, down) lists and downloads through B.
+    auto r = run_peer(dir.path(), {"--id", "1", "--index", both, "list", "--json"});
+    BOOST_TEST_REQUIRE(r.status == 0, r.out << r.err);
+    BOOST_TEST((file_list(last_json(r.out)) == std::set<std::string>{file_a, file_b}), r.out);
+    r = run_peer(dir.path(), {"--id", "1", "--index", both, "get", file_a, "--json"});
+    BOOST_TEST_REQUIRE(r.status == 0, r.out << r.err);
+    BOOST_TEST(field(results_by_name(last_json(r.out))[file_a], "status") == "downloaded", r.out);
+
+    // The same list from config/server.config, one index line per server.
+    test::write_file(
+        dir / "config" / "server.config",
+        "# two index servers\nindex=" + address(port_a) + "\nindex=" + address(port_b) + "\n");
+    r = run_peer(dir.path(), {"--id", "3", "list", "--json"});
+    BOOST_TEST_REQUIRE(r.status == 0, r.out << r.err);
+    BOOST_TEST((file_list(last_json(r.out)) == std::set<std::string>{file_a, file_b}), r.out);
+
+    p2->signal(SIGTERM);
+    BOOST_TEST(p2->wait() == 0, p2->error_output());
+    BOOST_TEST(peers_at(port_b) == 0);
+    // The move was logged.
+    const auto log = p2->error_output();
+    BOOST_TEST(log.find("peer 2: index " + address(port_a) + " unreachable") != std::string::npos,
+               log);
+    BOOST_TEST(log.find("moving to " + address(port_b)) != std::string::npos, log);
+    b->signal(SIGTERM);
+    BOOST_TEST(b->wait() == 0, b->error_output());
+}
+
+BOOST_AUTO_TEST_CASE(index_lists_that_cannot_be_parsed_are_refused) {
+    test::temp_dir dir;
+    const auto dead = "127.0.0.1:" + std::to_string(closed_port());
+    // On the command line: a usage error, exit 2.
+    for (const auto& [given, message] : std::vector<std::pair<std::string, std::string>>{
+             {dead + ",", "has an empty address"},
+             {dead + ",nowhere", "'nowhere' is not HOST:PORT"},
+             {dead + ";" + dead, "is not HOST:PORT"}}) {
+        BOOST_TEST_CONTEXT("--index " << given) {
+            const auto r = run_peer(dir.path(), {"--id", "1", "--index", given, "list"});
+            BOOST_TEST(r.status == 2, r.out << r.err);
+            BOOST_TEST(r.err.find("--index: ") != std::string::npos, r.err);
+            BOOST_TEST(r.err.find(message) != std::string::npos, r.err);
+        }
+    }
+    // In config/server.config: refused, with the file and the line.
+    test::write_file(dir / "config" / "server.config", "index=" + dead + "\nindex=nowhere\n");
+    const auto r = run_peer(dir.path(), {"--id", "1", "list", "--json"});
+    BOOST_TEST(r.status == 1, r.out << r.err);
+    BOOST_TEST(r.err.find("config/server.config:2: \"index\": 'nowhere' is not HOST:PORT") !=
+                   std::string::npos,
+               r.err);
+    BOOST_TEST(!fs::exists(dir / "p1"));
 }
 
 BOOST_AUTO_TEST_CASE(a_peer_without_an_index_server_says_so) {

@@ -49,8 +49,9 @@ BOOST_AUTO_TEST_CASE(serves_until_sigterm) {
 
     const auto config = p2pshare::read_server_config(dir / "config" / "server.config");
     BOOST_TEST_REQUIRE(config.has_value());
-    BOOST_TEST(config->host == "127.0.0.1");
-    BOOST_TEST(config->port == port);
+    BOOST_TEST_REQUIRE(config->size() == 1u);
+    BOOST_TEST(config->front().host == "127.0.0.1");
+    BOOST_TEST(config->front().port == port);
 
     const auto health = test::http_call(port, "GET", "/v1/health");
     BOOST_TEST(health.status == 200u);

@@ -48,13 +48,19 @@ BOOST_AUTO_TEST_CASE(server_config_has_the_real_port) {
     BOOST_TEST(index.server().host() == "127.0.0.1");
     const auto file = index.dir() / "config" / "server.config";
     BOOST_TEST_REQUIRE(std::filesystem::exists(file));
-    const auto address = p2pshare::read_server_config(file);
-    BOOST_TEST_REQUIRE(address.has_value());
-    BOOST_TEST(address->host == "127.0.0.1");
-    BOOST_TEST(address->port != 0);
-    BOOST_TEST(address->port == index.port());
+    const auto addresses = p2pshare::read_server_config(file);
+    BOOST_TEST_REQUIRE(addresses.has_value());
+    BOOST_TEST_REQUIRE(addresses->size() == 1u);
+    const auto& address = addresses->front();
+    BOOST_TEST(address.host == "127.0.0.1");
+    BOOST_TEST(address.port != 0);
+    BOOST_TEST(address.port == index.port());
+    // In the form of the first versions too, which older peers read.
+    const auto text = test::read_file(file);
+    BOOST_TEST(text.find("host=127.0.0.1\n") != std::string::npos, text);
+    BOOST_TEST(text.find("port=" + std::to_string(index.port()) + "\n") != std::string::npos, text);
     // And that port answers.
-    test::check_alive(address->port);
+    test::check_alive(address.port);
 }
 
 BOOST_AUTO_TEST_CASE(no_config_dir_writes_nothing) {

@@ -13,6 +13,7 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     integration/peer_cancel_test.cpp
     integration/peer_swarm_test.cpp
     integration/peer_pieces_test.cpp
+    integration/peer_failover_test.cpp
   SUITES
     peer_network
     peer_folder
@@ -24,4 +25,8 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     peer_cancel
     peer_swarm
     peer_pieces
+    peer_failover
+    peer_failover_redis
 )
+# Needs redis-server (make deps), as the index's Redis suites (index.cmake).
+set_tests_properties(peer_tests.peer_failover_redis PROPERTIES LABELS "integration;redis")

@@ -73,7 +73,7 @@ public:
         PeerOptions o;
         o.id = id;
         o.folder = dir_ / ("p" + std::to_string(id));
-        o.index = ServerAddress{"127.0.0.1", index_->port()};
+        o.index = {ServerAddress{"127.0.0.1", index_->port()}};
         o.retry_max = 100ms;
         return o;
     }

@@ -44,7 +44,7 @@ PeerOptions network::options(std::uint32_t id) const {
     o.server_config = dir_ / "config" / "server.config";
     o.host = "127.0.0.1";
     o.port = 0;
-    o.index = ServerAddress{"127.0.0.1", index_->port()};
+    o.index = {ServerAddress{"127.0.0.1", index_->port()}};
     o.retry_max = std::chrono::milliseconds(100);
     return o;
 }

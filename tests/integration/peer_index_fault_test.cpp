@@ -1,6 +1,7 @@
 // A peer against an index that answers wrongly on purpose (a small real HTTP server) or refuses
 // it for good: the peer reports an error instead of throwing or looping, stops retrying what
 // cannot succeed, and quits promptly.
+#include <p2pshare/config.hpp>
 #include <p2pshare/error.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -39,7 +40,7 @@ const std::string good_token(32, 'a');
 const std::string not_found_body = R"({"error":"not_found","message":"no such path"})";
 
 struct answer {
-    unsigned status = 200;
+    unsigned status = 200; ///< 0: no answer at all; the connection is held until the client goes
     std::string body;
 };
 
@@ -72,10 +73,23 @@ public:
             std::count(requests_.begin(), requests_.end(), method + " " + path));
     }
 
+    /// The Authorization headers of those requests, in order ("" for a request without one).
+    std::vector<std::string> authorizations(const std::string& method,
+                                            const std::string& path) const {
+        std::lock_guard lock(mutex_);
+        std::vector<std::string> out;
+        for (std::size_t i = 0; i < requests_.size(); ++i) {
+            if (requests_[i] == method + " " + path) out.push_back(authorizations_[i]);
+        }
+        return out;
+    }
+
 private:
-    std::size_t record(const std::string& method, const std::string& path) {
+    std::size_t record(const std::string& method, const std::string& path,
+                       const std::string& authorization) {
         std::lock_guard lock(mutex_);
         requests_.push_back(method + " " + path);
+        authorizations_.push_back(authorization);
         return static_cast<std::size_t>(
             std::count(requests_.begin(), requests_.end(), requests_.back()));
     }
@@ -89,8 +103,14 @@ private:
             if (ec) break;
             const std::string method(req.method_string());
             const std::string target(req.target());
-            const auto nth = record(method, target.substr(0, target.find('?')));
+            const auto nth = record(method, target.substr(0, target.find('?')),
+                                    std::string(req[http::field::authorization]));
             const auto a = handler_(method, target, nth);
+            if (a.status == 0) { // a hung index: the read ends when the client gives up
+                http::request<http::string_body> more;
+                co_await http::async_read(stream, buffer, more, use_tuple);
+                break;
+            }
             http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
             res.set(http::field::content_type, "application/json");
             res.body() = a.body;
@@ -105,7 +125,8 @@ private:
 
     handler handler_;
     mutable std::mutex mutex_;
-    std::vector<std::string> requests_; ///< "METHOD /path", in order
+    std::vector<std::string> requests_;       ///< "METHOD /path", in order
+    std::vector<std::string> authorizations_; ///< the Authorization header of each
 };
 
 PeerOptions peer_on(const test::temp_dir& dir, std::uint32_t id, std::uint16_t index_port) {
@@ -115,14 +136,14 @@ PeerOptions peer_on(const test::temp_dir& dir, std::uint32_t id, std::uint16_t i
     o.config_file = dir / ("p" + std::to_string(id) + ".config");
     o.host = "127.0.0.1";
     o.port = 0;
-    o.index = ServerAddress{"127.0.0.1", index_port};
+    o.index = {ServerAddress{"127.0.0.1", index_port}};
     o.retry_max = 100ms;
     return o;
 }
 
-std::string lease_body(std::uint32_t id) {
-    return R"({"id":)" + std::to_string(id) + R"(,"token":")" + good_token +
-           R"(","ttl_ms":60000,"host":"127.0.0.1","port":1})";
+std::string lease_body(std::uint32_t id, unsigned ttl_ms = 60'000) {
+    return R"({"id":)" + std::to_string(id) + R"(,"token":")" + good_token + R"(","ttl_ms":)" +
+           std::to_string(ttl_ms) + R"(,"host":"127.0.0.1","port":1})";
 }
 
 std::string error_body(const std::string& code) {
@@ -333,6 +354,93 @@ BOOST_AUTO_TEST_CASE(a_lookup_answer_that_cannot_be_trusted_downloads_nothing) {
         }
     }
     BOOST_TEST(p1.active_uploads() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(an_index_that_answers_503_is_left_and_the_lease_renewed_at_the_next) {
+    // Two index servers that share their store (as on Redis, docs/scaling.md): the lease made
+    // through A is valid at B. A's store stops answering; the peer renews at B, with its token,
+    // and does not register again.
+    test::temp_dir dir;
+    test::io_thread io;
+    for (const auto& [code, status] : std::vector<std::pair<std::string, unsigned>>{
+             {"store_unavailable", 503}, {"shutting_down", 503}, {"too_many_connections", 503}}) {
+        BOOST_TEST_CONTEXT("A answers " << status << " " << code) {
+            fake_index a([&, code = code, status = status](const std::string& method,
+                                                           const std::string& target, std::size_t) {
+                if (method == "POST" && target == "/v1/peers")
+                    return answer{201, lease_body(1, 900)};
+                if (method == "PUT" || method == "DELETE") return answer{status, error_body(code)};
+                return answer{404, not_found_body};
+            });
+            const auto bearer = "Bearer " + good_token;
+            fake_index b([&](const std::string& method, const std::string& target, std::size_t) {
+                if (method == "PUT" && target == "/v1/peers/1/lease") {
+                    return answer{200, R"({"id":1,"ttl_ms":900})"};
+                }
+                if (method == "DELETE") return answer{200, R"({"id":1,"unregistered":true})"};
+                return answer{404, not_found_body};
+            });
+            auto options = peer_on(dir, 1, a.port());
+            options.index.push_back({"127.0.0.1", b.port()});
+            PeerNode node(io.executor(), options);
+            const auto started = io.run(node.async_start());
+            BOOST_TEST_REQUIRE(!started, started.message);
+            BOOST_TEST(a.count("POST", "/v1/peers") == 1u);
+            // A refuses the first renewal (after 300 ms); B gets it at once, then the next ones.
+            BOOST_TEST(test::eventually([&] { return b.count("PUT", "/v1/peers/1/lease") >= 3; }));
+            BOOST_TEST(a.count("PUT", "/v1/peers/1/lease") == 1u);
+            BOOST_TEST(b.count("POST", "/v1/peers") == 0u);
+            for (const auto& auth : b.authorizations("PUT", "/v1/peers/1/lease"))
+                BOOST_TEST(auth == bearer);
+            BOOST_TEST(node.registered());
+            // The token was kept: pN.config still has it, and names B now.
+            const auto config = read_peer_config(options.config_file);
+            BOOST_TEST_REQUIRE(config.has_value(), config.error().message);
+            BOOST_TEST(config->token == good_token);
+            BOOST_TEST(config->index.port == b.port());
+            quit_promptly(io, node);
+            BOOST_TEST(b.count("DELETE", "/v1/peers/1") == 1u);
+            BOOST_TEST(
+                b.authorizations("DELETE", "/v1/peers/1") == std::vector<std::string>{bearer},
+                boost::test_tools::per_element());
+            std::filesystem::remove(options.config_file);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_index_that_hangs_is_left_in_time_to_renew_at_the_next) {
+    // A accepts the renewal and never answers. The call is cut after a third of the lease
+    // divided by the two servers (250 ms at least), so that B renews well before the lease ends.
+    constexpr unsigned ttl_ms = 1'500;
+    test::temp_dir dir;
+    test::io_thread io;
+    fake_index a([&](const std::string& method, const std::string& target, std::size_t) {
+        if (method == "POST" && target == "/v1/peers") return answer{201, lease_body(1, ttl_ms)};
+        if (method == "PUT") return answer{0, {}};
+        return answer{404, not_found_body};
+    });
+    fake_index b([&](const std::string& method, const std::string& target, std::size_t) {
+        if (method == "PUT" && target == "/v1/peers/1/lease") {
+            return answer{200, R"({"id":1,"ttl_ms":)" + std::to_string(ttl_ms) + "}"};
+        }
+        if (method == "DELETE") return answer{200, R"({"id":1,"unregistered":true})"};
+        return answer{404, not_found_body};
+    });
+    auto options = peer_on(dir, 1, a.port());
+    options.index.push_back({"127.0.0.1", b.port()});
+    PeerNode node(io.executor(), options);
+    const auto started = io.run(node.async_start());
+    const auto registered = std::chrono::steady_clock::now();
+    BOOST_TEST_REQUIRE(!started, started.message);
+    BOOST_TEST_REQUIRE(test::eventually([&] { return b.count("PUT", "/v1/peers/1/lease") >= 1; }));
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - registered);
+    BOOST_TEST_MESSAGE("renewed at the next index " << took.count() << " ms after registering");
+    BOOST_TEST(took.count() < ttl_ms);
+    BOOST_TEST(a.count("PUT", "/v1/peers/1/lease") == 1u);
+    BOOST_TEST(b.count("POST", "/v1/peers") == 0u);
+    BOOST_TEST(node.registered());
+    quit_promptly(io, node);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -118,7 +118,7 @@ BOOST_AUTO_TEST_CASE(a_config_file_that_cannot_be_parsed_stops_the_peer_and_is_k
     // A malformed server.config is reported the same way.
     test::write_file(net / "bad-server.config", "host=127.0.0.1\nport=not-a-port\n");
     auto options = net.options(2);
-    options.index.reset();
+    options.index.clear();
     options.server_config = net / "bad-server.config";
     PeerNode other(net.io().executor(), options);
     const auto refused = net.io().run(other.async_start());

@@ -8,6 +8,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 using namespace std::string_literals;
 using namespace std::chrono_literals;
@@ -61,28 +62,86 @@ BOOST_AUTO_TEST_CASE(key_values) {
     }
 }
 
+using addresses = std::vector<p2pshare::ServerAddress>;
+
 BOOST_AUTO_TEST_CASE(server_config_round_trip) {
     const p2pshare::ServerAddress a{"127.0.0.1", 54321};
     const auto text = p2pshare::format_server_config(a);
-    BOOST_TEST(text.find("port=54321") != std::string::npos);
+    // One address (what an index server writes) in the form of the first versions, which every
+    // peer reads.
+    BOOST_TEST(text.find("\nhost=127.0.0.1\nport=54321\n") != std::string::npos, text);
+    BOOST_TEST(text.find("index=") == std::string::npos, text);
     auto back = p2pshare::parse_server_config(text);
     BOOST_TEST_REQUIRE(back.has_value());
-    BOOST_TEST((*back == a));
+    BOOST_TEST((*back == addresses{a}));
+    BOOST_TEST(p2pshare::format_server_config(addresses{a}) == text);
+}
+
+BOOST_AUTO_TEST_CASE(server_config_with_several_index_servers_round_trip) {
+    const addresses list{{"10.0.0.1", 4000}, {"::1", 4001}, {"index.example.org", 1}};
+    const auto text = p2pshare::format_server_config(list);
+    BOOST_TEST(text.find("\nindex=10.0.0.1:4000\nindex=[::1]:4001\nindex=index.example.org:1\n") !=
+                   std::string::npos,
+               text);
+    BOOST_TEST(text.find("host=") == std::string::npos, text);
+    auto back = p2pshare::parse_server_config(text);
+    BOOST_TEST_REQUIRE(back.has_value());
+    BOOST_TEST((*back == list));
+}
+
+BOOST_AUTO_TEST_CASE(server_config_lists_index_servers_in_order) {
+    const auto ok = [](std::string_view text) {
+        auto r = p2pshare::parse_server_config(text);
+        BOOST_TEST_REQUIRE(r.has_value(), text << ": " << (r ? "" : r.error().message));
+        return *r;
+    };
+    // One line per index server, comments between them; one line may also list several.
+    BOOST_TEST((ok("# preferred first\nindex=a:1\n\n# the backup\n  index = b:2 \n"
+                   "index=[::1]:3, c.example.org:4\n") ==
+                addresses{{"a", 1}, {"b", 2}, {"::1", 3}, {"c.example.org", 4}}));
+    BOOST_TEST((ok("index=a:1\n") == addresses{{"a", 1}}));
+    // The old pair is one address, before those of the index lines wherever it is written.
+    BOOST_TEST((ok("host=a\nport=1\n") == addresses{{"a", 1}}));
+    BOOST_TEST(
+        (ok("index=b:2\nhost=a\nport=1\nindex=c:3\n") == addresses{{"a", 1}, {"b", 2}, {"c", 3}}));
+    // Unknown keys are still ignored.
+    BOOST_TEST((ok("version=3\nindex=a:1\nweight=2\n") == addresses{{"a", 1}}));
 }
 
 BOOST_AUTO_TEST_CASE(server_config_comments_and_unknown_keys) {
     auto c = p2pshare::parse_server_config(
         "# written by hand\n\nversion=2\n host = ::1 \nport=65535\n# port=1\n");
     BOOST_TEST_REQUIRE(c.has_value());
-    BOOST_TEST(c->host == "::1");
-    BOOST_TEST(c->port == 65535);
+    BOOST_TEST_REQUIRE(c->size() == 1u);
+    BOOST_TEST(c->front().host == "::1");
+    BOOST_TEST(c->front().port == 65535);
 }
 
 BOOST_AUTO_TEST_CASE(server_config_errors) {
-    for (const auto& bad :
-         {""s, "host=a\n"s, "port=1\n"s, "host=\nport=1\n"s, "host=a\nport=\n"s,
-          "host=a\nport=0\n"s, "host=a\nport=65536\n"s, "host=a\nport=-1\n"s, "host=a\nport=8o\n"s,
-          "host=a\nport=1\nport=2\n"s, "host=a\nport=1\ngarbage\n"s}) {
+    for (const auto& bad : {""s,
+                            "host=a\n"s,
+                            "port=1\n"s,
+                            "host=\nport=1\n"s,
+                            "host=a\nport=\n"s,
+                            "host=a\nport=0\n"s,
+                            "host=a\nport=65536\n"s,
+                            "host=a\nport=-1\n"s,
+                            "host=a\nport=8o\n"s,
+                            "host=a\nport=1\nport=2\n"s,
+                            "host=a\nport=1\ngarbage\n"s,
+                            "# nothing\n"s,
+                            "index=\n"s,
+                            "index=a\n"s,
+                            "index=a:0\n"s,
+                            "index=a:1,\n"s,
+                            "index=,a:1\n"s,
+                            "index=a:1,,b:2\n"s,
+                            "index=::1:2\n"s,
+                            "index=a:1\nindex=b\n"s,
+                            "index=a:1\nhost=b\n"s,
+                            "index=a:1\nport=2\n"s,
+                            "index=a:1 b:2\n"s,
+                            "index=a:1\nhost=b\nhost=c\nport=1\n"s}) {
         BOOST_TEST_CONTEXT("text: " << bad) {
             auto r = p2pshare::parse_server_config(bad);
             BOOST_TEST_REQUIRE(!r.has_value());
@@ -144,11 +203,11 @@ BOOST_AUTO_TEST_CASE(files_on_disk) {
         file, p2pshare::format_server_config({"127.0.0.1", 9000})));
     auto read = p2pshare::read_server_config(file);
     BOOST_TEST_REQUIRE(read.has_value());
-    BOOST_TEST(read->port == 9000);
+    BOOST_TEST((*read == addresses{{"127.0.0.1", 9000}}));
     // Overwriting replaces the content and leaves no temporary file behind.
     BOOST_TEST(!p2pshare::write_file_atomically(
         file, p2pshare::format_server_config({"127.0.0.1", 9001})));
-    BOOST_TEST(p2pshare::read_server_config(file).value().port == 9001);
+    BOOST_TEST(p2pshare::read_server_config(file).value().front().port == 9001);
     int entries = 0;
     for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(file.parent_path()))
         ++entries;
@@ -245,6 +304,24 @@ BOOST_AUTO_TEST_CASE(messages_name_the_file_the_line_and_the_problem) {
     // Without a file name, the line alone.
     BOOST_TEST(message(p2pshare::parse_server_config("host=a\n\n\nport=x\n")) ==
                R"(line 4: "port" is not a number 1-65535)");
+    // The index lines of server.config.
+    BOOST_TEST(message(p2pshare::parse_server_config("# p2pshare\n", "server.config")) ==
+               R"(server.config: "index" is missing (or "host" and "port"))");
+    BOOST_TEST(message(p2pshare::parse_server_config("index=a:1\nindex=b\n", "server.config")) ==
+               R"(server.config:2: "index": 'b' is not HOST:PORT: no ':' before the port)");
+    BOOST_TEST(message(p2pshare::parse_server_config("\nindex=a:1,\n", "server.config")) ==
+               R"(server.config:2: "index": 'a:1,' has an empty address (HOST:PORT, separated )"
+               R"(by commas))");
+    BOOST_TEST(message(p2pshare::parse_server_config("index=\n", "server.config")) ==
+               R"(server.config:1: "index" is empty)");
+    BOOST_TEST(message(p2pshare::parse_server_config("index=a:1\nhost=b\n", "server.config")) ==
+               R"(server.config: "port" is missing)");
+    // Only index may be repeated.
+    BOOST_TEST(message(p2pshare::parse_server_config("index=a:1\nindex=b:2\nport=1\nport=2\n",
+                                                     "server.config")) ==
+               R"(server.config:4: "port" is given twice (also on line 3))");
+    BOOST_TEST(message(p2pshare::parse_peer_config(good + "index=a:1\nindex=b:2\n", "p1.config")) ==
+               R"(p1.config:8: "index" is given twice (also on line 7))");
     BOOST_TEST(message(p2pshare::parse_key_values("a=1\nb\n")) ==
                "line 2: a line must be key=value (or a # comment)");
 }
@@ -266,6 +343,29 @@ BOOST_AUTO_TEST_CASE(a_file_that_cannot_be_parsed_is_reported_by_its_path_and_li
     BOOST_TEST_REQUIRE(!s.has_value());
     BOOST_TEST(s.error().message ==
                server.string() + R"(:3: "port" is given twice (also on line 2))");
+}
+
+BOOST_AUTO_TEST_CASE(host_port_lists) {
+    const auto ok = [](std::string_view text) {
+        auto r = p2pshare::parse_host_port_list(text);
+        BOOST_TEST_REQUIRE(r.has_value(),
+                           "'" << text << "' refused: " << (r ? "" : r.error().message));
+        return *r;
+    };
+    BOOST_TEST((ok("127.0.0.1:4000") == addresses{{"127.0.0.1", 4000}}));
+    BOOST_TEST((ok("a:1,b:2") == addresses{{"a", 1}, {"b", 2}}));
+    BOOST_TEST((ok(" [::1]:1 ,\tb:2 ") == addresses{{"::1", 1}, {"b", 2}}));
+    BOOST_TEST((ok("a:1,a:1") == addresses{{"a", 1}, {"a", 1}})); // as written
+    for (const auto& bad : {""s, ","s, "a:1,"s, ",a:1"s, "a:1,,b:2"s, "a:1,b"s, "a:1;b:2"s,
+                            "a:1 b:2"s, "::1:2,a:1"s, "a:1,b:65536"s}) {
+        BOOST_TEST_CONTEXT("text: '" << bad << "'") {
+            auto r = p2pshare::parse_host_port_list(bad);
+            BOOST_TEST_REQUIRE(!r.has_value());
+            BOOST_TEST(r.error().code == errc::bad_field);
+        }
+    }
+    BOOST_TEST(p2pshare::parse_host_port_list("a:1,b").error().message ==
+               "'b' is not HOST:PORT: no ':' before the port");
 }
 
 BOOST_AUTO_TEST_CASE(host_port_forms) {

@@ -248,23 +248,23 @@ BOOST_AUTO_TEST_CASE(failures_back_off_and_a_lost_lease_registers_again) {
     auto t = t0 + 1s;
     for (const auto wait : {100ms, 200ms, 400ms, 400ms}) {
         BOOST_TEST((s.next(t).what == step::renew));
-        BOOST_TEST(!s.failed(step::renew, errc::unreachable, t, 0.0));
+        BOOST_TEST(!s.failed(step::renew, errc::unreachable, t, 0.0).drop_token);
         BOOST_TEST((s.next(t) == d::lease_schedule::action{step::wait, t + wait}));
         t += wait;
     }
     // Jitter adds up to half the wait.
-    BOOST_TEST(!s.failed(step::renew, errc::timeout, t, 1.0));
+    BOOST_TEST(!s.failed(step::renew, errc::timeout, t, 1.0).drop_token);
     BOOST_TEST((s.next(t) == d::lease_schedule::action{step::wait, t + 600ms}));
     t += 600ms;
     // 404: the index forgot us: register again (token kept); 403: the token is void.
-    BOOST_TEST(!s.failed(step::renew, errc::not_found, t, 0.0));
+    BOOST_TEST(!s.failed(step::renew, errc::not_found, t, 0.0).drop_token);
     BOOST_TEST(!s.is_registered());
     BOOST_TEST((s.next(t + 400ms).what == step::register_peer));
-    BOOST_TEST(s.failed(step::send_files, errc::forbidden, t, 0.0));
-    BOOST_TEST(s.failed(step::register_peer, errc::bad_field, t, 0.0));
+    BOOST_TEST(s.failed(step::send_files, errc::forbidden, t, 0.0).drop_token);
+    BOOST_TEST(s.failed(step::register_peer, errc::bad_field, t, 0.0).drop_token);
     // A success resets the backoff.
     s.registered(3s, t + 1s);
-    BOOST_TEST(!s.failed(step::renew, errc::unreachable, t + 2s, 0.0));
+    BOOST_TEST(!s.failed(step::renew, errc::unreachable, t + 2s, 0.0).drop_token);
     BOOST_TEST((s.next(t + 2s) == d::lease_schedule::action{step::wait, t + 2s + 100ms}));
 }
 
@@ -275,7 +275,7 @@ BOOST_AUTO_TEST_CASE(a_refused_file_list_does_not_hold_up_the_renewals) {
     s.files_changed();
     // The index refuses the list (too many files): it is retried with backoff...
     BOOST_TEST((s.next(t0).what == step::send_files));
-    BOOST_TEST(!s.failed(step::send_files, errc::too_many, t0, 0.0));
+    BOOST_TEST(!s.failed(step::send_files, errc::too_many, t0, 0.0).drop_token);
     auto t = t0;
     for (int i = 0; i < 5; ++i) {
         const auto a = s.next(t);
@@ -284,13 +284,153 @@ BOOST_AUTO_TEST_CASE(a_refused_file_list_does_not_hold_up_the_renewals) {
             continue;
         }
         BOOST_TEST((a.what == step::send_files));
-        BOOST_TEST(!s.failed(step::send_files, errc::full, t, 0.0));
+        BOOST_TEST(!s.failed(step::send_files, errc::full, t, 0.0).drop_token);
     }
     // ...while the lease is renewed on time, as if nothing failed.
     BOOST_TEST((s.next(t0 + 1s).what == step::renew));
     s.renewed(3s, t0 + 1s);
     BOOST_TEST(s.is_registered());
     BOOST_TEST((s.next(t0 + 2s).what == step::renew));
+}
+
+// --- several index servers ---
+
+BOOST_AUTO_TEST_CASE(an_index_that_cannot_serve_is_left_for_the_next_at_once) {
+    d::lease_schedule s(100ms, 5s, 3);
+    const auto t0 = clock::time_point{} + 1h;
+    s.registered(3s, t0);
+    auto t = t0 + 1s;
+    BOOST_TEST((s.next(t).what == step::renew));
+    // Each way of not serving moves on, and the renewal is due again at once, at the next
+    // index, as a renewal: the lease and its token are kept.
+    for (const auto code : {errc::unreachable, errc::timeout}) {
+        BOOST_TEST_CONTEXT(to_string(code)) {
+            const auto v = s.failed(step::renew, code, t, 1.0);
+            BOOST_TEST(v.move);
+            BOOST_TEST(!v.drop_token);
+            BOOST_TEST(s.is_registered());
+            BOOST_TEST((s.next(t) == d::lease_schedule::action{step::renew, t}));
+            t += 10ms;
+        }
+    }
+    // The third failure in a row ends the round over the three: back to the first, after the
+    // backoff, as with one index server.
+    BOOST_TEST(s.failed(step::renew, errc::store_unavailable, t, 0.0).move);
+    BOOST_TEST((s.next(t) == d::lease_schedule::action{step::wait, t + 100ms}));
+    t += 100ms;
+    // The next round moves at once again; its end backs off twice as long.
+    BOOST_TEST(s.failed(step::renew, errc::shutting_down, t, 0.0).move);
+    BOOST_TEST((s.next(t).what == step::renew));
+    BOOST_TEST(s.failed(step::renew, errc::too_many_connections, t, 0.0).move);
+    BOOST_TEST((s.next(t).what == step::renew));
+    BOOST_TEST(s.failed(step::renew, errc::unreachable, t, 0.0).move);
+    BOOST_TEST((s.next(t) == d::lease_schedule::action{step::wait, t + 200ms}));
+    // A renewal that succeeds anywhere ends the failures: the next one moves at once.
+    s.renewed(3s, t + 200ms);
+    BOOST_TEST((s.next(t + 200ms) == d::lease_schedule::action{step::wait, t + 1200ms}));
+    t += 1200ms;
+    BOOST_TEST(s.failed(step::renew, errc::unreachable, t, 0.0).move);
+    BOOST_TEST((s.next(t) == d::lease_schedule::action{step::renew, t}));
+}
+
+BOOST_AUTO_TEST_CASE(a_renewal_at_the_next_index_keeps_the_lease_and_its_token) {
+    // Index servers that share their store: the next one knows the lease.
+    d::lease_schedule s(100ms, 5s, 2);
+    const auto t0 = clock::time_point{} + 1h;
+    s.registered(3s, t0);
+    const auto t = t0 + 1s;
+    const auto v = s.failed(step::renew, errc::unreachable, t, 0.0);
+    BOOST_TEST(v.move);
+    BOOST_TEST(!v.drop_token);
+    BOOST_TEST((s.next(t) == d::lease_schedule::action{step::renew, t}));
+    s.renewed(3s, t + 5ms);
+    BOOST_TEST(s.is_registered());
+    // No registration, nothing to send: the next renewal a third of the lease later.
+    BOOST_TEST((s.next(t + 5ms) == d::lease_schedule::action{step::wait, t + 1005ms}));
+}
+
+BOOST_AUTO_TEST_CASE(the_next_index_not_knowing_the_lease_registers_there) {
+    // Index servers with a store each: the next one answers 404 to the renewal.
+    d::lease_schedule s(100ms, 5s, 2);
+    const auto t0 = clock::time_point{} + 1h;
+    s.registered(3s, t0);
+    auto t = t0 + 1s;
+    BOOST_TEST(s.failed(step::renew, errc::unreachable, t, 0.0).move);
+    BOOST_TEST((s.next(t).what == step::renew));
+    t += 5ms;
+    const auto v = s.failed(step::renew, errc::not_found, t, 0.0);
+    BOOST_TEST(!v.move); // that index answered: the peer stays there
+    BOOST_TEST(!v.drop_token);
+    BOOST_TEST(!s.is_registered());
+    // It registers again there, as after any 404 (after the first backoff), with the whole list.
+    BOOST_TEST((s.next(t) == d::lease_schedule::action{step::wait, t + 100ms}));
+    BOOST_TEST((s.next(t + 100ms).what == step::register_peer));
+    s.registered(3s, t + 100ms);
+    BOOST_TEST((s.next(t + 100ms) == d::lease_schedule::action{step::wait, t + 1100ms}));
+}
+
+BOOST_AUTO_TEST_CASE(registrations_and_file_lists_move_on_too) {
+    d::lease_schedule s(100ms, 5s, 2);
+    const auto t0 = clock::time_point{} + 1h;
+    BOOST_TEST(s.failed(step::register_peer, errc::unreachable, t0, 0.0).move);
+    BOOST_TEST((s.next(t0) == d::lease_schedule::action{step::register_peer, t0}));
+    s.registered(3s, t0);
+    s.files_changed();
+    BOOST_TEST((s.next(t0).what == step::send_files));
+    BOOST_TEST(s.failed(step::send_files, errc::timeout, t0, 0.0).move);
+    BOOST_TEST((s.next(t0) == d::lease_schedule::action{step::send_files, t0}));
+    s.files_sent(t0 + 5ms);
+    BOOST_TEST((s.next(t0 + 5ms) == d::lease_schedule::action{step::wait, t0 + 1005ms}));
+}
+
+BOOST_AUTO_TEST_CASE(an_index_that_answers_is_not_left) {
+    d::lease_schedule s(100ms, 5s, 2);
+    const auto t0 = clock::time_point{} + 1h;
+    s.registered(3s, t0);
+    s.files_changed();
+    // A refusal is the index's answer, which another index of the network would give too.
+    for (const auto code : {errc::full, errc::too_many, errc::bad_response, errc::conflict}) {
+        BOOST_TEST_CONTEXT(to_string(code)) {
+            BOOST_TEST(!s.failed(step::send_files, code, t0, 0.0).move);
+            BOOST_TEST((s.next(t0).what == step::wait));
+        }
+    }
+    // ... and it starts a new round: an unreachable index after it is left at once.
+    auto t = t0 + 1s;
+    BOOST_TEST(s.failed(step::renew, errc::unreachable, t, 0.0).move);
+    BOOST_TEST((s.next(t).what == step::renew));
+    BOOST_TEST(!s.failed(step::renew, errc::full, t, 0.0).move);
+    BOOST_TEST(s.failed(step::renew, errc::unreachable, t + 1s, 0.0).move);
+    BOOST_TEST((s.next(t + 1s).what == step::renew));
+}
+
+BOOST_AUTO_TEST_CASE(one_index_backs_off_as_it_always_did) {
+    d::lease_schedule s(100ms, 5s);
+    const auto t0 = clock::time_point{} + 1h;
+    s.registered(3s, t0);
+    const auto v = s.failed(step::renew, errc::unreachable, t0 + 1s, 0.0);
+    BOOST_TEST(!v.move);
+    BOOST_TEST((s.next(t0 + 1s) == d::lease_schedule::action{step::wait, t0 + 1100ms}));
+    BOOST_TEST(!s.failed(step::renew, errc::store_unavailable, t0 + 1100ms, 0.0).move);
+    BOOST_TEST((s.next(t0 + 1100ms) == d::lease_schedule::action{step::wait, t0 + 1300ms}));
+}
+
+BOOST_AUTO_TEST_CASE(a_round_of_calls_fits_in_the_second_third_of_the_lease) {
+    d::lease_schedule one(100ms, 5s);
+    BOOST_TEST(one.call_limit(10s).count() == 10'000); // nowhere to go: the client's own
+    d::lease_schedule two(100ms, 5s, 2);
+    BOOST_TEST(two.call_limit(10s).count() == 5'000); // 30 s (before any lease) / 3 / 2
+    const auto t0 = clock::time_point{} + 1h;
+    two.registered(60s, t0);
+    BOOST_TEST(two.call_limit(10s).count() == 10'000);
+    two.renewed(6s, t0);
+    BOOST_TEST(two.call_limit(10s).count() == 1'000);
+    two.renewed(1s, t0);
+    BOOST_TEST(two.call_limit(10s) == d::lease_schedule::min_call_limit);
+    BOOST_TEST(two.call_limit(100ms).count() == 100);
+    d::lease_schedule four(100ms, 5s, 4);
+    four.registered(30s, t0);
+    BOOST_TEST(four.call_limit(10s).count() == 2'500);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

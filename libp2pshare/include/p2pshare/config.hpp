@@ -17,8 +17,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace p2pshare {
 
@@ -35,7 +37,9 @@ struct PeerConfig {
     std::uint32_t id = 0;
     std::filesystem::path folder; ///< the shared folder
     ServerAddress listen;         ///< where the peer serves its files
-    ServerAddress index;          ///< the index server it registers with
+    /// The index server it uses now: the first of its list, or the one it moved to when another
+    /// could not be reached (the file is rewritten at each move).
+    ServerAddress index;
     std::string token; ///< its lease token, to take its registration back after a restart
 };
 
@@ -43,15 +47,26 @@ struct PeerConfig {
 Result<ServerAddress> parse_host_port(std::string_view text);
 /// `HOST:PORT`, or `[IPV6]:PORT` when the host contains a ':'; parse_host_port reads it back.
 std::string to_string(const ServerAddress& address);
+/// `HOST:PORT[,HOST:PORT...]`: one address or more, in order, separated by commas (spaces around
+/// an address are ignored); each as parse_host_port reads it.
+Result<std::vector<ServerAddress>> parse_host_port_list(std::string_view text);
 
 /// Parses `key=value` lines. Fails on a line without '=', an empty key or a repeated key.
 /// `source` names the text in messages (a file name); empty: messages say "line N".
 Result<std::map<std::string, std::string, std::less<>>> parse_key_values(
     std::string_view text, std::string_view source = {});
 
-/// `config/server.config`: `host` and `port` of the index server.
-Result<ServerAddress> parse_server_config(std::string_view text, std::string_view source = {});
+/// `config/server.config`: the index servers, in order of preference. Each `index=HOST:PORT` line
+/// (a key that may be repeated; one line may also list several, separated by commas) gives
+/// addresses; the older pair of `host` and `port` lines is one address, placed before those of
+/// the `index` lines. At least one address. See docs/protocol.md §9.1.
+Result<std::vector<ServerAddress>> parse_server_config(std::string_view text,
+                                                       std::string_view source = {});
+/// One address as `host` and `port`: the form that every version of the peer reads (what an
+/// index server writes).
 std::string format_server_config(const ServerAddress& address);
+/// Several addresses as one `index=HOST:PORT` line each, in order; a single one as above.
+std::string format_server_config(std::span<const ServerAddress> addresses);
 
 Result<PeerConfig> parse_peer_config(std::string_view text, std::string_view source = {});
 std::string format_peer_config(const PeerConfig& config);
@@ -64,7 +79,7 @@ Result<std::uint64_t> parse_size(std::string_view text);
 
 /// Reads and parses a `server.config` file; messages name `file`. A missing file is
 /// errc::not_found.
-Result<ServerAddress> read_server_config(const std::filesystem::path& file);
+Result<std::vector<ServerAddress>> read_server_config(const std::filesystem::path& file);
 /// Reads and parses a `pN.config` file; messages name `file`. A missing file is errc::not_found.
 Result<PeerConfig> read_peer_config(const std::filesystem::path& file);
 

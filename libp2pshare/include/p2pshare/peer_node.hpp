@@ -29,9 +29,15 @@ struct PeerOptions {
     std::string advertise_host;     ///< address given to the index; empty: `host`
     /// Port given to the index, for a peer behind a port mapping; 0: the port it listens on.
     std::uint16_t advertise_port = 0;
-    /// The index server. When empty, it is read from `server_config`, which must then be set.
-    std::optional<ServerAddress> index;
-    /// A `config/server.config` to read the index's address from (only when `index` is empty).
+    /// The index servers, in order of preference. The peer uses the first; when the one it uses
+    /// cannot be reached or cannot serve (no connection, no answer in time, `503`), it moves to
+    /// the next (after the last: the first) at once and renews its lease there with the same
+    /// token, registering again only if that index does not know the lease. Index servers that
+    /// share their store (docs/scaling.md) thus keep the peer's lease across a failover. An
+    /// address given twice is used once. When empty, they are read from `server_config`, which
+    /// must then be set.
+    std::vector<ServerAddress> index;
+    /// A `config/server.config` to read the index servers from (only when `index` is empty).
     /// Empty (the default): the library reads no such file.
     std::filesystem::path server_config;
     /// A `pN.config` that keeps the lease token across restarts: read at start (a file that

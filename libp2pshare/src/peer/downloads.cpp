@@ -123,7 +123,7 @@ asio::awaitable<std::vector<DownloadOutcome>> downloads::async_download(
     }
     if (wanted.empty()) co_return std::move(outcomes);
 
-    auto looked = co_await session_->client().async_lookup(wanted);
+    auto looked = co_await session_->async_lookup(wanted);
     if (cancelled(co_await asio::this_coro::cancellation_state)) {
         fail_wanted(asio::error::operation_aborted, "the download was cancelled");
         co_return std::move(outcomes);

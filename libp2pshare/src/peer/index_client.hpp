@@ -1,7 +1,9 @@
 // The peer's typed client of the index: one awaitable per endpoint, built on the sans-I/O codec
 // (index_codec.hpp) and one kept-alive connection that is reopened when the index closed it.
 // Calls that overlap (the lease loop and a lookup, say) each get a connection of their own, so
-// a long listing never delays a renewal.
+// a long listing never delays a renewal. It knows every index server of the peer's list and
+// sends each call to the current one; its callers decide when to move to the next
+// (index_session).
 #pragma once
 
 #include "../index_codec.hpp"
@@ -11,7 +13,9 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -33,13 +37,33 @@ public:
         std::chrono::milliseconds request{10'000};
     };
 
-    index_client(boost::asio::any_io_executor executor, ServerAddress index);
-    index_client(boost::asio::any_io_executor executor, ServerAddress index, timeouts t);
+    /// `indexes`: the index servers in order of preference (at least one); calls go to the
+    /// first until move_on().
+    index_client(boost::asio::any_io_executor executor, std::vector<ServerAddress> indexes);
+    index_client(boost::asio::any_io_executor executor, std::vector<ServerAddress> indexes,
+                 timeouts t);
     ~index_client();
     index_client(const index_client&) = delete;
     index_client& operator=(const index_client&) = delete;
 
-    const ServerAddress& address() const noexcept { return address_; }
+    /// The index server that calls go to now.
+    const ServerAddress& address() const noexcept { return addresses_[current_]; }
+    /// Its place in the list; a caller keeps it to say which one failed (move_on).
+    std::size_t current() const noexcept { return current_; }
+    std::size_t size() const noexcept { return addresses_.size(); }
+    const ServerAddress& address(std::size_t i) const noexcept { return addresses_[i]; }
+    /// The index server at `from` failed: calls go to the next one (after the last: the first)
+    /// from now on, the kept-alive connection is dropped and the limits are asked again. Nothing
+    /// is done when another call moved away from `from` already; returns whether it moved.
+    bool move_on(std::size_t from);
+
+    /// The longest a call of the lease may take, connection included (register and the health
+    /// asked before it, renew, file list, unregister): the lease loop keeps a failover round
+    /// within the lease (lease_schedule::call_limit). Never more than the request timeout.
+    void limit_lease_calls(std::chrono::milliseconds limit) noexcept {
+        lease_limit_ = std::min(limit, timeouts_.request);
+    }
+    std::chrono::milliseconds request_timeout() const noexcept { return timeouts_.request; }
 
     boost::asio::awaitable<api_result<lease_grant>> async_register(const register_request& r);
     boost::asio::awaitable<api_result<std::chrono::milliseconds>> async_renew(
@@ -55,7 +79,8 @@ public:
     /// `names` must be distinct.
     boost::asio::awaitable<api_result<std::vector<std::vector<source_entry>>>> async_lookup(
         std::vector<std::string> names);
-    /// The index's limits (asked once, then kept until forget_bounds()).
+    /// The index's limits (asked once, then kept until forget_bounds() or a move), within the
+    /// deadline of a call of the lease.
     boost::asio::awaitable<api_result<index_bounds>> async_bounds();
     /// The limits last read, or the protocol's defaults.
     index_bounds bounds() const { return bounds_.value_or(index_bounds{}); }
@@ -70,12 +95,19 @@ private:
         unsigned status = 0;
         std::string body;
     };
-    boost::asio::awaitable<api_result<answer>> exchange(index_request request, std::string token);
+    /// One request to the current index server, answered within `limit` (connection included).
+    boost::asio::awaitable<api_result<answer>> exchange(index_request request, std::string token,
+                                                        std::chrono::milliseconds limit);
 
     struct idle_connection;
     boost::asio::any_io_executor executor_;
-    ServerAddress address_;
+    std::vector<ServerAddress> addresses_;
+    std::size_t current_ = 0;
+    /// Counts the moves: a call that began before one keeps neither its connection nor the
+    /// limits it read, which belong to the index it left.
+    std::uint64_t moves_ = 0;
     timeouts timeouts_;
+    std::chrono::milliseconds lease_limit_;
     std::unique_ptr<idle_connection> idle_;
     std::optional<index_bounds> bounds_;
 };

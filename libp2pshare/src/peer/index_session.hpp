@@ -1,8 +1,9 @@
 // The peer's conversation with the index: registration, the lease renewed on its own schedule,
-// file-list updates, re-registration when the index forgot the peer, and the unregistration at
-// quit. Its decisions are a plain class (lease_schedule) with time passed in; a small coroutine
-// loop carries them out. The loop waits on nothing but the index: the file list it sends is taken
-// from the shared folder's state as it is at that moment, without touching the disk.
+// file-list updates, re-registration when the index forgot the peer, the move to the next index
+// server of its list when one cannot be reached, and the unregistration at quit. Its decisions
+// are a plain class (lease_schedule) with time passed in; a small coroutine loop carries them
+// out. The loop waits on nothing but the index: the file list it sends is taken from the shared
+// folder's state as it is at that moment, without touching the disk.
 #pragma once
 
 #include "../async_mutex.hpp"
@@ -11,6 +12,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
@@ -36,9 +38,27 @@ public:
         friend bool operator==(const action&, const action&) = default;
     };
 
+    /// What failed() decided besides the retry.
+    struct verdict {
+        /// The token is void (forbidden, or a registration refused with bad_field).
+        bool drop_token = false;
+        /// The index server cannot serve (unavailable()): go to the next one of the list, where
+        /// the step is carried out again (a renewal with the same token: index servers that
+        /// share their store know the lease).
+        bool move = false;
+    };
+
     /// `first_retry` is the first wait after a failure; each failure in a row doubles it, up to
     /// `retry_max`. `jitter` (0..1) adds up to half of the wait, so that peers spread out.
-    lease_schedule(std::chrono::milliseconds first_retry, std::chrono::milliseconds retry_max);
+    /// `servers`: how many index servers the peer knows (1 or more).
+    lease_schedule(std::chrono::milliseconds first_retry, std::chrono::milliseconds retry_max,
+                   std::size_t servers = 1);
+
+    /// Whether a failure with `code` means that the index server cannot serve at all (not
+    /// reached, no answer in time, or a 503 that says so: its store is down, it is stopping, it
+    /// is at its connection limit), so that another index server may: errc::unreachable,
+    /// timeout, store_unavailable, shutting_down, too_many_connections.
+    static bool unavailable(errc code) noexcept;
 
     action next(time_point now) const;
 
@@ -49,9 +69,10 @@ public:
     /// The list turned out to be the one the index has: nothing to send.
     void files_unchanged() noexcept { stale_ = false; }
     /// A call failed with `code`: not_found (the index forgot the peer) and forbidden (the token
-    /// is void) mean register again; every failure backs off. Returns whether the token must be
-    /// dropped (forbidden, or a registration refused with bad_field because of the token).
-    bool failed(step what, errc code, time_point now, double jitter);
+    /// is void) mean register again. With several index servers, an unavailable() one is left
+    /// for the next, where the step is due at once: only when every server of a round failed
+    /// that way in a row does the peer back off. Every other failure backs off.
+    verdict failed(step what, errc code, time_point now, double jitter);
     /// The peer unregistered (or gave up): nothing is due any more.
     void forget() noexcept { registered_ = false; }
 
@@ -59,11 +80,20 @@ public:
     std::chrono::milliseconds ttl() const noexcept { return ttl_; }
     std::chrono::milliseconds backoff() const noexcept { return backoff_; }
 
+    /// The longest one call may take, so that a failover fits in the lease: a renewal is due a
+    /// third of the lease after the last success, and a round over every index server may take
+    /// the next third, which leaves the last third to spare. Never more than `most` (the
+    /// client's own deadline) nor less than min_call_limit.
+    std::chrono::milliseconds call_limit(std::chrono::milliseconds most) const noexcept;
+    static constexpr std::chrono::milliseconds min_call_limit{250};
+
 private:
     std::chrono::milliseconds first_retry_;
     std::chrono::milliseconds retry_max_;
     std::chrono::milliseconds backoff_;
     std::chrono::milliseconds ttl_{30'000};
+    std::size_t servers_;
+    std::size_t misses_ = 0; ///< unavailable() failures in a row, on any of the servers
     void succeeded() noexcept;
 
     bool registered_ = false;
@@ -85,9 +115,10 @@ public:
         std::shared_ptr<std::atomic<bool>> registered = std::make_shared<std::atomic<bool>>(false);
     };
 
-    /// `executor` must be serial. `files` gives the list to announce (called on the executor).
-    index_session(boost::asio::any_io_executor executor, ServerAddress index, settings s,
-                  std::function<std::vector<file_entry>()> files, std::string token);
+    /// `executor` must be serial. `indexes`: the index servers, in order of preference (at
+    /// least one, each once). `files` gives the list to announce (called on the executor).
+    index_session(boost::asio::any_io_executor executor, std::vector<ServerAddress> indexes,
+                  settings s, std::function<std::vector<file_entry>()> files, std::string token);
     ~index_session();
 
     /// The first registration, awaited by the peer's start. Fails with the index's error.
@@ -99,7 +130,14 @@ public:
     /// Sends the file list now (or has the loop register). errc::unreachable when the peer is not
     /// registered at the moment.
     boost::asio::awaitable<api_result<void>> async_send_files();
-    /// Stops the loop (its call in flight is cancelled), then unregisters if registered.
+    /// Every name in the network (index_client::async_list), from the current index server; one
+    /// that cannot serve is left for the next, where the listing is asked once more.
+    boost::asio::awaitable<api_result<std::vector<std::string>>> async_list(std::string contains);
+    /// The sources of each name (index_client::async_lookup), moving on as async_list does.
+    boost::asio::awaitable<api_result<std::vector<std::vector<source_entry>>>> async_lookup(
+        std::vector<std::string> names);
+    /// Stops the loop (its call in flight is cancelled), then unregisters if registered (at the
+    /// next index servers in turn while the current one cannot serve).
     boost::asio::awaitable<void> async_stop();
     /// Stops the loop at once, without unregistering (the peer is being destroyed).
     void abort();
@@ -111,15 +149,29 @@ public:
 
     /// Called on the executor when the token changed (a registration gave one, or it was void).
     std::function<void(const std::string&)> on_token;
+    /// Called on the executor when calls go to another index server (client().address()).
+    std::function<void()> on_move;
 
 private:
     boost::asio::awaitable<void> run();
     /// Carries one step out; true when the index accepted it (or nothing had to be sent).
     boost::asio::awaitable<bool> carry_out(lease_schedule::step what);
+    /// The same, and again at the next index server at once while the one in use cannot serve
+    /// (each at most once): what a caller awaits (the first registration, a sync's file list)
+    /// does not fail because of a failover the loop would carry out a moment later.
+    boost::asio::awaitable<bool> carry_out_moving_on(lease_schedule::step what);
     void set_token(std::string token);
     /// The list as the index takes it: at most its max_files_per_peer (the first by name).
     std::vector<file_entry> capped(std::vector<file_entry> files);
     void note_registered();
+    /// The index server at `from` failed with `error`: the client moves to the next one (unless
+    /// another call did already); logged, and on_move told.
+    void move_on(std::size_t from, const api_error& error);
+    /// After a call to the index server at `from` failed with `error`: whether to ask again at
+    /// the next one (it cannot serve, and the call, whose cancellation `state` is given, was not
+    /// cancelled), which is then current.
+    bool moved_after(std::size_t from, const api_error& error,
+                     const boost::asio::cancellation_state& state);
 
     boost::asio::any_io_executor executor_;
     index_client client_;
