@@ -179,7 +179,8 @@ asio::awaitable<response> IndexServer::impl::do_list(const request& req, const t
         }
         auto parsed = query_words(*words);
         if (!parsed) co_return fail_response(req, parsed.error());
-        q.words = std::move(*parsed);
+        q.words = std::move(parsed->indexed);
+        q.narrowing = std::move(parsed->narrowing);
     }
     auto page = co_await store->async_list(std::move(q));
     if (!page) co_return fail_response(req, page.error());

@@ -302,8 +302,9 @@ index_store::page index_store::list(std::string_view contains, std::string_view 
     });
 }
 
-index_store::page index_store::search(const std::vector<std::string>& words, std::string_view after,
-                                      std::size_t limit, time_point now) {
+index_store::page index_store::search(const std::vector<std::string>& words,
+                                      const std::vector<std::string>& narrowing,
+                                      std::string_view after, std::size_t limit, time_point now) {
     expire(now);
     std::vector<const sorted_names*> sets;
     for (const auto& w : words) {
@@ -317,7 +318,9 @@ index_store::page index_store::search(const std::vector<std::string>& words, std
     return walk_page(
         *sets.front(), after, limit, bounds_.max_list_scan, [&](std::string_view name) {
             return std::all_of(sets.begin() + 1, sets.end(),
-                               [&](const sorted_names* s) { return s->contains(name); });
+                               [&](const sorted_names* s) { return s->contains(name); }) &&
+                   std::all_of(narrowing.begin(), narrowing.end(),
+                               [&](const std::string& w) { return has_word(name, w); });
         });
 }
 

@@ -89,12 +89,12 @@ public:
     /// `next_after` the last name examined.
     page list(std::string_view contains, std::string_view after, std::size_t limit, time_point now);
 
-    /// Names that have every one of `words` (lowercase, as name_words() makes them), in byte
-    /// order after `after`: the names of the rarest word are walked in order and the others
-    /// checked, at most max_list_scan of them, so a page may be short, with `next_after` the
-    /// last name examined.
-    page search(const std::vector<std::string>& words, std::string_view after, std::size_t limit,
-                time_point now);
+    /// Names that have every one of `words` (lowercase, as name_words() makes them) and of
+    /// `narrowing` (shorter words, not indexed), in byte order after `after`: the names of the
+    /// rarest word are walked in order and the others checked, at most max_list_scan of them,
+    /// so a page may be short, with `next_after` the last name examined.
+    page search(const std::vector<std::string>& words, const std::vector<std::string>& narrowing,
+                std::string_view after, std::size_t limit, time_point now);
 
     /// The sources of `name` (empty when no live peer shares it): all of them, or a random
     /// sample of max_sources_per_name when more peers share it. Valid until the next call.

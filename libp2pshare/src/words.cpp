@@ -14,38 +14,87 @@ char lower(unsigned char c) noexcept {
     return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
 }
 
+/// Calls `f(word)` for each word of `text` in order, duplicates included, each cut at
+/// max_word_bytes; stops early when `f` returns true, and then returns true.
+template <typename F>
+bool each_word(std::string_view text, F&& f) {
+    std::string word;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        while (i < text.size() && !in_word(static_cast<unsigned char>(text[i])))
+            ++i;
+        word.clear();
+        while (i < text.size() && in_word(static_cast<unsigned char>(text[i]))) {
+            if (word.size() < max_word_bytes)
+                word.push_back(lower(static_cast<unsigned char>(text[i])));
+            ++i;
+        }
+        if (!word.empty() && f(word)) return true;
+    }
+    return false;
+}
+
+void add_distinct(std::vector<std::string>& to, const std::string& word) {
+    if (std::find(to.begin(), to.end(), word) == to.end()) to.push_back(word);
+}
+
 } // namespace
 
 std::vector<std::string> name_words(std::string_view name) {
     std::vector<std::string> words;
+    each_word(name, [&](const std::string& w) {
+        if (w.size() >= min_indexed_word_bytes) add_distinct(words, w);
+        return false;
+    });
+    return words;
+}
+
+bool has_word(std::string_view name, std::string_view word) noexcept {
+    // Short words are what this checks; a word cut at max_word_bytes compares cut.
+    if (word.empty() || word.size() > max_word_bytes) return false;
     std::size_t i = 0;
     while (i < name.size()) {
         while (i < name.size() && !in_word(static_cast<unsigned char>(name[i])))
             ++i;
-        std::string word;
+        std::size_t n = 0;
+        bool same = true;
         while (i < name.size() && in_word(static_cast<unsigned char>(name[i]))) {
-            if (word.size() < max_word_bytes)
-                word.push_back(lower(static_cast<unsigned char>(name[i])));
+            if (n < max_word_bytes) {
+                same = same && n < word.size() &&
+                       lower(static_cast<unsigned char>(name[i])) == word[n];
+                ++n;
+            }
             ++i;
         }
-        if (!word.empty() && std::find(words.begin(), words.end(), word) == words.end()) {
-            words.push_back(std::move(word));
-        }
+        if (n > 0 && same && n == word.size()) return true;
     }
-    return words;
+    return false;
 }
 
-api_result<std::vector<std::string>> query_words(std::string_view q) {
-    auto words = name_words(q);
-    if (words.empty()) {
-        return fail(errc::bad_field, "'q' needs at least one word (letters or digits)");
-    }
-    if (words.size() > max_query_words) {
-        return fail(errc::too_many, "'q' has " + std::to_string(words.size()) + " words; at most " +
+api_result<query_terms> query_words(std::string_view q) {
+    query_terms terms;
+    std::size_t count = 0;
+    each_word(q, [&](const std::string& w) {
+        auto& to = w.size() >= min_indexed_word_bytes ? terms.indexed : terms.narrowing;
+        const auto before = to.size();
+        add_distinct(to, w);
+        count += to.size() - before;
+        return false;
+    });
+    if (count > max_query_words) {
+        return fail(errc::too_many, "'q' has " + std::to_string(count) + " words; at most " +
                                         std::to_string(max_query_words) +
                                         " are searched for at once");
     }
-    return words;
+    if (terms.indexed.empty()) {
+        return fail(errc::bad_field,
+                    count == 0
+                        ? std::string("'q' needs at least one word (letters or digits)")
+                        : "'q' needs a word of at least " + std::to_string(min_indexed_word_bytes) +
+                              " letters or digits: shorter words are not indexed, they "
+                              "only narrow a search");
+    }
+    return terms;
 }
 
 } // namespace p2pshare::detail

@@ -163,6 +163,47 @@ BOOST_AUTO_TEST_CASE(list_pages_and_filters) {
     BOOST_TEST(empty.at("next_after").is_null());
 }
 
+// A name goes from one source to several and back: the lookup, the list (names that are
+// prefixes of others included) and word search follow each step, on every store.
+BOOST_AUTO_TEST_CASE(a_name_from_one_source_to_several_and_back) {
+    const auto sorted_ids = [&](const std::string& name) {
+        auto v = test::lookup_ids(port(), name);
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    const auto one = test::register_peer(port(), 1, {"song", "song 2", "song.txt"});
+    BOOST_TEST(sorted_ids("song") == ids{1});
+    const auto two = test::register_peer(port(), 2, {"song"});
+    const auto three = test::register_peer(port(), 3, {"song", "other"});
+    BOOST_TEST(sorted_ids("song") == (ids{1, 2, 3}));
+    const names all{"other", "song", "song 2", "song.txt"};
+    BOOST_TEST(test::list_names(port()) == all);
+    BOOST_TEST(test::list_names(port(), "limit=1") == all);
+    BOOST_TEST(test::list_names(port(), "q=song") == (names{"song", "song 2", "song.txt"}));
+    BOOST_TEST(test::http_call(port(), "DELETE", "/v1/peers/2", "", test::bearer(two)).status ==
+               200u);
+    BOOST_TEST(sorted_ids("song") == (ids{1, 3}));
+    // Peer 1 drops it: one source left.
+    BOOST_TEST(test::http_call(port(), "PUT", "/v1/peers/1/files",
+                               R"({"files":)" + test::files_json({"song 2", "song.txt"}) + "}",
+                               test::bearer(one))
+                   .status == 200u);
+    BOOST_TEST(sorted_ids("song") == ids{3});
+    BOOST_TEST(test::list_names(port(), "limit=1") == all);
+    BOOST_TEST(test::list_names(port(), "after=song") == (names{"song 2", "song.txt"}));
+    // And back to two, then none.
+    const auto four = test::register_peer(port(), 4, {"song"});
+    BOOST_TEST(sorted_ids("song") == (ids{3, 4}));
+    BOOST_TEST(test::http_call(port(), "DELETE", "/v1/peers/3", "", test::bearer(three)).status ==
+               200u);
+    BOOST_TEST(sorted_ids("song") == ids{4});
+    BOOST_TEST(test::http_call(port(), "DELETE", "/v1/peers/4", "", test::bearer(four)).status ==
+               200u);
+    BOOST_TEST(sorted_ids("song").empty());
+    BOOST_TEST(test::list_names(port()) == (names{"song 2", "song.txt"}));
+    BOOST_TEST(test::list_names(port(), "q=song") == (names{"song 2", "song.txt"}));
+}
+
 BOOST_AUTO_TEST_CASE(word_search_with_q) {
     test::register_peer(port(), 1, {"Blue Train (1957).flac", "blue_in_green.mp3", "Kind of Blue"});
     test::register_peer(port(), 2, {"blue-train-live.ogg", "Train of Thought.mp3"});
@@ -173,8 +214,15 @@ BOOST_AUTO_TEST_CASE(word_search_with_q) {
                       "blue_in_green.mp3"}));
     BOOST_TEST(test::list_names(port(), "q=%28thought%29").size() == 1u);
     BOOST_TEST(test::list_names(port(), "q=trai").empty());
-    // Bad queries: no word, too many words, or q with contains.
-    for (const auto* query : {"q=", "q=--", "q=a+b+c+d+e+f+g+h+i", "q=blue&contains=b"}) {
+    // Words of one character are not indexed: they narrow what the longer words find, whole.
+    test::register_peer(port(), 3, {"Blue 2.ogg", "Blue 12.ogg", "Disc 2 - Blue A.ogg"});
+    BOOST_TEST(test::list_names(port(), "q=blue+2") ==
+               (names{"Blue 2.ogg", "Disc 2 - Blue A.ogg"}));
+    BOOST_TEST(test::list_names(port(), "q=a+2+BLUE") == names{"Disc 2 - Blue A.ogg"});
+    BOOST_TEST(test::list_names(port(), "q=blue+3").empty());
+    // Bad queries: no word, only words of one character, too many words, or q with contains.
+    for (const auto* query :
+         {"q=", "q=--", "q=2", "q=a+b", "q=ab+b+c+d+e+f+g+h+i", "q=blue&contains=b"}) {
         BOOST_TEST_CONTEXT(query) {
             const auto reply = test::http_call(port(), "GET", std::string("/v1/files?") + query);
             BOOST_TEST(reply.status == 400u);

@@ -408,7 +408,7 @@ BOOST_AUTO_TEST_CASE(word_search_finds_names_with_every_word) {
                 t0);
     register_ok(2, {{"KIND OF BLUE.mp3", 1, sha_b}, {"blue-train-live.ogg", 1, sha_b}}, t0);
     const auto search = [&](std::vector<std::string> words) {
-        auto page = store.search(words, "", 100, t0);
+        auto page = store.search(words, {}, "", 100, t0);
         BOOST_TEST(!page.next_after.has_value());
         return names{page.names.begin(), page.names.end()};
     };
@@ -420,6 +420,11 @@ BOOST_AUTO_TEST_CASE(word_search_finds_names_with_every_word) {
     BOOST_TEST(search({"mp3", "blue"}) == (names{"KIND OF BLUE.mp3", "blue_in_green.mp3"}));
     BOOST_TEST(search({"1957"}) == names{"Blue Train (1957).flac"});
     BOOST_TEST(search({"trai"}).empty()); // words, not parts of words
+    // Words of one character narrow what the indexed words find.
+    const auto four = register_ok(4, {{"Blue 2.mp3", 1, sha_a}, {"Blue 12.mp3", 1, sha_a}}, t0);
+    const auto two = store.search({"blue"}, {"2"}, "", 100, t0);
+    BOOST_TEST((names{two.names.begin(), two.names.end()}) == names{"Blue 2.mp3"});
+    BOOST_TEST(store.unregister(4, four, t0).has_value());
     BOOST_TEST(search({"blue", "nowhere"}).empty());
     // A name leaves the word index with its last source, and only then.
     register_ok(3, {{"KIND OF BLUE.mp3", 1, sha_b}}, t0);
@@ -429,7 +434,7 @@ BOOST_AUTO_TEST_CASE(word_search_finds_names_with_every_word) {
     // And when its peer's lease ends.
     BOOST_TEST(search({"thought"}) == names{"Train of Thought.mp3"});
     BOOST_TEST(search({"thought"}).size() == 1u);
-    auto late = store.search({"thought"}, "", 100, t0 + 1000ms);
+    auto late = store.search({"thought"}, {}, "", 100, t0 + 1000ms);
     BOOST_TEST(late.names.empty());
 }
 
@@ -441,11 +446,11 @@ BOOST_AUTO_TEST_CASE(word_search_pages_like_a_filtered_list) {
         files.push_back({name, 1, sha_a});
     }
     register_ok(1, files, t0);
-    auto first = store.search({"live", "song"}, "", 2, t0);
+    auto first = store.search({"live", "song"}, {}, "", 2, t0);
     BOOST_TEST((names{first.names.begin(), first.names.end()}) ==
                (names{"song 00 live.mp3", "song 03 live.mp3"}));
     BOOST_TEST_REQUIRE(first.next_after.has_value());
-    auto second = store.search({"live", "song"}, *first.next_after, 2, t0);
+    auto second = store.search({"live", "song"}, {}, *first.next_after, 2, t0);
     BOOST_TEST((names{second.names.begin(), second.names.end()}) ==
                (names{"song 06 live.mp3", "song 09 live.mp3"}));
     BOOST_TEST(!second.next_after.has_value());

@@ -45,7 +45,8 @@ struct source_record {
 /// have every word of `words` (word search, docs/protocol.md §6.5); in byte order after `after`.
 struct list_query {
     std::string contains;
-    std::vector<std::string> words; ///< lowercase, as name_words() makes them
+    std::vector<std::string> words;     ///< lowercase, as name_words() makes them
+    std::vector<std::string> narrowing; ///< shorter words the names must have too (query_words)
     std::string after;
     std::size_t limit = 1;
 };

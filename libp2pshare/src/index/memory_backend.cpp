@@ -65,7 +65,8 @@ asio::awaitable<api_result<void>> memory_backend::async_unregister(std::uint32_t
 }
 
 asio::awaitable<api_result<store_page>> memory_backend::async_list(list_query q) {
-    if (!q.words.empty()) co_return owned(store_.search(q.words, q.after, q.limit, now()));
+    if (!q.words.empty())
+        co_return owned(store_.search(q.words, q.narrowing, q.after, q.limit, now()));
     co_return owned(store_.list(q.contains, q.after, q.limit, now()));
 }
 

@@ -1,8 +1,11 @@
 #include "index/redis_backend.hpp"
 
 #include "index_store.hpp"
+#include "pieces.hpp"
 #include "support.hpp"
 #include "words.hpp"
+
+#include <p2pshare/names.hpp>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -24,14 +27,68 @@ namespace {
 
 // --- The scripts. Each touches the keys of one slot only, all given in KEYS. -----------------
 
-/// Register (or take back) a peer, with its files. KEYS: lease, files. ARGV: new token, token
-/// given ("" for none), host, port, client, ttl ms, keep ms (how long the file list outlives the
-/// lease, for the sweeper), then name, value pairs. The names of the file list before are
-/// compared with the new ones, whether the lease was live or not: the name buckets learn the
-/// difference. Returns {token, taken back 0/1, now ms, files before, files now, added count,
-/// added names..., removed names...} or {"conflict"}.
+// A peer's keys: its lease hash `p2p:{p<id>}` holds `/tok`, `/host`, `/port`, `/cli` (file names
+// never contain '/') and one field per file, name -> file_value(); it expires with the lease.
+// `p2p:{p<id>}:n` holds the file names joined by '/' and outlives the lease by `keep`, so that
+// the sweeper still finds the names of a peer whose lease ended.
+
+/// What the scripts that change a peer's files share. put_files() puts the files of ARGV[from..]
+/// (name, value pairs) in place of the names `before`, and returns the names now, the names
+/// added and the names removed; answer() makes {head1, head2, now ms, files before, files now,
+/// added count, added..., removed...}.
+const char* const files_lua = R"lua(
+local function names_of(key)
+  local out = {}
+  local blob = redis.call('GET', key)
+  if blob then
+    for n in string.gmatch(blob, '[^/]+') do out[#out + 1] = n end
+  end
+  return out
+end
+local function put_files(lease, names_key, before, from, keep_ms)
+  local had = {}
+  for _, n in ipairs(before) do had[n] = true end
+  local now_has, names, added, removed = {}, {}, {}, {}
+  for i = from, #ARGV, 2 do
+    local n = ARGV[i]
+    now_has[n] = true
+    names[#names + 1] = n
+    if not had[n] then added[#added + 1] = n end
+  end
+  for _, n in ipairs(before) do
+    if not now_has[n] then removed[#removed + 1] = n end
+  end
+  for i = 1, #removed, 256 do
+    redis.call('HDEL', lease, unpack(removed, i, math.min(i + 255, #removed)))
+  end
+  for i = from, #ARGV, 256 do
+    redis.call('HSET', lease, unpack(ARGV, i, math.min(i + 255, #ARGV)))
+  end
+  if #names > 0 then
+    redis.call('SET', names_key, table.concat(names, '/'), 'PX', keep_ms)
+  else
+    redis.call('DEL', names_key)
+  end
+  return names, added, removed
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return t[1] * 1000 + math.floor(t[2] / 1000)
+end
+local function answer(head1, head2, before, names, added, removed)
+  local out = {head1, head2, now_ms(), #before, #names, #added}
+  for _, n in ipairs(added) do out[#out + 1] = n end
+  for _, n in ipairs(removed) do out[#out + 1] = n end
+  return out
+end
+)lua";
+
+/// Register (or take back) a peer, with its files. KEYS: lease, names. ARGV: new token, token
+/// given ("" for none), host, port, client, ttl ms, ttl + keep ms, then name, value pairs. The
+/// names before are those of the names key, whether the lease was live or not: the name buckets
+/// learn the difference. Returns answer(token, taken back 0/1, ...) or {"conflict"}.
 const char* const register_lua = R"lua(
-local cur = redis.call('HGET', KEYS[1], 'tok')
+local cur = redis.call('HGET', KEYS[1], '/tok')
 local taken = 0
 local tok = ARGV[1]
 if cur then
@@ -39,92 +96,55 @@ if cur then
   taken = 1
   tok = cur
 end
-local before = redis.call('HKEYS', KEYS[2])
-local had = {}
-for _, n in ipairs(before) do had[n] = true end
-redis.call('DEL', KEYS[2])
-local now_has = {}
-local added = {}
-local count = 0
-for i = 8, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  now_has[ARGV[i]] = true
-  count = count + 1
-  if not had[ARGV[i]] then added[#added + 1] = ARGV[i] end
-end
-redis.call('HSET', KEYS[1], 'tok', tok, 'host', ARGV[3], 'port', ARGV[4], 'cli', ARGV[5])
+local before = names_of(KEYS[2])
+local names, added, removed = put_files(KEYS[1], KEYS[2], before, 8, ARGV[7])
+redis.call('HSET', KEYS[1], '/tok', tok, '/host', ARGV[3], '/port', ARGV[4], '/cli', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
-if count > 0 then redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]) + tonumber(ARGV[7])) end
-local t = redis.call('TIME')
-local out = {tok, taken, t[1] * 1000 + math.floor(t[2] / 1000), #before, count, #added}
-for _, n in ipairs(added) do out[#out + 1] = n end
-for _, n in ipairs(before) do
-  if not now_has[n] then out[#out + 1] = n end
-end
-return out
+return answer(tok, taken, before, names, added, removed)
 )lua";
 
-/// Replace a live peer's files (and renew its lease). KEYS: lease, files. ARGV: token, ttl ms,
-/// keep ms, then name, value pairs. Returns {"ok", now ms, files before, files now, added
-/// count, added..., removed...}, or {"not_found"} / {"forbidden"}.
+/// Replace a live peer's files (and renew its lease). KEYS: lease, names. ARGV: token, ttl ms,
+/// ttl + keep ms, then name, value pairs. Returns answer("ok", 0, ...), or {"not_found"} /
+/// {"forbidden"}.
 const char* const replace_lua = R"lua(
-local cur = redis.call('HGET', KEYS[1], 'tok')
+local cur = redis.call('HGET', KEYS[1], '/tok')
 if not cur then return {'not_found'} end
 if cur ~= ARGV[1] then return {'forbidden'} end
-local before = redis.call('HKEYS', KEYS[2])
-local had = {}
-for _, n in ipairs(before) do had[n] = true end
-redis.call('DEL', KEYS[2])
-local now_has = {}
-local added = {}
-local count = 0
-for i = 4, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  now_has[ARGV[i]] = true
-  count = count + 1
-  if not had[ARGV[i]] then added[#added + 1] = ARGV[i] end
-end
+local before = names_of(KEYS[2])
+local names, added, removed = put_files(KEYS[1], KEYS[2], before, 4, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if count > 0 then redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3])) end
-local t = redis.call('TIME')
-local out = {'ok', t[1] * 1000 + math.floor(t[2] / 1000), #before, count, #added}
-for _, n in ipairs(added) do out[#out + 1] = n end
-for _, n in ipairs(before) do
-  if not now_has[n] then out[#out + 1] = n end
-end
-return out
+return answer('ok', 0, before, names, added, removed)
 )lua";
 
-/// Renew a lease. KEYS: lease, files. ARGV: token, ttl ms, keep ms. Returns {"ok", now ms} or
-/// {"not_found"} / {"forbidden"}.
+/// Renew a lease. KEYS: lease, names. ARGV: token, ttl ms, ttl + keep ms. Returns {"ok", now ms}
+/// or {"not_found"} / {"forbidden"}.
 const char* const renew_lua = R"lua(
-local cur = redis.call('HGET', KEYS[1], 'tok')
+local cur = redis.call('HGET', KEYS[1], '/tok')
 if not cur then return {'not_found'} end
 if cur ~= ARGV[1] then return {'forbidden'} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]))
-local t = redis.call('TIME')
-return {'ok', t[1] * 1000 + math.floor(t[2] / 1000)}
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return {'ok', now_ms()}
 )lua";
 
-/// Unregister. KEYS: lease, files. ARGV: token. Returns {"ok", names...} or {"not_found"} /
+/// Unregister. KEYS: lease, names. ARGV: token. Returns {"ok", names...} or {"not_found"} /
 /// {"forbidden"}.
 const char* const unregister_lua = R"lua(
-local cur = redis.call('HGET', KEYS[1], 'tok')
+local cur = redis.call('HGET', KEYS[1], '/tok')
 if not cur then return {'not_found'} end
 if cur ~= ARGV[1] then return {'forbidden'} end
 local out = {'ok'}
-for _, n in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = n end
+for _, n in ipairs(names_of(KEYS[2])) do out[#out + 1] = n end
 redis.call('DEL', KEYS[1], KEYS[2])
 return out
 )lua";
 
-/// The sweeper's step for one expired peer. KEYS: lease, files. Returns {"alive"} when the
-/// lease is live again, else {"gone", names...} and the file list is deleted.
+/// The sweeper's step for one expired peer. KEYS: lease, names. Returns {"alive"} when the
+/// lease is live again, else {"gone", names...} and the names key is deleted.
 const char* const reap_lua = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'alive'} end
 local out = {'gone'}
-for _, n in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = n end
+for _, n in ipairs(names_of(KEYS[2])) do out[#out + 1] = n end
 redis.call('DEL', KEYS[2])
 return out
 )lua";
@@ -132,7 +152,9 @@ return out
 /// Apply a peer's change to one name bucket. KEYS: the bucket's listing, then per name its
 /// source set and its word keys. ARGV: peer id, then per name "+" or "-", the name, its number
 /// of words. A name enters the listing and the word index with its first source and leaves
-/// them with its last.
+/// them with its last. A name of one source is listed as "<name>\0<id>" and has no set (most
+/// names of a network have one source: this saves a key each); with more, it is listed as
+/// "<name>" and its set holds them.
 const char* const apply_lua = R"lua(
 local id = ARGV[1]
 local k = 2
@@ -142,17 +164,36 @@ while a <= #ARGV do
   a = a + 3
   local set = KEYS[k]
   k = k + 1
+  local listed = redis.call('ZRANGEBYLEX', KEYS[1], '[' .. name, '(' .. name .. '\1', 'LIMIT', 0, 1)[1]
+  local one = listed and listed ~= name and string.sub(listed, #name + 2) or nil
+  local gone = false
   if op == '+' then
-    redis.call('SADD', set, id)
-    if redis.call('ZADD', KEYS[1], 'NX', 0, name) == 1 then
+    if not listed then
+      redis.call('ZADD', KEYS[1], 0, name .. '\0' .. id)
       for j = 0, w - 1 do redis.call('ZADD', KEYS[k + j], 0, name) end
+    elseif one and one ~= id then
+      redis.call('ZREM', KEYS[1], listed)
+      redis.call('ZADD', KEYS[1], 0, name)
+      redis.call('SADD', set, one, id)
+    elseif not one then
+      redis.call('SADD', set, id)
     end
-  else
+  elseif one then
+    gone = one == id
+  elseif listed then
     redis.call('SREM', set, id)
-    if redis.call('SCARD', set) == 0 then
+    local left = redis.call('SCARD', set)
+    if left == 1 then
+      local last = redis.call('SPOP', set)
       redis.call('ZREM', KEYS[1], name)
-      for j = 0, w - 1 do redis.call('ZREM', KEYS[k + j], name) end
+      redis.call('ZADD', KEYS[1], 0, name .. '\0' .. last)
+    elseif left == 0 then
+      gone = true
     end
+  end
+  if gone then
+    redis.call('ZREM', KEYS[1], listed)
+    for j = 0, w - 1 do redis.call('ZREM', KEYS[k + j], name) end
   end
   k = k + w
 end
@@ -190,11 +231,13 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[3])
 
 /// One name bucket's share of a list page. KEYS: the listing, then the word keys of a word
 /// search. ARGV: cursor ("" for the start), how many names to examine, substring ("" for
-/// none). A word search walks the rarest word's names and checks the others. Returns
+/// none), the narrowing words of a word search (words.hpp) joined by ' ' ("" for none). A word
+/// search walks the rarest word's names and checks the others. Names of the listing are given
+/// without the source that apply_lua keeps with a name of one source. Returns
 /// {1 when this bucket has nothing past what it examined else 0, last name examined,
 /// matches...}.
 const char* const list_lua = R"lua(
-local from = ARGV[1] == '' and '-' or ('(' .. ARGV[1])
+local from = ARGV[1] == '' and '-' or ('[' .. ARGV[1] .. '\1')
 local count = tonumber(ARGV[2])
 local walk = KEYS[1]
 local others = {}
@@ -206,11 +249,29 @@ if #KEYS > 1 then
     if not least or n < least then best, least = i, n end
   end
   walk = KEYS[best]
+  from = ARGV[1] == '' and '-' or ('(' .. ARGV[1])
   for i = 2, #KEYS do
     if i ~= best then others[#others + 1] = KEYS[i] end
   end
 end
+local narrow = {}
+for w in string.gmatch(ARGV[4], '%S+') do narrow[#narrow + 1] = w end
+local function has_narrowing(n)
+  if #narrow == 0 then return true end
+  local words = {}
+  for w in string.gmatch(string.lower(n), '[%w\128-\255]+') do words[w] = true end
+  for _, w in ipairs(narrow) do
+    if not words[w] then return false end
+  end
+  return true
+end
 local names = redis.call('ZRANGEBYLEX', walk, from, '+', 'LIMIT', 0, count)
+if walk == KEYS[1] then
+  for i, n in ipairs(names) do
+    local cut = string.find(n, '\0', 1, true)
+    if cut then names[i] = string.sub(n, 1, cut - 1) end
+  end
+end
 local out = {#names < count and 1 or 0, names[#names] or ''}
 for _, n in ipairs(names) do
   local ok = ARGV[3] == '' or string.find(n, ARGV[3], 1, true) ~= nil
@@ -218,6 +279,7 @@ for _, n in ipairs(names) do
     if not ok then break end
     ok = redis.call('ZSCORE', o, n) ~= false
   end
+  if ok then ok = has_narrowing(n) end
   if ok then out[#out + 1] = n end
 end
 return out
@@ -226,7 +288,7 @@ return out
 // --- Keys ----------------------------------------------------------------------------------
 
 std::string lease_key(std::uint32_t id) { return "p2p:{p" + std::to_string(id) + "}"; }
-std::string files_key(std::uint32_t id) { return lease_key(id) + ":f"; }
+std::string names_key(std::uint32_t id) { return lease_key(id) + ":n"; }
 std::size_t name_bucket(std::string_view name) { return crc16(name) % redis_backend::name_buckets; }
 std::string bucket_tag(std::size_t k) { return "p2p:{n" + std::to_string(k) + "}"; }
 std::string listing_key(std::size_t k) { return bucket_tag(k) + ":names"; }
@@ -239,22 +301,61 @@ std::string word_key(std::size_t k, std::string_view word) {
 std::string expiry_key(std::size_t j) { return "p2p:{e" + std::to_string(j) + "}"; }
 std::size_t expiry_bucket(std::uint32_t id) { return id % redis_backend::expiry_buckets; }
 
-std::string file_value(const file_entry& f) {
-    return std::to_string(f.size) + " " + f.sha256 + " " + f.root;
+// A file's value in its peer's lease hash: a byte for its root (0: none given, 1: the same as
+// its SHA-256, as for a file of one piece, 2: its own, which follows), the SHA-256's 32 bytes,
+// the root's 32 when it has its own, then the size in decimal. A file of one piece so takes
+// 40-odd bytes: a peer's hash of small files stays in Redis's compact encoding (listpack,
+// values of at most 64 bytes by default) at about a third of the memory of a hash table.
+constexpr char no_root = 0;
+constexpr char root_is_sha256 = 1;
+constexpr char own_root = 2;
+
+api_result<std::string> file_value(const file_entry& f) {
+    const auto sha = digest_from_hex(f.sha256);
+    const auto root = f.root.empty() ? std::optional<digest>() : digest_from_hex(f.root);
+    if (!sha || (!f.root.empty() && !root)) {
+        return fail(errc::bad_field, "'sha256' and 'root' must be 64 lowercase hex digits");
+    }
+    std::string v;
+    v.reserve(1 + 64 + 20);
+    v.push_back(!root ? no_root : *root == *sha ? root_is_sha256 : own_root);
+    v.append(reinterpret_cast<const char*>(sha->data()), sha->size());
+    if (v.front() == own_root) v.append(reinterpret_cast<const char*>(root->data()), root->size());
+    v += std::to_string(f.size);
+    return v;
 }
 
-/// A file value back: size, sha256, root.
+/// Lowercase hex of the 32 bytes at `p`, into `out` (whose capacity is reused).
+void hex_into(std::string& out, const char* p) {
+    static constexpr char digits[] = "0123456789abcdef";
+    out.resize(64);
+    for (std::size_t i = 0; i < 32; ++i) {
+        const auto b = static_cast<unsigned char>(p[i]);
+        out[2 * i] = digits[b >> 4];
+        out[2 * i + 1] = digits[b & 15];
+    }
+}
+
+/// A file value back: size, sha256, root (hex; root empty when none was given).
 bool parse_file_value(std::string_view v, std::uint64_t& size, std::string& sha256,
                       std::string& root) {
-    const auto a = v.find(' ');
-    if (a == std::string_view::npos) return false;
-    const auto [p, ec] = std::from_chars(v.data(), v.data() + a, size);
-    if (ec != std::errc{} || p != v.data() + a) return false;
-    v.remove_prefix(a + 1);
-    const auto b = v.find(' ');
-    sha256.assign(v.substr(0, b));
-    root.assign(b == std::string_view::npos ? std::string_view{} : v.substr(b + 1));
-    return is_sha256_hex(sha256) && (root.empty() || is_sha256_hex(root));
+    if (v.empty()) return false;
+    const char kind = v.front();
+    const std::size_t digests = kind == own_root ? 64 : 32;
+    if ((kind != no_root && kind != root_is_sha256 && kind != own_root) ||
+        v.size() < 1 + digests + 1) {
+        return false;
+    }
+    const auto digits = v.substr(1 + digests);
+    const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
+    if (ec != std::errc{} || p != digits.data() + digits.size()) return false;
+    hex_into(sha256, v.data() + 1);
+    if (kind == no_root) {
+        root.clear();
+    } else {
+        hex_into(root, v.data() + 1 + (kind == own_root ? 32 : 0));
+    }
+    return true;
 }
 
 std::optional<std::int64_t> as_integer(const resp_value& v) {
@@ -294,11 +395,11 @@ struct redis_backend::shared {
     std::chrono::milliseconds ttl{0};
     std::chrono::milliseconds keep{0};
     std::string owner = random_token(); ///< this server, in the sweeper's locks
-    redis_script register_script{register_lua};
-    redis_script replace_script{replace_lua};
-    redis_script renew_script{renew_lua};
-    redis_script unregister_script{unregister_lua};
-    redis_script reap_script{reap_lua};
+    redis_script register_script{std::string(files_lua) + register_lua};
+    redis_script replace_script{std::string(files_lua) + replace_lua};
+    redis_script renew_script{std::string(files_lua) + renew_lua};
+    redis_script unregister_script{std::string(files_lua) + unregister_lua};
+    redis_script reap_script{std::string(files_lua) + reap_lua};
     redis_script apply_script{apply_lua};
     redis_script expiry_script{expiry_lua};
     redis_script count_script{count_lua};
@@ -348,6 +449,14 @@ struct redis_backend::shared {
             out.push_back(evalsha(apply_script, std::move(c.keys), std::move(c.args)));
         return out;
     }
+
+    /// The lease in ms, and how long the names key lives: the lease and `keep`.
+    std::string ttl_ms() const { return u(static_cast<std::uint64_t>(ttl.count())); }
+    std::string names_ms() const { return u(static_cast<std::uint64_t>((ttl + keep).count())); }
+
+    /// The commands that follow a change of a peer's files (files_lua's answer `v`): the name
+    /// buckets of the names added and removed, and the peer's expiry entry.
+    std::vector<redis_command> after_files_change(std::uint32_t id, const resp_value& v) const;
 
     redis_command expiry_change(std::uint32_t id, std::optional<std::int64_t> expires,
                                 std::int64_t delta) const {
@@ -414,56 +523,73 @@ redis_backend::~redis_backend() {
     s_->client.close();
 }
 
+namespace {
+
+/// The name, value pairs of `files` appended to `args`.
+api_result<void> append_files(std::vector<std::string>& args,
+                              const std::vector<file_entry>& files) {
+    args.reserve(args.size() + 2 * files.size());
+    for (const auto& f : files) {
+        auto value = file_value(f);
+        if (!value) return value.error();
+        args.push_back(f.name);
+        args.push_back(std::move(*value));
+    }
+    return {};
+}
+
+/// Whether `v` is a well-formed answer of files_lua's answer(): six heads, then the names.
+bool is_files_answer(const resp_value& v) {
+    if (!v.is_array() || v.elements.size() < 6) return false;
+    for (std::size_t i = 2; i < 6; ++i) {
+        const auto n = as_integer(v.elements[i]);
+        if (!n || *n < 0) return false;
+    }
+    return static_cast<std::size_t>(*as_integer(v.elements[5])) <= v.elements.size() - 6 &&
+           v.elements[0].as_string().has_value() && as_integer(v.elements[1]).has_value();
+}
+
+} // namespace
+
+std::vector<redis_command> redis_backend::shared::after_files_change(std::uint32_t id,
+                                                                     const resp_value& v) const {
+    const auto now = *as_integer(v.elements[2]);
+    const auto before = *as_integer(v.elements[3]);
+    const auto count = *as_integer(v.elements[4]);
+    const auto names = strings_of(v, 6);
+    const auto split = static_cast<std::size_t>(*as_integer(v.elements[5]));
+    auto then = name_changes(id, std::span(names).first(split), std::span(names).subspan(split));
+    then.push_back(expiry_change(id, now + ttl.count(), count - before));
+    return then;
+}
+
 asio::awaitable<api_result<store_lease>> redis_backend::async_register(register_request r,
                                                                        std::string client) {
     auto s = s_;
     const auto id = r.id;
-    std::vector<std::string> args{random_token(),
-                                  r.token,
-                                  r.host,
-                                  u(r.port),
-                                  client,
-                                  u(static_cast<std::uint64_t>(s->ttl.count())),
-                                  u(static_cast<std::uint64_t>(s->keep.count()))};
-    args.reserve(args.size() + 2 * r.files.size());
-    for (const auto& f : r.files) {
-        args.push_back(f.name);
-        args.push_back(file_value(f));
-    }
+    std::vector<std::string> args{random_token(), r.token,     r.host,       u(r.port),
+                                  client,         s->ttl_ms(), s->names_ms()};
+    if (auto added = append_files(args, r.files); !added) co_return added.error();
     std::vector<redis_command> first{
-        s->evalsha(s->register_script, {lease_key(id), files_key(id)}, std::move(args))};
+        s->evalsha(s->register_script, {lease_key(id), names_key(id)}, std::move(args))};
     auto replies = all_fine(co_await s->client.async_run(std::move(first)));
     if (!replies) co_return replies.error();
     const auto& v = (*replies)[0];
     if (auto no = refusal(v, id)) co_return *no;
-    if (v.elements.size() < 6) co_return store_error(v);
-    const auto token = v.elements[0].as_string();
-    const auto taken = as_integer(v.elements[1]);
-    const auto now = as_integer(v.elements[2]);
-    const auto before = as_integer(v.elements[3]);
-    const auto count = as_integer(v.elements[4]);
-    const auto added = as_integer(v.elements[5]);
-    if (!token || !taken || !now || !before || !count || !added || *added < 0 ||
-        static_cast<std::size_t>(*added) > v.elements.size() - 6) {
-        co_return store_error(v);
-    }
-    const auto names = strings_of(v, 6);
-    const auto split = static_cast<std::size_t>(*added);
-    auto then = s->name_changes(id, std::span(names).first(split), std::span(names).subspan(split));
-    then.push_back(s->expiry_change(id, *now + s->ttl.count(), *count - *before));
-    if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
+    if (!is_files_answer(v)) co_return store_error(v);
+    const auto token = std::string(*v.elements[0].as_string());
+    const auto taken = *as_integer(v.elements[1]) == 1;
+    if (auto done = all_fine(co_await s->client.async_run(s->after_files_change(id, v))); !done) {
         co_return done.error();
     }
-    co_return store_lease{std::string(*token), s->ttl, *taken == 1};
+    co_return store_lease{token, s->ttl, taken};
 }
 
 asio::awaitable<api_result<store_lease>> redis_backend::async_renew(std::uint32_t id,
                                                                     std::string token) {
     auto s = s_;
-    std::vector<redis_command> first{
-        s->evalsha(s->renew_script, {lease_key(id), files_key(id)},
-                   {token, u(static_cast<std::uint64_t>(s->ttl.count())),
-                    u(static_cast<std::uint64_t>(s->keep.count()))})};
+    std::vector<redis_command> first{s->evalsha(s->renew_script, {lease_key(id), names_key(id)},
+                                                {token, s->ttl_ms(), s->names_ms()})};
     auto replies = all_fine(co_await s->client.async_run(std::move(first)));
     if (!replies) co_return replies.error();
     const auto& v = (*replies)[0];
@@ -480,32 +606,16 @@ asio::awaitable<api_result<store_lease>> redis_backend::async_renew(std::uint32_
 asio::awaitable<api_result<void>> redis_backend::async_replace_files(
     std::uint32_t id, std::string token, std::vector<file_entry> files) {
     auto s = s_;
-    std::vector<std::string> args{token, u(static_cast<std::uint64_t>(s->ttl.count())),
-                                  u(static_cast<std::uint64_t>(s->keep.count()))};
-    for (const auto& f : files) {
-        args.push_back(f.name);
-        args.push_back(file_value(f));
-    }
+    std::vector<std::string> args{token, s->ttl_ms(), s->names_ms()};
+    if (auto added = append_files(args, files); !added) co_return added.error();
     std::vector<redis_command> first{
-        s->evalsha(s->replace_script, {lease_key(id), files_key(id)}, std::move(args))};
+        s->evalsha(s->replace_script, {lease_key(id), names_key(id)}, std::move(args))};
     auto replies = all_fine(co_await s->client.async_run(std::move(first)));
     if (!replies) co_return replies.error();
     const auto& v = (*replies)[0];
     if (auto no = refusal(v, id)) co_return *no;
-    if (v.elements.size() < 5) co_return store_error(v);
-    const auto now = as_integer(v.elements[1]);
-    const auto before = as_integer(v.elements[2]);
-    const auto count = as_integer(v.elements[3]);
-    const auto added = as_integer(v.elements[4]);
-    if (!now || !before || !count || !added || *added < 0 ||
-        static_cast<std::size_t>(*added) > v.elements.size() - 5) {
-        co_return store_error(v);
-    }
-    const auto names = strings_of(v, 5);
-    const auto split = static_cast<std::size_t>(*added);
-    auto then = s->name_changes(id, std::span(names).first(split), std::span(names).subspan(split));
-    then.push_back(s->expiry_change(id, *now + s->ttl.count(), *count - *before));
-    if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
+    if (!is_files_answer(v)) co_return store_error(v);
+    if (auto done = all_fine(co_await s->client.async_run(s->after_files_change(id, v))); !done) {
         co_return done.error();
     }
     co_return api_result<void>{};
@@ -515,7 +625,7 @@ asio::awaitable<api_result<void>> redis_backend::async_unregister(std::uint32_t 
                                                                   std::string token) {
     auto s = s_;
     std::vector<redis_command> first{
-        s->evalsha(s->unregister_script, {lease_key(id), files_key(id)}, {token})};
+        s->evalsha(s->unregister_script, {lease_key(id), names_key(id)}, {std::move(token)})};
     auto replies = all_fine(co_await s->client.async_run(std::move(first)));
     if (!replies) co_return replies.error();
     const auto& v = (*replies)[0];
@@ -538,13 +648,16 @@ asio::awaitable<api_result<store_page>> redis_backend::async_list(list_query q) 
         filtered ? std::max<std::size_t>(
                        limit, std::max<std::size_t>(s->limits.max_list_scan / name_buckets, 1))
                  : limit;
+    std::string narrowing;
+    for (const auto& w : q.narrowing)
+        narrowing += (narrowing.empty() ? "" : " ") + w;
     std::vector<redis_command> commands;
     for (std::size_t k = 0; k < name_buckets; ++k) {
         std::vector<std::string> keys{listing_key(k)};
         for (const auto& w : q.words)
             keys.push_back(word_key(k, w));
-        commands.push_back(
-            s->evalsha(s->list_script, std::move(keys), {q.after, u(count), q.contains}));
+        commands.push_back(s->evalsha(s->list_script, std::move(keys),
+                                      {q.after, u(count), q.contains, narrowing}));
     }
     auto replies = all_fine(co_await s->client.async_run(std::move(commands)));
     if (!replies) co_return replies.error();
@@ -580,12 +693,23 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
     std::span<const std::string_view> names, lookup_results& out) {
     auto s = s_;
     out.clear();
-    // Round 1: a sample of each name's sources.
+    // Round 1, two commands of the name's slot: how it is listed ("<name>\0<id>" for a name of
+    // one source, see apply_lua), and a sample of its set of sources (when it has several).
     std::vector<redis_command> sample;
-    sample.reserve(names.size());
+    sample.reserve(2 * names.size());
     const auto most = u(s->limits.max_sources_per_name);
     for (const auto name : names) {
-        const auto key = sources_key(name_bucket(name), name);
+        const auto k = name_bucket(name);
+        const auto listing = listing_key(k);
+        std::string from = "[";
+        from += name;
+        std::string to = "(";
+        to += name;
+        to += '\1';
+        std::string listed;
+        append_command(listed, {"ZRANGEBYLEX", listing, from, to, "LIMIT", "0", "1"});
+        sample.push_back(command_for(listing, std::move(listed)));
+        const auto key = sources_key(k, name);
         std::string bytes;
         append_command(bytes, {"SRANDMEMBER", key, most});
         sample.push_back(command_for(key, std::move(bytes)));
@@ -598,26 +722,35 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
         std::uint32_t peer;
     };
     std::vector<candidate> candidates;
+    const auto add = [&](std::size_t i, std::string_view member) {
+        std::uint32_t id = 0;
+        const auto [p, ec] = std::from_chars(member.data(), member.data() + member.size(), id);
+        if (ec == std::errc{} && p == member.data() + member.size()) candidates.push_back({i, id});
+    };
     for (std::size_t i = 0; i < names.size(); ++i) {
-        for (const auto& m : (*sampled)[i].elements) {
-            const auto id = as_integer(m);
-            if (!id || *id < 0 || *id > 0xffffffffLL) continue;
-            candidates.push_back({i, static_cast<std::uint32_t>(*id)});
+        // A name that no file can have (one with '/' could ask for a lease field) has no source.
+        if (!is_valid_file_name(names[i])) continue;
+        const auto& listed = (*sampled)[2 * i];
+        const auto first = listed.elements.empty() ? std::nullopt : listed.elements[0].as_string();
+        if (!first) continue; // not listed: no source
+        if (first->size() > names[i].size()) {
+            add(i, first->substr(names[i].size() + 1)); // "<name>\0<id>": its one source
+            continue;
         }
+        for (const auto& m : (*sampled)[2 * i + 1].elements)
+            if (const auto member = m.as_string()) add(i, *member);
     }
-    // Two commands per source, of one slot (the peer's): its address and that file.
-    std::vector<redis_command> split;
-    split.reserve(candidates.size() * 2);
-    for (std::size_t c = 0; c < candidates.size(); ++c) {
-        const auto peer = candidates[c].peer;
-        std::string a;
-        append_command(a, {"HMGET", lease_key(peer), "host", "port"});
-        split.push_back(command_for(lease_key(peer), std::move(a)));
-        std::string b;
-        append_command(b, {"HGET", files_key(peer), names[candidates[c].name]});
-        split.push_back(command_for(files_key(peer), std::move(b)));
+    // One command per source, to its lease hash: its address and that file, both nil when the
+    // lease has ended.
+    std::vector<redis_command> reads;
+    reads.reserve(candidates.size());
+    for (const auto& c : candidates) {
+        const auto key = lease_key(c.peer);
+        std::string bytes;
+        append_command(bytes, {"HMGET", key, "/host", "/port", names[c.name]});
+        reads.push_back(command_for(key, std::move(bytes)));
     }
-    auto checked = all_fine(co_await s->client.async_run(std::move(split)));
+    auto checked = all_fine(co_await s->client.async_run(std::move(reads)));
     if (!checked) co_return checked.error();
     // The answer, name by name; stale members (a live peer without that file) are repaired.
     std::vector<std::string> stale_names;
@@ -626,13 +759,12 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
     for (std::size_t i = 0; i < names.size(); ++i) {
         out.next_name();
         for (; c < candidates.size() && candidates[c].name == i; ++c) {
-            const auto& address = (*checked)[2 * c];
-            const auto& file = (*checked)[2 * c + 1];
-            if (address.elements.size() != 2) continue;
-            const auto host = address.elements[0].as_string();
-            const auto port = as_integer(address.elements[1]);
+            const auto& read = (*checked)[c];
+            if (read.elements.size() != 3) continue;
+            const auto host = read.elements[0].as_string();
+            const auto port = as_integer(read.elements[1]);
             if (!host || !port) continue; // the lease ended: the sweeper removes it
-            const auto value = file.as_string();
+            const auto value = read.elements[2].as_string();
             if (!value) {
                 stale_names.emplace_back(names[i]);
                 stale_peers.push_back(candidates[c].peer);
@@ -713,7 +845,7 @@ asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_p
     if (expired.empty()) co_return std::size_t{0};
     std::vector<redis_command> reaps;
     for (const auto id : expired)
-        reaps.push_back(s->evalsha(s->reap_script, {lease_key(id), files_key(id)}, {}));
+        reaps.push_back(s->evalsha(s->reap_script, {lease_key(id), names_key(id)}, {}));
     auto reaped = all_fine(co_await s->client.async_run(std::move(reaps)));
     if (!reaped) co_return reaped.error();
     std::vector<redis_command> then;
