@@ -7,7 +7,8 @@
 # usage: scripts/bench.sh [BUILD_DIR]   (default build/release)
 # environment: BENCH_SECONDS (wrk run length, default 5), BENCH_RUNS (1 GiB runs, default 5),
 #              BENCH_WRK_RUNS (wrk runs per figure, default 3),
-#              BENCH_SKIP_PROGRAMS=1 (only the comparisons)
+#              BENCH_SKIP_PROGRAMS=1 (only the comparisons),
+#              BENCH_ONLY="programs compare swarm redis" (some of the parts; all by default)
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 
@@ -55,6 +56,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Whether BENCH_ONLY asks for part $1 (every part when it is empty).
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -107,6 +110,24 @@ wait_port() {
   return 1
 }
 
+# wrk: one thread, two on a machine of more than 2 CPUs.
+wrk_threads=1
+[ "$(nproc)" -gt 2 ] && wrk_threads=2
+wrk_rps() { # LOG ARGS... -> requests/s of one run (0 if it failed), its output appended to LOG
+  local log=$1 out=$work/wrk.out; shift
+  if ! timeout $((seconds + 30)) wrk -t"$wrk_threads" -c64 -d"${seconds}s" "$@" >"$out" 2>&1; then
+    cat "$out" >>"$log"
+    echo 0; return
+  fi
+  cat "$out" >>"$log"
+  if grep -q 'Non-2xx' "$out"; then
+    # Errors are not an answer: such a run does not count (for the reference either).
+    echo "bench: non-2xx answers, see $log; the run does not count" >&2
+    echo 0; return
+  fi
+  awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out"
+}
+
 # Peak and current resident memory of a process, in KiB.
 vm_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -131,7 +152,7 @@ fi
 status=0
 
 # --- the benchmark programs -----------------------------------------------------------------
-if [ "${BENCH_SKIP_PROGRAMS:-0}" != 1 ]; then
+if [ "${BENCH_SKIP_PROGRAMS:-0}" != 1 ] && want programs; then
   for b in response_time transfer_time index_memory; do
     say "bench_$b"
     args=(--out "$logs")
@@ -144,6 +165,7 @@ if [ "${BENCH_SKIP_PROGRAMS:-0}" != 1 ]; then
 fi
 
 # --- the files and the p2pshare servers for the comparisons --------------------------------
+if want compare || want swarm; then
 say "comparisons with the reference tools, in the same run"
 big_dir=/dev/shm
 free_kib=$(df -Pk "$big_dir" 2>/dev/null | awk 'NR == 2 { print $4 }')
@@ -161,7 +183,7 @@ echo "files served: ${small_names[*]} and $big_name in $served"
 cd "$work"
 "$apps/indexserver" --port 0 --config-dir "$work/config" --lease-ttl 1h --log-level warn \
   >index.out 2>"$logs/compare-indexserver.log" &
-pids+=($!); index_pid=$!
+pids+=($!)
 line=$(wait_for index.out "listening on")
 index_port=${line##*:}
 
@@ -182,6 +204,7 @@ if have curl; then
 fi
 
 # --- nginx: its own configuration, pid file and loopback port -----------------------------
+if want compare; then
 nginx_port=
 if have nginx || [ -x /usr/sbin/nginx ]; then
   nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
@@ -248,7 +271,7 @@ if have iperf3; then
   p=$(free_port)
   iperf3 -s -1 --forceflush -B 127.0.0.1 -p "$p" >"$logs/iperf3-server.log" 2>&1 &
   iperf_server=$!
-  pids+=($iperf_server)
+  pids+=("$iperf_server")
   # Not wait_port: a probe connection would be the one client that `-s -1` serves.
   if wait_for "$logs/iperf3-server.log" "listening" >/dev/null &&
      timeout 30 iperf3 -c 127.0.0.1 -p "$p" -t 3 -f m >"$logs/iperf3.log" 2>&1; then
@@ -351,22 +374,6 @@ else
 fi
 
 # --- wrk: small files and the index lookup ------------------------------------------------
-wrk_threads=1
-[ "$(nproc)" -gt 2 ] && wrk_threads=2
-wrk_rps() { # LOG ARGS... -> requests/s of one run (0 if it failed), its output appended to LOG
-  local log=$1 out=$work/wrk.out; shift
-  if ! timeout $((seconds + 30)) wrk -t"$wrk_threads" -c64 -d"${seconds}s" "$@" >"$out" 2>&1; then
-    cat "$out" >>"$log"
-    echo 0; return
-  fi
-  cat "$out" >>"$log"
-  if grep -q 'Non-2xx' "$out"; then
-    # Errors are not an answer: such a run does not count (for the reference either).
-    echo "bench: non-2xx answers, see $log; the run does not count" >&2
-    echo 0; return
-  fi
-  awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out"
-}
 # wrk_pair NAME P2PSHARE_URL NGINX_URL [WRK ARGS...]: $wrk_runs runs of each, alternating; sets
 # p and n to the best requests/s of each.
 wrk_pair() {
@@ -451,12 +458,14 @@ else
   skipped "peer memory under 64 downloads" "curl is not installed (make bench-deps)"
 fi
 
+fi # want compare
+
 # --- downloads from several peers at once, against aria2c ----------------------------------
 # Peers on their own loopback addresses (127.0.0.11, ...), so that aria2c's -x1 (connections per
 # host) allows one connection to each. A 256 MiB file from N peers each capped at R = 16 MiB/s
 # by --max-upload-rate; one of 4 capped at R/10; one of 4 frozen (SIGSTOP) a quarter of the way
 # through; 1 GiB from 4 uncapped peers against 1. aria2c gets the same peers' URLs.
-if have aria2c; then
+if want swarm && have aria2c; then
   say "downloads from several peers at once (p2pshare against aria2c)"
   swarm=$shm/swarm
   mkdir -p "$swarm/src"
@@ -582,8 +591,10 @@ else
   skipped "downloads from several peers against aria2c" "aria2c is not installed (make bench-deps)"
 fi
 
+fi # want compare || want swarm
+
 # --- the index on Redis: standalone and a cluster, against the memory store and redis-benchmark --
-if have redis-server && have redis-cli && have redis-benchmark; then
+if want redis && have redis-server && have redis-cli && have redis-benchmark; then
   say "the index on Redis (standalone, and 3 masters), against the memory store and redis-benchmark"
   rdir=$work/redis
   mkdir -p "$rdir"
@@ -603,9 +614,11 @@ if have redis-server && have redis-cli && have redis-benchmark; then
     mkdir -p "$rdir/$port"
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$rdir/$port" \
       --daemonize no "$@" >"$rdir/$port/log" 2>&1 &
-    pids+=($!)
+    local pid=$!
+    pids+=("$pid")
     for _ in $(seq 200); do
       [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && return 0
+      kill -0 "$pid" 2>/dev/null || break # it exited (its port was taken)
       sleep 0.05
     done
     echo "bench: redis-server on $port did not start" >&2; cat "$rdir/$port/log" >&2; return 1
@@ -622,10 +635,21 @@ if have redis-server && have redis-cli && have redis-benchmark; then
     redis-benchmark "$@" -c 64 -n 200000 -t get -q 2>/dev/null | tr '\r' '\n' |
       awk '/GET:/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "requests") print $i }' | tail -1
   }
-  sp=$(free_port) && redis_up "$sp"
-  c1=$(bus_port) && redis_up "$c1" --cluster-enabled yes --cluster-config-file "$rdir/$c1/nodes.conf"
-  c2=$(bus_port) && redis_up "$c2" --cluster-enabled yes --cluster-config-file "$rdir/$c2/nodes.conf"
-  c3=$(bus_port) && redis_up "$c3" --cluster-enabled yes --cluster-config-file "$rdir/$c3/nodes.conf"
+  # A port found free can be taken before redis-server binds it (by other work on the machine):
+  # each server gets a few ports to try.
+  redis_on_free_port() { # VAR PICK [redis-server options...]: sets VAR to the port it runs on
+    local var=$1 pick=$2 port; shift 2
+    for _ in 1 2 3 4 5; do
+      port=$($pick) || continue
+      if redis_up "$port" "$@"; then printf -v "$var" '%s' "$port"; return 0; fi
+    done
+    return 1
+  }
+  sp= c1= c2= c3=
+  redis_on_free_port sp free_port
+  for node in c1 c2 c3; do
+    redis_on_free_port "$node" bus_port --cluster-enabled yes --cluster-config-file nodes.conf
+  done
   redis-cli --cluster create "127.0.0.1:$c1" "127.0.0.1:$c2" "127.0.0.1:$c3" \
     --cluster-replicas 0 --cluster-yes >"$logs/redis-cluster-create.log" 2>&1
   for _ in $(seq 400); do
@@ -637,21 +661,56 @@ if have redis-server && have redis-cli && have redis-benchmark; then
     sleep 0.05
   done
   echo "redis: standalone on $sp; cluster of 127.0.0.1:$c1, $c2, $c3 ($ok of 3 nodes ok)"
-  rb_standalone=$(rb_rps -p "$sp")
-  rb_cluster=$(rb_rps --cluster -p "$c1")
-  echo "redis-benchmark -c 64 -t get (not pipelined): standalone ${rb_standalone:-?} req/s, cluster ${rb_cluster:-?} req/s"
+  if [ ! -f "$logs/index_memory.figures.tsv" ]; then # BENCH_ONLY=redis: the memory store's RSS
+    "$benches/bench_index_memory" --out "$logs" --indexserver "$apps/indexserver" || status=1
+  fi
   mem_rss=$(awk -F'\t' 'NR == 1 { split($2, a, " "); print a[1] }' "$logs/index_memory.figures.tsv" 2>/dev/null)
   for store in standalone cluster; do
     if [ "$store" = standalone ]; then
-      seeds="redis://127.0.0.1:$sp"; ports="$sp"; rb=$rb_standalone
+      seeds="redis://127.0.0.1:$sp"; ports="$sp"
     else
-      seeds="redis://127.0.0.1:$c1,127.0.0.1:$c2,127.0.0.1:$c3"; ports="$c1 $c2 $c3"; rb=$rb_cluster
+      seeds="redis://127.0.0.1:$c1,127.0.0.1:$c2,127.0.0.1:$c3"; ports="$c1 $c2 $c3"
     fi
     # shellcheck disable=SC2086
     for port in $ports; do redis-cli -p "$port" flushall >/dev/null; done
     "$benches/bench_response_time" --out "$logs/redis-$store" --store "$seeds" --store-name "Redis $store" \
-      --reference-rps "${rb:-0}" --reference-name "redis-benchmark -c 64 GET ($store)" || status=1
+      || status=1
     cat "$logs/redis-$store/response_time.figures.tsv" >>"$figures" 2>/dev/null
+    if have wrk && have curl; then
+      # wrk -c64 on the lookup of one name through an indexserver on this store, alternating
+      # with redis-benchmark -c 64 GET: the same concurrency, each the best of $wrk_runs.
+      # shellcheck disable=SC2086
+      for port in $ports; do redis-cli -p "$port" flushall >/dev/null; done
+      "$apps/indexserver" --port 0 --config-dir "$rdir/config-$store" --lease-ttl 1h --log-level warn \
+        --store "$seeds" >"$rdir/index-$store.out" 2>"$logs/redis-indexserver-$store.log" &
+      pids+=($!); rindex_pid=$!
+      line=$(wait_for "$rdir/index-$store.out" "listening on")
+      rindex_port=${line##*:}
+      file="{\"name\":\"$lookup_name\",\"size\":128,\"sha256\":\"$(printf '%064d' 7)\"}"
+      curl -sf -X POST -H 'Content-Type: application/json' -o /dev/null \
+        --data "{\"id\":1,\"host\":\"127.0.0.1\",\"port\":5001,\"files\":[$file]}" \
+        "http://127.0.0.1:$rindex_port/v1/peers" || echo "bench: the registration on Redis $store failed" >&2
+      cat >"$rdir/lookup.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '{"names":["$lookup_name"]}'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+      w=0; rb_best=0
+      for run in $(seq "$wrk_runs"); do
+        a=$(wrk_rps "$logs/wrk-lookup-redis-$store.log" -s "$rdir/lookup.lua" \
+          "http://127.0.0.1:$rindex_port/v1/lookup")
+        if [ "$store" = standalone ]; then b=$(rb_rps -p "$sp"); else b=$(rb_rps --cluster -p "$c1"); fi
+        echo "  lookups through Redis $store, run $run: wrk $a req/s, redis-benchmark ${b:-0} req/s"
+        w=$(max "$w" "$a"); rb_best=$(max "$rb_best" "${b:-0}")
+      done
+      kill "$rindex_pid" 2>/dev/null; wait "$rindex_pid" 2>/dev/null || true
+      r=$(div "$w" "$rb_best")
+      figure "wrk -c64 POST /v1/lookup (keep-alive) through the Redis store ($store)" "$w req/s" \
+        "redis-benchmark -c 64 GET, not pipelined ($store): $rb_best req/s" "${r}x" ">= 0.7x" \
+        "$(verdict "$r" 0.7 "$rb_best")"
+    else
+      skipped "wrk lookups through Redis $store" "needs wrk and curl (make bench-deps)"
+    fi
     # shellcheck disable=SC2086
     for port in $ports; do redis-cli -p "$port" flushall >/dev/null; done
     # shellcheck disable=SC2086
