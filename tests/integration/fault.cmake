@@ -14,12 +14,15 @@ p2pshare_add_test_exe(fault_tests LABEL integration
   SUITES
     fault_sources
     fault_index
+    fault_index_redis
     fault_downloader
     fault_soak
     hostile_slow
     hostile_flood
     hostile_identity
 )
+# Needs redis-server and redis-cli (make deps), as the index's Redis suites (index.cmake).
+set_tests_properties(fault_tests.fault_index_redis PROPERTIES LABELS "integration;redis")
 target_include_directories(fault_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
 foreach(app indexserver peer filegen)
   if(TARGET ${app})

@@ -1,5 +1,9 @@
 // Faults with real processes: peers, the index and downloaders killed with SIGKILL, a disk that
-// refuses to grow. Nothing is lost and no file ever appears with wrong content.
+// refuses to grow. Nothing is lost and no file ever appears with wrong content. Suite
+// fault_index_redis does it with two index servers on one Redis (a real redis-server, or the
+// 3-master cluster, started by the test).
+#include <p2pshare/config.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,13 +18,16 @@
 #include "fault_support.hpp"
 #include "loopback_server.hpp"
 #include "piece_record.hpp"
+#include "redis_fixture.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -365,6 +372,195 @@ BOOST_AUTO_TEST_CASE(a_peer_killed_without_unregistering_disappears_within_its_l
             return ids_of(test::lookup_sources(port, "kept.txt")) == std::set<std::uint32_t>{1};
         },
         1200ms));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+/// Index servers A and B on one store, three peers that know both (`--index A,B`), so that
+/// they register through A. A is killed: each peer moves to B at its next renewal, keeping its
+/// lease and its token, and through B every peer is listed at every moment, lease after lease.
+void the_peers_of_a_killed_index_move_to_the_other(const std::string& seeds) {
+    constexpr auto ttl = 1500ms;
+    test::process_network net({"--lease-ttl", "1500ms", "--store", seeds});
+    const auto b = net.add_index();
+    const auto a_port = net.index_port(0);
+    const auto b_port = net.index_port(b);
+    test::write_file(net / "p1" / "a.txt", test::random_text(1000, 1));
+    test::write_file(net / "p2" / "b.txt", test::random_text(2000, 2));
+    test::write_file(net / "p3" / "a.txt", test::random_text(1000, 1));
+    test::write_file(net / "p3" / "c.txt", test::random_text(3000, 3));
+    const std::vector<std::uint32_t> peers{1, 2, 3};
+    for (const auto id : peers)
+        net.serve(id, {"--index", net.index_addresses()});
+    const auto config_of = [&](std::uint32_t id) {
+        return read_peer_config(net / ("p" + std::to_string(id) + ".config"));
+    };
+    std::map<std::uint32_t, std::string> tokens;
+    for (const auto id : peers) {
+        const auto config = config_of(id);
+        BOOST_TEST_REQUIRE(config.has_value(), config.error().message);
+        BOOST_TEST_REQUIRE(config->index.port == a_port, "peer " << id);
+        tokens[id] = config->token;
+    }
+    // One network: B lists every peer that registered through A, as A does.
+    BOOST_TEST_REQUIRE(ids_of(test::lookup_sources(b_port, "a.txt")) ==
+                       (std::set<std::uint32_t>{1, 3}));
+    BOOST_TEST_REQUIRE(ids_of(test::lookup_sources(b_port, "b.txt")) == std::set<std::uint32_t>{2});
+    BOOST_TEST_REQUIRE(ids_of(test::lookup_sources(b_port, "c.txt")) == std::set<std::uint32_t>{3});
+    BOOST_TEST_REQUIRE(test::health_peers(b_port) == 3);
+    const std::vector<std::string> names{"a.txt", "b.txt", "c.txt", "missing.txt"};
+    const auto before = test::lookup_text(b_port, names);
+    BOOST_TEST_REQUIRE(test::lookup_text(a_port, names) == before);
+    const auto listed = test::index_names(b_port);
+    BOOST_TEST_REQUIRE(listed == (std::vector<std::string>{"a.txt", "b.txt", "c.txt"}));
+
+    net.kill_index(0);
+    const auto t0 = clock_type::now();
+    BOOST_CHECK_THROW(test::http_call(a_port, "GET", "/v1/health"), std::exception);
+    // Over several leases, every check through B sees every peer's files, in lookups and in the
+    // listing, and three live peers; meanwhile each peer's pN.config comes to name B.
+    std::set<std::uint32_t> moved;
+    std::optional<std::chrono::milliseconds> all_moved;
+    std::string seen; // what B answered at the last check
+    const bool none_lost = test::holds_for(
+        [&] {
+            for (const auto id : peers) {
+                const auto config = config_of(id);
+                if (config && config->index.port == b_port) moved.insert(id);
+            }
+            if (moved.size() == peers.size() && !all_moved) all_moved = since(t0);
+            const auto lookups = test::lookup_text(b_port, names);
+            const auto live = test::health_peers(b_port);
+            const auto listing = test::index_names(b_port);
+            seen = lookups + "health: " + std::to_string(live) + " peers; listed:";
+            for (const auto& name : listing)
+                seen += " " + name;
+            return lookups == before && live == 3 && listing == listed;
+        },
+        4 * ttl);
+    BOOST_TEST(none_lost, "through B " << since(t0).count() << " ms after A was killed:\n" << seen);
+    // A peer renews a third of a lease after the last time; A refuses the connection at once,
+    // so the peer is at B then, well within its lease.
+    BOOST_TEST_REQUIRE(all_moved.has_value(), moved.size() << " of 3 peers name B");
+    BOOST_TEST((*all_moved <= ttl),
+               "every pN.config named B after " << all_moved->count() << " ms");
+    BOOST_TEST_MESSAGE("every peer's pN.config named B "
+                       << all_moved->count() << " ms after A was killed (lease " << ttl.count()
+                       << " ms)");
+    // The peers kept their leases and tokens, and serve on.
+    for (const auto id : peers) {
+        const auto config = config_of(id);
+        BOOST_TEST_REQUIRE(config.has_value(), config.error().message);
+        BOOST_TEST(config->token == tokens[id], "peer " << id);
+        BOOST_TEST(!net.peer(id).try_wait().has_value(), "peer " << id << " exited");
+    }
+
+    // A download through B alone works.
+    const auto get = net.run_peer(4, {"get", "c.txt", "--json", "--index", net.index_address(b)});
+    BOOST_TEST(get->wait() == 0, get->output() << get->error_output());
+    BOOST_TEST(test::read_file(net / "p4" / "c.txt") == test::random_text(3000, 3));
+}
+
+/// Index servers A and B on one store; peer 1 registers through A, peer 2 through B. Peer 2 is
+/// killed without unregistering: Redis ends its lease (PEXPIRE), after which lookups through
+/// either server do not return it nor health count it; the sweeper of either server (every
+/// quarter lease) then takes its files out of the listing. Peer 1 stays listed on both.
+void a_killed_peer_leaves_both_index_servers(const std::string& seeds) {
+    constexpr auto ttl = 1000ms;
+    test::process_network net({"--lease-ttl", "1s", "--store", seeds});
+    net.add_index();
+    const std::vector<std::uint16_t> ports{net.index_port(0), net.index_port(1)};
+    const auto on_both = [&](const std::function<bool(std::uint16_t)>& check) {
+        return std::all_of(ports.begin(), ports.end(), check);
+    };
+    test::write_file(net / "p1" / "kept.txt", test::random_text(1000, 1));
+    test::write_file(net / "p2" / "kept.txt", test::random_text(1000, 1));
+    test::write_file(net / "p2" / "gone.txt", test::random_text(1000, 2));
+    net.serve(1, {"--index", net.index_address(0)});
+    net.serve(2, {"--index", net.index_address(1)});
+    for (const auto port : ports) {
+        BOOST_TEST_REQUIRE(ids_of(test::lookup_sources(port, "kept.txt")) ==
+                           (std::set<std::uint32_t>{1, 2}));
+        BOOST_TEST_REQUIRE(ids_of(test::lookup_sources(port, "gone.txt")) ==
+                           std::set<std::uint32_t>{2});
+        BOOST_TEST_REQUIRE(test::index_names(port) ==
+                           (std::vector<std::string>{"gone.txt", "kept.txt"}));
+        BOOST_TEST_REQUIRE(test::health_peers(port) == 2);
+    }
+
+    BOOST_TEST(net.kill_peer(2) == 128 + SIGKILL);
+    const auto t0 = clock_type::now();
+    const auto not_in_lookups = [](std::uint16_t port) {
+        return test::lookup_sources(port, "gone.txt").empty() &&
+               ids_of(test::lookup_sources(port, "kept.txt")) == std::set<std::uint32_t>{1};
+    };
+    const auto one_live_peer = [](std::uint16_t port) { return test::health_peers(port) == 1; };
+    const auto not_listed = [](std::uint16_t port) {
+        return test::index_names(port) == std::vector<std::string>{"kept.txt"};
+    };
+    // When each condition first held on both servers.
+    std::optional<std::chrono::milliseconds> lookups_at, health_at, listing_at;
+    const auto note = [&](std::optional<std::chrono::milliseconds>& at, bool holds) {
+        if (holds && !at) at = since(t0);
+    };
+    const bool gone = test::eventually(
+        [&] {
+            note(lookups_at, on_both(not_in_lookups));
+            note(health_at, on_both(one_live_peer));
+            note(listing_at, on_both(not_listed));
+            return lookups_at && health_at && listing_at;
+        },
+        5 * ttl);
+    BOOST_TEST_REQUIRE(gone, "after " << since(t0).count() << " ms: lookups "
+                                      << lookups_at.has_value() << ", health "
+                                      << health_at.has_value() << ", listing "
+                                      << listing_at.has_value());
+    // Its last renewal was at most a third of a lease before the kill: its lease ended between
+    // two thirds of a lease and a lease after it (plus the time of a round of polling). The
+    // live peers that health counts are the leases not ended by Redis's clock, as in lookups.
+    BOOST_TEST((*lookups_at >= ttl / 2),
+               "gone from lookups after " << lookups_at->count() << " ms");
+    BOOST_TEST((*lookups_at <= ttl + 250ms),
+               "gone from lookups after " << lookups_at->count() << " ms");
+    BOOST_TEST((*health_at >= ttl / 2), "health after " << health_at->count() << " ms");
+    BOOST_TEST((*health_at <= ttl + 250ms), "health after " << health_at->count() << " ms");
+    // The listing follows by the sweeper, which runs every quarter lease on each server.
+    BOOST_TEST((*listing_at <= ttl + ttl / 4 + 250ms),
+               "listing after " << listing_at->count() << " ms");
+    BOOST_TEST_MESSAGE("the killed peer left the lookups of both index servers "
+                       << lookups_at->count() << " ms after SIGKILL, their health "
+                       << health_at->count() << " ms, their listings " << listing_at->count()
+                       << " ms (lease " << ttl.count() << " ms)");
+    // The live peer stays listed on both, lease after lease.
+    BOOST_TEST(test::holds_for(
+        [&] { return on_both(not_in_lookups) && on_both(one_live_peer) && on_both(not_listed); },
+        ttl + ttl / 2));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(fault_index_redis)
+
+BOOST_AUTO_TEST_CASE(the_peers_of_a_killed_index_move_to_the_other_and_none_is_lost) {
+    test::redis_server redis;
+    the_peers_of_a_killed_index_move_to_the_other(redis.seeds());
+}
+
+BOOST_FIXTURE_TEST_CASE(the_peers_of_a_killed_index_on_a_cluster_move_and_none_is_lost,
+                        test::shared_redis_cluster) {
+    the_peers_of_a_killed_index_move_to_the_other(cluster.seeds());
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_peer_leaves_both_index_servers_within_its_lease) {
+    test::redis_server redis;
+    a_killed_peer_leaves_both_index_servers(redis.seeds());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_killed_peer_leaves_both_index_servers_on_a_cluster_within_its_lease,
+                        test::shared_redis_cluster) {
+    a_killed_peer_leaves_both_index_servers(cluster.seeds());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -36,29 +36,60 @@ std::uint16_t port_after_colon(const std::string& line) {
 
 process_network::process_network(std::vector<std::string> index_args)
     : index_args_(std::move(index_args)) {
-    start_index(0);
+    indexes_.push_back(start_index(0));
 }
 
-void process_network::start_index(std::uint16_t port) {
+process_network::index_process process_network::start_index(std::uint16_t port) {
     std::vector<std::string> args{"--port", std::to_string(port), "--log-level", "warn"};
     args.insert(args.end(), index_args_.begin(), index_args_.end());
-    index_ = std::make_unique<child>(app_path("indexserver"), args, dir_.path());
-    const auto line = index_->wait_for_line("listening on");
-    index_port_ = port_after_colon(line);
-    BOOST_TEST_REQUIRE(index_port_ != 0u, line);
-    if (port != 0) BOOST_TEST_REQUIRE(index_port_ == port, line);
+    index_process started{std::make_unique<child>(app_path("indexserver"), args, dir_.path())};
+    const auto line = started.process->wait_for_line("listening on");
+    started.port = port_after_colon(line);
+    BOOST_TEST_REQUIRE(started.port != 0u, line);
+    if (port != 0) BOOST_TEST_REQUIRE(started.port == port, line);
+    return started;
 }
 
-void process_network::kill_index() {
-    index_->signal(SIGKILL);
-    BOOST_TEST(index_->wait() == 128 + SIGKILL);
+std::size_t process_network::add_index() {
+    indexes_.push_back(start_index(0));
+    return indexes_.size() - 1;
 }
 
-void process_network::restart_index() { start_index(index_port_); }
+void process_network::kill_index(std::size_t i) {
+    auto& index = *indexes_.at(i).process;
+    index.signal(SIGKILL);
+    BOOST_TEST(index.wait() == 128 + SIGKILL);
+}
+
+void process_network::restart_index(std::size_t i) {
+    auto& slot = indexes_.at(i);
+    slot = start_index(slot.port);
+}
+
+std::string process_network::index_addresses() const {
+    std::string out;
+    for (std::size_t i = 0; i < indexes_.size(); ++i) {
+        if (i > 0) out += ',';
+        out += index_address(i);
+    }
+    return out;
+}
+
+std::vector<std::string> process_network::with_index(std::vector<std::string> args) const {
+    const bool given = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+        return a == "--index" || a.starts_with("--index=");
+    });
+    if (!given) {
+        args.push_back("--index");
+        args.push_back(index_address());
+    }
+    return args;
+}
 
 child& process_network::serve(std::uint32_t id, std::vector<std::string> extra) {
-    std::vector<std::string> args{"--id", std::to_string(id), "serve", "--index", index_address()};
-    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<std::string> args{"--id", std::to_string(id), "serve"};
+    const auto rest = with_index(std::move(extra));
+    args.insert(args.end(), rest.begin(), rest.end());
     auto c = std::make_unique<child>(app_path("peer"), args, dir_.path());
     const auto line = c->wait_for_line("serving");
     BOOST_TEST_REQUIRE(line.find("peer " + std::to_string(id) + " serving") != std::string::npos,
@@ -92,9 +123,8 @@ std::unique_ptr<child> process_network::run_peer(std::uint32_t id,
                                                  const std::vector<std::string>& args,
                                                  std::chrono::milliseconds timeout) {
     std::vector<std::string> all{"--id", std::to_string(id)};
-    all.insert(all.end(), args.begin(), args.end());
-    all.push_back("--index");
-    all.push_back(index_address());
+    const auto rest = with_index(args);
+    all.insert(all.end(), rest.begin(), rest.end());
     auto c = std::make_unique<child>(app_path("peer"), all, dir_.path());
     c->close_stdin();
     c->wait(timeout);

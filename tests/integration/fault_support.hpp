@@ -18,17 +18,25 @@ namespace p2pshare::test {
 
 /// `indexserver` and `peer ... serve` processes in one temporary folder (config/server.config,
 /// pN folders and pN.config all land there). Every process is killed and reaped at the end.
+///
+/// Index server 0 is started by the constructor; add_index() starts more with the same
+/// arguments, which on one `--store redis://...` serve one network. (Each writes
+/// config/server.config: it names the last one started. The peers here are given `--index`.)
 class process_network {
 public:
-    /// Starts `indexserver --port <port> <extra...>` and waits for its "listening on" line.
+    /// Starts `indexserver --port 0 <index_args...>` and waits for its "listening on" line.
     explicit process_network(std::vector<std::string> index_args = {});
 
-    /// Starts the index again (after it died) on the same port with the same arguments.
-    void restart_index();
-    /// SIGKILL to the index, then reaps it.
-    void kill_index();
+    /// Starts one more index server with the same arguments; returns its number (1 for the
+    /// second).
+    std::size_t add_index();
+    /// Starts index server `i` again (after it died) on its port with the same arguments.
+    void restart_index(std::size_t i = 0);
+    /// SIGKILL to index server `i`, then reaps it.
+    void kill_index(std::size_t i = 0);
 
-    /// `peer --id ID serve --index 127.0.0.1:PORT <extra...>` once it says it is serving.
+    /// `peer --id ID serve <extra...> --index 127.0.0.1:PORT` once it says it is serving. The
+    /// index is server 0, unless `extra` gives `--index` itself (e.g. index_addresses()).
     child& serve(std::uint32_t id, std::vector<std::string> extra = {});
     /// The file server port a serving peer announced.
     std::uint16_t port_of(std::uint32_t id) const;
@@ -36,23 +44,34 @@ public:
     /// SIGKILL to a serving peer, then reaps it; returns its status (128 + 9).
     int kill_peer(std::uint32_t id);
 
-    /// `peer --id ID <args...> --index ...` run to its end; returns the child (reaped).
+    /// `peer --id ID <args...> --index ...` run to its end; returns the child (reaped). The
+    /// index is server 0, unless `args` gives `--index` itself.
     std::unique_ptr<child> run_peer(std::uint32_t id, const std::vector<std::string>& args,
                                     std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
-    std::uint16_t index_port() const noexcept { return index_port_; }
-    std::string index_address() const { return "127.0.0.1:" + std::to_string(index_port_); }
-    child& index() { return *index_; }
+    std::uint16_t index_port(std::size_t i = 0) const { return indexes_.at(i).port; }
+    std::string index_address(std::size_t i = 0) const {
+        return "127.0.0.1:" + std::to_string(index_port(i));
+    }
+    /// Every index server in the order started, as `--index` takes them: "127.0.0.1:P0,...".
+    std::string index_addresses() const;
+    child& index(std::size_t i = 0) { return *indexes_.at(i).process; }
     const std::filesystem::path& root() const noexcept { return dir_.path(); }
     std::filesystem::path operator/(const std::filesystem::path& p) const { return dir_ / p; }
 
 private:
-    void start_index(std::uint16_t port);
+    struct index_process {
+        std::unique_ptr<child> process;
+        std::uint16_t port = 0;
+    };
+    /// Starts an index server on `port` (0: any) and returns it once it listens.
+    index_process start_index(std::uint16_t port);
+    /// `args`, then `--index` and index server 0 unless `args` gives `--index` itself.
+    std::vector<std::string> with_index(std::vector<std::string> args) const;
 
     temp_dir dir_;
     std::vector<std::string> index_args_;
-    std::unique_ptr<child> index_;
-    std::uint16_t index_port_ = 0;
+    std::vector<index_process> indexes_;
     struct serving {
         std::uint32_t id;
         std::uint16_t port;
