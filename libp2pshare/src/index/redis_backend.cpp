@@ -454,9 +454,11 @@ struct redis_backend::shared {
     std::string ttl_ms() const { return u(static_cast<std::uint64_t>(ttl.count())); }
     std::string names_ms() const { return u(static_cast<std::uint64_t>((ttl + keep).count())); }
 
-    /// The commands that follow a change of a peer's files (files_lua's answer `v`): the name
-    /// buckets of the names added and removed, and the peer's expiry entry.
-    std::vector<redis_command> after_files_change(std::uint32_t id, const resp_value& v) const;
+    /// What follows a change of a peer's files (files_lua's answer `v`): first its expiry
+    /// entry, then the name buckets of the names added and removed. In that order, each
+    /// acknowledged before the next: a server that dies in between leaves names that the
+    /// sweeper will find (never names without an expiry entry, which nothing would remove).
+    asio::awaitable<api_result<void>> after_files_change(std::uint32_t id, const resp_value& v);
 
     redis_command expiry_change(std::uint32_t id, std::optional<std::int64_t> expires,
                                 std::int64_t delta) const {
@@ -551,16 +553,23 @@ bool is_files_answer(const resp_value& v) {
 
 } // namespace
 
-std::vector<redis_command> redis_backend::shared::after_files_change(std::uint32_t id,
-                                                                     const resp_value& v) const {
+asio::awaitable<api_result<void>> redis_backend::shared::after_files_change(std::uint32_t id,
+                                                                            const resp_value& v) {
     const auto now = *as_integer(v.elements[2]);
     const auto before = *as_integer(v.elements[3]);
     const auto count = *as_integer(v.elements[4]);
     const auto names = strings_of(v, 6);
     const auto split = static_cast<std::size_t>(*as_integer(v.elements[5]));
-    auto then = name_changes(id, std::span(names).first(split), std::span(names).subspan(split));
-    then.push_back(expiry_change(id, now + ttl.count(), count - before));
-    return then;
+    std::vector<redis_command> expiry{expiry_change(id, now + ttl.count(), count - before)};
+    if (auto done = all_fine(co_await client.async_run(std::move(expiry))); !done) {
+        co_return done.error();
+    }
+    auto changes = name_changes(id, std::span(names).first(split), std::span(names).subspan(split));
+    if (changes.empty()) co_return api_result<void>{};
+    if (auto done = all_fine(co_await client.async_run(std::move(changes))); !done) {
+        co_return done.error();
+    }
+    co_return api_result<void>{};
 }
 
 asio::awaitable<api_result<store_lease>> redis_backend::async_register(register_request r,
@@ -579,9 +588,7 @@ asio::awaitable<api_result<store_lease>> redis_backend::async_register(register_
     if (!is_files_answer(v)) co_return store_error(v);
     const auto token = std::string(*v.elements[0].as_string());
     const auto taken = *as_integer(v.elements[1]) == 1;
-    if (auto done = all_fine(co_await s->client.async_run(s->after_files_change(id, v))); !done) {
-        co_return done.error();
-    }
+    if (auto done = co_await s->after_files_change(id, v); !done) co_return done.error();
     co_return store_lease{token, s->ttl, taken};
 }
 
@@ -615,9 +622,7 @@ asio::awaitable<api_result<void>> redis_backend::async_replace_files(
     const auto& v = (*replies)[0];
     if (auto no = refusal(v, id)) co_return *no;
     if (!is_files_answer(v)) co_return store_error(v);
-    if (auto done = all_fine(co_await s->client.async_run(s->after_files_change(id, v))); !done) {
-        co_return done.error();
-    }
+    if (auto done = co_await s->after_files_change(id, v); !done) co_return done.error();
     co_return api_result<void>{};
 }
 
