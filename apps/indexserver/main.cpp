@@ -14,6 +14,9 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
 
 namespace po = boost::program_options;
 
@@ -24,6 +27,7 @@ int main(int argc, char** argv) {
     std::string log_level = "info";
     std::string config_dir = "config";
     std::string max_name_bytes = "256MiB"; // IndexLimits::max_name_bytes
+    unsigned threads = 1;
     po::options_description desc(
         "indexserver: the p2pshare index server. It knows which peers are online and which\n"
         "files each shares, and answers peers over HTTP/JSON (docs/protocol.md).\n\n"
@@ -44,6 +48,10 @@ int main(int argc, char** argv) {
          "server or cluster shared by several index servers; docs/scaling.md)")
         ("store-timeout", po::value(&store_timeout)->default_value(store_timeout),
          "each wait on a Redis store at most (e.g. 2s); past it a request gets 503")
+        ("threads", po::value(&threads)->default_value(threads),
+         "index servers in this process, one thread each, on one port (SO_REUSEPORT); more\n"
+         "than 1 needs a Redis --store, which they share (limits such as --max-connections\n"
+         "are per thread)")
         ("max-connections", po::value(&options.limits.max_connections)
              ->default_value(options.limits.max_connections), "open connections at most")
         ("max-peers", po::value(&options.index.max_peers)
@@ -111,23 +119,56 @@ int main(int argc, char** argv) {
     p2pshare::set_log_level(log_level); // the library logs through its own logger
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
-    boost::asio::io_context io{1}; // run by this thread only: Asio skips locking where it can
-    p2pshare::IndexServer server(io.get_executor(), options);
+    if (threads == 0 || threads > 256) {
+        std::cerr << "indexserver: --threads must be within 1..256\n";
+        return 2;
+    }
+    if (threads > 1 && options.store == "memory") {
+        std::cerr << "indexserver: --threads " << threads
+                  << " needs a shared store (--store redis://...): on the memory store each "
+                     "thread would answer for a network of its own\n";
+        return 2;
+    }
+    options.reuse_port = threads > 1;
+
+    // One io_context per thread, each run by its thread only (Asio then skips locking where it
+    // can), each with an index server of its own on the one port; they share only the store.
+    std::vector<std::unique_ptr<boost::asio::io_context>> ios;
+    for (unsigned i = 0; i < threads; ++i)
+        ios.push_back(std::make_unique<boost::asio::io_context>(1));
+    std::vector<std::unique_ptr<p2pshare::IndexServer>> servers;
+    servers.push_back(std::make_unique<p2pshare::IndexServer>(ios[0]->get_executor(), options));
     // Handle the signals before announcing the port: whoever reads that line may signal at once.
-    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    boost::asio::signal_set signals(*ios[0], SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code ec, int signo) {
         if (ec) return;
         spdlog::info("signal {}: stopping", signo);
-        boost::asio::co_spawn(io, server.async_stop(), boost::asio::detached);
+        for (std::size_t i = 0; i < servers.size(); ++i)
+            boost::asio::co_spawn(*ios[i], servers[i]->async_stop(), boost::asio::detached);
     });
-    if (const auto ec = server.start()) {
+    if (const auto ec = servers[0]->start()) {
         spdlog::error("cannot start: {}", ec.message);
         return 1;
     }
+    // The others on the port the first one got; server.config is the first one's to write.
+    options.port = servers[0]->port();
+    options.config_dir.clear();
+    for (unsigned i = 1; i < threads; ++i) {
+        servers.push_back(std::make_unique<p2pshare::IndexServer>(ios[i]->get_executor(), options));
+        if (const auto ec = servers[i]->start()) {
+            spdlog::error("cannot start index server {} of {}: {}", i + 1, threads, ec.message);
+            return 1;
+        }
+    }
     std::printf("indexserver listening on %s\n",
-                p2pshare::to_string({server.host(), server.port()}).c_str());
+                p2pshare::to_string({servers[0]->host(), servers[0]->port()}).c_str());
     std::fflush(stdout);
 
-    io.run();
+    std::vector<std::thread> others;
+    for (std::size_t i = 1; i < ios.size(); ++i)
+        others.emplace_back([io = ios[i].get()] { io->run(); });
+    ios[0]->run();
+    for (auto& t : others)
+        t.join();
     return 0;
 }

@@ -197,7 +197,8 @@ http_server::http_server(strand_type strand, ServerLimits limits, request_handle
       all_done_(strand_, asio::steady_timer::time_point::max()),
       grace_(strand_) {}
 
-boost::system::error_code http_server::listen(const std::string& host, std::uint16_t port) {
+boost::system::error_code http_server::listen(const std::string& host, std::uint16_t port,
+                                              bool reuse_port) {
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(host, ec);
     if (ec) return ec;
@@ -206,6 +207,11 @@ boost::system::error_code http_server::listen(const std::string& host, std::uint
     if (ec) return ec;
     acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (ec) return ec;
+    if (reuse_port) {
+        acceptor_.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true),
+                             ec);
+        if (ec) return ec;
+    }
     acceptor_.bind(endpoint, ec);
     if (ec) return ec;
     acceptor_.listen(asio::socket_base::max_listen_connections, ec);

@@ -105,8 +105,10 @@ class http_server : public std::enable_shared_from_this<http_server> {
 public:
     http_server(strand_type strand, ServerLimits limits, request_handler handler, std::string name);
 
-    /// Binds and listens; port 0 picks a free port.
-    boost::system::error_code listen(const std::string& host, std::uint16_t port);
+    /// Binds and listens; port 0 picks a free port. With `reuse_port`, SO_REUSEPORT: other
+    /// sockets that set it too may listen on the same port.
+    boost::system::error_code listen(const std::string& host, std::uint16_t port,
+                                     bool reuse_port = false);
     std::uint16_t port() const noexcept { return port_; }
 
     /// Starts the accept loop (after listen()).

@@ -401,7 +401,7 @@ Error IndexServer::start() {
             return index->handle(req, conn, std::move(self));
         },
         "index");
-    if (auto ec = d.server->listen(d.options.host, d.options.port)) {
+    if (auto ec = d.server->listen(d.options.host, d.options.port, d.options.reuse_port)) {
         d.server.reset();
         return {ec, "cannot listen on " + to_string(ServerAddress{d.options.host, d.options.port}) +
                         ": " + ec.message()};

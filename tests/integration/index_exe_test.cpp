@@ -1,10 +1,12 @@
 // The `indexserver` executable, run as a child process.
 #include "index_fixture.hpp"
+#include "redis_fixture.hpp"
 
 #include <p2pshare/config.hpp>
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <string>
 #include <vector>
@@ -101,6 +103,36 @@ BOOST_AUTO_TEST_CASE(bounds_are_options) {
     BOOST_TEST(server.wait(20s) == 0);
 }
 
+// --threads N: N index servers in one process, on one port (SO_REUSEPORT), on one Redis. Each new
+// connection goes to one of them, and each answers for the one network.
+BOOST_AUTO_TEST_CASE(threads_share_one_port_and_one_redis) {
+    test::redis_server redis;
+    test::temp_dir dir;
+    test::child server(test::app_path("indexserver"),
+                       {"--port", "0", "--config-dir", (dir / "config").string(), "--store",
+                        redis.seeds(), "--threads", "3"},
+                       dir.path());
+    const auto port = port_of(server.wait_for_line("listening on"));
+    const auto config = p2pshare::read_server_config(dir / "config" / "server.config");
+    BOOST_TEST_REQUIRE(config.has_value());
+    BOOST_TEST(config->front().port == port);
+    test::register_peer(port, 1, {"one-network"});
+    test::register_peer(port, 2, {"one-network", "two"});
+    for (int i = 0; i < 24; ++i) { // a new connection each
+        BOOST_TEST_CONTEXT("connection " << i) {
+            auto ids = test::lookup_ids(port, "one-network");
+            std::sort(ids.begin(), ids.end());
+            BOOST_TEST(ids == (std::vector<std::uint64_t>{1, 2}));
+            BOOST_TEST(test::json_of(test::http_call(port, "GET", "/v1/health"))
+                           .at("peers")
+                           .to_number<int>() == 2);
+        }
+    }
+    server.signal(SIGTERM);
+    BOOST_TEST(server.wait(20s) == 0);
+    BOOST_CHECK_THROW(test::http_call(port, "GET", "/v1/health"), std::exception);
+}
+
 BOOST_AUTO_TEST_CASE(help_exits_0) {
     std::string out;
     std::string err;
@@ -124,6 +156,8 @@ BOOST_AUTO_TEST_CASE(bad_options_fail_with_a_message) {
         {{"--log-level", "loud"}, "log-level"},
         {{"--max-name-bytes", "1tb"}, "max-name-bytes: '1tb' is not a size"},
         {{"--max-peers-per-address", "many"}, "max-peers-per-address"},
+        {{"--threads", "0"}, "--threads must be within"},
+        {{"--threads", "2"}, "needs a shared store"},
         {{"--host", "999.1.1.1", "--port", "0", "--config-dir", "config"}, "cannot start"},
     };
     for (const auto& c : cases) {

@@ -31,6 +31,11 @@ struct IndexServerOptions {
     std::string store = "memory";
     /// Each wait on a Redis store: past it, the request gets 503 store_unavailable.
     std::chrono::milliseconds store_timeout{2'000};
+    /// Listen with SO_REUSEPORT: several index servers (threads of one process, or processes)
+    /// on one shared store may then listen on one port, and the kernel spreads the connections
+    /// over them. Each must set it. For a store they share (Redis): servers on the memory store
+    /// would each answer for their own network.
+    bool reuse_port = false;
     ServerLimits limits{};
     IndexLimits index{};
 };
