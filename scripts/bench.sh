@@ -677,12 +677,13 @@ if want redis && have redis-server && have redis-cli && have redis-benchmark; th
       || status=1
     cat "$logs/redis-$store/response_time.figures.tsv" >>"$figures" 2>/dev/null
     if have wrk && have curl; then
-      # wrk -c64 on the lookup of one name through an indexserver on this store, alternating
-      # with redis-benchmark -c 64 GET: the same concurrency, each the best of $wrk_runs.
+      # wrk -c64 on the lookup of one name through an indexserver on this store (one thread per
+      # CPU: --threads), alternating with redis-benchmark -c 64 GET: the same concurrency, each
+      # the best of $wrk_runs.
       # shellcheck disable=SC2086
       for port in $ports; do redis-cli -p "$port" flushall >/dev/null; done
       "$apps/indexserver" --port 0 --config-dir "$rdir/config-$store" --lease-ttl 1h --log-level warn \
-        --store "$seeds" >"$rdir/index-$store.out" 2>"$logs/redis-indexserver-$store.log" &
+        --store "$seeds" --threads "$(nproc)" >"$rdir/index-$store.out" 2>"$logs/redis-indexserver-$store.log" &
       pids+=($!); rindex_pid=$!
       line=$(wait_for "$rdir/index-$store.out" "listening on")
       rindex_port=${line##*:}
@@ -705,7 +706,7 @@ EOF
       done
       kill "$rindex_pid" 2>/dev/null; wait "$rindex_pid" 2>/dev/null || true
       r=$(div "$w" "$rb_best")
-      figure "wrk -c64 POST /v1/lookup (keep-alive) through the Redis store ($store)" "$w req/s" \
+      figure "wrk -c64 POST /v1/lookup (keep-alive) through the Redis store ($store), indexserver --threads $(nproc)" "$w req/s" \
         "redis-benchmark -c 64 GET, not pipelined ($store): $rb_best req/s" "${r}x" ">= 0.7x" \
         "$(verdict "$r" 0.7 "$rb_best")"
     else
