@@ -5,6 +5,7 @@
 #include <p2pshare/names.hpp>
 
 #include "hash_cache.hpp"
+#include "index/redis_replies.hpp"
 #include "index_codec.hpp"
 #include "piece_record.hpp"
 #include "pieces.hpp"
@@ -60,8 +61,30 @@ void check_resp(const p2pshare::detail::resp_value& v, const p2pshare::detail::r
 }
 
 /// What the decoders built on RESP make of one reply.
+/// A file value of the Redis store: what decodes encodes back to a value that decodes the same.
+void check_file_value(std::string_view bytes) {
+    using namespace p2pshare::detail;
+    file_entry f;
+    if (!decode_file_value(bytes, f.size, f.sha256, f.root)) return;
+    check(f.sha256.size() == 64 && (f.root.empty() || f.root.size() == 64));
+    const auto again = encode_file_value(f);
+    check(again.has_value());
+    file_entry g;
+    check(decode_file_value(*again, g.size, g.sha256, g.root));
+    check(g.size == f.size && g.sha256 == f.sha256 && g.root == f.root);
+}
+
 void check_resp_decoders(const p2pshare::detail::resp_value& v) {
     using namespace p2pshare::detail;
+    // The Redis store's replies: what decodes keeps the shape the store relies on.
+    if (auto a = decode_files_answer(v)) {
+        check(a->before >= 0 && a->count >= 0);
+        check(a->added.size() + a->removed.size() == v.elements.size() - 6);
+    }
+    if (auto share = decode_list_share(v)) check(share->names.size() <= v.elements.size() - 2);
+    if (auto read = decode_source_read(v)) check(read->port != 0 && !read->host.empty());
+    (void)decode_peer_id(v);
+    (void)reply_integer(v);
     if (auto map = decode_cluster_slots(v)) {
         for (std::size_t i = 0; i < map->size(); ++i) {
             const auto& r = (*map)[i];
@@ -80,6 +103,10 @@ void check_resp_decoders(const p2pshare::detail::resp_value& v) {
         }
     }
     if (auto s = v.as_string()) {
+        check_file_value(*s);
+        if (const auto nul = s->find('\0'); nul != std::string_view::npos) {
+            (void)listed_source(*s, s->substr(0, nul));
+        }
         check(key_slot(*s) < slot_count);
         if (auto field = info_field(*s, "redis_version")) {
             check(field->find_first_of("\r\n") == std::string_view::npos);
@@ -294,6 +321,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             check(at_once == values);
             for (const auto& v : values)
                 check_resp_decoders(v);
+            check_file_value(bytes);
+            (void)decode_peer_id(bytes);
             (void)info_field(bytes, "cluster_enabled");
             if (auto field = info_field(bytes, "redis_version")) {
                 check(field->find_first_of("\r\n") == std::string_view::npos);

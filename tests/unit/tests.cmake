@@ -11,6 +11,7 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     unit/piece_picker_test.cpp
     unit/pieces_test.cpp
     unit/resp_test.cpp
+    unit/redis_replies_test.cpp
     unit/run_on_test.cpp
   SUITES
     names
@@ -30,5 +31,6 @@ p2pshare_add_test_exe(unit_tests LABEL unit
     pieces
     hash_cache
     resp
+    redis_replies
     run_on_executor
 )

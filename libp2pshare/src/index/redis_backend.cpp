@@ -1,7 +1,7 @@
 #include "index/redis_backend.hpp"
 
+#include "index/redis_replies.hpp"
 #include "index_store.hpp"
-#include "pieces.hpp"
 #include "support.hpp"
 #include "words.hpp"
 
@@ -28,9 +28,9 @@ namespace {
 // --- The scripts. Each touches the keys of one slot only, all given in KEYS. -----------------
 
 // A peer's keys: its lease hash `p2p:{p<id>}` holds `/tok`, `/host`, `/port`, `/cli` (file names
-// never contain '/') and one field per file, name -> file_value(); it expires with the lease.
-// `p2p:{p<id>}:n` holds the file names joined by '/' and outlives the lease by `keep`, so that
-// the sweeper still finds the names of a peer whose lease ended.
+// never contain '/') and one field per file, name -> encode_file_value(); it expires with the
+// lease. `p2p:{p<id>}:n` holds the file names joined by '/' and outlives the lease by `keep`, so
+// that the sweeper still finds the names of a peer whose lease ended.
 
 /// What the scripts that change a peer's files share. put_files() puts the files of ARGV[from..]
 /// (name, value pairs) in place of the names `before`, and returns the names now, the names
@@ -301,73 +301,6 @@ std::string word_key(std::size_t k, std::string_view word) {
 std::string expiry_key(std::size_t j) { return "p2p:{e" + std::to_string(j) + "}"; }
 std::size_t expiry_bucket(std::uint32_t id) { return id % redis_backend::expiry_buckets; }
 
-// A file's value in its peer's lease hash: a byte for its root (0: none given, 1: the same as
-// its SHA-256, as for a file of one piece, 2: its own, which follows), the SHA-256's 32 bytes,
-// the root's 32 when it has its own, then the size in decimal. A file of one piece so takes
-// 40-odd bytes: a peer's hash of small files stays in Redis's compact encoding (listpack,
-// values of at most 64 bytes by default) at about a third of the memory of a hash table.
-constexpr char no_root = 0;
-constexpr char root_is_sha256 = 1;
-constexpr char own_root = 2;
-
-api_result<std::string> file_value(const file_entry& f) {
-    const auto sha = digest_from_hex(f.sha256);
-    const auto root = f.root.empty() ? std::optional<digest>() : digest_from_hex(f.root);
-    if (!sha || (!f.root.empty() && !root)) {
-        return fail(errc::bad_field, "'sha256' and 'root' must be 64 lowercase hex digits");
-    }
-    std::string v;
-    v.reserve(1 + 64 + 20);
-    v.push_back(!root ? no_root : *root == *sha ? root_is_sha256 : own_root);
-    v.append(reinterpret_cast<const char*>(sha->data()), sha->size());
-    if (v.front() == own_root) v.append(reinterpret_cast<const char*>(root->data()), root->size());
-    v += std::to_string(f.size);
-    return v;
-}
-
-/// Lowercase hex of the 32 bytes at `p`, into `out` (whose capacity is reused).
-void hex_into(std::string& out, const char* p) {
-    static constexpr char digits[] = "0123456789abcdef";
-    out.resize(64);
-    for (std::size_t i = 0; i < 32; ++i) {
-        const auto b = static_cast<unsigned char>(p[i]);
-        out[2 * i] = digits[b >> 4];
-        out[2 * i + 1] = digits[b & 15];
-    }
-}
-
-/// A file value back: size, sha256, root (hex; root empty when none was given).
-bool parse_file_value(std::string_view v, std::uint64_t& size, std::string& sha256,
-                      std::string& root) {
-    if (v.empty()) return false;
-    const char kind = v.front();
-    const std::size_t digests = kind == own_root ? 64 : 32;
-    if ((kind != no_root && kind != root_is_sha256 && kind != own_root) ||
-        v.size() < 1 + digests + 1) {
-        return false;
-    }
-    const auto digits = v.substr(1 + digests);
-    const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
-    if (ec != std::errc{} || p != digits.data() + digits.size()) return false;
-    hex_into(sha256, v.data() + 1);
-    if (kind == no_root) {
-        root.clear();
-    } else {
-        hex_into(root, v.data() + 1 + (kind == own_root ? 32 : 0));
-    }
-    return true;
-}
-
-std::optional<std::int64_t> as_integer(const resp_value& v) {
-    if (v.kind == resp_kind::integer) return v.integer;
-    if (const auto s = v.as_string()) {
-        std::int64_t n = 0;
-        const auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), n);
-        if (ec == std::errc{} && p == s->data() + s->size()) return n;
-    }
-    return std::nullopt;
-}
-
 api_error store_error(const resp_value& v) {
     return fail(errc::store_unavailable,
                 "the index's store answered " +
@@ -458,7 +391,7 @@ struct redis_backend::shared {
     /// entry, then the name buckets of the names added and removed. In that order, each
     /// acknowledged before the next: a server that dies in between leaves names that the
     /// sweeper will find (never names without an expiry entry, which nothing would remove).
-    asio::awaitable<api_result<void>> after_files_change(std::uint32_t id, const resp_value& v);
+    asio::awaitable<api_result<void>> after_files_change(std::uint32_t id, const files_answer& a);
 
     redis_command expiry_change(std::uint32_t id, std::optional<std::int64_t> expires,
                                 std::int64_t delta) const {
@@ -477,14 +410,6 @@ api_result<std::vector<resp_value>> all_fine(api_result<std::vector<resp_value>>
     for (const auto& r : *replies)
         if (r.is_error()) return store_error(r);
     return replies;
-}
-
-/// The strings of an array reply from `from` on.
-std::vector<std::string> strings_of(const resp_value& v, std::size_t from) {
-    std::vector<std::string> out;
-    for (std::size_t i = from; i < v.elements.size(); ++i)
-        if (const auto s = v.elements[i].as_string()) out.emplace_back(*s);
-    return out;
 }
 
 /// The refusal a script answered with ({"not_found"}, ...), worded as the memory store words it.
@@ -532,7 +457,7 @@ api_result<void> append_files(std::vector<std::string>& args,
                               const std::vector<file_entry>& files) {
     args.reserve(args.size() + 2 * files.size());
     for (const auto& f : files) {
-        auto value = file_value(f);
+        auto value = encode_file_value(f);
         if (!value) return value.error();
         args.push_back(f.name);
         args.push_back(std::move(*value));
@@ -540,31 +465,16 @@ api_result<void> append_files(std::vector<std::string>& args,
     return {};
 }
 
-/// Whether `v` is a well-formed answer of files_lua's answer(): six heads, then the names.
-bool is_files_answer(const resp_value& v) {
-    if (!v.is_array() || v.elements.size() < 6) return false;
-    for (std::size_t i = 2; i < 6; ++i) {
-        const auto n = as_integer(v.elements[i]);
-        if (!n || *n < 0) return false;
-    }
-    return static_cast<std::size_t>(*as_integer(v.elements[5])) <= v.elements.size() - 6 &&
-           v.elements[0].as_string().has_value() && as_integer(v.elements[1]).has_value();
-}
-
 } // namespace
 
 asio::awaitable<api_result<void>> redis_backend::shared::after_files_change(std::uint32_t id,
-                                                                            const resp_value& v) {
-    const auto now = *as_integer(v.elements[2]);
-    const auto before = *as_integer(v.elements[3]);
-    const auto count = *as_integer(v.elements[4]);
-    const auto names = strings_of(v, 6);
-    const auto split = static_cast<std::size_t>(*as_integer(v.elements[5]));
-    std::vector<redis_command> expiry{expiry_change(id, now + ttl.count(), count - before)};
+                                                                            const files_answer& a) {
+    std::vector<redis_command> expiry{
+        expiry_change(id, a.now_ms + ttl.count(), a.count - a.before)};
     if (auto done = all_fine(co_await client.async_run(std::move(expiry))); !done) {
         co_return done.error();
     }
-    auto changes = name_changes(id, std::span(names).first(split), std::span(names).subspan(split));
+    auto changes = name_changes(id, a.added, a.removed);
     if (changes.empty()) co_return api_result<void>{};
     if (auto done = all_fine(co_await client.async_run(std::move(changes))); !done) {
         co_return done.error();
@@ -585,11 +495,10 @@ asio::awaitable<api_result<store_lease>> redis_backend::async_register(register_
     if (!replies) co_return replies.error();
     const auto& v = (*replies)[0];
     if (auto no = refusal(v, id)) co_return *no;
-    if (!is_files_answer(v)) co_return store_error(v);
-    const auto token = std::string(*v.elements[0].as_string());
-    const auto taken = *as_integer(v.elements[1]) == 1;
-    if (auto done = co_await s->after_files_change(id, v); !done) co_return done.error();
-    co_return store_lease{token, s->ttl, taken};
+    const auto answer = decode_files_answer(v);
+    if (!answer) co_return store_error(v);
+    if (auto done = co_await s->after_files_change(id, *answer); !done) co_return done.error();
+    co_return store_lease{answer->head, s->ttl, answer->taken};
 }
 
 asio::awaitable<api_result<store_lease>> redis_backend::async_renew(std::uint32_t id,
@@ -601,7 +510,7 @@ asio::awaitable<api_result<store_lease>> redis_backend::async_renew(std::uint32_
     if (!replies) co_return replies.error();
     const auto& v = (*replies)[0];
     if (auto no = refusal(v, id)) co_return *no;
-    const auto now = v.elements.size() == 2 ? as_integer(v.elements[1]) : std::nullopt;
+    const auto now = v.elements.size() == 2 ? reply_integer(v.elements[1]) : std::nullopt;
     if (!now) co_return store_error(v);
     std::vector<redis_command> then{s->expiry_change(id, *now + s->ttl.count(), 0)};
     if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
@@ -621,8 +530,9 @@ asio::awaitable<api_result<void>> redis_backend::async_replace_files(
     if (!replies) co_return replies.error();
     const auto& v = (*replies)[0];
     if (auto no = refusal(v, id)) co_return *no;
-    if (!is_files_answer(v)) co_return store_error(v);
-    if (auto done = co_await s->after_files_change(id, v); !done) co_return done.error();
+    const auto answer = decode_files_answer(v);
+    if (!answer) co_return store_error(v);
+    if (auto done = co_await s->after_files_change(id, *answer); !done) co_return done.error();
     co_return api_result<void>{};
 }
 
@@ -635,7 +545,7 @@ asio::awaitable<api_result<void>> redis_backend::async_unregister(std::uint32_t 
     if (!replies) co_return replies.error();
     const auto& v = (*replies)[0];
     if (auto no = refusal(v, id)) co_return *no;
-    const auto names = strings_of(v, 1);
+    const auto names = reply_strings(v, 1);
     auto then = s->name_changes(id, {}, names);
     then.push_back(s->expiry_change(id, std::nullopt, -static_cast<std::int64_t>(names.size())));
     if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
@@ -670,14 +580,11 @@ asio::awaitable<api_result<store_page>> redis_backend::async_list(list_query q) 
     std::optional<std::string> horizon;
     std::vector<std::string> names;
     for (const auto& v : *replies) {
-        if (!v.is_array() || v.elements.size() < 2) co_return store_error(v);
-        const auto done = as_integer(v.elements[0]);
-        const auto last = v.elements[1].as_string();
-        if (!done || !last) co_return store_error(v);
-        if (*done == 0 && (!horizon || *last < *horizon)) horizon = std::string(*last);
-        auto found = strings_of(v, 2);
-        names.insert(names.end(), std::make_move_iterator(found.begin()),
-                     std::make_move_iterator(found.end()));
+        auto share = decode_list_share(v);
+        if (!share) co_return store_error(v);
+        if (!share->done && (!horizon || share->last < *horizon)) horizon = std::move(share->last);
+        names.insert(names.end(), std::make_move_iterator(share->names.begin()),
+                     std::make_move_iterator(share->names.end()));
     }
     std::sort(names.begin(), names.end());
     if (horizon) {
@@ -727,23 +634,18 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
         std::uint32_t peer;
     };
     std::vector<candidate> candidates;
-    const auto add = [&](std::size_t i, std::string_view member) {
-        std::uint32_t id = 0;
-        const auto [p, ec] = std::from_chars(member.data(), member.data() + member.size(), id);
-        if (ec == std::errc{} && p == member.data() + member.size()) candidates.push_back({i, id});
-    };
     for (std::size_t i = 0; i < names.size(); ++i) {
         // A name that no file can have (one with '/' could ask for a lease field) has no source.
         if (!is_valid_file_name(names[i])) continue;
         const auto& listed = (*sampled)[2 * i];
         const auto first = listed.elements.empty() ? std::nullopt : listed.elements[0].as_string();
-        if (!first) continue; // not listed: no source
-        if (first->size() > names[i].size()) {
-            add(i, first->substr(names[i].size() + 1)); // "<name>\0<id>": its one source
+        if (!first) continue;     // not listed: no source
+        if (*first != names[i]) { // "<name>\0<id>": its one source
+            if (const auto id = listed_source(*first, names[i])) candidates.push_back({i, *id});
             continue;
         }
         for (const auto& m : (*sampled)[2 * i + 1].elements)
-            if (const auto member = m.as_string()) add(i, *member);
+            if (const auto id = decode_peer_id(m)) candidates.push_back({i, *id});
     }
     // One command per source, to its lease hash: its address and that file, both nil when the
     // lease has ended.
@@ -764,26 +666,21 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
     for (std::size_t i = 0; i < names.size(); ++i) {
         out.next_name();
         for (; c < candidates.size() && candidates[c].name == i; ++c) {
-            const auto& read = (*checked)[c];
-            if (read.elements.size() != 3) continue;
-            const auto host = read.elements[0].as_string();
-            const auto port = as_integer(read.elements[1]);
-            if (!host || !port) continue; // the lease ended: the sweeper removes it
-            const auto value = read.elements[2].as_string();
-            if (!value) {
+            const auto read = decode_source_read((*checked)[c]);
+            if (!read) continue; // the lease ended: the sweeper removes it
+            if (!read->value) {
                 stale_names.emplace_back(names[i]);
                 stale_peers.push_back(candidates[c].peer);
                 continue;
             }
             auto& r = out.add();
-            if (!parse_file_value(*value, r.size, r.sha256, r.root) || *port <= 0 ||
-                *port > 65535) {
+            if (!decode_file_value(*read->value, r.size, r.sha256, r.root)) {
                 --out.used;
                 continue;
             }
             r.peer = candidates[c].peer;
-            r.host.assign(*host);
-            r.port = static_cast<std::uint16_t>(*port);
+            r.host.assign(read->host);
+            r.port = read->port;
         }
     }
     out.finish();
@@ -816,14 +713,14 @@ asio::awaitable<api_result<store_counts>> redis_backend::async_counts() {
     for (std::size_t j = 0; j < expiry_buckets; ++j) {
         const auto& v = (*replies)[j];
         if (v.elements.size() != 2) co_return store_error(v);
-        const auto peers = as_integer(v.elements[0]);
-        const auto files = as_integer(v.elements[1]);
+        const auto peers = reply_integer(v.elements[0]);
+        const auto files = reply_integer(v.elements[1]);
         if (!peers || !files) co_return store_error(v);
         counts.peers += static_cast<std::size_t>(std::max<std::int64_t>(*peers, 0));
         counts.files += static_cast<std::size_t>(std::max<std::int64_t>(*files, 0));
     }
     for (std::size_t k = 0; k < name_buckets; ++k) {
-        const auto n = as_integer((*replies)[expiry_buckets + k]);
+        const auto n = reply_integer((*replies)[expiry_buckets + k]);
         if (!n) co_return store_error((*replies)[expiry_buckets + k]);
         counts.names += static_cast<std::size_t>(std::max<std::int64_t>(*n, 0));
     }
@@ -845,8 +742,7 @@ asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_p
     std::vector<std::uint32_t> expired;
     for (const auto& v : *claimed)
         for (const auto& m : v.elements)
-            if (const auto id = as_integer(m); id && *id >= 0 && *id <= 0xffffffffLL)
-                expired.push_back(static_cast<std::uint32_t>(*id));
+            if (const auto id = decode_peer_id(m)) expired.push_back(*id);
     if (expired.empty()) co_return std::size_t{0};
     std::vector<redis_command> reaps;
     for (const auto id : expired)
@@ -859,7 +755,7 @@ asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_p
         const auto& v = (*reaped)[i];
         if (!v.is_array() || v.elements.empty()) continue;
         if (v.elements[0].as_string() != "gone") continue; // renewed meanwhile
-        const auto names = strings_of(v, 1);
+        const auto names = reply_strings(v, 1);
         auto changes = s->name_changes(expired[i], {}, names);
         then.insert(then.end(), std::make_move_iterator(changes.begin()),
                     std::make_move_iterator(changes.end()));
