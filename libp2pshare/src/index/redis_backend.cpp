@@ -393,6 +393,12 @@ struct redis_backend::shared {
     /// sweeper will find (never names without an expiry entry, which nothing would remove).
     asio::awaitable<api_result<void>> after_files_change(std::uint32_t id, const files_answer& a);
 
+    /// Runs `script` (register_lua or replace_lua) on peer `id`'s keys with `args`, then
+    /// after_files_change(): its answer, or its refusal worded as the memory store words it.
+    asio::awaitable<api_result<files_answer>> change_files(std::uint32_t id,
+                                                           const redis_script& script,
+                                                           std::vector<std::string> args);
+
     redis_command expiry_change(std::uint32_t id, std::optional<std::int64_t> expires,
                                 std::int64_t delta) const {
         const auto j = expiry_bucket(id);
@@ -482,6 +488,20 @@ asio::awaitable<api_result<void>> redis_backend::shared::after_files_change(std:
     co_return api_result<void>{};
 }
 
+asio::awaitable<api_result<files_answer>> redis_backend::shared::change_files(
+    std::uint32_t id, const redis_script& script, std::vector<std::string> args) {
+    std::vector<redis_command> first{
+        evalsha(script, {lease_key(id), names_key(id)}, std::move(args))};
+    auto replies = all_fine(co_await client.async_run(std::move(first)));
+    if (!replies) co_return replies.error();
+    const auto& v = (*replies)[0];
+    if (auto no = refusal(v, id)) co_return *no;
+    auto answer = decode_files_answer(v);
+    if (!answer) co_return store_error(v);
+    if (auto done = co_await after_files_change(id, *answer); !done) co_return done.error();
+    co_return std::move(*answer);
+}
+
 asio::awaitable<api_result<store_lease>> redis_backend::async_register(register_request r,
                                                                        std::string client) {
     auto s = s_;
@@ -489,16 +509,9 @@ asio::awaitable<api_result<store_lease>> redis_backend::async_register(register_
     std::vector<std::string> args{random_token(), r.token,     r.host,       u(r.port),
                                   client,         s->ttl_ms(), s->names_ms()};
     if (auto added = append_files(args, r.files); !added) co_return added.error();
-    std::vector<redis_command> first{
-        s->evalsha(s->register_script, {lease_key(id), names_key(id)}, std::move(args))};
-    auto replies = all_fine(co_await s->client.async_run(std::move(first)));
-    if (!replies) co_return replies.error();
-    const auto& v = (*replies)[0];
-    if (auto no = refusal(v, id)) co_return *no;
-    const auto answer = decode_files_answer(v);
-    if (!answer) co_return store_error(v);
-    if (auto done = co_await s->after_files_change(id, *answer); !done) co_return done.error();
-    co_return store_lease{answer->head, s->ttl, answer->taken};
+    auto answer = co_await s->change_files(id, s->register_script, std::move(args));
+    if (!answer) co_return answer.error();
+    co_return store_lease{std::move(answer->head), s->ttl, answer->taken};
 }
 
 asio::awaitable<api_result<store_lease>> redis_backend::async_renew(std::uint32_t id,
@@ -524,15 +537,8 @@ asio::awaitable<api_result<void>> redis_backend::async_replace_files(
     auto s = s_;
     std::vector<std::string> args{token, s->ttl_ms(), s->names_ms()};
     if (auto added = append_files(args, files); !added) co_return added.error();
-    std::vector<redis_command> first{
-        s->evalsha(s->replace_script, {lease_key(id), names_key(id)}, std::move(args))};
-    auto replies = all_fine(co_await s->client.async_run(std::move(first)));
-    if (!replies) co_return replies.error();
-    const auto& v = (*replies)[0];
-    if (auto no = refusal(v, id)) co_return *no;
-    const auto answer = decode_files_answer(v);
-    if (!answer) co_return store_error(v);
-    if (auto done = co_await s->after_files_change(id, *answer); !done) co_return done.error();
+    auto answer = co_await s->change_files(id, s->replace_script, std::move(args));
+    if (!answer) co_return answer.error();
     co_return api_result<void>{};
 }
 

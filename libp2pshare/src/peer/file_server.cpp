@@ -93,6 +93,17 @@ std::string files_json(std::uint32_t id, const std::vector<file_entry>& files) {
     return boost::json::serialize(o);
 }
 
+/// 412 for a request whose If-Match names another version of `name` than `etag`; returns
+/// whether the connection stays open.
+asio::awaitable<bool> refuse_other_version(request& req, connection& conn, const std::string& name,
+                                           const std::string& etag) {
+    auto res = error_response(req, errc::precondition_failed,
+                              name + " is no longer the version If-Match names");
+    res.set(http::field::etag, etag);
+    const bool ok = co_await conn.write(res);
+    co_return ok&& res.keep_alive();
+}
+
 } // namespace
 
 file_server::file_server(asio::any_io_executor executor, asio::any_io_executor blocking,
@@ -232,11 +243,7 @@ asio::awaitable<bool> file_server::serve_pieces(request& req, connection& conn,
     }
     const std::string etag = "\"" + file->sha256 + "\"";
     if (!if_match_allows(req[http::field::if_match], etag)) {
-        auto res = error_response(req, errc::precondition_failed,
-                                  name + " is no longer the version If-Match names");
-        res.set(http::field::etag, etag);
-        const bool ok = co_await conn.write(res);
-        co_return ok&& res.keep_alive();
+        co_return co_await refuse_other_version(req, conn, name, etag);
     }
     response res{http::status::ok, req.version(), req.keep_alive()};
     res.content_type("application/octet-stream");
@@ -260,11 +267,7 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
     // If-Match before Range (RFC 9110 13.2.2): a client that fetches pieces of one version never
     // gets bytes of another.
     if (!if_match_allows(req[http::field::if_match], etag)) {
-        auto res = error_response(req, errc::precondition_failed,
-                                  name + " is no longer the version If-Match names");
-        res.set(http::field::etag, etag);
-        const bool ok = co_await conn.write(res);
-        co_return ok&& res.keep_alive();
+        co_return co_await refuse_other_version(req, conn, name, etag);
     }
     const auto size = file->size;
     std::uint64_t first = 0;
