@@ -64,7 +64,8 @@ struct list_share {
 std::optional<list_share> decode_list_share(const resp_value& v);
 
 /// The HMGET of a source's lease hash for a lookup: its address and that file's value (absent
-/// when the peer no longer has it). Nothing when the lease has ended or the reply is not one.
+/// when the peer no longer has it), as views into the reply, which must outlive it. Nothing
+/// when the lease has ended or the reply is not one.
 struct source_read {
     std::string_view host;
     std::uint16_t port = 0;
