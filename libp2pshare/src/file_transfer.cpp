@@ -742,12 +742,10 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
     // What an earlier run verified, if its record is of this content. A file of one piece has
     // no record: there is nothing to keep of it but the whole, which is checked.
     unique_fd record_fd;
-    // With several sources, pieces up to 32 MiB are received into memory and written once
-    // verified, so that end-game copies of a piece may race. From one source (no copies), or
-    // for a larger piece (the whole file, from a source that gave no root), each chunk is
-    // written as it comes, beside the next read, and the piece verified as its last chunk is:
-    // one copy in flight at a time, and no piece-sized write left for after its last byte.
-    d->in_memory = d->piece_length <= max_piece_in_memory && d->sources.size() > 1;
+    // Pieces up to 32 MiB are received into memory and written once verified, so end-game
+    // copies of a piece may race. A larger one (the whole file, from a source that gave no root)
+    // is written as it comes: one copy in flight at a time.
+    d->in_memory = d->piece_length <= max_piece_in_memory;
     d->picker = piece_picker(static_cast<std::size_t>(count), d->in_memory ? 2 : 1);
     d->verified.assign(static_cast<std::size_t>(count), false);
     std::optional<std::vector<bool>> kept;
