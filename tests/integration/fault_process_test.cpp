@@ -466,7 +466,7 @@ void the_peers_of_a_killed_index_move_to_the_other(const std::string& seeds) {
 /// Index servers A and B on one store; peer 1 registers through A, peer 2 through B. Peer 2 is
 /// killed without unregistering: Redis ends its lease (PEXPIRE), after which lookups through
 /// either server do not return it nor health count it; the sweeper of either server (every
-/// quarter lease) then takes its files out of the listing. Peer 1 stays listed on both.
+/// tenth of a lease) then takes its files out of the listing. Peer 1 stays listed on both.
 void a_killed_peer_leaves_both_index_servers(const std::string& seeds) {
     constexpr auto ttl = 1000ms;
     test::process_network net({"--lease-ttl", "1s", "--store", seeds});
@@ -526,8 +526,8 @@ void a_killed_peer_leaves_both_index_servers(const std::string& seeds) {
                "gone from lookups after " << lookups_at->count() << " ms");
     BOOST_TEST((*health_at >= ttl / 2), "health after " << health_at->count() << " ms");
     BOOST_TEST((*health_at <= ttl + 250ms), "health after " << health_at->count() << " ms");
-    // The listing follows by the sweeper, which runs every quarter lease on each server.
-    BOOST_TEST((*listing_at <= ttl + ttl / 4 + 250ms),
+    // The listing follows by the sweeper, which runs every tenth of a lease on each server.
+    BOOST_TEST((*listing_at <= ttl + ttl / 10 + 250ms),
                "listing after " << listing_at->count() << " ms");
     BOOST_TEST_MESSAGE("the killed peer left the lookups of both index servers "
                        << lookups_at->count() << " ms after SIGKILL, their health "

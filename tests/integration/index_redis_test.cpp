@@ -84,7 +84,7 @@ void a_lease_ends_everywhere(const std::string& seeds) {
     BOOST_TEST(test::json_of(test::http_call(b.port(), "GET", "/v1/health"))
                    .at("peers")
                    .to_number<int>() == 0);
-    // The sweeper (every quarter lease, on either server) removes the name from the listing.
+    // The sweeper (every tenth of a lease, on either server) removes the name from the listing.
     BOOST_TEST(test::eventually(
         [&] { return test::list_names(a.port()).empty() && test::list_names(b.port()).empty(); }));
 }

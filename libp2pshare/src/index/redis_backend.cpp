@@ -733,12 +733,24 @@ asio::awaitable<api_result<store_counts>> redis_backend::async_counts() {
     co_return counts;
 }
 
+namespace {
+
+/// How often each index server sweeps: a tenth of the lease (at least 100 ms), so that a name
+/// whose last source's lease ended leaves the listing within a tenth of a lease (lookups never
+/// give such a source at all). 64 claims a sweep, per server: 21 scripts a second at 30 s.
+std::chrono::milliseconds sweep_interval(std::chrono::milliseconds ttl) {
+    return std::max(ttl / 10, std::chrono::milliseconds(100));
+}
+
+} // namespace
+
 asio::awaitable<api_result<std::size_t>> redis_backend::async_sweep() { return sweep_once(s_); }
 
 asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_ptr<shared> s) {
-    // Each bucket is claimed for a quarter lease: another server that sweeps meanwhile skips it.
-    const auto lock_ms =
-        u(static_cast<std::uint64_t>(std::max<std::int64_t>(s->ttl.count() / 4, 100)));
+    // Each bucket is claimed until the next sweep: another server that sweeps meanwhile skips
+    // it. (A sweep that outlasts its claim is safe: a peer is reaped once, by whoever deletes
+    // its names key.)
+    const auto lock_ms = u(static_cast<std::uint64_t>(sweep_interval(s->ttl).count()));
     std::vector<redis_command> claims;
     for (std::size_t j = 0; j < expiry_buckets; ++j)
         claims.push_back(s->evalsha(s->claim_script, {expiry_key(j), expiry_key(j) + ":lock"},
@@ -777,7 +789,7 @@ asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_p
 
 asio::awaitable<void> redis_backend::sweep_loop(std::shared_ptr<shared> s) {
     co_await asio::this_coro::throw_if_cancelled(false);
-    const auto every = std::max(s->ttl / 4, std::chrono::milliseconds(100));
+    const auto every = sweep_interval(s->ttl);
     while (!s->stopped) {
         s->sweep_timer.expires_after(every);
         co_await s->sweep_timer.async_wait(asio::as_tuple(asio::use_awaitable));
