@@ -49,26 +49,8 @@ std::vector<std::string> name_words(std::string_view name) {
     return words;
 }
 
-bool has_word(std::string_view name, std::string_view word) noexcept {
-    // Short words are what this checks; a word cut at max_word_bytes compares cut.
-    if (word.empty() || word.size() > max_word_bytes) return false;
-    std::size_t i = 0;
-    while (i < name.size()) {
-        while (i < name.size() && !in_word(static_cast<unsigned char>(name[i])))
-            ++i;
-        std::size_t n = 0;
-        bool same = true;
-        while (i < name.size() && in_word(static_cast<unsigned char>(name[i]))) {
-            if (n < max_word_bytes) {
-                same = same && n < word.size() &&
-                       lower(static_cast<unsigned char>(name[i])) == word[n];
-                ++n;
-            }
-            ++i;
-        }
-        if (n > 0 && same && n == word.size()) return true;
-    }
-    return false;
+bool has_word(std::string_view name, std::string_view word) {
+    return each_word(name, [&](const std::string& w) { return w == word; });
 }
 
 api_result<query_terms> query_words(std::string_view q) {

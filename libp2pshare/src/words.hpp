@@ -27,7 +27,7 @@ std::vector<std::string> name_words(std::string_view name);
 
 /// Whether `name` has `word` (lowercase, as query_words() makes it) as one of its words, of any
 /// length.
-bool has_word(std::string_view name, std::string_view word) noexcept;
+bool has_word(std::string_view name, std::string_view word);
 
 /// The words of a query (the value of `q`, percent-decoded), by the same rule, duplicates
 /// dropped: `indexed` those the index keeps, `narrowing` the shorter ones, which the names
