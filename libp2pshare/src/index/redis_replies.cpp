@@ -56,7 +56,6 @@ bool decode_file_value(std::string_view v, std::uint64_t& size, std::string& sha
     const std::size_t digests = kind == own_root ? 64 : 32;
     if (v.size() < 1 + digests + 1) return false;
     const auto digits = v.substr(1 + digests);
-    if (digits.front() < '0' || digits.front() > '9') return false; // no sign
     const auto n = whole_number<std::uint64_t>(digits);
     if (!n) return false;
     size = *n;
@@ -83,8 +82,7 @@ std::vector<std::string> reply_strings(const resp_value& v, std::size_t from) {
 }
 
 std::optional<std::uint32_t> decode_peer_id(std::string_view member) {
-    if (member.empty() || member.front() < '0' || member.front() > '9') return std::nullopt;
-    return whole_number<std::uint32_t>(member);
+    return whole_number<std::uint32_t>(member); // unsigned: no sign, no space
 }
 
 std::optional<std::uint32_t> decode_peer_id(const resp_value& v) {
