@@ -5,10 +5,11 @@
 namespace p2pshare::detail {
 
 piece_picker::piece_picker(std::size_t pieces, std::size_t copies)
-    : copies_(copies), has_(pieces, false), fetching_(pieces) {}
+    : copies_(copies), has_(pieces, false), fetching_(pieces), wanted_(pieces) {}
 
 void piece_picker::have(std::size_t piece) {
     if (has_[piece]) return;
+    if (fetching_[piece].empty()) --wanted_;
     has_[piece] = true;
     ++had_;
 }
@@ -44,6 +45,7 @@ std::optional<std::size_t> piece_picker::pick(source_id source, std::uint64_t no
     for (std::size_t i = first_wanted_; i < has_.size(); ++i) {
         if (!has_[i] && fetching_[i].empty()) {
             fetching_[i].push_back({source, now});
+            --wanted_;
             return i;
         }
     }
@@ -54,6 +56,13 @@ std::optional<std::size_t> piece_picker::pick(source_id source, std::uint64_t no
     fetching_[best->first].push_back({source, now});
     ++duplicates_;
     return best->first;
+}
+
+bool piece_picker::take(source_id source, std::size_t piece, std::uint64_t now) {
+    if (piece >= has_.size() || has_[piece] || !fetching_[piece].empty()) return false;
+    fetching_[piece].push_back({source, now});
+    --wanted_;
+    return true;
 }
 
 std::optional<std::uint64_t> piece_picker::next_copy(source_id source,
@@ -71,15 +80,22 @@ std::vector<piece_picker::source_id> piece_picker::complete(source_id source, st
     std::vector<source_id> others;
     for (const auto& f : fetching_[piece])
         if (f.source != source) others.push_back(f.source);
+    if (!has_[piece]) {
+        if (fetching_[piece].empty()) --wanted_; // (verified without being asked for)
+        has_[piece] = true;
+        ++had_;
+    }
     fetching_[piece].clear();
-    have(piece);
     return others;
 }
 
 void piece_picker::release(source_id source, std::size_t piece) {
     auto& f = fetching_[piece];
-    std::erase_if(f, [&](const fetch& x) { return x.source == source; });
-    if (!has_[piece] && f.empty()) first_wanted_ = std::min(first_wanted_, piece);
+    const auto erased = std::erase_if(f, [&](const fetch& x) { return x.source == source; });
+    if (!has_[piece] && f.empty() && erased > 0) {
+        first_wanted_ = std::min(first_wanted_, piece);
+        ++wanted_;
+    }
 }
 
 std::vector<std::size_t> piece_picker::fetched_by(source_id source) const {

@@ -2,8 +2,9 @@
 // clock, unit-tested from short strings (tests/unit/piece_picker_test.cpp).
 //
 // A piece is wanted, in flight at one or more sources, or had (verified). A source asks for
-// work one piece at a time and gets the lowest wanted piece, so that no source holds more than
-// the piece it is fetching and a slow source delays nothing but that piece. Once no piece is
+// work one piece at a time and gets the lowest wanted piece; it may extend that into a short run
+// of the wanted pieces that follow (take), asked for in one request, so that a slow source
+// delays nothing but its run. Once no piece is
 // wanted (end-game), a source with nothing to do takes a piece in flight elsewhere that fewer
 // sources fetch, the one held longest first: the last pieces are never left to the slowest
 // source alone. The first copy verified wins; the others are dropped.
@@ -34,6 +35,13 @@ public:
     std::optional<std::size_t> pick(source_id source, std::uint64_t now,
                                     std::uint64_t copy_after = 0);
 
+    /// Takes `piece` for `source` if it is wanted (nobody has or fetches it): to extend a run
+    /// of pieces that follow the one `pick` gave. False, and nothing changes, otherwise.
+    bool take(source_id source, std::size_t piece, std::uint64_t now);
+
+    /// How many sources fetch `piece` now.
+    std::size_t copies(std::size_t piece) const noexcept { return fetching_[piece].size(); }
+
     /// When `pick(source, ..., copy_after)` could next give `source` an end-game copy, if no
     /// piece is verified or released meanwhile; nullopt when it never could.
     std::optional<std::uint64_t> next_copy(source_id source, std::uint64_t copy_after) const;
@@ -47,6 +55,8 @@ public:
     void release(source_id source, std::size_t piece);
 
     bool done() const noexcept { return had_ == has_.size(); }
+    /// Pieces nobody has or fetches.
+    std::size_t wanted() const noexcept { return wanted_; }
     std::size_t had() const noexcept { return had_; }
     std::size_t size() const noexcept { return has_.size(); }
     bool has(std::size_t piece) const noexcept { return has_[piece]; }
@@ -70,6 +80,7 @@ private:
     std::vector<bool> has_;
     std::vector<std::vector<fetch>> fetching_;
     std::size_t had_ = 0;
+    std::size_t wanted_ = 0;
     std::size_t first_wanted_ = 0; ///< no wanted piece lies below it
 
     /// The end-game candidate for `source`: fewest copies, then held longest; its start time.

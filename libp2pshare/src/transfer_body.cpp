@@ -85,39 +85,24 @@ asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> fill(
 
 namespace {
 
-/// One step of storing a piece: hash `n` bytes at `data`, and unless the piece is held in
-/// memory write them at `at`. For the last chunk of a piece held in memory (`piece` set), also
-/// check the digest and, only if it is right, write the whole piece.
+/// One step of storing a piece written as it comes: hash `n` bytes at `data` and write them at
+/// `at`.
 struct store_job {
     sha256* hash = nullptr;
     int fd = -1;
     const char* data = nullptr;
     std::size_t n = 0;
     std::uint64_t at = 0;
-    bool write_chunk = false;
-    const char* piece = nullptr; ///< the whole piece, on its last chunk
-    std::size_t piece_length = 0;
-    std::uint64_t piece_offset = 0;
-    const digest* expected = nullptr;
 };
 
-struct store_result {
-    int error = 0;        ///< an errno of a write
-    bool checked = false; ///< the digest was compared (last chunk of a piece in memory)
-    bool right = false;   ///< ... and it was the expected one (then the piece was written)
+struct chunk_result {
+    int error = 0; ///< an errno of a write
 };
 
-store_result run_store(const store_job& job) {
-    store_result r;
-    if (job.write_chunk && !write_all(job.fd, job.data, job.n, job.at, r.error)) return r;
+chunk_result run_store(const store_job& job) {
+    chunk_result r;
+    if (!write_all(job.fd, job.data, job.n, job.at, r.error)) return r;
     job.hash->update(job.data, job.n);
-    if (job.piece != nullptr) {
-        digest got;
-        job.hash->digest_into(got.data());
-        r.checked = true;
-        r.right = got == *job.expected;
-        if (r.right) write_all(job.fd, job.piece, job.piece_length, job.piece_offset, r.error);
-    }
     return r;
 }
 
@@ -129,7 +114,7 @@ struct write_slot {
         : done(ex, asio::steady_timer::time_point::max()) {}
     asio::steady_timer done; ///< cancelled when the store ends
     bool busy = false;
-    store_result result;
+    chunk_result result;
 };
 
 /// Hands a store to the blocking executor; `slot.done` is cancelled, on the slot's executor,
@@ -165,14 +150,11 @@ bool aborted(const boost::system::error_code& ec) { return ec == asio::error::op
 
 } // namespace
 
-asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                           const piece_request& request, int fd,
-                                           asio::any_io_executor blocking,
-                                           std::chrono::milliseconds stall, std::span<char> chunk,
-                                           std::span<char> spare, const bool& stop,
-                                           piece_listener& listener, rate_limiter* rate,
-                                           char* whole) {
+asio::awaitable<piece_outcome> request_range(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                             const piece_request& request,
+                                             std::chrono::milliseconds stall) {
     co_await asio::this_coro::throw_if_cancelled(false);
+    http::response_parser<http::empty_body> parser;
     client_request req{http::verb::get, request.target, 11};
     req.set(http::field::host, request.host);
     req.set(http::field::user_agent, "p2pshare");
@@ -185,7 +167,6 @@ asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::fla
         co_return outcome(aborted(ec) ? piece_status::interrupted : piece_status::transport,
                           "cannot send the request: " + ec.message());
     }
-    http::response_parser<http::empty_body> parser;
     parser.body_limit(boost::none);
     parser.header_limit(16 * 1024);
     if (auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple); ec) {
@@ -240,6 +221,80 @@ asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::fla
                          " bytes instead of " + std::to_string(request.length));
     }
     out.keep_alive = res.keep_alive();
+    co_return out;
+}
+
+namespace {
+
+/// The outcome of a body that ended early: `read_error` set, or `stop`.
+piece_outcome broken_off(piece_outcome out, const boost::system::error_code& read_error, bool stop,
+                         std::uint64_t received, std::uint64_t length) {
+    out.received = received;
+    out.keep_alive = false;
+    if (stop || aborted(read_error)) {
+        out.status = piece_status::interrupted;
+        out.message = "interrupted";
+        return out;
+    }
+    out.status =
+        read_error == beast::error::timeout ? piece_status::stalled : piece_status::truncated;
+    out.message = "the transfer stopped after " + std::to_string(received) + " of " +
+                  std::to_string(length) + " bytes: " + read_error.message();
+    return out;
+}
+
+} // namespace
+
+store_result store_piece(int fd, const char* data, std::size_t length, std::uint64_t offset,
+                         const digest& expected) {
+    store_result r;
+    r.right = sha256_digest(data, length) == expected;
+    if (r.right) write_all(fd, data, length, offset, r.error);
+    return r;
+}
+
+asio::awaitable<std::tuple<boost::system::error_code, std::uint64_t>> receive_body(
+    beast::tcp_stream& stream, beast::flat_buffer& buffer, char* into, std::uint64_t length,
+    std::chrono::milliseconds stall, const bool& stop, piece_listener& listener,
+    rate_limiter* rate) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    std::uint64_t received = 0;
+    if (buffer.size() > 0) {
+        // Body bytes that came with the header, or with the piece before.
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(length, buffer.size()));
+        std::memcpy(into, buffer.data().data(), n);
+        buffer.consume(n);
+        co_await async_throttle(rate, n);
+        received += n;
+        listener.on_bytes(n);
+    }
+    while (received < length && !stop) {
+        auto [ec, n] = co_await fill(stream, into + received,
+                                     static_cast<std::size_t>(length - received), stall);
+        if (n > 0) {
+            co_await async_throttle(rate, n);
+            received += n;
+            listener.on_bytes(n);
+        }
+        if (ec) co_return std::tuple{ec, received};
+    }
+    co_return std::tuple{boost::system::error_code{}, received};
+}
+
+piece_outcome body_broken_off(piece_outcome out, const boost::system::error_code& read_error,
+                              bool stop, std::uint64_t received, std::uint64_t length) {
+    return broken_off(std::move(out), read_error, stop, received, length);
+}
+
+asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                           const piece_request& request, int fd,
+                                           asio::any_io_executor blocking,
+                                           std::chrono::milliseconds stall, std::span<char> chunk,
+                                           std::span<char> spare, const bool& stop,
+                                           piece_listener& listener, rate_limiter* rate) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    auto out = co_await request_range(stream, buffer, request, stall);
+    if (out.status != piece_status::verified) co_return out;
 
     // The body: chunk k is hashed and written on the blocking executor while chunk k+1 arrives.
     sha256 hash;
@@ -253,11 +308,10 @@ asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::fla
     while (received < request.length && write_error == 0 && !stop) {
         const auto want = static_cast<std::size_t>(
             std::min<std::uint64_t>(chunk.size(), request.length - received));
-        // In memory, the piece's bytes land in place in `whole`; else in two alternating chunks.
-        char* into = whole != nullptr ? whole + received : chunks[next];
+        char* into = chunks[next];
         std::size_t n = 0;
         if (buffer.size() > 0) {
-            // Body bytes that came with the header (or beyond it) first.
+            // Body bytes that came with the header first.
             n = std::min(want, buffer.size());
             std::memcpy(into, buffer.data().data(), n);
             buffer.consume(n);
@@ -267,24 +321,7 @@ asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::fla
         if (n > 0) co_await async_throttle(rate, n);
         write_error = co_await end_store(writing);
         if (n > 0 && write_error == 0) {
-            store_job job;
-            job.hash = &hash;
-            job.fd = fd;
-            job.data = into;
-            job.n = n;
-            job.at = at;
-            job.write_chunk = whole == nullptr;
-            if (whole != nullptr && received + n == request.length) {
-                job.piece = whole;
-                job.piece_length = static_cast<std::size_t>(request.length);
-                job.piece_offset = request.offset;
-                job.expected = &request.expected;
-            }
-            if (request.store_inline) {
-                writing.result = run_store(job);
-            } else {
-                start_store(writing, blocking, job);
-            }
+            start_store(writing, blocking, store_job{&hash, fd, into, n, at});
             at += n;
             received += n;
             next ^= 1;
@@ -293,35 +330,20 @@ asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::fla
         if (read_error) break;
     }
     if (const int e = co_await end_store(writing); write_error == 0) write_error = e;
-    out.received = received;
     if (write_error != 0) {
+        out.received = received;
         out.status = piece_status::io_error;
         out.message = "cannot write the file: " + errno_text(write_error);
         out.keep_alive = false;
         co_return out;
     }
-    if (stop || aborted(read_error)) {
-        out.status = piece_status::interrupted;
-        out.message = "interrupted";
-        out.keep_alive = false;
-        co_return out;
+    if (received < request.length || stop) {
+        co_return broken_off(std::move(out), read_error, stop, received, request.length);
     }
-    if (read_error) {
-        out.status =
-            read_error == beast::error::timeout ? piece_status::stalled : piece_status::truncated;
-        out.message = "the transfer stopped after " + std::to_string(received) + " of " +
-                      std::to_string(request.length) + " bytes: " + read_error.message();
-        out.keep_alive = false;
-        co_return out;
-    }
-    bool right = writing.result.right;
-    if (!writing.result.checked) {
-        // Written chunk by chunk (or an empty piece): the digest is checked here.
-        digest got;
-        hash.digest_into(got.data());
-        right = got == request.expected;
-    }
-    if (!right) {
+    out.received = received;
+    digest got;
+    hash.digest_into(got.data());
+    if (got != request.expected) {
         out.status = piece_status::bad_piece;
         out.message = "the bytes do not hash to the piece's SHA-256";
         co_return out;

@@ -1,7 +1,8 @@
 // One piece of a download from one source over a keep-alive connection: the ranged request, the
-// checks of the answer, and the body received into memory, hashed and written in place into the
-// `.part` on the blocking executor while the next bytes arrive. Used by FileTransfer
-// (file_transfer.cpp).
+// checks of the answer, and the body, either received whole into memory (then hashed, and
+// written in place into the `.part` only if right, by store_piece on the blocking executor while
+// the next piece arrives) or, for a piece too large to hold, hashed and written chunk by chunk as
+// it arrives. Used by FileTransfer (file_transfer.cpp).
 #pragma once
 
 #include "http_client.hpp"
@@ -44,9 +45,6 @@ struct piece_request {
     std::uint64_t offset = 0;
     std::uint64_t length = 0;
     digest expected{};
-    /// Hash and write on the network thread, not `blocking`: for a small piece into a file on a
-    /// file system held in memory, where a hop to another thread costs more than the work.
-    bool store_inline = false;
 };
 
 enum class piece_status {
@@ -78,24 +76,56 @@ protected:
     ~piece_listener() = default;
 };
 
-/// Fetches one piece on `stream` (whose read buffer is `buffer`) into `fd`. Chunks of at most
-/// `chunk.size()` bytes alternate between `chunk` and `spare`: one is hashed and written on
-/// `blocking` while the other fills. Checks `stop` between chunks; a cancellation of the
-/// awaiting operation, or of the stream, ends it with `interrupted`. Every write has ended when
-/// it returns. Received bytes are taken from `rate` (none: no cap), pausing as it says.
-/// The body is read `chunk.size()` bytes at a time.
-/// With `whole` (room for the piece's length) the bytes are received into it and hashed as
-/// they come; the work on the last chunk also checks the digest and, only if it is right,
-/// writes the piece into the file. So only verified bytes ever reach the file: end-game copies
-/// of one piece may arrive at once, and two verified copies are the same bytes. Without it,
-/// each chunk is written in place as it is hashed: for pieces too large to hold, which then
-/// have one copy in flight at a time.
+/// Sends the ranged request for `request`'s bytes on `stream` (whose read buffer is `buffer`)
+/// and reads the answer's header: `verified` when the body that follows is exactly those bytes
+/// of that version of the file (then `keep_alive` tells whether the connection may carry the
+/// next request), else why not. A cancellation of the awaiting operation, or of the stream,
+/// ends it with `interrupted`; `stall` bounds each wait.
+asio::awaitable<piece_outcome> request_range(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                             const piece_request& request,
+                                             std::chrono::milliseconds stall);
+
+/// Receives the next `length` bytes of a body whose header request_range read into `into`:
+/// no error and `length` once they all arrived (unchecked), else the error and how many did.
+/// Stops early, with no error, when `stop` is set (checked between reads); a cancellation of
+/// the awaiting operation, or of the stream, ends it with `operation_aborted`. Each read has
+/// the `stall` deadline. Received bytes are taken from `rate` (none: no cap), pausing as it
+/// says, and told to `listener`.
+asio::awaitable<std::tuple<boost::system::error_code, std::uint64_t>> receive_body(
+    beast::tcp_stream& stream, beast::flat_buffer& buffer, char* into, std::uint64_t length,
+    std::chrono::milliseconds stall, const bool& stop, piece_listener& listener,
+    rate_limiter* rate);
+
+/// The outcome of a piece whose body ended early (receive_body): `interrupted` if `stop` or
+/// cancelled, `stalled` on the deadline, else `truncated`. The connection is not to be kept.
+piece_outcome body_broken_off(piece_outcome out, const boost::system::error_code& read_error,
+                              bool stop, std::uint64_t received, std::uint64_t length);
+
+/// What store_piece did.
+struct store_result {
+    bool right = false; ///< the bytes hash to the expected digest (only then were they written)
+    int error = 0;      ///< an errno of the write
+};
+
+/// Checks a piece received whole against `expected` and, only if it is right, writes it at
+/// `offset` in `fd`: only verified bytes reach the file, so end-game copies of one piece may
+/// be stored at once (two verified copies are the same bytes). Blocking: for the blocking
+/// executor, or inline for a small piece into memory.
+store_result store_piece(int fd, const char* data, std::size_t length, std::uint64_t offset,
+                         const digest& expected);
+
+/// Fetches one piece too large to hold in memory on `stream` into `fd`, in place. Chunks of at
+/// most `chunk.size()` bytes alternate between `chunk` and `spare`: one is hashed and written
+/// on `blocking` while the other fills; the digest is checked at the end (so a bad piece has
+/// reached the file, and is written over when fetched again; one copy of such a piece may be in
+/// flight at a time). Checks `stop` between chunks; a cancellation of the awaiting operation,
+/// or of the stream, ends it with `interrupted`. Every write has ended when it returns.
+/// Received bytes are taken from `rate` (none: no cap), pausing as it says.
 asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                            const piece_request& request, int fd,
                                            asio::any_io_executor blocking,
                                            std::chrono::milliseconds stall, std::span<char> chunk,
                                            std::span<char> spare, const bool& stop,
-                                           piece_listener& listener, rate_limiter* rate,
-                                           char* whole);
+                                           piece_listener& listener, rate_limiter* rate);
 
 } // namespace p2pshare::detail

@@ -37,6 +37,34 @@ BOOST_AUTO_TEST_CASE(sources_take_the_lowest_wanted_piece_one_at_a_time) {
     BOOST_TEST(p.fetched_by(0) == std::vector<std::size_t>{1});
 }
 
+BOOST_AUTO_TEST_CASE(a_run_extends_over_wanted_pieces_only) {
+    auto p = from("---#--");
+    BOOST_TEST(p.wanted() == 5u);
+    BOOST_TEST(p.pick(0, 1).value() == 0u);
+    BOOST_TEST(p.take(0, 1, 1));
+    BOOST_TEST(p.take(0, 2, 1));
+    BOOST_TEST(p.wanted() == 2u);
+    BOOST_TEST(!p.take(0, 3, 1)); // had
+    BOOST_TEST(!p.take(0, 6, 1)); // beyond the end
+    BOOST_TEST(p.pick(1, 1).value() == 4u);
+    BOOST_TEST(!p.take(2, 4, 1)); // fetched by another
+    BOOST_TEST(p.picture() == "111#1-");
+    BOOST_TEST(p.copies(4) == 1u);
+    BOOST_TEST(p.copies(5) == 0u);
+    BOOST_TEST(p.wanted() == 1u);
+    // The rest of a run that broke off is wanted again, lowest first.
+    p.release(0, 2);
+    p.release(0, 1);
+    p.release(0, 1); // (twice: no change)
+    BOOST_TEST(p.wanted() == 3u);
+    BOOST_TEST(p.pick(2, 2).value() == 1u);
+    BOOST_TEST(p.wanted() == 2u);
+    BOOST_TEST(p.complete(1, 4).empty());
+    BOOST_TEST(p.complete(1, 5).empty()); // verified without being asked for
+    BOOST_TEST(p.wanted() == 1u);
+    BOOST_TEST(p.fetched_by(0) == std::vector<std::size_t>{0});
+}
+
 BOOST_AUTO_TEST_CASE(a_released_piece_is_wanted_again_first) {
     auto p = from("----");
     BOOST_TEST(p.pick(0, 1).value() == 0u);
