@@ -130,6 +130,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     options.reuse_port = threads > 1;
+    // One set of counters for the process: GET /metrics, whichever thread answers it, shows all.
+    options.metrics = p2pshare::make_index_metrics();
 
     // One io_context per thread, each run by its thread only (Asio then skips locking where it
     // can), each with an index server of its own on the one port; they share only the store.

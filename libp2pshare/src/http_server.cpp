@@ -248,8 +248,13 @@ asio::awaitable<void> http_server::accept_loop() {
             continue;
         }
         if (sessions_.size() >= limits_.max_connections) {
+            if (counters_ != nullptr) counters_->refused.add();
             refuse(socket);
             continue;
+        }
+        if (counters_ != nullptr) {
+            counters_->accepted.add();
+            counters_->open.add(1);
         }
         boost::system::error_code remote_ec;
         const auto remote = socket.remote_endpoint(remote_ec);
@@ -306,6 +311,7 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
         ~ending() {
             s->close();
             server.sessions_.remove(s);
+            if (server.counters_ != nullptr) server.counters_->open.add(-1);
             if (server.stopping_ && server.sessions_.empty()) server.all_done_.cancel();
         }
     } end_of_session{*this, s};

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "http_message.hpp"
+#include "metrics.hpp"
 
 #include <p2pshare/error.hpp>
 #include <p2pshare/limits.hpp>
@@ -124,6 +125,13 @@ public:
     /// Stops at once: closes the acceptor and every connection. Must run on the strand.
     void cancel();
 
+    /// Counts connections opened, open and refused into `m` (none by default), which `owner`
+    /// keeps alive for as long as the server. Before start().
+    void count_connections_in(connection_metrics* m, std::shared_ptr<const void> owner) noexcept {
+        counters_ = m;
+        counters_owner_ = std::move(owner);
+    }
+
     /// Connections busy with a request right now.
     std::size_t busy_count() const noexcept { return busy_; }
     std::size_t connection_count() const noexcept { return sessions_.size(); }
@@ -156,6 +164,8 @@ private:
     asio::steady_timer all_done_;
     asio::steady_timer grace_;
     connection::time_point last_progress_{};
+    connection_metrics* counters_ = nullptr;
+    std::shared_ptr<const void> counters_owner_;
 };
 
 } // namespace p2pshare::detail

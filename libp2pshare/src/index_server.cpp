@@ -5,6 +5,7 @@
 #include "index/backend.hpp"
 #include "index/memory_backend.hpp"
 #include "index/redis_backend.hpp"
+#include "metrics.hpp"
 #include "protocol.hpp"
 #include "query.hpp"
 #include "run_on.hpp"
@@ -26,11 +27,16 @@ namespace p2pshare {
 
 using namespace detail;
 
+std::shared_ptr<IndexMetrics> make_index_metrics() { return std::make_shared<IndexMetrics>(); }
+
 struct IndexServer::impl {
     impl(asio::any_io_executor executor, IndexServerOptions o)
         : strand(std::move(executor)),
           options(std::move(o)),
-          store(std::make_unique<memory_backend>(options.lease_ttl, options.index)) {}
+          metrics(options.metrics ? options.metrics : make_index_metrics()),
+          store(std::make_unique<memory_backend>(options.lease_ttl, options.index)) {
+        store->count_expiries_in(&metrics->lease_expiries);
+    }
 
     /// `keep` holds the index while the request is answered.
     asio::awaitable<bool> handle(request& req, connection& conn, std::shared_ptr<impl> keep);
@@ -43,6 +49,10 @@ struct IndexServer::impl {
     /// `buffer`: a string whose capacity the answer may take.
     asio::awaitable<response> do_lookup(const request& req, std::string buffer);
     asio::awaitable<response> do_health(const request& req);
+    asio::awaitable<response> do_metrics(const request& req);
+    /// Sends `res` and counts it under `e`, from `start`.
+    asio::awaitable<bool> answer(connection& conn, const response& res, index_endpoint e,
+                                 std::chrono::steady_clock::time_point start);
 
     /// A lookup_results for one lookup: a kept one, or a new one.
     std::unique_ptr<lookup_results> take_results() {
@@ -60,6 +70,7 @@ struct IndexServer::impl {
 
     strand_type strand;
     IndexServerOptions options;
+    std::shared_ptr<IndexMetrics> metrics;
     std::unique_ptr<index_backend> store;
     std::vector<std::unique_ptr<lookup_results>> spare_results; ///< for lookups, reused
     std::shared_ptr<http_server> server;
@@ -280,20 +291,93 @@ asio::awaitable<response> IndexServer::impl::do_health(const request& req) {
     co_return ok(req, http::status::ok, body);
 }
 
+asio::awaitable<response> IndexServer::impl::do_metrics(const request& req) {
+    // The store's figures first: the text is then made without a wait.
+    auto counts = co_await store->async_counts();
+    std::string body;
+    body.reserve(16 * 1024);
+    metrics_text m(body);
+    const auto& x = *metrics;
+    m.family("p2pshare_index_requests_total", "counter",
+             "Requests answered, by endpoint and HTTP status.");
+    for (std::size_t e = 0; e < index_endpoint_count; ++e) {
+        const auto endpoint = label("endpoint", to_string(static_cast<index_endpoint>(e)));
+        for (std::size_t k = 0; k <= counted_statuses.size(); ++k) {
+            const auto n = x.requests[e][k].value();
+            if (n == 0) continue;
+            const auto code = k < counted_statuses.size() ? std::to_string(counted_statuses[k])
+                                                          : std::string("other");
+            m.sample("p2pshare_index_requests_total", endpoint + "," + label("code", code), n);
+        }
+    }
+    m.family("p2pshare_index_request_duration_seconds", "histogram",
+             "From a request read whole to its answer handed to the kernel, by endpoint.");
+    for (std::size_t e = 0; e < index_endpoint_count; ++e) {
+        if (x.durations[e].count() == 0) continue;
+        m.histogram_samples("p2pshare_index_request_duration_seconds",
+                            label("endpoint", to_string(static_cast<index_endpoint>(e))),
+                            x.durations[e]);
+    }
+    if (counts) {
+        m.family("p2pshare_index_peers", "gauge", "Peers with a live lease.");
+        m.sample("p2pshare_index_peers", "", static_cast<std::uint64_t>(counts->peers));
+        m.family("p2pshare_index_names", "gauge", "Distinct file names shared.");
+        m.sample("p2pshare_index_names", "", static_cast<std::uint64_t>(counts->names));
+        m.family("p2pshare_index_files", "gauge", "(peer, file) entries: files shared, all peers.");
+        m.sample("p2pshare_index_files", "", static_cast<std::uint64_t>(counts->files));
+    }
+    m.family("p2pshare_index_lease_ttl_seconds", "gauge", "How long a lease lasts unrenewed.");
+    m.sample("p2pshare_index_lease_ttl_seconds", "",
+             std::chrono::duration<double>(store->ttl()).count());
+    m.family("p2pshare_index_lease_expiries_total", "counter",
+             "Peers removed because their lease ended (with Redis: by this process's sweeper).");
+    m.sample("p2pshare_index_lease_expiries_total", "", x.lease_expiries.value());
+    m.family("p2pshare_index_connections_open", "gauge", "Client connections open.");
+    m.sample("p2pshare_index_connections_open", "", x.connections.open.value());
+    m.family("p2pshare_index_connections_accepted_total", "counter",
+             "Client connections accepted.");
+    m.sample("p2pshare_index_connections_accepted_total", "", x.connections.accepted.value());
+    m.family("p2pshare_index_connections_refused_total", "counter",
+             "Client connections refused at the connection limit.");
+    m.sample("p2pshare_index_connections_refused_total", "", x.connections.refused.value());
+    m.family("p2pshare_index_store_errors_total", "counter",
+             "Requests answered 503 store_unavailable: the store could not be reached in time.");
+    m.sample("p2pshare_index_store_errors_total", "", x.store_errors.value());
+    m.family("p2pshare_index_store_up", "gauge",
+             "1 when the store answered this scrape's counts, else 0.");
+    m.sample("p2pshare_index_store_up", "", std::uint64_t{counts ? 1u : 0u});
+    response res{http::status::ok, req.version(), req.keep_alive()};
+    res.content_type(metrics_content_type);
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(body);
+    co_return res;
+}
+
+asio::awaitable<bool> IndexServer::impl::answer(connection& conn, const response& res,
+                                                index_endpoint e,
+                                                std::chrono::steady_clock::time_point start) {
+    const bool written = co_await conn.write(res);
+    const auto status = res.result_int();
+    metrics->count(e, status, std::chrono::steady_clock::now() - start);
+    if (status == 503) metrics->store_errors.add();
+    co_return written&& res.keep_alive();
+}
+
 asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
                                                 std::shared_ptr<impl> /*keep*/) {
+    const auto start = std::chrono::steady_clock::now();
     if (req.target() == "/v1/lookup" && req.method() == http::verb::post) {
         // The most frequent request, routed without splitting its target.
         auto res = co_await do_lookup(req, std::move(conn.spare()));
-        const bool written = co_await conn.write(res);
+        const bool kept = co_await answer(conn, res, index_endpoint::lookup, start);
         conn.spare() = std::move(res.body());
-        co_return written&& res.keep_alive();
+        co_return kept;
     }
     const auto parsed = parse_target(req.target());
     if (!parsed) {
         auto res = error_response(req, errc::bad_request, "malformed request target");
         res.keep_alive(false);
-        co_await conn.write(res);
+        co_await answer(conn, res, index_endpoint::other, start);
         co_return false;
     }
     const auto& t = *parsed;
@@ -304,25 +388,37 @@ asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
         return std::equal(seg.begin(), seg.end(), parts.begin(), parts.end());
     };
     response res;
-    if (is({"v1", "health"})) {
+    auto endpoint = index_endpoint::other;
+    if (is({"metrics"})) {
+        endpoint = index_endpoint::metrics;
+        if (is_get) {
+            res = co_await do_metrics(req);
+        } else {
+            res = wrong_method(req, "GET, HEAD");
+        }
+    } else if (is({"v1", "health"})) {
+        endpoint = index_endpoint::health;
         if (is_get) {
             res = co_await do_health(req);
         } else {
             res = wrong_method(req, "GET, HEAD");
         }
     } else if (is({"v1", "files"})) {
+        endpoint = index_endpoint::list;
         if (is_get) {
             res = co_await do_list(req, t);
         } else {
             res = wrong_method(req, "GET, HEAD");
         }
     } else if (is({"v1", "lookup"})) {
+        endpoint = index_endpoint::lookup;
         if (method == http::verb::post) {
             res = co_await do_lookup(req, std::string());
         } else {
             res = wrong_method(req, "POST");
         }
     } else if (is({"v1", "peers"})) {
+        endpoint = index_endpoint::register_peer;
         if (method == http::verb::post) {
             res = co_await do_register(req, conn);
         } else {
@@ -333,18 +429,21 @@ asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
         if (!id) {
             res = error_response(req, errc::bad_field, "a peer id is an integer 0..4294967295");
         } else if (seg.size() == 3) {
+            endpoint = index_endpoint::unregister;
             if (method == http::verb::delete_) {
                 res = co_await do_unregister(req, *id);
             } else {
                 res = wrong_method(req, "DELETE");
             }
         } else if (seg[3] == "lease") {
+            endpoint = index_endpoint::renew;
             if (method == http::verb::put) {
                 res = co_await do_renew(req, *id);
             } else {
                 res = wrong_method(req, "PUT");
             }
         } else if (seg[3] == "files") {
+            endpoint = index_endpoint::files;
             if (method == http::verb::put) {
                 res = co_await do_files(req, *id);
             } else {
@@ -357,8 +456,7 @@ asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
     } else {
         res = error_response(req, errc::not_found, "no such path: " + std::string(req.target()));
     }
-    const bool written = co_await conn.write(res);
-    co_return written&& res.keep_alive();
+    co_return co_await answer(conn, res, endpoint, start);
 }
 
 IndexServer::IndexServer(asio::any_io_executor executor, IndexServerOptions options)
@@ -387,6 +485,7 @@ Error IndexServer::start() {
             d.strand, std::move(*seeds), d.options.lease_ttl, d.options.index, settings);
         redis = backend.get();
         d.store = std::move(backend);
+        d.store->count_expiries_in(&d.metrics->lease_expiries);
     }
     std::weak_ptr<impl> weak = impl_;
     d.server = std::make_shared<http_server>(
@@ -401,6 +500,7 @@ Error IndexServer::start() {
             return index->handle(req, conn, std::move(self));
         },
         "index");
+    d.server->count_connections_in(&d.metrics->connections, d.metrics);
     if (auto ec = d.server->listen(d.options.host, d.options.port, d.options.reuse_port)) {
         d.server.reset();
         return {ec, "cannot listen on " + to_string(ServerAddress{d.options.host, d.options.port}) +

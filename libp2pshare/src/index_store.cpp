@@ -163,6 +163,7 @@ std::size_t index_store::expire(time_point now) {
         remove_peer(peers_.find(expiries_.begin()->second));
         ++n;
     }
+    if (n > 0 && expiries_counter_ != nullptr) expiries_counter_->add(n);
     return n;
 }
 

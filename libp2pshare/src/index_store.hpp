@@ -4,6 +4,8 @@
 // puts it behind the index's store interface.
 #pragma once
 
+#include "metrics.hpp"
+
 #include "pieces.hpp"
 #include "protocol.hpp"
 #include "sorted_names.hpp"
@@ -102,6 +104,8 @@ public:
 
     /// Drops every peer whose lease ended at or before `now`; returns how many.
     std::size_t expire(time_point now);
+    /// Where expire() counts the peers it drops (none: not counted).
+    void count_expiries_in(counter* c) noexcept { expiries_counter_ = c; }
 
     std::size_t peer_count() const noexcept { return peers_.size(); }
     std::size_t name_count() const noexcept { return names_.size(); }
@@ -163,6 +167,7 @@ private:
     std::size_t file_count_ = 0;
     std::size_t name_bytes_ = 0;
     std::minstd_rand sampler_; ///< picks the sources of a name shared by too many peers
+    counter* expiries_counter_ = nullptr;
 };
 
 /// 128 random bits from the system's CSPRNG, as 32 lowercase hex digits.

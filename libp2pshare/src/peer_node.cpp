@@ -122,6 +122,7 @@ struct PeerNode::impl : std::enable_shared_from_this<impl> {
     std::shared_ptr<index_session> session;
     std::shared_ptr<file_server> server;
     std::unique_ptr<downloads> fetcher;
+    std::shared_ptr<peer_metrics> metrics = std::make_shared<peer_metrics>(); ///< GET /metrics
     std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
     std::atomic<bool> started{false}; ///< written on the executor; read by ~PeerNode too
     /// Written by the index session; read by PeerNode::registered() from any thread.
@@ -205,7 +206,7 @@ asio::awaitable<Error> PeerNode::impl::start() {
             return {self->session && self->session->registered(), self->stopping->load(),
                     self->fetcher ? self->fetcher->idle_connections() : 0};
         },
-        name, options.max_upload_rate);
+        name, options.max_upload_rate, metrics);
     if (auto ec = server->listen(options.host, options.port)) {
         co_return Error{ec, "cannot listen on " +
                                 to_string(ServerAddress{options.host, options.port}) + ": " +
@@ -217,7 +218,7 @@ asio::awaitable<Error> PeerNode::impl::start() {
         ex, indexes,
         index_session::settings{
             options.id, host, options.advertise_port != 0 ? options.advertise_port : server->port(),
-            options.retry_max, name, is_registered},
+            options.retry_max, name, is_registered, metrics},
         [weak] {
             auto self = weak.lock();
             return self ? self->folder->offered() : std::vector<file_entry>{};
@@ -235,7 +236,7 @@ asio::awaitable<Error> PeerNode::impl::start() {
     };
     fetcher = std::make_unique<downloads>(
         ex, folder, session,
-        downloads::settings{options.id, options.max_parallel_downloads, options.transfer});
+        downloads::settings{options.id, options.max_parallel_downloads, options.transfer, metrics});
     started = true;
     write_config(token);
     server->start();

@@ -14,6 +14,7 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     integration/peer_swarm_test.cpp
     integration/peer_pieces_test.cpp
     integration/peer_failover_test.cpp
+    integration/peer_metrics_test.cpp
   SUITES
     peer_network
     peer_folder
@@ -27,6 +28,10 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     peer_pieces
     peer_failover
     peer_failover_redis
+    peer_metrics
+    peer_prometheus
 )
 # Needs redis-server (make deps), as the index's Redis suites (index.cmake).
 set_tests_properties(peer_tests.peer_failover_redis PROPERTIES LABELS "integration;redis")
+# Needs prometheus (make deps): a real Prometheus server scrapes the index and the peers.
+set_tests_properties(peer_tests.peer_prometheus PROPERTIES LABELS "integration;prometheus")

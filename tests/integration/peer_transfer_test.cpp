@@ -251,7 +251,9 @@ void check_bad_source_is_left_for_a_good_one(test::network& net, bad_source::beh
         BOOST_TEST(w->bytes == 0u);
         BOOST_TEST(w->pieces == 0u);
         BOOST_TEST(w->banned == (w->bad_pieces == 1u));
-        if (w->banned) BOOST_TEST(bad.requests() == 1u); // never asked again
+        // Never asked again once banned; the ban is known when its piece is hashed, off the
+        // network thread, by when one more request may have gone out (dropped at the ban).
+        if (w->banned) BOOST_TEST(bad.requests() <= 2u);
     } else {
         // Its answer breaks off at half: at most a whole first piece before that.
         BOOST_TEST(w->bytes == w->pieces * mib);

@@ -17,6 +17,13 @@
 
 namespace p2pshare {
 
+/// The counters an index server shows at GET /metrics (defined inside the library).
+struct IndexMetrics;
+
+/// Counters that several IndexServers of one process may share (IndexServerOptions::metrics),
+/// so that each shows the figures of them all, as `indexserver --threads` does.
+std::shared_ptr<IndexMetrics> make_index_metrics();
+
 struct IndexServerOptions {
     std::string host = "127.0.0.1"; ///< address to listen on
     std::uint16_t port = 0;         ///< 0 picks a free port
@@ -36,6 +43,8 @@ struct IndexServerOptions {
     /// over them. Each must set it. For a store they share (Redis): servers on the memory store
     /// would each answer for their own network.
     bool reuse_port = false;
+    /// The counters behind GET /metrics; none (the default): its own.
+    std::shared_ptr<IndexMetrics> metrics;
     ServerLimits limits{};
     IndexLimits index{};
 };

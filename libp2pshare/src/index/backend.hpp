@@ -10,6 +10,7 @@
 // or not known to be done"): a change may still have been applied, as after a lost answer.
 #pragma once
 
+#include "metrics.hpp"
 #include "protocol.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -120,6 +121,10 @@ public:
 
     /// Ends the store's own work (connections, timers). Safe to call more than once.
     virtual boost::asio::awaitable<void> async_stop() = 0;
+
+    /// Where to count the peers this store removes because their lease ended (none: not
+    /// counted). `c` must outlive the store.
+    virtual void count_expiries_in(counter* c) noexcept = 0;
 };
 
 } // namespace p2pshare::detail

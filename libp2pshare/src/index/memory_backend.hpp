@@ -27,6 +27,7 @@ public:
                                                           lookup_results& out) override;
     boost::asio::awaitable<api_result<store_counts>> async_counts() override;
     boost::asio::awaitable<void> async_stop() override;
+    void count_expiries_in(counter* c) noexcept override { store_.count_expiries_in(c); }
 
 private:
     index_store store_;

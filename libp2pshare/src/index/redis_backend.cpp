@@ -323,6 +323,7 @@ struct redis_backend::shared {
         : executor(ex), client(ex, std::move(seeds), settings), sweep_timer(ex) {}
 
     asio::any_io_executor executor;
+    counter* expiries = nullptr; ///< peers reaped by this server's sweeper
     redis_client client;
     IndexLimits limits;
     std::chrono::milliseconds ttl{0};
@@ -781,6 +782,7 @@ asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_p
             s->expiry_change(expired[i], std::nullopt, -static_cast<std::int64_t>(names.size())));
         ++removed;
     }
+    if (removed > 0 && s->expiries != nullptr) s->expiries->add(removed);
     if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
         co_return done.error();
     }
@@ -802,6 +804,8 @@ asio::awaitable<void> redis_backend::sweep_loop(std::shared_ptr<shared> s) {
         }
     }
 }
+
+void redis_backend::count_expiries_in(counter* c) noexcept { s_->expiries = c; }
 
 void redis_backend::start_sweeper() {
     asio::co_spawn(s_->executor, sweep_loop(s_), asio::detached);

@@ -51,6 +51,7 @@ public:
     /// also runs on its own every quarter lease once start_sweeper() was called.)
     boost::asio::awaitable<api_result<std::size_t>> async_sweep();
     void start_sweeper();
+    void count_expiries_in(counter* c) noexcept override;
 
     static constexpr std::size_t name_buckets = 64;
     static constexpr std::size_t expiry_buckets = 64;

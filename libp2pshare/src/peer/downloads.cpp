@@ -36,7 +36,19 @@ struct work {
     std::shared_ptr<FileTransfer> transfer;
     std::shared_ptr<shared_folder> folder;
     std::shared_ptr<std::atomic<bool>> stopping;
+    std::shared_ptr<peer_metrics> metrics;
 };
+
+/// Adds what one download did to `m`.
+void count_download(peer_metrics& m, const TransferResult& r) {
+    m.received_bytes.add(r.received);
+    (r ? m.downloads_ok : m.downloads_failed).add();
+    for (const auto& s : r.sources) {
+        m.pieces_verified.add(s.pieces);
+        m.pieces_failed.add(s.bad_pieces);
+        if (s.banned) m.sources_banned.add();
+    }
+}
 
 void set_error(DownloadOutcome& o, boost::system::error_code ec, std::string message) {
     o.error = ec;
@@ -51,11 +63,16 @@ asio::awaitable<void> worker(std::shared_ptr<work> w) {
         j.attempted = true;
         auto& outcome = w->outcomes[j.outcome];
         TransferResult r;
+        if (w->metrics) w->metrics->downloads_in_flight.add(1);
         try {
             r = co_await w->transfer->async_download(outcome.name, j.sources);
         } catch (const boost::system::system_error& e) {
             r.error = e.code();
             r.message = e.what();
+        }
+        if (w->metrics) {
+            w->metrics->downloads_in_flight.add(-1);
+            count_download(*w->metrics, r);
         }
         if (cancelled(co_await asio::this_coro::cancellation_state)) {
             set_error(outcome, asio::error::operation_aborted, "the download was cancelled");
@@ -96,7 +113,8 @@ downloads::downloads(asio::any_io_executor executor, std::shared_ptr<shared_fold
 asio::awaitable<std::vector<DownloadOutcome>> downloads::async_download(
     std::vector<std::string> names, std::shared_ptr<std::atomic<bool>> stopping) {
     co_await asio::this_coro::throw_if_cancelled(false);
-    auto w = std::make_shared<work>(work{{}, {}, 0, transfer_, folder_, stopping});
+    auto w =
+        std::make_shared<work>(work{{}, {}, 0, transfer_, folder_, stopping, settings_.metrics});
     auto& outcomes = w->outcomes;
     std::set<std::string, std::less<>> seen;
     std::vector<std::string> wanted;

@@ -4,6 +4,8 @@
 // and waits for them, so that none outlives the state it uses.
 #pragma once
 
+#include "metrics.hpp"
+
 #include "index_session.hpp"
 #include "shared_folder.hpp"
 
@@ -25,6 +27,7 @@ public:
         std::uint32_t id = 0; ///< this peer, never its own source
         std::size_t max_parallel = 4;
         TransferOptions transfer;
+        std::shared_ptr<peer_metrics> metrics; ///< what the downloads did (none: not counted)
     };
 
     /// `executor` must be serial (the peer's).

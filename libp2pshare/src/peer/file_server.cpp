@@ -109,7 +109,7 @@ asio::awaitable<bool> refuse_other_version(request& req, connection& conn, const
 file_server::file_server(asio::any_io_executor executor, asio::any_io_executor blocking,
                          std::shared_ptr<shared_folder> folder, std::uint32_t id,
                          ServerLimits limits, std::function<health()> status, std::string log_name,
-                         std::uint64_t max_upload_rate)
+                         std::uint64_t max_upload_rate, std::shared_ptr<peer_metrics> metrics)
     : executor_(std::move(executor)),
       blocking_(std::move(blocking)),
       upload_(max_upload_rate),
@@ -117,7 +117,8 @@ file_server::file_server(asio::any_io_executor executor, asio::any_io_executor b
       id_(id),
       limits_(limits),
       status_(std::move(status)),
-      log_name_(std::move(log_name)) {}
+      log_name_(std::move(log_name)),
+      metrics_(metrics ? std::move(metrics) : std::make_shared<peer_metrics>()) {}
 
 boost::system::error_code file_server::listen(const std::string& host, std::uint16_t port) {
     std::weak_ptr<file_server> weak = shared_from_this();
@@ -135,6 +136,7 @@ boost::system::error_code file_server::listen(const std::string& host, std::uint
             }(std::move(self), server, req, conn);
         },
         log_name_);
+    server_->count_connections_in(&metrics_->connections, metrics_);
     return server_->listen(host, port);
 }
 
@@ -166,6 +168,21 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
         if (!is_get) {
             res = not_allowed();
         } else {
+            // Counted as it ends, whichever way it ends (the coroutine may be destroyed).
+            struct upload {
+                peer_metrics& m;
+                const connection& c;
+                explicit upload(peer_metrics& x, const connection& y) : m(x), c(y) {
+                    m.uploads.add();
+                    m.uploads_in_flight.add(1);
+                }
+                ~upload() {
+                    m.uploads_in_flight.add(-1);
+                    m.sent_bytes.add(c.bytes_sent);
+                }
+                upload(const upload&) = delete;
+                upload& operator=(const upload&) = delete;
+            } counted{*metrics_, conn};
             co_return co_await serve_file(req, conn, t->segments[2]);
         }
     } else if (t->segments.size() == 3 && t->segments[0] == "v1" && t->segments[1] == "pieces") {
@@ -177,6 +194,8 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
     } else if (t->segments == std::vector<std::string>{"v1", "files"}) {
         res = is_get ? json_response(req, http::status::ok, files_json(id_, folder_->offered()))
                      : not_allowed();
+    } else if (t->segments == std::vector<std::string>{"metrics"}) {
+        res = is_get ? metrics_response(req) : not_allowed();
     } else if (t->segments == std::vector<std::string>{"v1", "health"}) {
         if (is_get) {
             const auto s = status_();
@@ -197,6 +216,68 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
     }
     const bool ok = co_await conn.write(res);
     co_return ok&& res.keep_alive();
+}
+
+response file_server::metrics_response(const request& req) const {
+    const auto& x = *metrics_;
+    const auto s = status_();
+    std::string body;
+    body.reserve(4096);
+    metrics_text m(body);
+    const auto one = [&m](std::string_view name, std::string_view type, std::string_view help,
+                          auto value) {
+        m.family(name, type, help);
+        m.sample(name, "", value);
+    };
+    one("p2pshare_peer_sent_bytes_total", "counter",
+        "Bytes of file answers sent to other peers (headers and bodies), added as each ends.",
+        x.sent_bytes.value());
+    one("p2pshare_peer_received_bytes_total", "counter",
+        "Piece bytes received from other peers, added as each download ends.",
+        x.received_bytes.value());
+    one("p2pshare_peer_uploads_total", "counter", "File answers (GET or HEAD of a shared file).",
+        x.uploads.value());
+    one("p2pshare_peer_uploads_in_flight", "gauge", "File answers being sent.",
+        x.uploads_in_flight.value());
+    one("p2pshare_peer_downloads_in_flight", "gauge", "Downloads running.",
+        x.downloads_in_flight.value());
+    m.family("p2pshare_peer_downloads_total", "counter", "Downloads ended, by outcome.");
+    m.sample("p2pshare_peer_downloads_total", label("outcome", "ok"), x.downloads_ok.value());
+    m.sample("p2pshare_peer_downloads_total", label("outcome", "failed"),
+             x.downloads_failed.value());
+    one("p2pshare_peer_pieces_verified_total", "counter",
+        "Pieces received that hashed right (added as each download ends).",
+        x.pieces_verified.value());
+    one("p2pshare_peer_pieces_failed_total", "counter",
+        "Pieces received that failed their hash (added as each download ends).",
+        x.pieces_failed.value());
+    one("p2pshare_peer_sources_banned_total", "counter",
+        "Sources banned for a file: a bad piece, or piece hashes that do not make the root.",
+        x.sources_banned.value());
+    one("p2pshare_peer_shared_files", "gauge", "Files offered to the network.",
+        static_cast<std::uint64_t>(folder_->offered().size()));
+    one("p2pshare_peer_hashing_backlog", "gauge",
+        "Files waiting to be hashed before they are offered.",
+        static_cast<std::uint64_t>(folder_->backlog()));
+    one("p2pshare_peer_registered", "gauge", "1 while the peer holds a lease at an index server.",
+        std::uint64_t{s.registered ? 1u : 0u});
+    one("p2pshare_peer_index_renewals_total", "counter", "Lease renewals the index accepted.",
+        x.renewals.value());
+    one("p2pshare_peer_index_failures_total", "counter",
+        "Calls to the index server that failed (registration, renewal, file list).",
+        x.index_failures.value());
+    one("p2pshare_peer_connections_open", "gauge", "Connections to this peer's file server.",
+        x.connections.open.value());
+    one("p2pshare_peer_connections_refused_total", "counter",
+        "Connections refused at the connection limit.", x.connections.refused.value());
+    one("p2pshare_peer_source_connections_idle", "gauge",
+        "Keep-alive connections to sources, kept for the next downloads.",
+        static_cast<std::uint64_t>(s.idle_connections));
+    response res{http::status::ok, req.version(), req.keep_alive()};
+    res.content_type(metrics_content_type);
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(body);
+    return res;
 }
 
 asio::awaitable<api_result<file_server::opened_file>> file_server::open_shared(

@@ -1,6 +1,6 @@
 // The peer's file server: GET/HEAD of the shared files with byte ranges, a strong ETag (the
-// SHA-256) and If-Match, their piece hashes, its listing and health (docs/protocol.md §7 and
-// §10), over detail::http_server. Bodies go
+// SHA-256) and If-Match, their piece hashes, its listing, health and metrics (docs/protocol.md
+// §7 and §10), over detail::http_server. Bodies go
 // out with sendfile(2) from the page cache; a part of a file that is not in the page cache is
 // read on the blocking executor, so a slow disk never stalls the peer's other work.
 #pragma once
@@ -31,7 +31,7 @@ public:
     file_server(boost::asio::any_io_executor executor, boost::asio::any_io_executor blocking,
                 std::shared_ptr<shared_folder> folder, std::uint32_t id, ServerLimits limits,
                 std::function<health()> status, std::string log_name,
-                std::uint64_t max_upload_rate = 0);
+                std::uint64_t max_upload_rate = 0, std::shared_ptr<peer_metrics> metrics = {});
 
     boost::system::error_code listen(const std::string& host, std::uint16_t port);
     std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
@@ -56,6 +56,8 @@ private:
                                             const std::string& name);
     boost::asio::awaitable<bool> serve_pieces(request& req, connection& conn,
                                               const std::string& name);
+    /// GET /metrics: the peer's counters in the Prometheus text format.
+    response metrics_response(const request& req) const;
 
     boost::asio::any_io_executor executor_;
     boost::asio::any_io_executor blocking_;
@@ -65,6 +67,7 @@ private:
     ServerLimits limits_;
     std::function<health()> status_;
     std::string log_name_;
+    std::shared_ptr<peer_metrics> metrics_; ///< always set (its own when none was given)
     std::shared_ptr<http_server> server_;
 };
 

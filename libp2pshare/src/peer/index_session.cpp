@@ -267,6 +267,7 @@ asio::awaitable<bool> index_session::carry_out(lease_schedule::step what) {
         case step::renew: {
             auto ttl = co_await client_.async_renew(settings_.id, token_);
             if (ttl) schedule_.renewed(*ttl, lease_schedule::clock::now());
+            if (ttl && settings_.metrics) settings_.metrics->renewals.add();
             ok = static_cast<bool>(ttl);
             if (!ttl) error = ttl.error();
             break;
@@ -280,6 +281,7 @@ asio::awaitable<bool> index_session::carry_out(lease_schedule::step what) {
         wake_.cancel();
     }
     if (ok || stopping_) co_return ok;
+    if (settings_.metrics) settings_.metrics->index_failures.add();
     last_error_ = error;
     // A call cancelled by its caller (a sync given up) is no failure of the index: the step
     // stays due, and the loop carries it out.

@@ -6,6 +6,8 @@
 // folder's state as it is at that moment, without touching the disk.
 #pragma once
 
+#include "metrics.hpp"
+
 #include "../async_mutex.hpp"
 #include "index_client.hpp"
 
@@ -113,6 +115,8 @@ public:
         std::string log_name;
         /// Whether the peer is registered now; read from any thread (PeerNode::registered).
         std::shared_ptr<std::atomic<bool>> registered = std::make_shared<std::atomic<bool>>(false);
+        /// Counts renewals and failed calls (none: not counted).
+        std::shared_ptr<peer_metrics> metrics;
     };
 
     /// `executor` must be serial. `indexes`: the index servers, in order of preference (at
