@@ -52,6 +52,10 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 /// on the network thread: cheaper than a hop to the blocking executor and back.
 constexpr std::uint64_t max_inline_store = 64 * 1024;
 
+/// Pieces up to this size are hashed and written by one job of the blocking executor; larger
+/// ones by two, so that the next piece is hashed while this one is written.
+constexpr std::uint64_t max_one_job_store = 256 * 1024;
+
 /// Pieces up to this size are held in memory until verified (two or more per source in use:
 /// some are checked and written while the next arrives).
 constexpr std::uint64_t max_piece_in_memory = 32 << 20;
@@ -362,6 +366,11 @@ void start_store(std::shared_ptr<download_state> d, source_ctx& s, held_piece& h
         r.right =
             sha256_digest(h.data.get(), static_cast<std::size_t>(sp.length)) == d->hashes[h.piece];
         if (!r.right) return end_store(d, s, h, r);
+        if (sp.length <= max_one_job_store) {
+            // Small: one hop less is worth more than the overlap.
+            write_all(d->fd, h.data.get(), static_cast<std::size_t>(sp.length), sp.offset, r.error);
+            return end_store(d, s, h, r);
+        }
         asio::post(d->blocking, [d, &s, &h, sp, r]() mutable {
             write_all(d->fd, h.data.get(), static_cast<std::size_t>(sp.length), sp.offset, r.error);
             end_store(d, s, h, r);

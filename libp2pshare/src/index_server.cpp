@@ -50,9 +50,9 @@ struct IndexServer::impl {
     asio::awaitable<response> do_lookup(const request& req, std::string buffer);
     asio::awaitable<response> do_health(const request& req);
     asio::awaitable<response> do_metrics(const request& req);
-    /// Sends `res` and counts it under `e`, from `start`.
-    asio::awaitable<bool> answer(connection& conn, const response& res, index_endpoint e,
-                                 std::chrono::steady_clock::time_point start);
+    /// Counts `res`, just sent, under `e`, from `start`. (Not a coroutine: no frame to make.)
+    void counted(const response& res, index_endpoint e,
+                 std::chrono::steady_clock::time_point start) noexcept;
 
     /// A lookup_results for one lookup: a kept one, or a new one.
     std::unique_ptr<lookup_results> take_results() {
@@ -353,14 +353,11 @@ asio::awaitable<response> IndexServer::impl::do_metrics(const request& req) {
     co_return res;
 }
 
-asio::awaitable<bool> IndexServer::impl::answer(connection& conn, const response& res,
-                                                index_endpoint e,
-                                                std::chrono::steady_clock::time_point start) {
-    const bool written = co_await conn.write(res);
+void IndexServer::impl::counted(const response& res, index_endpoint e,
+                                std::chrono::steady_clock::time_point start) noexcept {
     const auto status = res.result_int();
     metrics->count(e, status, std::chrono::steady_clock::now() - start);
     if (status == 503) metrics->store_errors.add();
-    co_return written&& res.keep_alive();
 }
 
 asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
@@ -369,15 +366,17 @@ asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
     if (req.target() == "/v1/lookup" && req.method() == http::verb::post) {
         // The most frequent request, routed without splitting its target.
         auto res = co_await do_lookup(req, std::move(conn.spare()));
-        const bool kept = co_await answer(conn, res, index_endpoint::lookup, start);
+        const bool written = co_await conn.write(res);
+        counted(res, index_endpoint::lookup, start);
         conn.spare() = std::move(res.body());
-        co_return kept;
+        co_return written&& res.keep_alive();
     }
     const auto parsed = parse_target(req.target());
     if (!parsed) {
         auto res = error_response(req, errc::bad_request, "malformed request target");
         res.keep_alive(false);
-        co_await answer(conn, res, index_endpoint::other, start);
+        co_await conn.write(res);
+        counted(res, index_endpoint::other, start);
         co_return false;
     }
     const auto& t = *parsed;
@@ -456,7 +455,9 @@ asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
     } else {
         res = error_response(req, errc::not_found, "no such path: " + std::string(req.target()));
     }
-    co_return co_await answer(conn, res, endpoint, start);
+    const bool written = co_await conn.write(res);
+    counted(res, endpoint, start);
+    co_return written&& res.keep_alive();
 }
 
 IndexServer::IndexServer(asio::any_io_executor executor, IndexServerOptions options)
