@@ -9,6 +9,7 @@
 #include "protocol.hpp"
 #include "query.hpp"
 #include "run_on.hpp"
+#include "status_pages.hpp"
 #include "support.hpp"
 #include "words.hpp"
 
@@ -276,6 +277,11 @@ asio::awaitable<response> IndexServer::impl::do_health(const request& req) {
     body["names"] = counts->names;
     body["files"] = counts->files;
     body["lease_ttl_ms"] = store->ttl().count();
+    body["store"] = options.store == "memory" ? "memory" : "redis";
+    std::uint64_t lookups = 0;
+    for (const auto& c : metrics->requests[static_cast<std::size_t>(index_endpoint::lookup)])
+        lookups += c.value();
+    body["lookups"] = lookups;
     // What a client needs to size its requests (docs/protocol.md §6.7).
     const auto& index = options.index;
     const auto& server_limits = options.limits;
@@ -388,7 +394,17 @@ asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
     };
     response res;
     auto endpoint = index_endpoint::other;
-    if (is({"metrics"})) {
+    if (is({""})) {
+        endpoint = index_endpoint::status;
+        if (is_get) {
+            res = response{http::status::ok, req.version(), req.keep_alive()};
+            res.content_type(html_content_type);
+            res.set(http::field::cache_control, "no-store");
+            res.body().assign(index_status_page());
+        } else {
+            res = wrong_method(req, "GET, HEAD");
+        }
+    } else if (is({"metrics"})) {
         endpoint = index_endpoint::metrics;
         if (is_get) {
             res = co_await do_metrics(req);

@@ -202,9 +202,12 @@ asio::awaitable<Error> PeerNode::impl::start() {
         ex, blocking, folder, options.id, options.limits,
         [weak]() -> file_server::health {
             auto self = weak.lock();
-            if (!self) return {false, true, 0};
-            return {self->session && self->session->registered(), self->stopping->load(),
-                    self->fetcher ? self->fetcher->idle_connections() : 0};
+            if (!self) return {false, true, 0, {}, {}};
+            auto* const lease = self->session.get();
+            return {lease != nullptr && lease->registered(), self->stopping->load(),
+                    self->fetcher ? self->fetcher->idle_connections() : 0,
+                    lease != nullptr ? to_string(lease->client().address()) : std::string(),
+                    lease != nullptr ? lease->ttl() : std::chrono::milliseconds(0)};
         },
         name, options.max_upload_rate, metrics);
     if (auto ec = server->listen(options.host, options.port)) {

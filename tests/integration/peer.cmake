@@ -15,6 +15,7 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     integration/peer_pieces_test.cpp
     integration/peer_failover_test.cpp
     integration/peer_metrics_test.cpp
+    integration/peer_status_page_test.cpp
   SUITES
     peer_network
     peer_folder
@@ -30,8 +31,11 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     peer_failover_redis
     peer_metrics
     peer_prometheus
+    peer_status_pages
 )
 # Needs redis-server (make deps), as the index's Redis suites (index.cmake).
 set_tests_properties(peer_tests.peer_failover_redis PROPERTIES LABELS "integration;redis")
 # Needs prometheus (make deps): a real Prometheus server scrapes the index and the peers.
 set_tests_properties(peer_tests.peer_prometheus PROPERTIES LABELS "integration;prometheus")
+# Needs chromium (make deps): headless Chromium renders the status pages.
+set_tests_properties(peer_tests.peer_status_pages PROPERTIES LABELS "integration;browser")

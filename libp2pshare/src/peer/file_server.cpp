@@ -2,6 +2,7 @@
 
 #include "../blocking.hpp"
 #include "../query.hpp"
+#include "../status_pages.hpp"
 
 #include <p2pshare/names.hpp>
 
@@ -194,6 +195,15 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
     } else if (t->segments == std::vector<std::string>{"v1", "files"}) {
         res = is_get ? json_response(req, http::status::ok, files_json(id_, folder_->offered()))
                      : not_allowed();
+    } else if (t->segments == std::vector<std::string>{""}) {
+        if (is_get) {
+            res = response{http::status::ok, req.version(), req.keep_alive()};
+            res.content_type(html_content_type);
+            res.set(http::field::cache_control, "no-store");
+            res.body().assign(peer_status_page());
+        } else {
+            res = not_allowed();
+        }
     } else if (t->segments == std::vector<std::string>{"metrics"}) {
         res = is_get ? metrics_response(req) : not_allowed();
     } else if (t->segments == std::vector<std::string>{"v1", "health"}) {
@@ -207,6 +217,12 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
             o["hashed_bytes"] = folder_->hashed_bytes();
             o["registered"] = s.registered;
             o["idle_connections"] = s.idle_connections;
+            o["index"] = s.index;
+            o["lease_ttl_ms"] = s.lease_ttl.count();
+            o["uploads"] = metrics_->uploads_in_flight.value();
+            o["downloads"] = metrics_->downloads_in_flight.value();
+            o["sent_bytes"] = metrics_->sent_bytes.value();
+            o["received_bytes"] = metrics_->received_bytes.value();
             res = json_response(req, http::status::ok, boost::json::serialize(o));
         } else {
             res = not_allowed();

@@ -13,6 +13,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,6 +26,8 @@ public:
         bool registered = false;
         bool stopping = false;
         std::size_t idle_connections = 0; ///< the downloads' keep-alive connections to sources
+        std::string index;                ///< the index server in use, "host:port"
+        std::chrono::milliseconds lease_ttl{0};
     };
 
     /// `executor` must be serial (the peer's). `status` is asked for /v1/health.

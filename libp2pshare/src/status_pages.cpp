@@ -1,0 +1,164 @@
+#include "status_pages.hpp"
+
+namespace p2pshare::detail {
+
+namespace {
+
+// Figures are written with textContent only: nothing the server says is parsed as HTML.
+constexpr std::string_view index_page = R"html(<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>p2pshare index</title>
+<style>
+  body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem; color: #1d2330; background: #f6f7f9; }
+  h1 { font-size: 1.3rem; margin: 0 0 .2rem; }
+  #state { font-size: .85rem; color: #667; margin-bottom: 1.2rem; }
+  body[data-state="down"] #state { color: #b00020; font-weight: 600; }
+  .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: .8rem; }
+  .card { background: #fff; border-radius: 8px; padding: .8rem 1rem; box-shadow: 0 1px 3px #0002; }
+  .card b { display: block; font-size: 1.6rem; font-variant-numeric: tabular-nums; }
+  .card span { font-size: .8rem; color: #667; text-transform: uppercase; letter-spacing: .04em; }
+</style>
+</head>
+<body data-state="loading">
+<h1>p2pshare index server</h1>
+<div id="state">loading…</div>
+<div class="grid">
+  <div class="card"><b id="peers">–</b><span>live peers</span></div>
+  <div class="card"><b id="files">–</b><span>files shared</span></div>
+  <div class="card"><b id="names">–</b><span>distinct names</span></div>
+  <div class="card"><b id="rate">–</b><span>lookups / s</span></div>
+  <div class="card"><b id="lookups">–</b><span>lookups answered</span></div>
+  <div class="card"><b id="ttl">–</b><span>lease TTL</span></div>
+  <div class="card"><b id="store">–</b><span>store</span></div>
+</div>
+<script>
+"use strict";
+const set = (id, v) => { document.getElementById(id).textContent = String(v); };
+let last = null;
+async function tick() {
+  try {
+    const r = await fetch("/v1/health", { cache: "no-store" });
+    if (!r.ok) throw new Error("HTTP " + r.status);
+    const h = await r.json();
+    set("peers", h.peers);
+    set("files", h.files);
+    set("names", h.names);
+    set("lookups", h.lookups);
+    set("ttl", (h.lease_ttl_ms / 1000) + " s");
+    set("store", h.store);
+    const now = performance.now();
+    if (last !== null && now > last.t) {
+      set("rate", ((h.lookups - last.n) * 1000 / (now - last.t)).toFixed(1));
+    }
+    last = { n: h.lookups, t: now };
+    document.body.dataset.state = "live";
+    set("state", "live, updated " + new Date().toLocaleTimeString());
+  } catch (e) {
+    document.body.dataset.state = "down";
+    set("state", "the index server does not answer (" + e.message + ")");
+  }
+}
+tick();
+setInterval(tick, 1000);
+</script>
+</body>
+</html>
+)html";
+
+constexpr std::string_view peer_page = R"html(<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>p2pshare peer</title>
+<style>
+  body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem; color: #1d2330; background: #f6f7f9; }
+  h1 { font-size: 1.3rem; margin: 0 0 .2rem; }
+  h2 { font-size: 1rem; margin: 1.4rem 0 .5rem; }
+  #state { font-size: .85rem; color: #667; margin-bottom: 1.2rem; }
+  body[data-state="down"] #state { color: #b00020; font-weight: 600; }
+  .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: .8rem; }
+  .card { background: #fff; border-radius: 8px; padding: .8rem 1rem; box-shadow: 0 1px 3px #0002; }
+  .card b { display: block; font-size: 1.4rem; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
+  .card span { font-size: .8rem; color: #667; text-transform: uppercase; letter-spacing: .04em; }
+  table { border-collapse: collapse; background: #fff; box-shadow: 0 1px 3px #0002; border-radius: 8px; }
+  td, th { padding: .35rem .9rem; text-align: left; }
+  td.size { text-align: right; font-variant-numeric: tabular-nums; }
+  tr + tr td { border-top: 1px solid #eee; }
+</style>
+</head>
+<body data-state="loading">
+<h1>p2pshare peer <span id="id">–</span></h1>
+<div id="state">loading…</div>
+<div class="grid">
+  <div class="card"><b id="files">–</b><span>files shared</span></div>
+  <div class="card"><b id="hashing">–</b><span>waiting to be hashed</span></div>
+  <div class="card"><b id="uploads">–</b><span>uploads in flight</span></div>
+  <div class="card"><b id="downloads">–</b><span>downloads in flight</span></div>
+  <div class="card"><b id="sent">–</b><span>sent</span></div>
+  <div class="card"><b id="received">–</b><span>received</span></div>
+  <div class="card"><b id="index">–</b><span>index server</span></div>
+  <div class="card"><b id="lease">–</b><span>lease</span></div>
+</div>
+<h2>Shared files</h2>
+<table><tbody id="list"></tbody></table>
+<script>
+"use strict";
+const set = (id, v) => { document.getElementById(id).textContent = String(v); };
+const bytes = n => {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; ++i; }
+  return (i === 0 ? n : n.toFixed(1)) + " " + u[i];
+};
+async function tick() {
+  try {
+    const [hr, fr] = await Promise.all([fetch("/v1/health", { cache: "no-store" }),
+                                        fetch("/v1/files", { cache: "no-store" })]);
+    if (!hr.ok || !fr.ok) throw new Error("HTTP " + (hr.ok ? fr.status : hr.status));
+    const h = await hr.json();
+    const f = await fr.json();
+    set("id", h.id);
+    set("files", h.files);
+    set("hashing", h.hashing);
+    set("uploads", h.uploads);
+    set("downloads", h.downloads);
+    set("sent", bytes(h.sent_bytes));
+    set("received", bytes(h.received_bytes));
+    set("index", h.index || "none");
+    set("lease", h.registered ? "held, TTL " + (h.lease_ttl_ms / 1000) + " s" : "not registered");
+    const rows = f.files.map(x => {
+      const tr = document.createElement("tr");
+      const name = document.createElement("td");
+      name.textContent = x.name;
+      const size = document.createElement("td");
+      size.className = "size";
+      size.textContent = bytes(x.size);
+      tr.append(name, size);
+      return tr;
+    });
+    document.getElementById("list").replaceChildren(...rows);
+    document.body.dataset.state = h.status === "ok" ? "live" : h.status;
+    set("state", h.status + ", updated " + new Date().toLocaleTimeString());
+  } catch (e) {
+    document.body.dataset.state = "down";
+    set("state", "the peer does not answer (" + e.message + ")");
+  }
+}
+tick();
+setInterval(tick, 1000);
+</script>
+</body>
+</html>
+)html";
+
+} // namespace
+
+std::string_view index_status_page() noexcept { return index_page; }
+
+std::string_view peer_status_page() noexcept { return peer_page; }
+
+} // namespace p2pshare::detail
