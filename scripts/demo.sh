@@ -2,12 +2,14 @@
 # make demo: an index server and peers on this machine, in a temporary folder. Peers 2 and 3
 # share generated files; peer 1 lists the network, downloads small files and a 64 MiB file from
 # them, deletes one; peers 4, 5 and 6 share one 128 MiB file that peer 7 fetches from the three at
-# once, printing what each sent; everything is shut down cleanly. Exits 0 only if every step
-# worked.
+# once, printing what each sent; a screenshot of the index's and peer 4's status pages goes to
+# demo-output/ (headless Chromium, when installed); everything is shut down cleanly. Exits 0 only
+# if every step worked.
 set -euo pipefail
 
 build=${1:-build/release}
 apps=$(cd "$build/apps" && pwd)
+out=$(mkdir -p demo-output && cd demo-output && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-demo.XXXXXX")
 pids=()
 
@@ -85,6 +87,22 @@ say "peer 7: download it from the three at once (pieces of 1 MiB, each verified 
 "$apps/peer" --id 7 get --no-progress --sources 3 "$big"
 cmp -s "p4/$big" "p7/$big" || { echo "demo: p7/$big differs from p4/$big" >&2; exit 1; }
 echo "p7/$big is identical to the sources'"
+
+if command -v chromium >/dev/null; then
+  say "status pages: screenshots of the index's and peer 4's, in $out"
+  index_port=$(sed -n 's/^port=//p' config/server.config)
+  p4_port=$(sed -n 's/^port=//p' p4.config)
+  shot() { # URL FILE
+    chromium --headless --no-sandbox --disable-gpu --no-first-run --hide-scrollbars \
+      --user-data-dir="$work/chromium" --window-size=1000,560 --virtual-time-budget=2500 \
+      --screenshot="$2" "$1" >/dev/null 2>&1
+  }
+  shot "http://127.0.0.1:$index_port/" "$out/index-status.png"
+  shot "http://127.0.0.1:$p4_port/" "$out/peer-status.png"
+  ls -l "$out"/*.png | awk '{ print $5, $9 }'
+else
+  say "status pages: no screenshots (chromium is not installed: make deps)"
+fi
 
 say "quitting the peers and the index server (SIGTERM: unregister, drain, exit)"
 kill -TERM "$p2_pid" "$p3_pid" "${swarm[@]}"
