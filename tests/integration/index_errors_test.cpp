@@ -287,14 +287,24 @@ BOOST_AUTO_TEST_CASE(id_taken) {
 
 BOOST_AUTO_TEST_CASE(wrong_method) {
     const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
-        {"POST", "/v1/health", "GET"},          {"DELETE", "/v1/health", "GET"},
-        {"POST", "/v1/files", "GET"},           {"PUT", "/v1/files", "GET"},
-        {"GET", "/v1/lookup", "POST"},          {"PUT", "/v1/lookup", "POST"},
-        {"GET", "/v1/peers", "POST"},           {"DELETE", "/v1/peers", "POST"},
-        {"GET", "/v1/peers/1", "DELETE"},       {"PUT", "/v1/peers/1", "DELETE"},
-        {"GET", "/v1/peers/1/lease", "PUT"},    {"POST", "/v1/peers/1/lease", "PUT"},
-        {"DELETE", "/v1/peers/1/lease", "PUT"}, {"GET", "/v1/peers/1/files", "PUT"},
+        {"POST", "/v1/health", "GET"},
+        {"DELETE", "/v1/health", "GET"},
+        {"POST", "/v1/files", "GET"},
+        {"PUT", "/v1/files", "GET"},
+        {"GET", "/v1/lookup", "POST"},
+        {"PUT", "/v1/lookup", "POST"},
+        {"GET", "/v1/peers", "POST"},
+        {"DELETE", "/v1/peers", "POST"},
+        {"GET", "/v1/peers/1", "DELETE"},
+        {"PUT", "/v1/peers/1", "DELETE"},
+        {"GET", "/v1/peers/1/lease", "PUT"},
+        {"POST", "/v1/peers/1/lease", "PUT"},
+        {"DELETE", "/v1/peers/1/lease", "PUT"},
+        {"GET", "/v1/peers/1/files", "PUT"},
         {"POST", "/v1/peers/1/files", "PUT"},
+        // The status page and the counters (protocol.md §6.9, §6.10).
+        {"PUT", "/", "GET"},
+        {"POST", "/metrics", "GET"},
     };
     for (const auto& [method, target, allow] : cases) {
         BOOST_TEST_CONTEXT(method << " " << target) {
@@ -316,8 +326,9 @@ BOOST_AUTO_TEST_CASE(wrong_method) {
 }
 
 BOOST_AUTO_TEST_CASE(unknown_path) {
-    for (const auto* target : {"/", "/v1", "/v2/health", "/v1/health/x", "/v1/peers/1/other",
-                               "/v1/peers/1/lease/x", "/v1/files/a.txt", "/health", "/V1/health"}) {
+    for (const auto* target :
+         {"/v1", "/v2/health", "/v1/health/x", "/v1/peers/1/other", "/v1/peers/1/lease/x",
+          "/v1/files/a.txt", "/health", "/V1/health", "/metrics/x", "//"}) {
         expect_error("GET", target, "", 404, "not_found");
         expect_error("PUT", target, "", 404, "not_found", test::bearer(token1));
     }
