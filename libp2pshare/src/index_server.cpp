@@ -397,10 +397,7 @@ asio::awaitable<bool> IndexServer::impl::handle(request& req, connection& conn,
     if (is({""})) {
         endpoint = index_endpoint::status;
         if (is_get) {
-            res = response{http::status::ok, req.version(), req.keep_alive()};
-            res.content_type(html_content_type);
-            res.set(http::field::cache_control, "no-store");
-            res.body().assign(index_status_page());
+            res = page_response(req, index_status_page());
         } else {
             res = wrong_method(req, "GET, HEAD");
         }

@@ -1,8 +1,21 @@
 #include "status_pages.hpp"
 
+#include <string>
+
 namespace p2pshare::detail {
 
 namespace {
+
+/// The style both pages share, put in place of their /*common*/.
+constexpr std::string_view common_style =
+    R"css(  body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem; color: #1d2330; background: #f6f7f9; }
+  h1 { font-size: 1.3rem; margin: 0 0 .2rem; }
+  #state { font-size: .85rem; color: #667; margin-bottom: 1.2rem; }
+  body[data-state="down"] #state { color: #b00020; font-weight: 600; }
+  .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: .8rem; }
+  .card { background: #fff; border-radius: 8px; padding: .8rem 1rem; box-shadow: 0 1px 3px #0002; }
+  .card span { font-size: .8rem; color: #667; text-transform: uppercase; letter-spacing: .04em; }
+)css";
 
 // Figures are written with textContent only: nothing the server says is parsed as HTML.
 constexpr std::string_view index_page = R"html(<!DOCTYPE html>
@@ -12,14 +25,8 @@ constexpr std::string_view index_page = R"html(<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>p2pshare index</title>
 <style>
-  body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem; color: #1d2330; background: #f6f7f9; }
-  h1 { font-size: 1.3rem; margin: 0 0 .2rem; }
-  #state { font-size: .85rem; color: #667; margin-bottom: 1.2rem; }
-  body[data-state="down"] #state { color: #b00020; font-weight: 600; }
-  .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: .8rem; }
-  .card { background: #fff; border-radius: 8px; padding: .8rem 1rem; box-shadow: 0 1px 3px #0002; }
+/*common*/
   .card b { display: block; font-size: 1.6rem; font-variant-numeric: tabular-nums; }
-  .card span { font-size: .8rem; color: #667; text-transform: uppercase; letter-spacing: .04em; }
 </style>
 </head>
 <body data-state="loading">
@@ -75,15 +82,9 @@ constexpr std::string_view peer_page = R"html(<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>p2pshare peer</title>
 <style>
-  body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem; color: #1d2330; background: #f6f7f9; }
-  h1 { font-size: 1.3rem; margin: 0 0 .2rem; }
+/*common*/
   h2 { font-size: 1rem; margin: 1.4rem 0 .5rem; }
-  #state { font-size: .85rem; color: #667; margin-bottom: 1.2rem; }
-  body[data-state="down"] #state { color: #b00020; font-weight: 600; }
-  .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: .8rem; }
-  .card { background: #fff; border-radius: 8px; padding: .8rem 1rem; box-shadow: 0 1px 3px #0002; }
   .card b { display: block; font-size: 1.4rem; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
-  .card span { font-size: .8rem; color: #667; text-transform: uppercase; letter-spacing: .04em; }
   table { border-collapse: collapse; background: #fff; box-shadow: 0 1px 3px #0002; border-radius: 8px; }
   td, th { padding: .35rem .9rem; text-align: left; }
   td.size { text-align: right; font-variant-numeric: tabular-nums; }
@@ -155,10 +156,31 @@ setInterval(tick, 1000);
 </html>
 )html";
 
+std::string with_common_style(std::string_view page) {
+    std::string out(page);
+    constexpr std::string_view mark = "/*common*/\n";
+    out.replace(out.find(mark), mark.size(), common_style);
+    return out;
+}
+
 } // namespace
 
-std::string_view index_status_page() noexcept { return index_page; }
+std::string_view index_status_page() {
+    static const std::string page = with_common_style(index_page);
+    return page;
+}
 
-std::string_view peer_status_page() noexcept { return peer_page; }
+std::string_view peer_status_page() {
+    static const std::string page = with_common_style(peer_page);
+    return page;
+}
+
+response page_response(const request& req, std::string_view page) {
+    response res{http::status::ok, req.version(), req.keep_alive()};
+    res.content_type(html_content_type);
+    res.set(http::field::cache_control, "no-store");
+    res.body().assign(page);
+    return res;
+}
 
 } // namespace p2pshare::detail

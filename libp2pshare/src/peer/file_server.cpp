@@ -197,10 +197,7 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
                      : not_allowed();
     } else if (t->segments == std::vector<std::string>{""}) {
         if (is_get) {
-            res = response{http::status::ok, req.version(), req.keep_alive()};
-            res.content_type(html_content_type);
-            res.set(http::field::cache_control, "no-store");
-            res.body().assign(peer_status_page());
+            res = page_response(req, peer_status_page());
         } else {
             res = not_allowed();
         }
