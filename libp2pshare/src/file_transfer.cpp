@@ -297,13 +297,9 @@ void settle(download_state& d, source_ctx& s, std::size_t piece, std::uint64_t l
         d.fail(errc::io_error, "cannot write the file: " + errno_text(r.error));
         return;
     }
-    if (s.report.banned) {
-        // A piece of a run whose source was banned meanwhile (by an earlier piece): not used.
-        d.picker.release(s.id, piece);
-        d.notify();
-        return;
-    }
     if (r.right) {
+        // (Also a piece of a run whose source was banned meanwhile, by an earlier piece: its
+        // bytes hashed right, so they are the file's.)
         if (d.picker.has(piece)) {
             d.picker.release(s.id, piece); // an end-game copy that lost the race
             return;
@@ -319,15 +315,14 @@ void settle(download_state& d, source_ctx& s, std::size_t piece, std::uint64_t l
     }
     d.picker.release(s.id, piece);
     d.notify();
+    if (s.report.banned) return; // a later piece of a run whose source is banned already
     ++d.refetched;
     ++s.report.bad_pieces;
-    if (!s.report.banned) {
-        s.report.banned = true;
-        s.report.failure = "piece " + std::to_string(piece) + " failed its hash";
-        s.code = errc::hash_mismatch;
-        log().warn("{}: {} (peer {}) sent a bad piece {}: banned for this file", d.name, s.key,
-                   s.src.peer, piece);
-    }
+    s.report.banned = true;
+    s.report.failure = "piece " + std::to_string(piece) + " failed its hash";
+    s.code = errc::hash_mismatch;
+    log().warn("{}: {} (peer {}) sent a bad piece {}: banned for this file", d.name, s.key,
+               s.src.peer, piece);
     if (s.fetching) {
         s.stop = true;
         if (s.stream) s.stream->cancel();

@@ -239,7 +239,7 @@ void check_bad_source_is_left_for_a_good_one(test::network& net, bad_source::beh
     BOOST_TEST(!g->banned);
     BOOST_TEST(g->bad_pieces == 0u);
     // Both sources were asked for pieces at once, so the bad one got a run of them. A corrupt
-    // one's first piece fails and bans it (the rest of its run is not used); a broken answer
+    // one's first piece fails and bans it (the rest of its run is never right); a broken answer
     // drops it after the whole pieces it sent, if any, which are verified like any other; a
     // piece overtaken by the good source's end-game copy is dropped. The file is right either
     // way (above), and every byte of it is counted once.
