@@ -357,17 +357,17 @@ void start_store(std::shared_ptr<download_state> d, source_ctx& s, held_piece& h
     h.busy = true;
     asio::post(d->blocking, [d, &s, &h] {
         const auto sp = d->span(h.piece);
-        store_result r;
-        r.right =
-            sha256_digest(h.data.get(), static_cast<std::size_t>(sp.length)) == d->hashes[h.piece];
-        if (!r.right) return end_store(d, s, h, r);
+        const auto n = static_cast<std::size_t>(sp.length);
         if (sp.length <= max_one_job_store) {
             // Small: one hop less is worth more than the overlap.
-            write_all(d->fd, h.data.get(), static_cast<std::size_t>(sp.length), sp.offset, r.error);
-            return end_store(d, s, h, r);
+            return end_store(d, s, h,
+                             store_piece(d->fd, h.data.get(), n, sp.offset, d->hashes[h.piece]));
         }
-        asio::post(d->blocking, [d, &s, &h, sp, r]() mutable {
-            write_all(d->fd, h.data.get(), static_cast<std::size_t>(sp.length), sp.offset, r.error);
+        store_result r;
+        r.right = sha256_digest(h.data.get(), n) == d->hashes[h.piece];
+        if (!r.right) return end_store(d, s, h, r);
+        asio::post(d->blocking, [d, &s, &h, n, at = sp.offset, r]() mutable {
+            write_all(d->fd, h.data.get(), n, at, r.error);
             end_store(d, s, h, r);
         });
     });

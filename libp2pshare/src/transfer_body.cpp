@@ -224,27 +224,6 @@ asio::awaitable<piece_outcome> request_range(beast::tcp_stream& stream, beast::f
     co_return out;
 }
 
-namespace {
-
-/// The outcome of a body that ended early: `read_error` set, or `stop`.
-piece_outcome broken_off(piece_outcome out, const boost::system::error_code& read_error, bool stop,
-                         std::uint64_t received, std::uint64_t length) {
-    out.received = received;
-    out.keep_alive = false;
-    if (stop || aborted(read_error)) {
-        out.status = piece_status::interrupted;
-        out.message = "interrupted";
-        return out;
-    }
-    out.status =
-        read_error == beast::error::timeout ? piece_status::stalled : piece_status::truncated;
-    out.message = "the transfer stopped after " + std::to_string(received) + " of " +
-                  std::to_string(length) + " bytes: " + read_error.message();
-    return out;
-}
-
-} // namespace
-
 store_result store_piece(int fd, const char* data, std::size_t length, std::uint64_t offset,
                          const digest& expected) {
     store_result r;
@@ -283,7 +262,18 @@ asio::awaitable<std::tuple<boost::system::error_code, std::uint64_t>> receive_bo
 
 piece_outcome body_broken_off(piece_outcome out, const boost::system::error_code& read_error,
                               bool stop, std::uint64_t received, std::uint64_t length) {
-    return broken_off(std::move(out), read_error, stop, received, length);
+    out.received = received;
+    out.keep_alive = false;
+    if (stop || aborted(read_error)) {
+        out.status = piece_status::interrupted;
+        out.message = "interrupted";
+        return out;
+    }
+    out.status =
+        read_error == beast::error::timeout ? piece_status::stalled : piece_status::truncated;
+    out.message = "the transfer stopped after " + std::to_string(received) + " of " +
+                  std::to_string(length) + " bytes: " + read_error.message();
+    return out;
 }
 
 asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
@@ -338,7 +328,7 @@ asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::fla
         co_return out;
     }
     if (received < request.length || stop) {
-        co_return broken_off(std::move(out), read_error, stop, received, request.length);
+        co_return body_broken_off(std::move(out), read_error, stop, received, request.length);
     }
     out.received = received;
     digest got;
