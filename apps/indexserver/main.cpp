@@ -72,6 +72,10 @@ int main(int argc, char** argv) {
          "lowest port a peer may advertise (1024 keeps system ports out)")
         ("strict-hosts", po::bool_switch(&options.index.host_must_match_source),
          "a peer may only advertise the address it connects from")
+        ("tls-cert", po::value(&options.tls_cert),
+         "speak TLS (HTTPS) with this PEM certificate chain (with --tls-key); server.config "
+         "then says tls=true")
+        ("tls-key", po::value(&options.tls_key), "the PEM private key of --tls-cert")
         ("log-level", po::value(&log_level)->default_value(log_level),
          "trace, debug (one line per request), info, warn, error or off");
     // clang-format on
@@ -162,8 +166,10 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
-    std::printf("indexserver listening on %s\n",
-                p2pshare::to_string({servers[0]->host(), servers[0]->port()}).c_str());
+    std::printf(
+        "indexserver listening on %s\n",
+        p2pshare::to_string({servers[0]->host(), servers[0]->port(), !options.tls_cert.empty()})
+            .c_str());
     std::fflush(stdout);
 
     std::vector<std::thread> others;

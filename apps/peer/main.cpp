@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
     std::string log_level = "warn";
     std::string command;
     std::vector<std::string> names;
+    std::string tls_cert;
+    std::string tls_key;
+    std::string tls_ca;
     po::options_description desc(
         "peer: a p2pshare peer. It shares folder pN, writes pN.config and pN.hashes, registers\n"
         "with the index server (found in config/server.config) and serves its files to other\n"
@@ -95,6 +98,15 @@ int main(int argc, char** argv) {
          "on quit, cut uploads that made no progress for this long")
         ("rescan", po::value(&rescan)->default_value(rescan),
          "how often the folder is checked for files added or removed by hand")
+        ("tls", po::bool_switch(&options.tls),
+         "serve files over TLS with the peer's own self-signed certificate (pN.crt and pN.key "
+         "beside pN.config, made at the first start); downloaders check it by the fingerprint "
+         "the index gives")
+        ("tls-cert", po::value(&tls_cert), "serve over TLS with this PEM certificate instead")
+        ("tls-key", po::value(&tls_key), "the PEM private key of --tls-cert")
+        ("tls-ca", po::value(&tls_ca),
+         "PEM file of the CAs that index servers reached over TLS are checked against "
+         "(default: the system's)")
         ("json", "machine-readable output (one JSON object)")
         ("no-progress", "no progress bar, even on a terminal")
         ("log-level", po::value(&log_level)->default_value(log_level),
@@ -192,6 +204,19 @@ int main(int argc, char** argv) {
     options.hash_cache = hash_cache.empty() ? options.config_file.parent_path() /
                                                   ("p" + std::to_string(*id) + ".hashes")
                                             : std::filesystem::path(hash_cache);
+    // TLS: a given certificate, or the peer's own, made at the first start and kept.
+    if (tls_cert.empty() != tls_key.empty()) return fail_usage("--tls-cert needs --tls-key");
+    if (!tls_cert.empty()) {
+        options.tls = true;
+        options.tls_cert = tls_cert;
+        options.tls_key = tls_key;
+    } else if (options.tls) {
+        const auto base = options.config_file.parent_path() / ("p" + std::to_string(*id));
+        options.tls_cert = base.string() + ".crt";
+        options.tls_key = base.string() + ".key";
+        options.tls_self_signed = true;
+    }
+    options.tls_ca = tls_ca;
     if (::isatty(1) && !a.json && !vm.count("no-progress")) {
         options.transfer.on_progress = [&a](const p2pshare::TransferProgress& p) {
             a.bar.update(p);

@@ -147,6 +147,14 @@ Result<ServerAddress> parse_host_port(std::string_view text) {
     };
     std::string_view host;
     std::string_view rest;
+    bool tls = false;
+    if (text.starts_with("https://")) {
+        tls = true;
+        text.remove_prefix(8);
+    } else if (text.starts_with("http://")) {
+        text.remove_prefix(7);
+    }
+    if (text.ends_with('/')) text.remove_suffix(1);
     if (!text.empty() && text.front() == '[') {
         const auto close = text.find(']');
         if (close == std::string_view::npos) return bad("no ']' after the IPv6 address");
@@ -175,13 +183,14 @@ Result<ServerAddress> parse_host_port(std::string_view text) {
     if (!parse_int<std::uint16_t>(rest.substr(1), port, 1, 65535)) {
         return bad("the port is not a number 1-65535");
     }
-    return ServerAddress{std::string(host), port};
+    return ServerAddress{std::string(host), port, tls};
 }
 
 std::string to_string(const ServerAddress& address) {
     const bool v6 = address.host.find(':') != std::string::npos;
     std::string out;
-    out.reserve(address.host.size() + 8);
+    out.reserve(address.host.size() + 16);
+    if (address.tls) out += "https://";
     if (v6) out += '[';
     out += address.host;
     if (v6) out += ']';
@@ -230,7 +239,14 @@ Result<std::vector<ServerAddress>> parse_server_config(std::string_view text,
         if (!host) return host.error();
         auto port = lines->required_port("port");
         if (!port) return port.error();
-        out.push_back({std::move(*host), *port});
+        bool tls = false;
+        if (const auto* t = lines->find("tls")) {
+            if (t->value != "true" && t->value != "false") {
+                return lines->at(t->line, "\"tls\" is neither true nor false");
+            }
+            tls = t->value == "true";
+        }
+        out.push_back({std::move(*host), *port, tls});
     }
     for (const auto& e : lines->entries) {
         if (e.key != "index") continue;
@@ -252,6 +268,8 @@ std::string format_server_config(std::span<const ServerAddress> addresses) {
     if (addresses.size() == 1) {
         out << "# p2pshare index server: where peers find it. Rewritten each time it starts.\n"
             << "host=" << addresses.front().host << "\nport=" << addresses.front().port << '\n';
+        // Only for TLS, which a peer of a version without TLS could not speak anyway.
+        if (addresses.front().tls) out << "tls=true\n";
     } else {
         out << "# p2pshare index servers, in order of preference: a peer uses the first it can\n"
             << "# reach and moves to the next when that one fails.\n";
@@ -284,6 +302,8 @@ Result<PeerConfig> parse_peer_config(std::string_view text, std::string_view sou
     auto index_port = kv.required_port("index_port");
     if (!index_port) return index_port.error();
     config.index = {std::move(*index_host), *index_port};
+    if (const auto* t = kv.find("index_tls")) config.index.tls = t->value == "true";
+    if (const auto* t = kv.find("tls")) config.listen.tls = t->value == "true";
     if (const auto* token = kv.find("token")) config.token = token->value;
     return config;
 }
@@ -295,6 +315,8 @@ std::string format_peer_config(const PeerConfig& config) {
         << "\nhost=" << config.listen.host << "\nport=" << config.listen.port
         << "\nindex_host=" << config.index.host << "\nindex_port=" << config.index.port
         << "\ntoken=" << config.token << '\n';
+    if (config.index.tls) out << "index_tls=true\n";
+    if (config.listen.tls) out << "tls=true\n";
     return std::move(out).str();
 }
 

@@ -33,7 +33,7 @@ void connection_pool::sweep(std::chrono::steady_clock::time_point now) {
     }
 }
 
-std::optional<boost::beast::tcp_stream> connection_pool::take(const std::string& key) {
+std::optional<client_stream> connection_pool::take(const std::string& key) {
     sweep(std::chrono::steady_clock::now());
     const auto it = idle_streams_.find(key);
     if (it == idle_streams_.end()) return std::nullopt;
@@ -43,7 +43,7 @@ std::optional<boost::beast::tcp_stream> connection_pool::take(const std::string&
     return stream;
 }
 
-void connection_pool::put(const std::string& key, boost::beast::tcp_stream stream) {
+void connection_pool::put(const std::string& key, client_stream stream) {
     const auto now = std::chrono::steady_clock::now();
     sweep(now);
     if (per_source_ == 0 || !stream.socket().is_open()) return;

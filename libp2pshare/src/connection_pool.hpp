@@ -4,7 +4,7 @@
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include "client_stream.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -24,9 +24,9 @@ public:
                     std::size_t per_source);
 
     /// An idle connection to `key` (host:port), the most recently used first.
-    std::optional<boost::beast::tcp_stream> take(const std::string& key);
+    std::optional<client_stream> take(const std::string& key);
     /// Keeps an open connection whose last answer allowed keep-alive.
-    void put(const std::string& key, boost::beast::tcp_stream stream);
+    void put(const std::string& key, client_stream stream);
     /// Closes every idle connection.
     void clear();
     std::size_t idle() const noexcept;
@@ -37,7 +37,7 @@ private:
     void arm();
 
     struct kept {
-        boost::beast::tcp_stream stream;
+        client_stream stream;
         std::chrono::steady_clock::time_point since;
     };
     std::chrono::milliseconds idle_;

@@ -68,6 +68,11 @@ entry describe(errc e) noexcept {
             return {"full", 503, "the index is at one of its bounds"};
         case errc::store_unavailable:
             return {"store_unavailable", 503, "the index's store cannot be reached"};
+        case errc::tls_required:
+            return {"tls_required", 400, "this port speaks TLS: use https://"};
+        case errc::tls_failed:
+            return {"tls_failed", 502,
+                    "the TLS handshake failed or the certificate is not the one expected"};
         case errc::bad_config:
             return {"bad_config", 500, "a config file cannot be parsed"};
         case errc::precondition_failed:

@@ -89,12 +89,13 @@ struct download_state;
 /// One source of a download, and what it did.
 struct source_ctx final : piece_listener {
     FileSource src;
-    std::string key; ///< host:port
+    std::string key;      ///< host:port (after https:// for a source that serves over TLS)
+    std::string pool_key; ///< key, and the certificate's fingerprint
     std::size_t id = 0;
     download_state* d = nullptr;
     SourceReport report;
     errc code = errc::all_sources_failed; ///< its last error
-    std::optional<beast::tcp_stream> stream;
+    std::optional<client_stream> stream;
     beast::flat_buffer buffer;
     bool reused = false;                    ///< the connection came from the pool
     bool stop = false;                      ///< the piece in flight is no longer wanted
@@ -383,17 +384,23 @@ asio::awaitable<void> free_held(held_piece& h) {
 /// Opens a connection to `s`: an idle one from the pool, else a new one.
 asio::awaitable<bool> ensure_connected(download_state& d, source_ctx& s) {
     if (s.stream) co_return true;
-    if (auto kept = d.pool->take(s.key)) {
+    if (auto kept = d.pool->take(s.pool_key)) {
         s.stream.emplace(std::move(*kept));
         s.reused = true;
         s.buffer.clear();
         co_return true;
     }
-    auto connected =
-        co_await async_connect(d.executor, s.src.host, s.src.port, d.options->connect_timeout);
+    // A source that serves over TLS must show exactly the certificate the index gave.
+    std::optional<tls_expectation> tls;
+    if (!s.src.cert_sha256.empty()) tls = tls_expectation{pinned_tls_client(), s.src.cert_sha256};
+    auto connected = co_await async_open(d.executor, s.src.host, s.src.port,
+                                         d.options->connect_timeout, tls ? &*tls : nullptr);
     if (!connected) {
-        s.report.failure = "cannot connect: " + connected.error().message();
-        s.code = errc::unreachable;
+        const auto& e = connected.error();
+        s.report.failure = e.code == make_error_code(errc::tls_failed)
+                               ? e.message
+                               : "cannot connect: " + e.code.message();
+        s.code = e.code == make_error_code(errc::tls_failed) ? errc::tls_failed : errc::unreachable;
         co_return false;
     }
     s.stream.emplace(std::move(*connected));
@@ -567,7 +574,7 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
     // What is left is a connection whose last answer ended cleanly: kept for the next pieces or
     // downloads.
     if (s.stream) {
-        if (s.stream->socket().is_open()) d->pool->put(s.key, std::move(*s.stream));
+        if (s.stream->socket().is_open()) d->pool->put(s.pool_key, std::move(*s.stream));
         s.stream.reset();
     }
 }
@@ -666,7 +673,7 @@ asio::awaitable<bool> fetch_hashes(download_state& d, const digest& root, std::s
             }
             d.hashes = std::move(*hashes);
             if (s.stream) {
-                d.pool->put(s.key, std::move(*s.stream));
+                d.pool->put(s.pool_key, std::move(*s.stream));
                 s.stream.reset();
             }
             co_return true;
@@ -824,7 +831,9 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
     d->size = size;
     for (auto& s : sources) {
         auto ctx = std::make_unique<source_ctx>();
-        ctx->key = to_string(ServerAddress{s.host, s.port});
+        ctx->key = to_string(ServerAddress{s.host, s.port, !s.cert_sha256.empty()});
+        // A kept connection was checked against one certificate: only that one may reuse it.
+        ctx->pool_key = s.cert_sha256.empty() ? ctx->key : ctx->key + "#" + s.cert_sha256;
         ctx->src = std::move(s);
         ctx->id = d->sources.size();
         ctx->d = d.get();

@@ -51,4 +51,25 @@ asio::awaitable<boost::system::result<tcp::socket>> async_connect(
     co_return stream.release_socket();
 }
 
+asio::awaitable<Result<client_stream>> async_open(asio::any_io_executor executor,
+                                                  const std::string& host, std::uint16_t port,
+                                                  std::chrono::milliseconds timeout,
+                                                  const tls_expectation* tls) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto where = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    where += ":" + std::to_string(port);
+    auto socket = co_await async_connect(executor, host, port, timeout);
+    if (!socket) {
+        co_return Error{socket.error(), socket.error() == make_error_code(errc::timeout)
+                                            ? where + " did not answer in time"
+                                            : where + " cannot be reached"};
+    }
+    client_stream stream(std::move(*socket));
+    if (tls != nullptr) {
+        stream.expires_at(deadline);
+        if (auto e = co_await stream.async_handshake(*tls, host)) co_return e;
+    }
+    co_return stream;
+}
+
 } // namespace p2pshare::detail

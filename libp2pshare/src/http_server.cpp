@@ -3,6 +3,7 @@
 #include "http_parser.hpp"
 #include "protocol.hpp"
 #include "support.hpp"
+#include "tls.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -75,6 +76,8 @@ struct connection::state {
     }
 
     tcp::socket socket;
+    std::unique_ptr<tls_stream> tls; ///< when the server speaks TLS
+    bool tls_wants_read = false;     ///< a TLS write waits for the socket to be readable
     asio::steady_timer timer;
     time_point deadline = time_point::max(); ///< of the current wait
     time_point armed = time_point::max();    ///< what the timer waits for
@@ -94,20 +97,45 @@ struct connection::state {
 
 namespace {
 
-/// Reads what the socket has into s.in. Asio's reactor reads at once when bytes may be waiting
-/// and otherwise queues the read without a system call until epoll reports the socket readable
-/// (an async_wait would re-arm the descriptor with epoll_ctl on each wait).
+/// Reads what the connection has into s.in. Asio's reactor reads at once when bytes may be
+/// waiting and otherwise queues the read without a system call until epoll reports the socket
+/// readable (an async_wait would re-arm the descriptor with epoll_ctl on each wait). Over TLS,
+/// OpenSSL reads, and the socket is waited for as it asks.
+asio::awaitable<boost::system::error_code> receive(connection::state& s) {
+    if (!s.tls) {
+        auto [ec, n] = co_await s.socket.async_read_some(s.in.prepare(read_chunk), use_tuple);
+        if (!ec) s.in.commit(n);
+        co_return ec;
+    }
+    for (;;) {
+        const auto space = s.in.prepare(read_chunk);
+        const auto r = s.tls->read(space.data(), space.size());
+        if (r.st == tls_stream::status::done) {
+            s.in.commit(r.n);
+            co_return boost::system::error_code{};
+        }
+        if (r.st == tls_stream::status::closed) co_return asio::error::eof;
+        if (r.st == tls_stream::status::failed) co_return asio::error::connection_reset;
+        auto [ec] = co_await s.socket.async_wait(r.st == tls_stream::status::want_read
+                                                     ? tcp::socket::wait_read
+                                                     : tcp::socket::wait_write,
+                                                 use_tuple);
+        if (ec) co_return ec;
+        if (s.expired) co_return asio::error::timed_out;
+        if (s.cut) co_return asio::error::operation_aborted;
+    }
+}
+
 asio::awaitable<boost::system::error_code> read_more(connection::state& s) {
     if (s.expired) co_return asio::error::timed_out;
     if (s.cut) co_return asio::error::operation_aborted;
-    auto [ec, n] = co_await s.socket.async_read_some(s.in.prepare(read_chunk), use_tuple);
-    if (!ec) s.in.commit(n);
-    co_return ec;
+    co_return co_await receive(s);
 }
 
 } // namespace
 
 tcp::socket& connection::socket() noexcept { return s_.socket; }
+tls_stream* connection::tls() const noexcept { return s_.tls.get(); }
 const tcp::endpoint& connection::remote() const noexcept { return s_.remote; }
 const ServerLimits& connection::limits() const noexcept { return s_.limits; }
 bool connection::stopping() const noexcept { return s_.stopping; }
@@ -123,6 +151,26 @@ void connection::progressed(std::size_t n) {
 }
 
 int connection::send_now(std::array<asio::const_buffer, 2>& buffers, bool more) {
+    if (s_.tls) {
+        s_.tls_wants_read = false;
+        for (auto& b : buffers) {
+            while (b.size() > 0) {
+                const auto r = s_.tls->write(b.data(), b.size());
+                if (r.st == tls_stream::status::done) {
+                    progressed(r.n);
+                    b += r.n;
+                    continue;
+                }
+                if (r.st == tls_stream::status::want_write) return 0;
+                if (r.st == tls_stream::status::want_read) {
+                    s_.tls_wants_read = true;
+                    return 0;
+                }
+                return -1;
+            }
+        }
+        return 1;
+    }
     for (;;) {
         boost::system::error_code ec;
         const int flags = more ? MSG_MORE : 0;
@@ -146,7 +194,8 @@ asio::awaitable<bool> connection::send(std::array<asio::const_buffer, 2> buffers
     s_.expires_after(s_.limits.write_timeout);
     for (;;) {
         if (s_.expired || s_.cut) co_return false;
-        auto [wait_ec] = co_await s_.socket.async_wait(tcp::socket::wait_write, use_tuple);
+        auto [wait_ec] = co_await s_.socket.async_wait(
+            s_.tls_wants_read ? tcp::socket::wait_read : tcp::socket::wait_write, use_tuple);
         if (wait_ec) co_return false;
         if (const int done = send_now(buffers, more); done != 0) co_return done > 0;
     }
@@ -175,6 +224,12 @@ asio::awaitable<bool> connection::write_head(const response& res, std::uint64_t 
     std::array<asio::const_buffer, 2> buffers{asio::buffer(s_.head), asio::const_buffer{}};
     if (const int done = send_now(buffers, more); done != 0) co_return done > 0;
     co_return co_await send(buffers, more);
+}
+
+asio::awaitable<bool> connection::send_body(const char* data, std::size_t size) {
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(data, size), asio::const_buffer{}};
+    if (const int done = send_now(buffers, false); done != 0) co_return done > 0;
+    co_return co_await send(buffers, false);
 }
 
 asio::awaitable<bool> connection::wait_writable() {
@@ -272,6 +327,12 @@ asio::awaitable<void> http_server::accept_loop() {
 }
 
 void http_server::refuse(tcp::socket& socket) {
+    boost::system::error_code ec;
+    if (tls_) {
+        // A plain answer would be noise to a TLS client: close.
+        socket.close(ec);
+        return;
+    }
     // The answer is small and the new socket's buffer empty: it is sent at once or not at all.
     const auto res = error_response(errc::too_many_connections,
                                     "the server is at its limit of " +
@@ -279,7 +340,6 @@ void http_server::refuse(tcp::socket& socket) {
     std::string head;
     res.write_head(head, res.body().size());
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(res.body())};
-    boost::system::error_code ec;
     socket.send(buffers, 0, ec);
     socket.shutdown(tcp::socket::shutdown_send, ec);
     socket.close(ec);
@@ -323,6 +383,7 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
     const auto ending = [this] {
         return stopping_ && limits_.stop_idle == std::chrono::milliseconds::zero();
     };
+    if (tls_ && !co_await accept_tls(*s)) co_return;
     for (;;) {
         if (ending()) break;
         if (s->in.size() == 0) {
@@ -342,10 +403,9 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
                 // read to cancel.
                 if (ending() || s->expired || s->cut) break;
             }
-            auto [ec, n] = co_await s->socket.async_read_some(s->in.prepare(read_chunk), use_tuple);
+            const auto ec = co_await receive(*s);
             s->idle = false;
             if (ec) break;
-            s->in.commit(n);
         }
         if (ending()) break;
         boost::system::error_code ec;
@@ -456,8 +516,54 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
         answered = true;
     }
     boost::system::error_code ec;
+    if (s->tls) s->tls->shutdown();
     s->socket.shutdown(tcp::socket::shutdown_send, ec);
     if (linger && !stopping_) co_await discard_input(*s);
+}
+
+asio::awaitable<bool> http_server::accept_tls(session& s) {
+    s.expires_after(limits_.read_timeout);
+    // The first bytes tell a TLS client (a handshake record, 0x16) from one speaking plain
+    // HTTP (a method's letters), which is told so in plain HTTP.
+    for (;;) {
+        auto [ec] = co_await s.socket.async_wait(tcp::socket::wait_read, use_tuple);
+        if (ec || s.expired || s.cut) co_return false;
+        char first = 0;
+        const auto n = ::recv(s.socket.native_handle(), &first, 1, MSG_PEEK);
+        if (n == 0) co_return false;
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+            co_return false;
+        }
+        if (first == 0x16) break;
+        if (first >= 'A' && first <= 'Z') {
+            connection conn(s);
+            const auto here = s.socket.local_endpoint(ec).address();
+            const auto host = here.is_v6() ? "[" + here.to_string() + "]" : here.to_string();
+            const auto res =
+                error_response(errc::tls_required, "this server speaks TLS: ask for https://" +
+                                                       host + ":" + std::to_string(port_) + "/");
+            co_await conn.write(res);
+            s.socket.shutdown(tcp::socket::shutdown_send, ec);
+            co_await discard_input(s);
+        }
+        co_return false;
+    }
+    s.tls = std::make_unique<tls_stream>(*tls_, s.socket.native_handle());
+    for (;;) {
+        const auto st = s.tls->handshake();
+        if (st == tls_stream::status::done) co_return true;
+        if (st != tls_stream::status::want_read && st != tls_stream::status::want_write) {
+            log().debug("{}: TLS handshake with {} failed: {}", name_,
+                        s.remote.address().to_string(), s.tls->message());
+            s.tls.reset(); // nothing more is said in TLS
+            co_return false;
+        }
+        auto [ec] = co_await s.socket.async_wait(
+            st == tls_stream::status::want_read ? tcp::socket::wait_read : tcp::socket::wait_write,
+            use_tuple);
+        if (ec || s.expired || s.cut) co_return false;
+    }
 }
 
 asio::awaitable<void> http_server::discard_input(session& s) {

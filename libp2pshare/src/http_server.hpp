@@ -36,6 +36,9 @@
 
 namespace p2pshare::detail {
 
+class tls_server_context;
+class tls_stream;
+
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 /// The executor a server's work runs on, one handler at a time: a strand, or the executor of an
@@ -69,6 +72,13 @@ public:
 
     /// Waits until the socket can take more bytes, for at most write_timeout.
     asio::awaitable<bool> wait_writable();
+
+    /// The connection's TLS, or nullptr when it is plain TCP. Over TLS, a body goes through
+    /// send_body() (or tls()->sendfile() where the kernel encrypts), never straight to socket().
+    tls_stream* tls() const noexcept;
+    /// Sends `size` bytes of a body whose header went out with write_head(), under the write
+    /// deadline. Returns false when it failed.
+    asio::awaitable<bool> send_body(const char* data, std::size_t size);
 
     /// Whether the request being answered is a HEAD request.
     bool head = false;
@@ -112,6 +122,13 @@ public:
                                      bool reuse_port = false);
     std::uint16_t port() const noexcept { return port_; }
 
+    /// Speaks TLS on every connection, with this certificate (before start()). A client that
+    /// sends plain HTTP gets `400 tls_required` in plain HTTP, and the connection is closed.
+    void use_tls(std::shared_ptr<const tls_server_context> context) noexcept {
+        tls_ = std::move(context);
+    }
+    bool tls() const noexcept { return tls_ != nullptr; }
+
     /// Starts the accept loop (after listen()).
     void start();
 
@@ -144,6 +161,9 @@ private:
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> run_session(std::shared_ptr<session> s);
     asio::awaitable<void> watch_deadline(std::shared_ptr<session> s);
+    /// The TLS handshake under the read deadline; false when the connection is to be closed
+    /// (after a plain HTTP request, once it has been told).
+    asio::awaitable<bool> accept_tls(session& s);
     void refuse(tcp::socket& socket);
     /// After an error answer that ends the connection: drops the rest of the client's input.
     asio::awaitable<void> discard_input(session& s);
@@ -164,6 +184,7 @@ private:
     asio::steady_timer all_done_;
     asio::steady_timer grace_;
     connection::time_point last_progress_{};
+    std::shared_ptr<const tls_server_context> tls_;
     connection_metrics* counters_ = nullptr;
     std::shared_ptr<const void> counters_owner_;
 };

@@ -62,6 +62,7 @@ index_request encode_register(const register_request& r) {
     for (const auto& f : r.files)
         list.emplace_back(encode_file(f));
     if (!r.token.empty()) body["token"] = r.token;
+    if (!r.cert_sha256.empty()) body["cert_sha256"] = r.cert_sha256;
     return {"POST", "/v1/peers", boost::json::serialize(body), false};
 }
 
@@ -231,13 +232,20 @@ api_result<std::vector<std::vector<source_entry>>> decode_lookup_answer(
                 }
                 root = std::string(r->get_string());
             }
+            std::string cert;
+            if (const auto* c = find(*s, "cert_sha256"); c != nullptr) {
+                if (!c->is_string() || !is_sha256_hex(c->get_string())) {
+                    return bad_answer("a source's cert_sha256 is not valid");
+                }
+                cert = std::string(c->get_string());
+            }
             const auto peer = static_cast<std::uint32_t>(*id);
             if (!peers.insert(peer).second) {
                 return bad_answer("peer " + std::to_string(peer) + " is given twice for '" +
                                   asked[i] + "'");
             }
             entries.push_back({peer, std::move(*host), static_cast<std::uint16_t>(*port), *size,
-                               std::move(*sha), std::move(root)});
+                               std::move(*sha), std::move(root), std::move(cert)});
         }
     }
     return out;

@@ -53,6 +53,8 @@ struct source_entry {
     std::uint64_t size = 0;
     std::string sha256;
     std::string root{}; ///< the Merkle root of its pieces; empty when the index gave none
+    /// The SHA-256 of the certificate it serves with over TLS; empty: it serves plain HTTP.
+    std::string cert_sha256{};
     friend bool operator==(const source_entry&, const source_entry&) = default;
 };
 

@@ -11,6 +11,7 @@
 #include "run_on.hpp"
 #include "status_pages.hpp"
 #include "support.hpp"
+#include "tls.hpp"
 #include "words.hpp"
 
 #include <spdlog/spdlog.h>
@@ -258,6 +259,11 @@ asio::awaitable<response> IndexServer::impl::do_lookup(const request& req, std::
             if (!src.root.empty()) {
                 out.append(R"(","root":")");
                 out.append(src.root);
+            }
+            // The certificate's fingerprint only for a peer that serves over TLS (§10).
+            if (!src.cert_sha256.empty()) {
+                out.append(R"(","cert_sha256":")");
+                out.append(src.cert_sha256);
             }
             out.append(R"("})");
         }
@@ -515,6 +521,19 @@ Error IndexServer::start() {
         },
         "index");
     d.server->count_connections_in(&d.metrics->connections, d.metrics);
+    const bool tls = !d.options.tls_cert.empty() || !d.options.tls_key.empty();
+    if (tls) {
+        if (d.options.tls_cert.empty() || d.options.tls_key.empty()) {
+            d.server.reset();
+            return {make_error_code(errc::bad_config), "TLS needs both a certificate and its key"};
+        }
+        auto context = tls_server_context::load(d.options.tls_cert, d.options.tls_key);
+        if (!context) {
+            d.server.reset();
+            return context.error();
+        }
+        d.server->use_tls(std::move(*context));
+    }
     if (auto ec = d.server->listen(d.options.host, d.options.port, d.options.reuse_port)) {
         d.server.reset();
         return {ec, "cannot listen on " + to_string(ServerAddress{d.options.host, d.options.port}) +
@@ -524,7 +543,7 @@ Error IndexServer::start() {
     if (d.advertised_host == "0.0.0.0") d.advertised_host = "127.0.0.1";
     if (d.advertised_host == "::") d.advertised_host = "::1";
     if (!d.options.config_dir.empty()) {
-        const ServerAddress address{d.advertised_host, d.server->port()};
+        const ServerAddress address{d.advertised_host, d.server->port(), tls};
         const auto file = d.options.config_dir / "server.config";
         if (auto ec = write_file_atomically(file, format_server_config(address))) {
             d.server.reset();
@@ -534,7 +553,7 @@ Error IndexServer::start() {
     d.server->start();
     if (redis != nullptr) redis->start_sweeper();
     log().info("index: listening on {} (lease {} ms)",
-               to_string(ServerAddress{d.options.host, d.server->port()}),
+               to_string(ServerAddress{d.options.host, d.server->port(), tls}),
                d.options.lease_ttl.count());
     return {};
 }

@@ -109,8 +109,8 @@ void index_store::add_files(std::uint32_t id, const peer& p) {
             sorted_.insert(it->first);
             index_words(it->first, true);
         }
-        it->second.push_back(
-            {id, p.host, p.port, f.size, &f.sha256, f.has_root ? &f.root : nullptr});
+        it->second.push_back({id, p.host, p.port, f.size, &f.sha256, f.has_root ? &f.root : nullptr,
+                              p.has_cert ? &p.cert : nullptr});
         ++file_count_;
         name_bytes_ += f.name.size();
     }
@@ -207,6 +207,9 @@ api_result<index_store::lease> index_store::register_peer(register_request r, ti
     count_client(p.client, +1);
     p.host = std::move(r.host);
     p.port = r.port;
+    const auto cert = digest_from_hex(r.cert_sha256);
+    p.has_cert = cert.has_value();
+    if (cert) p.cert = *cert;
     p.files = std::move(*stored);
     add_files(r.id, p);
     set_expiry(r.id, p, now);

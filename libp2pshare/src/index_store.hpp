@@ -63,6 +63,7 @@ public:
         std::uint64_t size;
         const digest* sha256;
         const digest* root; ///< nullptr when the peer gave none
+        const digest* cert; ///< its TLS certificate's SHA-256; nullptr: it serves plain HTTP
     };
 
     struct page {
@@ -130,6 +131,8 @@ private:
         std::string client; ///< the address it registered from
         std::string host;
         std::uint16_t port = 0;
+        digest cert{};
+        bool has_cert = false;
         std::vector<stored_file> files;
         std::multimap<time_point, std::uint32_t>::iterator expiry;
     };

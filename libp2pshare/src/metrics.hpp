@@ -113,14 +113,17 @@ struct peer_metrics {
     counter received_bytes;  ///< piece bytes received, added as each download ends
     gauge uploads_in_flight; ///< file answers being sent
     gauge downloads_in_flight;
-    counter uploads;                ///< file answers (GET or HEAD of /v1/files/NAME)
-    counter downloads_ok;           ///< downloads that ended with the file in place
-    counter downloads_failed;       ///< downloads that ended without it
-    counter pieces_verified;        ///< pieces received that hashed right
-    counter pieces_failed;          ///< pieces received that hashed wrong
-    counter sources_banned;         ///< sources banned for a file (bad piece or piece hashes)
-    counter renewals;               ///< lease renewals the index accepted
-    counter index_failures;         ///< calls to the index that failed
+    counter uploads;          ///< file answers (GET or HEAD of /v1/files/NAME)
+    counter downloads_ok;     ///< downloads that ended with the file in place
+    counter downloads_failed; ///< downloads that ended without it
+    counter pieces_verified;  ///< pieces received that hashed right
+    counter pieces_failed;    ///< pieces received that hashed wrong
+    counter sources_banned;   ///< sources banned for a file (bad piece or piece hashes)
+    counter renewals;         ///< lease renewals the index accepted
+    counter index_failures;   ///< calls to the index that failed
+    /// Body bytes of large file answers by how they were sent: sendfile(2) on plain TCP,
+    /// SSL_sendfile through kernel TLS, or read and encrypted by OpenSSL.
+    counter body_sendfile, body_kernel_tls, body_tls_copy;
     connection_metrics connections; ///< of the file server
 };
 

@@ -4,12 +4,14 @@
 #include <p2pshare/peer_node.hpp>
 
 #include "blocking.hpp"
+#include "client_stream.hpp"
 #include "peer/downloads.hpp"
 #include "peer/file_server.hpp"
 #include "peer/index_session.hpp"
 #include "peer/shared_folder.hpp"
 #include "run_on.hpp"
 #include "support.hpp"
+#include "tls.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -138,7 +140,7 @@ void PeerNode::impl::write_config(const std::string& token) {
     c.id = options.id;
     c.folder = folder->path();
     c.listen = {options.advertise_host.empty() ? options.host : options.advertise_host,
-                server ? server->port() : options.port};
+                server ? server->port() : options.port, options.tls};
     c.index = session ? session->client().address() : indexes.front(); // the one in use
     c.token = token;
     if (auto ec = write_file_atomically(options.config_file, format_peer_config(c), true)) {
@@ -210,7 +212,36 @@ asio::awaitable<Error> PeerNode::impl::start() {
                     lease != nullptr ? lease->ttl() : std::chrono::milliseconds(0)};
         },
         name, options.max_upload_rate, metrics);
-    if (auto ec = server->listen(options.host, options.port)) {
+    // TLS: the certificate (made first if asked and there is none yet) and, for index servers
+    // reached over TLS, the CAs they are checked against.
+    std::shared_ptr<const tls_server_context> tls;
+    if (options.tls) {
+        if (options.tls_cert.empty() || options.tls_key.empty()) {
+            co_return Error{make_error_code(errc::bad_config),
+                            "TLS needs the paths of a certificate and of its key"};
+        }
+        std::error_code ignored;
+        if (options.tls_self_signed && !std::filesystem::exists(options.tls_cert, ignored) &&
+            !std::filesystem::exists(options.tls_key, ignored)) {
+            if (auto e = make_self_signed(options.tls_cert, options.tls_key,
+                                          "p2pshare peer " + std::to_string(options.id))) {
+                co_return e;
+            }
+            log().info("{}: made a self-signed certificate {}", name, options.tls_cert.string());
+        }
+        auto loaded = tls_server_context::load(options.tls_cert, options.tls_key);
+        if (!loaded) co_return loaded.error();
+        tls = std::move(*loaded);
+        log().info("{}: serving over TLS, certificate SHA-256 {}", name, tls->fingerprint());
+    }
+    std::shared_ptr<tls_client_context> index_tls;
+    if (!options.tls_ca.empty() ||
+        std::any_of(indexes.begin(), indexes.end(), [](const auto& a) { return a.tls; })) {
+        auto made = make_tls_client(options.tls_ca);
+        if (!made) co_return made.error();
+        index_tls = std::move(*made);
+    }
+    if (auto ec = server->listen(options.host, options.port, tls)) {
         co_return Error{ec, "cannot listen on " +
                                 to_string(ServerAddress{options.host, options.port}) + ": " +
                                 ec.message()};
@@ -221,12 +252,14 @@ asio::awaitable<Error> PeerNode::impl::start() {
         ex, indexes,
         index_session::settings{
             options.id, host, options.advertise_port != 0 ? options.advertise_port : server->port(),
-            options.retry_max, name, is_registered, metrics},
+            options.retry_max, name, is_registered, metrics,
+            tls ? tls->fingerprint() : std::string()},
         [weak] {
             auto self = weak.lock();
             return self ? self->folder->offered() : std::vector<file_entry>{};
         },
         token);
+    if (index_tls) session->client().use_tls(std::move(index_tls));
     session->on_token = [weak](const std::string& t) {
         if (auto self = weak.lock()) self->write_config(t);
     };

@@ -196,6 +196,12 @@ api_result<register_request> decode_register(std::string_view body, std::size_t 
         return fail(errc::bad_field, "'token' must be 32 lowercase hex digits");
     }
     r.token = std::move(*token);
+    auto cert = get_string(**o, "cert_sha256", false);
+    if (!cert) return cert.error();
+    if (!cert->empty() && !is_sha256_hex(*cert)) {
+        return fail(errc::bad_field, "'cert_sha256' must be 64 lowercase hex digits");
+    }
+    r.cert_sha256 = std::move(*cert);
     return r;
 }
 

@@ -49,6 +49,9 @@ struct register_request {
     std::uint16_t port = 0;
     std::vector<file_entry> files;
     std::string token; ///< empty unless the peer takes back its own live lease
+    /// The SHA-256 of the certificate the peer serves its files with over TLS (64 lowercase hex
+    /// digits); empty: it serves plain HTTP.
+    std::string cert_sha256{};
 };
 
 /// The JSON of a body; errc::bad_json when it is not JSON.

@@ -70,7 +70,7 @@ bool write_all(int fd, const char* data, std::size_t size, std::uint64_t offset,
 /// Reads into `data` until `size` bytes, or at least a quarter MiB, arrived: few large chunks
 /// for the disk thread. Each read has the stall deadline, so "no byte for this long" still holds.
 asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> fill(
-    beast::tcp_stream& stream, char* data, std::size_t size, std::chrono::milliseconds stall) {
+    client_stream& stream, char* data, std::size_t size, std::chrono::milliseconds stall) {
     const std::size_t enough = std::min<std::size_t>(size, 256 * 1024);
     std::size_t got = 0;
     while (got < enough) {
@@ -150,7 +150,7 @@ bool aborted(const boost::system::error_code& ec) { return ec == asio::error::op
 
 } // namespace
 
-asio::awaitable<piece_outcome> request_range(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+asio::awaitable<piece_outcome> request_range(client_stream& stream, beast::flat_buffer& buffer,
                                              const piece_request& request,
                                              std::chrono::milliseconds stall) {
     co_await asio::this_coro::throw_if_cancelled(false);
@@ -233,7 +233,7 @@ store_result store_piece(int fd, const char* data, std::size_t length, std::uint
 }
 
 asio::awaitable<std::tuple<boost::system::error_code, std::uint64_t>> receive_body(
-    beast::tcp_stream& stream, beast::flat_buffer& buffer, char* into, std::uint64_t length,
+    client_stream& stream, beast::flat_buffer& buffer, char* into, std::uint64_t length,
     std::chrono::milliseconds stall, const bool& stop, piece_listener& listener,
     rate_limiter* rate) {
     co_await asio::this_coro::throw_if_cancelled(false);
@@ -276,7 +276,7 @@ piece_outcome body_broken_off(piece_outcome out, const boost::system::error_code
     return out;
 }
 
-asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+asio::awaitable<piece_outcome> fetch_piece(client_stream& stream, beast::flat_buffer& buffer,
                                            const piece_request& request, int fd,
                                            asio::any_io_executor blocking,
                                            std::chrono::milliseconds stall, std::span<char> chunk,

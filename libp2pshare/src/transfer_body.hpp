@@ -33,7 +33,7 @@ bool write_all(int fd, const char* data, std::size_t size, std::uint64_t offset,
 /// Reads into `data` until `size` bytes, or at least a quarter MiB, arrived; each read has the
 /// stall deadline.
 asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> fill(
-    beast::tcp_stream& stream, char* data, std::size_t size, std::chrono::milliseconds stall);
+    client_stream& stream, char* data, std::size_t size, std::chrono::milliseconds stall);
 
 /// What to fetch: bytes [offset, offset + length) of the file at `target`, whose ETag must be
 /// `etag` and whose bytes must hash to `expected`.
@@ -81,7 +81,7 @@ protected:
 /// of that version of the file (then `keep_alive` tells whether the connection may carry the
 /// next request), else why not. A cancellation of the awaiting operation, or of the stream,
 /// ends it with `interrupted`; `stall` bounds each wait.
-asio::awaitable<piece_outcome> request_range(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+asio::awaitable<piece_outcome> request_range(client_stream& stream, beast::flat_buffer& buffer,
                                              const piece_request& request,
                                              std::chrono::milliseconds stall);
 
@@ -92,7 +92,7 @@ asio::awaitable<piece_outcome> request_range(beast::tcp_stream& stream, beast::f
 /// the `stall` deadline. Received bytes are taken from `rate` (none: no cap), pausing as it
 /// says, and told to `listener`.
 asio::awaitable<std::tuple<boost::system::error_code, std::uint64_t>> receive_body(
-    beast::tcp_stream& stream, beast::flat_buffer& buffer, char* into, std::uint64_t length,
+    client_stream& stream, beast::flat_buffer& buffer, char* into, std::uint64_t length,
     std::chrono::milliseconds stall, const bool& stop, piece_listener& listener,
     rate_limiter* rate);
 
@@ -121,7 +121,7 @@ store_result store_piece(int fd, const char* data, std::size_t length, std::uint
 /// flight at a time). Checks `stop` between chunks; a cancellation of the awaiting operation,
 /// or of the stream, ends it with `interrupted`. Every write has ended when it returns.
 /// Received bytes are taken from `rate` (none: no cap), pausing as it says.
-asio::awaitable<piece_outcome> fetch_piece(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+asio::awaitable<piece_outcome> fetch_piece(client_stream& stream, beast::flat_buffer& buffer,
                                            const piece_request& request, int fd,
                                            asio::any_io_executor blocking,
                                            std::chrono::milliseconds stall, std::span<char> chunk,

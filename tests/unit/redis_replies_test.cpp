@@ -105,19 +105,28 @@ BOOST_AUTO_TEST_CASE(a_share_of_a_list_page_and_a_source_read) {
     BOOST_TEST(!d::decode_list_share(reply("*2\r\n:1\r\n:2\r\n")).has_value());
 
     // A source_read is views into its reply, which must outlive it.
-    const auto full = reply("*3\r\n$9\r\n127.0.0.1\r\n$4\r\n5001\r\n$3\r\nabc\r\n");
+    const auto full = reply("*4\r\n$9\r\n127.0.0.1\r\n$4\r\n5001\r\n$0\r\n\r\n$3\r\nabc\r\n");
     const auto read = d::decode_source_read(full);
     BOOST_TEST_REQUIRE(read.has_value());
     BOOST_TEST(read->host == "127.0.0.1");
     BOOST_TEST(read->port == 5001u);
+    BOOST_TEST(read->cert.empty()); // plain HTTP
     BOOST_TEST(read->value.value() == "abc");
-    const auto partial = reply("*3\r\n$1\r\nh\r\n$1\r\n1\r\n$-1\r\n");
+    const std::string cert(64, 'a');
+    const auto with_cert = reply("*4\r\n$1\r\nh\r\n$1\r\n1\r\n$64\r\n" + cert + "\r\n$1\r\nv\r\n");
+    const auto tls = d::decode_source_read(with_cert);
+    BOOST_TEST_REQUIRE(tls.has_value());
+    BOOST_TEST(tls->cert == cert);
+    const auto partial = reply("*4\r\n$1\r\nh\r\n$1\r\n1\r\n$-1\r\n$-1\r\n");
     const auto without = d::decode_source_read(partial);
     BOOST_TEST_REQUIRE(without.has_value());
-    BOOST_TEST(!without->value.has_value());               // the peer no longer has that file
-    for (const auto* bad : {"*3\r\n$-1\r\n$-1\r\n$-1\r\n", // the lease ended
-                            "*3\r\n$1\r\nh\r\n$5\r\n65536\r\n$-1\r\n",
-                            "*3\r\n$1\r\nh\r\n$1\r\n0\r\n$-1\r\n", "*2\r\n$1\r\nh\r\n$1\r\n1\r\n"})
+    BOOST_TEST(without->cert.empty());       // a lease of an older version: no field
+    BOOST_TEST(!without->value.has_value()); // the peer no longer has that file
+    for (const auto* bad : {"*4\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n", // the lease ended
+                            "*4\r\n$1\r\nh\r\n$5\r\n65536\r\n$-1\r\n$-1\r\n",
+                            "*4\r\n$1\r\nh\r\n$1\r\n0\r\n$-1\r\n$-1\r\n",
+                            "*4\r\n$1\r\nh\r\n$1\r\n1\r\n$3\r\nabc\r\n$-1\r\n", // not a digest
+                            "*3\r\n$1\r\nh\r\n$1\r\n1\r\n$-1\r\n"})
         BOOST_TEST(!d::decode_source_read(reply(bad)).has_value(), bad);
 }
 

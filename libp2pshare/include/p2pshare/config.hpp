@@ -24,10 +24,11 @@
 
 namespace p2pshare {
 
-/// A host and a TCP port.
+/// A host and a TCP port, and whether the server there speaks TLS.
 struct ServerAddress {
     std::string host; ///< a host name, an IPv4 address or an IPv6 address without brackets
     std::uint16_t port = 0;
+    bool tls = false; ///< HTTPS: the server's certificate is checked against the CAs trusted
 
     friend bool operator==(const ServerAddress&, const ServerAddress&) = default;
 };
@@ -44,8 +45,11 @@ struct PeerConfig {
 };
 
 /// `HOST:PORT` or `[IPV6]:PORT` (an IPv6 address needs the brackets); the port is 1-65535.
+/// `https://` before it marks a server that speaks TLS (`http://` is allowed too), and a '/'
+/// may end it.
 Result<ServerAddress> parse_host_port(std::string_view text);
-/// `HOST:PORT`, or `[IPV6]:PORT` when the host contains a ':'; parse_host_port reads it back.
+/// `HOST:PORT`, or `[IPV6]:PORT` when the host contains a ':', after `https://` when the
+/// server speaks TLS; parse_host_port reads it back.
 std::string to_string(const ServerAddress& address);
 /// `HOST:PORT[,HOST:PORT...]`: one address or more, in order, separated by commas (spaces around
 /// an address are ignored); each as parse_host_port reads it.
@@ -57,9 +61,10 @@ Result<std::map<std::string, std::string, std::less<>>> parse_key_values(
     std::string_view text, std::string_view source = {});
 
 /// `config/server.config`: the index servers, in order of preference. Each `index=HOST:PORT` line
-/// (a key that may be repeated; one line may also list several, separated by commas) gives
-/// addresses; the older pair of `host` and `port` lines is one address, placed before those of
-/// the `index` lines. At least one address. See docs/protocol.md §9.1.
+/// (a key that may be repeated; one line may also list several, separated by commas; an address
+/// after `https://` speaks TLS) gives addresses; the older pair of `host` and `port` lines is one
+/// address (with `tls=true`: over TLS), placed before those of the `index` lines. At least one
+/// address. See docs/protocol.md §9.1.
 Result<std::vector<ServerAddress>> parse_server_config(std::string_view text,
                                                        std::string_view source = {});
 /// One address as `host` and `port`: the form that every version of the peer reads (what an

@@ -42,7 +42,9 @@ enum class errc {
     bad_config,          ///< a config file cannot be parsed (file, line and problem in the message)
     precondition_failed, ///< If-Match names another version than the one served (412)
     store_unavailable,   ///< the index's store (Redis) did not answer in time (503)
-    all_sources_failed,  ///< every source of a file was tried and failed (keep last)
+    tls_required,        ///< plain HTTP sent to a port that speaks TLS (400)
+    tls_failed, ///< a TLS handshake failed, or the server's certificate is not the one expected
+    all_sources_failed, ///< every source of a file was tried and failed (keep last)
 };
 
 const boost::system::error_category& p2pshare_category() noexcept;

@@ -28,6 +28,10 @@ struct FileSource {
     /// "Pieces"); empty where the index gave none (a peer of an older version). Defaulted, so that
     /// a source written as {peer, host, port, size, sha256} still compiles without warnings.
     std::string root{};
+    /// The SHA-256 of the certificate the source serves with over TLS (64 lowercase hex digits,
+    /// as the index gives it): the download then speaks TLS to it and accepts exactly that
+    /// certificate. Empty: plain HTTP.
+    std::string cert_sha256{};
 };
 
 struct TransferProgress {

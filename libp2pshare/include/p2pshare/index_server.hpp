@@ -43,6 +43,10 @@ struct IndexServerOptions {
     /// over them. Each must set it. For a store they share (Redis): servers on the memory store
     /// would each answer for their own network.
     bool reuse_port = false;
+    /// Speak TLS (docs/protocol.md §10) with the PEM certificate chain `tls_cert` and its key
+    /// `tls_key`; both empty (the default): plain HTTP. server.config then says `tls=true`.
+    std::filesystem::path tls_cert;
+    std::filesystem::path tls_key;
     /// The counters behind GET /metrics; none (the default): its own.
     std::shared_ptr<IndexMetrics> metrics;
     ServerLimits limits{};

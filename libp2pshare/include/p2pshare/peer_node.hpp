@@ -50,6 +50,19 @@ struct PeerOptions {
     /// files were hashed. A file that cannot be read or decoded is ignored, with a log line.
     /// Empty (the default): every file is hashed at each start, and the library writes no file.
     std::filesystem::path hash_cache;
+    /// Serve files over TLS (docs/protocol.md §10) with the PEM certificate `tls_cert` and its
+    /// key `tls_key`. The peer registers the certificate's SHA-256 with the index, which gives
+    /// it with each source, and downloaders accept exactly that certificate: no CA is needed.
+    bool tls = false;
+    std::filesystem::path tls_cert;
+    std::filesystem::path tls_key;
+    /// With `tls`, when neither file exists: make a self-signed certificate and its key there
+    /// first, and keep them (the `peer` program's `--tls`). Otherwise a missing file fails the
+    /// start with errc::bad_config.
+    bool tls_self_signed = false;
+    /// Index servers reached over TLS (`https://` addresses, or `tls=true` in server.config) are
+    /// checked against the CA certificates of this PEM file; empty: the system's.
+    std::filesystem::path tls_ca;
     std::chrono::milliseconds rescan_interval{5'000}; ///< folder checked for changes by hand
     std::chrono::milliseconds drain_timeout{10'000};  ///< quit: uploads cut after no progress
     /// Bytes per second that all uploads together may send; 0: no cap. (Downloads:

@@ -39,7 +39,8 @@ struct source_record {
     std::uint16_t port = 0;
     std::uint64_t size = 0;
     std::string sha256;
-    std::string root; ///< empty when the peer gave none
+    std::string root;        ///< empty when the peer gave none
+    std::string cert_sha256; ///< its TLS certificate's SHA-256; empty: it serves plain HTTP
 };
 
 /// Which names a list request wants: all of them, those containing `contains`, or those that

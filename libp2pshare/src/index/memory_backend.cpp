@@ -88,6 +88,11 @@ asio::awaitable<api_result<void>> memory_backend::async_lookup(
             } else {
                 r.root.clear();
             }
+            if (s.cert != nullptr) {
+                hex_into(r.cert_sha256, *s.cert);
+            } else {
+                r.cert_sha256.clear();
+            }
         }
     }
     out.finish();

@@ -27,8 +27,8 @@ namespace {
 
 // --- The scripts. Each touches the keys of one slot only, all given in KEYS. -----------------
 
-// A peer's keys: its lease hash `p2p:{p<id>}` holds `/tok`, `/host`, `/port`, `/cli` (file names
-// never contain '/') and one field per file, name -> encode_file_value(); it expires with the
+// A peer's keys: its lease hash `p2p:{p<id>}` holds `/tok`, `/host`, `/port`, `/cli`, `/crt` (file
+// names never contain '/') and one field per file, name -> encode_file_value(); it expires with the
 // lease. `p2p:{p<id>}:n` holds the file names joined by '/' and outlives the lease by `keep`, so
 // that the sweeper still finds the names of a peer whose lease ended.
 
@@ -84,7 +84,8 @@ end
 )lua";
 
 /// Register (or take back) a peer, with its files. KEYS: lease, names. ARGV: new token, token
-/// given ("" for none), host, port, client, ttl ms, ttl + keep ms, then name, value pairs. The
+/// given ("" for none), host, port, client, ttl ms, ttl + keep ms, certificate SHA-256 ("" for
+/// none), then name, value pairs. The
 /// names before are those of the names key, whether the lease was live or not: the name buckets
 /// learn the difference. Returns answer(token, taken back 0/1, ...) or {"conflict"}.
 const char* const register_lua = R"lua(
@@ -97,8 +98,9 @@ if cur then
   tok = cur
 end
 local before = names_of(KEYS[2])
-local names, added, removed = put_files(KEYS[1], KEYS[2], before, 8, ARGV[7])
-redis.call('HSET', KEYS[1], '/tok', tok, '/host', ARGV[3], '/port', ARGV[4], '/cli', ARGV[5])
+local names, added, removed = put_files(KEYS[1], KEYS[2], before, 9, ARGV[7])
+redis.call('HSET', KEYS[1], '/tok', tok, '/host', ARGV[3], '/port', ARGV[4], '/cli', ARGV[5],
+           '/crt', ARGV[8])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return answer(tok, taken, before, names, added, removed)
 )lua";
@@ -507,8 +509,8 @@ asio::awaitable<api_result<store_lease>> redis_backend::async_register(register_
                                                                        std::string client) {
     auto s = s_;
     const auto id = r.id;
-    std::vector<std::string> args{random_token(), r.token,     r.host,       u(r.port),
-                                  client,         s->ttl_ms(), s->names_ms()};
+    std::vector<std::string> args{random_token(), r.token,     r.host,        u(r.port),
+                                  client,         s->ttl_ms(), s->names_ms(), r.cert_sha256};
     if (auto added = append_files(args, r.files); !added) co_return added.error();
     auto answer = co_await s->change_files(id, s->register_script, std::move(args));
     if (!answer) co_return answer.error();
@@ -661,7 +663,7 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
     for (const auto& c : candidates) {
         const auto key = lease_key(c.peer);
         std::string bytes;
-        append_command(bytes, {"HMGET", key, "/host", "/port", names[c.name]});
+        append_command(bytes, {"HMGET", key, "/host", "/port", "/crt", names[c.name]});
         reads.push_back(command_for(key, std::move(bytes)));
     }
     auto checked = all_fine(co_await s->client.async_run(std::move(reads)));
@@ -688,6 +690,7 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
             r.peer = candidates[c].peer;
             r.host.assign(read->host);
             r.port = read->port;
+            r.cert_sha256.assign(read->cert);
         }
     }
     out.finish();

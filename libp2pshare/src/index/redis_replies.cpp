@@ -1,6 +1,7 @@
 #include "index/redis_replies.hpp"
 
 #include "pieces.hpp"
+#include "protocol.hpp"
 
 #include <charconv>
 
@@ -143,11 +144,14 @@ std::optional<list_share> decode_list_share(const resp_value& v) {
 }
 
 std::optional<source_read> decode_source_read(const resp_value& v) {
-    if (!v.is_array() || v.elements.size() != 3) return std::nullopt;
+    if (!v.is_array() || v.elements.size() != 4) return std::nullopt;
     const auto host = v.elements[0].as_string();
     const auto port = reply_integer(v.elements[1]);
     if (!host || host->empty() || !port || *port <= 0 || *port > 65535) return std::nullopt;
-    return source_read{*host, static_cast<std::uint16_t>(*port), v.elements[2].as_string()};
+    // A lease written before certificates were kept has no field: plain HTTP.
+    const auto cert = v.elements[2].as_string().value_or(std::string_view{});
+    if (!cert.empty() && !is_sha256_hex(cert)) return std::nullopt;
+    return source_read{*host, static_cast<std::uint16_t>(*port), cert, v.elements[3].as_string()};
 }
 
 } // namespace p2pshare::detail

@@ -69,6 +69,7 @@ std::optional<list_share> decode_list_share(const resp_value& v);
 struct source_read {
     std::string_view host;
     std::uint16_t port = 0;
+    std::string_view cert; ///< the TLS certificate's SHA-256; empty: plain HTTP
     std::optional<std::string_view> value;
 };
 std::optional<source_read> decode_source_read(const resp_value& v);

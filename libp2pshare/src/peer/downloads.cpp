@@ -156,7 +156,7 @@ asio::awaitable<std::vector<DownloadOutcome>> downloads::async_download(
         for (auto& s : (*looked)[i]) {
             if (s.peer == settings_.id) continue;
             sources.push_back({s.peer, std::move(s.host), s.port, s.size, std::move(s.sha256),
-                               std::move(s.root)});
+                               std::move(s.root), std::move(s.cert_sha256)});
         }
         if (sources.empty()) {
             set_error(outcomes[wanted_outcome[i]], make_error_code(errc::no_sources),

@@ -1,5 +1,7 @@
 #include "file_server.hpp"
 
+#include "../tls.hpp"
+
 #include "../blocking.hpp"
 #include "../query.hpp"
 #include "../status_pages.hpp"
@@ -121,7 +123,8 @@ file_server::file_server(asio::any_io_executor executor, asio::any_io_executor b
       log_name_(std::move(log_name)),
       metrics_(metrics ? std::move(metrics) : std::make_shared<peer_metrics>()) {}
 
-boost::system::error_code file_server::listen(const std::string& host, std::uint16_t port) {
+boost::system::error_code file_server::listen(const std::string& host, std::uint16_t port,
+                                              std::shared_ptr<const tls_server_context> tls) {
     std::weak_ptr<file_server> weak = shared_from_this();
     server_ = std::make_shared<http_server>(
         executor_, limits_,
@@ -138,6 +141,7 @@ boost::system::error_code file_server::listen(const std::string& host, std::uint
         },
         log_name_);
     server_->count_connections_in(&metrics_->connections, metrics_);
+    if (tls) server_->use_tls(std::move(tls));
     return server_->listen(host, port);
 }
 
@@ -267,6 +271,13 @@ response file_server::metrics_response(const request& req) const {
     one("p2pshare_peer_sources_banned_total", "counter",
         "Sources banned for a file: a bad piece, or piece hashes that do not make the root.",
         x.sources_banned.value());
+    m.family("p2pshare_peer_body_bytes_total", "counter",
+             "Body bytes of large file answers, by how they were sent: sendfile(2) on plain TCP, "
+             "SSL_sendfile through kernel TLS, or read and encrypted by OpenSSL.");
+    m.sample("p2pshare_peer_body_bytes_total", label("path", "sendfile"), x.body_sendfile.value());
+    m.sample("p2pshare_peer_body_bytes_total", label("path", "kernel_tls"),
+             x.body_kernel_tls.value());
+    m.sample("p2pshare_peer_body_bytes_total", label("path", "tls_copy"), x.body_tls_copy.value());
     one("p2pshare_peer_shared_files", "gauge", "Files offered to the network.",
         static_cast<std::uint64_t>(folder_->offered().size()));
     one("p2pshare_peer_hashing_backlog", "gauge",
@@ -425,6 +436,8 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
     const bool is_head = req.method() == http::verb::head;
     if (!co_await conn.write_head(res, length, !is_head && length > 0)) co_return false;
     if (is_head) co_return res.keep_alive();
+    if (conn.tls() != nullptr)
+        co_return co_await send_tls_body(conn, fd, first, length) && res.keep_alive();
 
     // The body goes from the page cache to the socket with sendfile(2) in steps of send_chunk;
     // when the socket is full, wait until it is writable again, under the progress deadline.
@@ -450,6 +463,7 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
                                       chunk);
         }
         if (s.n > 0) {
+            metrics_->body_sendfile.add(static_cast<std::uint64_t>(s.n));
             left -= static_cast<std::uint64_t>(s.n);
             offset += static_cast<std::uint64_t>(s.n);
             conn.progressed(static_cast<std::size_t>(s.n));
@@ -465,6 +479,55 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
         if (!co_await conn.wait_writable()) co_return false;
     }
     co_return res.keep_alive();
+}
+
+asio::awaitable<bool> file_server::send_tls_body(connection& conn, std::shared_ptr<unique_fd> fd,
+                                                 std::uint64_t first, std::uint64_t length) {
+    auto& tls = *conn.tls();
+    std::uint64_t offset = first;
+    std::uint64_t left = length;
+    const bool in_memory = on_memory_fs(fd->get());
+    if (tls.kernel_send()) {
+        while (left > 0) {
+            const auto chunk = static_cast<std::size_t>(std::min(left, upload_.step(send_chunk)));
+            const auto r = tls.sendfile(fd->get(), offset, chunk);
+            if (r.st == tls_stream::status::done) {
+                if (r.n == 0) co_return false; // the file shrank
+                metrics_->body_kernel_tls.add(r.n);
+                left -= r.n;
+                offset += r.n;
+                conn.progressed(r.n);
+                if (upload_.limited()) {
+                    co_await async_throttle(&upload_, r.n);
+                } else if (left > 0) {
+                    co_await asio::post(asio::use_awaitable);
+                }
+                continue;
+            }
+            if (r.st != tls_stream::status::want_write) co_return false;
+            if (!co_await conn.wait_writable()) co_return false;
+        }
+        co_return true;
+    }
+    // OpenSSL encrypts from memory: a step is read (from the blocking executor when it may wait
+    // for the disk), then sent.
+    std::string bytes;
+    while (left > 0) {
+        const auto chunk = static_cast<std::size_t>(std::min(left, upload_.step(send_chunk)));
+        if (in_memory || in_page_cache(fd->get(), offset, chunk)) {
+            bytes.resize(chunk);
+            if (!read_exactly(fd->get(), bytes.data(), chunk, offset)) co_return false;
+        } else {
+            bytes = co_await run_blocking(blocking_, &read_cold, fd, offset, chunk);
+            if (bytes.size() != chunk) co_return false;
+        }
+        if (!co_await conn.send_body(bytes.data(), chunk)) co_return false;
+        metrics_->body_tls_copy.add(chunk);
+        left -= chunk;
+        offset += chunk;
+        if (upload_.limited()) co_await async_throttle(&upload_, chunk);
+    }
+    co_return true;
 }
 
 } // namespace p2pshare::detail

@@ -20,6 +20,8 @@
 
 namespace p2pshare::detail {
 
+class tls_server_context;
+
 class file_server : public std::enable_shared_from_this<file_server> {
 public:
     struct health {
@@ -36,7 +38,9 @@ public:
                 std::function<health()> status, std::string log_name,
                 std::uint64_t max_upload_rate = 0, std::shared_ptr<peer_metrics> metrics = {});
 
-    boost::system::error_code listen(const std::string& host, std::uint16_t port);
+    /// With `tls`, every connection speaks TLS with that certificate.
+    boost::system::error_code listen(const std::string& host, std::uint16_t port,
+                                     std::shared_ptr<const tls_server_context> tls = {});
     std::uint16_t port() const noexcept { return server_ ? server_->port() : 0; }
     void start();
     /// Lets uploads in progress finish (cut after limits.stop_grace without progress).
@@ -59,6 +63,10 @@ private:
                                             const std::string& name);
     boost::asio::awaitable<bool> serve_pieces(request& req, connection& conn,
                                               const std::string& name);
+    /// A body of `length` bytes from `first` over TLS: SSL_sendfile where the kernel encrypts,
+    /// otherwise read (from the blocking executor unless in the page cache) and encrypted.
+    boost::asio::awaitable<bool> send_tls_body(connection& conn, std::shared_ptr<unique_fd> fd,
+                                               std::uint64_t first, std::uint64_t length);
     /// GET /metrics: the peer's counters in the Prometheus text format.
     response metrics_response(const request& req) const;
 

@@ -27,7 +27,7 @@ http::verb verb_of(std::string_view method) {
 } // namespace
 
 struct index_client::idle_connection {
-    beast::tcp_stream stream;
+    client_stream stream;
 };
 
 index_client::index_client(asio::any_io_executor executor, std::vector<ServerAddress> indexes)
@@ -86,15 +86,34 @@ asio::awaitable<api_result<index_client::answer>> index_client::exchange(
         const bool reused = idle_ != nullptr;
         std::unique_ptr<idle_connection> conn = std::move(idle_);
         if (!conn) {
-            auto connected = co_await async_connect(executor_, address.host, address.port,
-                                                    std::min(timeouts_.connect, left));
-            if (!connected) {
-                co_return fail(connected.error() == make_error_code(errc::timeout)
-                                   ? errc::timeout
-                                   : errc::unreachable,
-                               "the index server at " + where + " cannot be reached");
+            // An index server reached over TLS is checked against the CAs before the request
+            // (and its token) is sent.
+            std::optional<tls_expectation> tls;
+            if (address.tls) {
+                if (!tls_) {
+                    auto made = make_tls_client({});
+                    if (!made) co_return fail(errc::tls_failed, made.error().message);
+                    tls_ = std::move(*made);
+                }
+                tls = tls_expectation{tls_, {}};
             }
-            conn.reset(new idle_connection{beast::tcp_stream(std::move(*connected))});
+            auto connected =
+                co_await async_open(executor_, address.host, address.port,
+                                    std::min(timeouts_.connect, left), tls ? &*tls : nullptr);
+            if (!connected) {
+                const auto& e = connected.error();
+                if (e.code == asio::error::operation_aborted) {
+                    co_return fail(errc::unreachable, "the request to the index was cancelled");
+                }
+                if (e.code == make_error_code(errc::tls_failed)) {
+                    co_return fail(errc::tls_failed,
+                                   "the index server at " + where + ": " + e.message);
+                }
+                co_return fail(
+                    e.code == make_error_code(errc::timeout) ? errc::timeout : errc::unreachable,
+                    "the index server at " + where + " cannot be reached");
+            }
+            conn.reset(new idle_connection{std::move(*connected)});
         }
         conn->stream.expires_at(deadline);
         auto [wec, wn] = co_await http::async_write(conn->stream, req, use_tuple);

@@ -24,6 +24,8 @@
 
 namespace p2pshare::detail {
 
+class tls_client_context;
+
 /// Every operation runs on the executor given (which must be serial) and fails with
 /// errc::unreachable or errc::timeout when the index cannot be reached in time, errc::bad_response
 /// when it answers what the protocol does not allow, or the error the index answered. Cancelled
@@ -90,6 +92,12 @@ public:
     /// Drops the kept-alive connection.
     void close();
 
+    /// The CAs that index servers reached over TLS (`https://` addresses) are checked against;
+    /// none given: the system's, loaded at the first such call. Before the first call.
+    void use_tls(std::shared_ptr<tls_client_context> context) noexcept {
+        tls_ = std::move(context);
+    }
+
 private:
     struct answer {
         unsigned status = 0;
@@ -110,6 +118,7 @@ private:
     std::chrono::milliseconds lease_limit_;
     std::unique_ptr<idle_connection> idle_;
     std::optional<index_bounds> bounds_;
+    std::shared_ptr<tls_client_context> tls_;
 };
 
 } // namespace p2pshare::detail

@@ -31,7 +31,8 @@ lease_schedule::lease_schedule(std::chrono::milliseconds first_retry,
 
 bool lease_schedule::unavailable(errc code) noexcept {
     return code == errc::unreachable || code == errc::timeout || code == errc::store_unavailable ||
-           code == errc::shutting_down || code == errc::too_many_connections;
+           code == errc::tls_failed || code == errc::shutting_down ||
+           code == errc::too_many_connections;
 }
 
 std::chrono::milliseconds lease_schedule::call_limit(
@@ -235,8 +236,8 @@ asio::awaitable<bool> index_session::carry_out(lease_schedule::step what) {
                 error = bounds.error();
                 break;
             }
-            register_request r{settings_.id, settings_.host, settings_.port, capped(files_()),
-                               token_};
+            register_request r{settings_.id,     settings_.host, settings_.port,
+                               capped(files_()), token_,         settings_.cert_sha256};
             auto lease = co_await client_.async_register(r);
             if (lease) {
                 announced_ = std::move(r.files);

@@ -117,6 +117,8 @@ public:
         std::shared_ptr<std::atomic<bool>> registered = std::make_shared<std::atomic<bool>>(false);
         /// Counts renewals and failed calls (none: not counted).
         std::shared_ptr<peer_metrics> metrics;
+        /// The SHA-256 of the certificate the file server speaks TLS with; empty: plain HTTP.
+        std::string cert_sha256{};
     };
 
     /// `executor` must be serial. `indexes`: the index servers, in order of preference (at
