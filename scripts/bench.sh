@@ -195,6 +195,20 @@ line=$(wait_for p1.out "serving")
 peer_port=${line##*:}
 echo "indexserver on 127.0.0.1:$index_port, peer 1 on 127.0.0.1:$peer_port (pid $peer_pid)"
 
+# A certificate for 127.0.0.1, for a peer over TLS and for nginx.
+tls_cert=; tls_key=; tls_peer_port=; nginx_tls_port=
+if have openssl; then
+  tls_cert=$work/tls.crt; tls_key=$work/tls.key
+  if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+       -subj /CN=p2pshare-bench -addext subjectAltName=IP:127.0.0.1 \
+       -keyout "$tls_key" -out "$tls_cert" >"$logs/tls-cert.log" 2>&1; then
+    chmod 644 "$tls_key" "$tls_cert"
+  else
+    echo "bench: openssl could not make a certificate (see $logs/tls-cert.log)"
+    tls_cert=; tls_key=
+  fi
+fi
+
 # The lookup answer, so that nginx returns a body of the same size.
 lookup_body="{\"names\":[\"$lookup_name\"]}"
 lookup_json=""
@@ -223,6 +237,19 @@ if have nginx || [ -x /usr/sbin/nginx ]; then
   fi
   json_return=""
   [ -n "$lookup_json" ] && json_return="return 200 '$lookup_json';"
+  # TLS: the same certificate and key as the TLS peer, kernel TLS asked for as the peer does.
+  tls_server=""
+  if [ -n "$tls_cert" ]; then
+    nginx_tls_port=$(free_port)
+    tls_server="server {
+        listen 127.0.0.1:$nginx_tls_port ssl;
+        ssl_certificate $tls_cert;
+        ssl_certificate_key $tls_key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_conf_command Options KTLS;
+        location /v1/files/ { alias $served/; }
+    }"
+  fi
   cat >"$work/nginx/nginx.conf" <<EOF
 # p2pshare bench: nginx as the reference, one worker process like p2pshare's one server thread.
 $user_line
@@ -249,6 +276,7 @@ http {
         location /v1/files/ { alias $served/; }
         location = /v1/lookup { default_type application/json; $json_return }
     }
+    $tls_server
 }
 EOF
   cp "$work/nginx/nginx.conf" "$logs/nginx.conf"
@@ -456,6 +484,55 @@ if have curl; then
   kill -TERM "$p3_pid" 2>/dev/null || true
 else
   skipped "peer memory under 64 downloads" "curl is not installed (make bench-deps)"
+fi
+
+# --- 1 GiB with curl over TLS: peer vs nginx, same certificate and cipher -------------------
+# A third peer serves the same folder over TLS, started only now (its sources would otherwise
+# join the downloads and lookups above) and stopped after.
+if have curl && [ -n "$tls_cert" ] && [ -n "$nginx_tls_port" ]; then
+  "$apps/peer" --id 3 --folder "$served" --config "$work/p3.config" "${peer_args[@]}" \
+    --tls-cert "$tls_cert" --tls-key "$tls_key" serve >p3.out 2>"$logs/compare-peer3-tls.log" &
+  tls_peer_pid=$!
+  pids+=($tls_peer_pid)
+  line=$(wait_for p3.out "serving")
+  tls_peer_port=${line##*:}
+  echo "peer 3 (TLS) on 127.0.0.1:$tls_peer_port"
+  # TLS 1.3 with AES-128-GCM for both; curl checks both against the one certificate.
+  tls_curl=(--cacert "$tls_cert" --tlsv1.3 --tls13-ciphers TLS_AES_128_GCM_SHA256)
+  curl_tls_once() { # URL LOG -> MiB/s of one run (0 if it failed)
+    local url=$1 log=$2 out=$shm/curl.out r rc=0
+    r=$(curl -sSf "${tls_curl[@]}" -o "$out" -w '%{speed_download} %{size_download} %{time_total}\n' "$url" 2>>"$log") || rc=$?
+    rm -f "$out"
+    if [ "$rc" != 0 ]; then
+      echo "curl $url failed with exit status $rc" | tee -a "$log" >&2
+      echo 0; return
+    fi
+    echo "$r" >>"$log"
+    awk -v r="$r" 'BEGIN { split(r, f, " "); printf "%.0f", f[1] / 1048576 }'
+  }
+  say "1 GiB into tmpfs with curl over TLS (TLS 1.3, AES-128-GCM): peer vs nginx (best of $runs, alternating)"
+  peer_tls=0; nginx_tls=0
+  for run in $(seq "$runs"); do
+    p=$(curl_tls_once "https://127.0.0.1:$tls_peer_port/v1/files/$big_name" "$logs/curl-tls-1GiB-peer.log")
+    n=$(curl_tls_once "https://127.0.0.1:$nginx_tls_port/v1/files/$big_name" "$logs/curl-tls-1GiB-nginx.log")
+    peer_tls=$(max "$peer_tls" "$p"); nginx_tls=$(max "$nginx_tls" "$n")
+    echo "run $run: peer $p MiB/s, nginx $n MiB/s"
+  done
+  # Which path the peer's bodies took: kernel TLS (SSL_sendfile) or OpenSSL's copy.
+  metrics=$(curl -sSf --cacert "$tls_cert" "https://127.0.0.1:$tls_peer_port/metrics" || true)
+  ktls=$(echo "$metrics" | awk '/^p2pshare_peer_body_bytes_total\{path="kernel_tls"\}/ { print $2 }')
+  copied=$(echo "$metrics" | awk '/^p2pshare_peer_body_bytes_total\{path="tls_copy"\}/ { print $2 }')
+  if [ "${ktls:-0}" != 0 ]; then path="kernel TLS (SSL_sendfile)"; else path="OpenSSL copy (no kernel TLS here: tcp_available_ulp = $(cat /proc/sys/net/ipv4/tcp_available_ulp 2>/dev/null))"; fi
+  echo "peer's bodies: kernel_tls ${ktls:-?} bytes, tls_copy ${copied:-?} bytes: $path"
+  r=$(div "$peer_tls" "$nginx_tls")
+  echo "curl over TLS: peer $peer_tls MiB/s, nginx $nginx_tls MiB/s: ${r}x"
+  figure "1 GiB with curl over TLS into tmpfs, from a peer; path: $path" "$peer_tls MiB/s" \
+    "$(reference "nginx (same certificate and cipher, 1 worker): $nginx_tls MiB/s" "$nginx_tls" curl-tls-1GiB-nginx.log)" \
+    "${r}x nginx" ">= 0.9x nginx" "$(verdict "$r" 0.9 "$nginx_tls")"
+  kill -TERM "$tls_peer_pid" 2>/dev/null || true
+  wait "$tls_peer_pid" 2>/dev/null || true
+else
+  skipped "1 GiB with curl over TLS, peer vs nginx" "needs curl, openssl and nginx (make bench-deps)"
 fi
 
 fi # want compare

@@ -9,7 +9,7 @@ packages=(
   libboost-test1.81-dev libboost-system1.81-dev
   libspdlog-dev libssl-dev
   redis-server redis-tools libhiredis-dev
-  prometheus chromium
+  prometheus chromium curl
   "$@"
 )
 

@@ -260,7 +260,7 @@ asio::awaitable<response> IndexServer::impl::do_lookup(const request& req, std::
                 out.append(R"(","root":")");
                 out.append(src.root);
             }
-            // The certificate's fingerprint only for a peer that serves over TLS (§10).
+            // The certificate's fingerprint only for a peer that serves over TLS (§11).
             if (!src.cert_sha256.empty()) {
                 out.append(R"(","cert_sha256":")");
                 out.append(src.cert_sha256);

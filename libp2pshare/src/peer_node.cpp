@@ -223,8 +223,17 @@ asio::awaitable<Error> PeerNode::impl::start() {
         std::error_code ignored;
         if (options.tls_self_signed && !std::filesystem::exists(options.tls_cert, ignored) &&
             !std::filesystem::exists(options.tls_key, ignored)) {
+            // It names the address the peer is reached at, so that a client checking names
+            // (curl --cacert pN.crt) accepts it too; downloaders check only its fingerprint.
+            std::vector<std::string> names;
+            for (const auto& h : {options.advertise_host, options.host}) {
+                if (!h.empty() && h != "0.0.0.0" && h != "::" &&
+                    std::find(names.begin(), names.end(), h) == names.end()) {
+                    names.push_back(h);
+                }
+            }
             if (auto e = make_self_signed(options.tls_cert, options.tls_key,
-                                          "p2pshare peer " + std::to_string(options.id))) {
+                                          "p2pshare peer " + std::to_string(options.id), names)) {
                 co_return e;
             }
             log().info("{}: made a self-signed certificate {}", name, options.tls_cert.string());

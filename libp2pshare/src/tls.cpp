@@ -4,6 +4,8 @@
 
 #include <p2pshare/config.hpp>
 
+#include <boost/asio/ip/address.hpp>
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -96,6 +98,11 @@ Result<std::shared_ptr<tls_server_context>> tls_server_context::load(
                             openssl_errors());
     }
     if (SSL_CTX_use_PrivateKey_file(c->ctx_, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            return config_error("the key " + key.string() + " is not the key of the certificate " +
+                                cert.string());
+        }
         return config_error("cannot use the key " + key.string() + ": " + openssl_errors());
     }
     if (SSL_CTX_check_private_key(c->ctx_) != 1) {
@@ -114,7 +121,7 @@ Result<std::shared_ptr<tls_server_context>> tls_server_context::load(
 tls_server_context::~tls_server_context() { SSL_CTX_free(ctx_); }
 
 Error make_self_signed(const std::filesystem::path& cert, const std::filesystem::path& key,
-                       const std::string& common_name) {
+                       const std::string& common_name, const std::vector<std::string>& hosts) {
     prepare_openssl();
     ERR_clear_error();
     const auto failed = [](const std::string& what) {
@@ -142,6 +149,23 @@ Error make_self_signed(const std::filesystem::path& cert, const std::filesystem:
                                0);
     X509_set_issuer_name(x.get(), name);
     X509_set_pubkey(x.get(), pkey.get());
+    if (!hosts.empty()) {
+        std::string names;
+        for (const auto& h : hosts) {
+            if (!names.empty()) names += ',';
+            boost::system::error_code not_address;
+            boost::asio::ip::make_address(h, not_address);
+            names += (not_address ? "DNS:" : "IP:") + h;
+        }
+        X509V3_CTX v3;
+        X509V3_set_ctx_nodb(&v3);
+        X509V3_set_ctx(&v3, x.get(), x.get(), nullptr, nullptr, 0);
+        X509_EXTENSION* ext =
+            X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, names.c_str());
+        if (ext == nullptr) return failed("bad host names " + names);
+        X509_add_ext(x.get(), ext, -1);
+        X509_EXTENSION_free(ext);
+    }
     if (X509_sign(x.get(), pkey.get(), EVP_sha256()) == 0) return failed("cannot sign");
     bio_ptr cert_pem(BIO_new(BIO_s_mem()));
     bio_ptr key_pem(BIO_new(BIO_s_mem()));

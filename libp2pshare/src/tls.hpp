@@ -1,7 +1,7 @@
 // TLS on OpenSSL for p2pshare's servers: a server's certificate and key, the self-signed
 // certificate a peer makes for itself, certificate fingerprints, and the server side of a TLS
 // connection on a non-blocking socket (the caller waits for the socket as the result says, so
-// TLS fits the server's own reactor-driven reads and writes). docs/protocol.md §10.
+// TLS fits the server's own reactor-driven reads and writes). docs/protocol.md §11.
 #pragma once
 
 #include <p2pshare/error.hpp>
@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 struct ssl_st;
 struct ssl_ctx_st;
@@ -39,11 +40,12 @@ private:
     std::string fingerprint_;
 };
 
-/// Makes a self-signed certificate (ECDSA P-256, SHA-256, ten years) for `common_name`, and
-/// writes it and its key as PEM, the key readable by its owner only, each atomically. Fails
-/// with the file system's error and a message naming the file.
+/// Makes a self-signed certificate (ECDSA P-256, SHA-256, ten years) for `common_name` and the
+/// host names and addresses of `hosts` (its subjectAltName, which a client checking names
+/// needs), and writes it and its key as PEM, the key readable by its owner only, each
+/// atomically. Fails with the file system's error and a message naming the file.
 Error make_self_signed(const std::filesystem::path& cert, const std::filesystem::path& key,
-                       const std::string& common_name);
+                       const std::string& common_name, const std::vector<std::string>& hosts = {});
 
 /// The SHA-256 fingerprint (64 lowercase hex digits) of the first certificate of a PEM file.
 Result<std::string> certificate_fingerprint(const std::filesystem::path& cert);

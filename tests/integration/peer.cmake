@@ -16,6 +16,7 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     integration/peer_failover_test.cpp
     integration/peer_metrics_test.cpp
     integration/peer_status_page_test.cpp
+    integration/peer_tls_test.cpp
   SUITES
     peer_network
     peer_folder
@@ -32,6 +33,7 @@ p2pshare_add_test_exe(peer_tests LABEL integration
     peer_metrics
     peer_prometheus
     peer_status_pages
+    peer_tls
 )
 # Needs redis-server (make deps), as the index's Redis suites (index.cmake).
 set_tests_properties(peer_tests.peer_failover_redis PROPERTIES LABELS "integration;redis")

@@ -43,7 +43,7 @@ struct IndexServerOptions {
     /// over them. Each must set it. For a store they share (Redis): servers on the memory store
     /// would each answer for their own network.
     bool reuse_port = false;
-    /// Speak TLS (docs/protocol.md §10) with the PEM certificate chain `tls_cert` and its key
+    /// Speak TLS (docs/protocol.md §11) with the PEM certificate chain `tls_cert` and its key
     /// `tls_key`; both empty (the default): plain HTTP. server.config then says `tls=true`.
     std::filesystem::path tls_cert;
     std::filesystem::path tls_key;

@@ -50,7 +50,7 @@ struct PeerOptions {
     /// files were hashed. A file that cannot be read or decoded is ignored, with a log line.
     /// Empty (the default): every file is hashed at each start, and the library writes no file.
     std::filesystem::path hash_cache;
-    /// Serve files over TLS (docs/protocol.md §10) with the PEM certificate `tls_cert` and its
+    /// Serve files over TLS (docs/protocol.md §11) with the PEM certificate `tls_cert` and its
     /// key `tls_key`. The peer registers the certificate's SHA-256 with the index, which gives
     /// it with each source, and downloaders accept exactly that certificate: no CA is needed.
     bool tls = false;
