@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <list>
 #include <string>
 #include <string_view>
 
@@ -108,6 +109,35 @@ struct connection_metrics {
 };
 
 /// A peer's counters: its uploads (file server), downloads and index session.
+/// The transfers of a peer in flight, for its status page: each upload and download while it
+/// runs. Used on the peer's executor only (it is serial): no lock.
+struct transfer_board {
+    struct entry {
+        bool upload = false;
+        std::string name;
+        std::string peer;        ///< an upload's client address
+        std::uint64_t done = 0;  ///< a download's bytes present so far
+        std::uint64_t total = 0; ///< bytes to send (an upload's range) or the file's size
+        std::size_t sources = 0; ///< a download's sources sending now
+        const std::uint64_t* sent = nullptr; ///< an upload's bytes sent (its connection's count)
+    };
+    std::list<entry> entries;
+
+    /// Keeps `e` on the board for as long as it lives.
+    class listed {
+    public:
+        listed(transfer_board& b, entry e)
+            : board_(b), at_(b.entries.insert(b.entries.end(), std::move(e))) {}
+        ~listed() { board_.entries.erase(at_); }
+        listed(const listed&) = delete;
+        listed& operator=(const listed&) = delete;
+
+    private:
+        transfer_board& board_;
+        std::list<entry>::iterator at_;
+    };
+};
+
 struct peer_metrics {
     counter sent_bytes;      ///< bytes of file answers (headers too), added as each ends
     counter received_bytes;  ///< piece bytes received, added as each download ends
@@ -125,6 +155,7 @@ struct peer_metrics {
     /// SSL_sendfile through kernel TLS, or read and encrypted by OpenSSL.
     counter body_sendfile, body_kernel_tls, body_tls_copy;
     connection_metrics connections; ///< of the file server
+    transfer_board transfers;       ///< on the peer's executor only
 };
 
 } // namespace detail

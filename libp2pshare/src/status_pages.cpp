@@ -104,6 +104,8 @@ constexpr std::string_view peer_page = R"html(<!DOCTYPE html>
   <div class="card"><b id="index">–</b><span>index server</span></div>
   <div class="card"><b id="lease">–</b><span>lease</span></div>
 </div>
+<h2>Transfers in flight</h2>
+<table><tbody id="transfers"><tr><td>none</td></tr></tbody></table>
 <h2>Shared files</h2>
 <table><tbody id="list"></tbody></table>
 <script>
@@ -142,6 +144,29 @@ async function tick() {
       return tr;
     });
     document.getElementById("list").replaceChildren(...rows);
+    const cell = (text, cls) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      if (cls) td.className = cls;
+      return td;
+    };
+    const moving = (h.transfers || []).map(t => {
+      const tr = document.createElement("tr");
+      tr.dataset.direction = t.direction;
+      const way = t.direction === "upload" ? "\u2191 to " + t.peer
+                                           : "\u2193 from " + t.sources + " sources";
+      const bar = document.createElement("progress");
+      bar.max = Math.max(t.size, 1);
+      bar.value = t.done;
+      const pct = t.size > 0 ? Math.floor(100 * t.done / t.size) : 100;
+      const progress = document.createElement("td");
+      progress.append(bar);
+      tr.append(cell(t.name, "name"), cell(way), progress,
+                cell(bytes(t.done) + " of " + bytes(t.size), "size"), cell(pct + "%", "pct"));
+      return tr;
+    });
+    if (moving.length === 0) moving.push(Object.assign(document.createElement("tr"), { innerHTML: "<td>none</td>" }));
+    document.getElementById("transfers").replaceChildren(...moving);
     document.body.dataset.state = h.status === "ok" ? "live" : h.status;
     set("state", h.status + ", updated " + new Date().toLocaleTimeString());
   } catch (e) {

@@ -5,6 +5,10 @@
 
 #include "peer_fixture.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <future>
 #include <regex>
 
 namespace fs = std::filesystem;
@@ -115,6 +119,44 @@ BOOST_AUTO_TEST_CASE(a_peer_page_shows_its_files_transfers_and_lease) {
     BOOST_TEST(text_of(sink, "downloads") == "0");
     BOOST_TEST(sink.find("<td>shared.bin</td>") != std::string::npos);
     BOOST_TEST(sink.find(R"(<td class="size">293.0 KiB</td>)") != std::string::npos);
+}
+
+// Transfers in flight, each with its progress: an upload capped at 256 KiB/s is seen on the
+// source's page and the download on the sink's, then both are gone once it ended.
+BOOST_AUTO_TEST_CASE(a_peer_page_shows_each_transfer_in_flight_with_its_progress) {
+    test::network net;
+    const auto content = test::random_text(3 * 1024 * 1024, 17);
+    test::write_file(net / "p1" / "slow.bin", content);
+    auto slow = net.options(1);
+    slow.max_upload_rate = 256 * 1024; // about 12 s for the file
+    auto& p1 = net.start_peer(slow);
+    auto& p2 = net.start_peer(2);
+    auto done = boost::asio::co_spawn(net.io().context(), p2.async_download({"slow.bin"}),
+                                      boost::asio::use_future);
+    BOOST_TEST_REQUIRE(test::eventually([&] {
+        return test::http_call(p1.port(), "GET", "/v1/health")
+                   .body.find(R"("direction":"upload")") != std::string::npos;
+    }));
+    const std::regex pct(R"(<td class="pct">(\d+)%</td>)");
+    std::smatch m;
+    const auto source = rendered(net.root(), url(p1.port()));
+    BOOST_TEST(source.find(R"(data-direction="upload")") != std::string::npos, source);
+    BOOST_TEST(source.find(R"(<td class="name">slow.bin</td>)") != std::string::npos);
+    BOOST_TEST(source.find("\u2191 to 127.0.0.1") != std::string::npos);
+    BOOST_TEST_REQUIRE(std::regex_search(source, m, pct));
+    BOOST_TEST(std::stoi(m[1].str()) < 100);
+    const auto sink = rendered(net.root(), url(p2.port()));
+    BOOST_TEST(sink.find(R"(data-direction="download")") != std::string::npos, sink);
+    BOOST_TEST(sink.find(R"(<td class="name">slow.bin</td>)") != std::string::npos);
+    BOOST_TEST(sink.find("\u2193 from 1 sources") != std::string::npos);
+
+    BOOST_REQUIRE(done.wait_for(60s) == std::future_status::ready);
+    const auto outcomes = done.get();
+    BOOST_TEST_REQUIRE(!outcomes.at(0).error, outcomes.at(0).message);
+    const auto after = rendered(net.root(), url(p1.port()));
+    BOOST_TEST(after.find("data-direction") == std::string::npos);
+    BOOST_TEST(after.find(R"(<tbody id="transfers"><tr><td>none</td></tr></tbody>)") !=
+               std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -63,13 +63,22 @@ asio::awaitable<void> worker(std::shared_ptr<work> w) {
         j.attempted = true;
         auto& outcome = w->outcomes[j.outcome];
         TransferResult r;
-        if (w->metrics) w->metrics->downloads_in_flight.add(1);
+        // On the status page while it runs; the progress callback moves it on.
+        std::optional<transfer_board::listed> shown;
+        if (w->metrics) {
+            w->metrics->downloads_in_flight.add(1);
+            shown.emplace(
+                w->metrics->transfers,
+                transfer_board::entry{
+                    false, outcome.name, {}, 0, j.sources.empty() ? 0 : j.sources.front().size});
+        }
         try {
             r = co_await w->transfer->async_download(outcome.name, j.sources);
         } catch (const boost::system::system_error& e) {
             r.error = e.code();
             r.message = e.what();
         }
+        shown.reset();
         if (w->metrics) {
             w->metrics->downloads_in_flight.add(-1);
             count_download(*w->metrics, r);
@@ -99,6 +108,24 @@ asio::awaitable<void> worker(std::shared_ptr<work> w) {
     }
 }
 
+/// The transfer options of `s`, whose progress also moves the download's entry on the status
+/// page (both run on the peer's executor).
+TransferOptions with_progress_shown(const downloads::settings& s) {
+    auto options = s.transfer;
+    if (!s.metrics) return options;
+    options.on_progress = [user = s.transfer.on_progress,
+                           metrics = s.metrics](const TransferProgress& p) {
+        for (auto& e : metrics->transfers.entries) {
+            if (e.upload || e.name != p.name) continue;
+            e.done = p.done;
+            e.total = p.total;
+            e.sources = p.sources;
+        }
+        if (user) user(p);
+    };
+    return options;
+}
+
 } // namespace
 
 downloads::downloads(asio::any_io_executor executor, std::shared_ptr<shared_folder> folder,
@@ -108,7 +135,8 @@ downloads::downloads(asio::any_io_executor executor, std::shared_ptr<shared_fold
       session_(std::move(session)),
       settings_(std::move(s)),
       // One for the peer's life: its idle connections serve the next downloads.
-      transfer_(std::make_shared<FileTransfer>(executor_, folder_->path(), settings_.transfer)) {}
+      transfer_(std::make_shared<FileTransfer>(executor_, folder_->path(),
+                                               with_progress_shown(settings_))) {}
 
 asio::awaitable<std::vector<DownloadOutcome>> downloads::async_download(
     std::vector<std::string> names, std::shared_ptr<std::atomic<bool>> stopping) {

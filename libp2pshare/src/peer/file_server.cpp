@@ -224,6 +224,22 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
             o["downloads"] = metrics_->downloads_in_flight.value();
             o["sent_bytes"] = metrics_->sent_bytes.value();
             o["received_bytes"] = metrics_->received_bytes.value();
+            // Each transfer in flight (the first 100), with its progress.
+            auto& list = o["transfers"].emplace_array();
+            for (const auto& e : metrics_->transfers.entries) {
+                if (list.size() == 100) break;
+                boost::json::object one;
+                one["direction"] = e.upload ? "upload" : "download";
+                one["name"] = e.name;
+                one["size"] = e.total;
+                one["done"] = e.sent != nullptr ? std::min(*e.sent, e.total) : e.done;
+                if (e.upload) {
+                    one["peer"] = e.peer;
+                } else {
+                    one["sources"] = e.sources;
+                }
+                list.emplace_back(std::move(one));
+            }
             res = json_response(req, http::status::ok, boost::json::serialize(o));
         } else {
             res = not_allowed();
@@ -393,6 +409,13 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
             first = (*range)->first;
             length = (*range)->length();
         }
+    }
+    // On the status page while it is sent; bytes_sent counts the header too.
+    std::optional<transfer_board::listed> shown;
+    if (req.method() == http::verb::get) {
+        shown.emplace(metrics_->transfers,
+                      transfer_board::entry{true, name, conn.remote().address().to_string(), 0,
+                                            length, 0, &conn.bytes_sent});
     }
     const auto status = partial ? http::status::partial_content : http::status::ok;
     response res{status, req.version(), req.keep_alive()};
