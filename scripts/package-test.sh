@@ -62,10 +62,10 @@ done
 
 if $remove_build_deps; then
   step "removing the library -dev packages that make package installed"
-  apt-get purge -y -qq libboost1.81-dev libspdlog-dev libfmt-dev libssl-dev libhiredis-dev >/dev/null
-  apt-get autoremove --purge -y -qq >/dev/null
-  dpkg-query -W -f='${db:Status-Status} ${Package}\n' 'libboost*' 'libspdlog*' 'libhiredis*' \
-    2>/dev/null | awk '$1 == "installed" {print "  still installed: " $2}'
+  apt-get purge -y -qq libboost1.81-dev libspdlog-dev libfmt-dev libssl-dev libhiredis-dev
+  apt-get autoremove --purge -y -qq
+  { dpkg-query -W -f='${db:Status-Status} ${Package}\n' 'libboost*' 'libspdlog*' 'libhiredis*' \
+      2>/dev/null || true; } | awk '$1 == "installed" {print "  still installed: " $2}'
 fi
 
 step "apt-get install ${debs[*]}"
