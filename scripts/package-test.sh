@@ -54,9 +54,10 @@ for deb in "${debs[@]}"; do
   if grep -rlF "$source_dir" "$unpacked"; then
     fail "$deb: the files above name the build folder $source_dir"
   fi
-  for elf in $(find "$unpacked" -type f -exec sh -c 'head -c4 "$1" | grep -q ELF' _ {} \; -print); do
-    if readelf -d "$elf" | grep -E 'RPATH|RUNPATH'; then fail "$elf has a run path"; fi
-  done
+  find "$unpacked" -type f -exec sh -c 'head -c4 "$1" | grep -q ELF' _ {} \; -print |
+    while read -r elf; do
+      if readelf -d "$elf" | grep -E 'RPATH|RUNPATH'; then fail "$elf has a run path"; fi
+    done
   rm -rf "$unpacked"
 done
 
