@@ -3,7 +3,7 @@ PRESET ?= release
 BUILD  := build/$(PRESET)
 JOBS   ?= $(shell nproc)
 
-.PHONY: all deps build test test-asan test-tsan demo bench bench-deps fuzz install format clean help
+.PHONY: all deps build test test-asan test-tsan demo bench bench-deps fuzz install package format clean help
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "make bench      deps + build + the benchmarks; logs gathered in test-logs/"
 	@echo "make fuzz       libFuzzer on every network/config decoder (FUZZ_SECONDS each, clang)"
 	@echo "make install    install into PREFIX (default /usr/local)"
+	@echo "make package    the Debian packages (build/package/*.deb): library, -dev, programs"
 
 deps:
 	@scripts/deps.sh
@@ -62,6 +63,14 @@ fuzz:
 PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# Preset package: the library shared, installed under /usr, the systemd units (packaging/).
+# dpkg-shlibdeps (dpkg-dev) and file find the packages the binaries need.
+package:
+	@scripts/deps.sh dpkg-dev file
+	cmake --preset package
+	cmake --build build/package -j $(JOBS)
+	cd build/package && cpack
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
