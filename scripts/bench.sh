@@ -8,7 +8,7 @@
 # environment: BENCH_SECONDS (wrk run length, default 5), BENCH_RUNS (1 GiB runs, default 5),
 #              BENCH_WRK_RUNS (wrk runs per figure, default 3),
 #              BENCH_SKIP_PROGRAMS=1 (only the comparisons),
-#              BENCH_ONLY="programs compare swarm redis" (some of the parts; all by default)
+#              BENCH_ONLY="programs compare tls swarm redis" (some of the parts; all by default)
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 
@@ -165,7 +165,7 @@ if [ "${BENCH_SKIP_PROGRAMS:-0}" != 1 ] && want programs; then
 fi
 
 # --- the files and the p2pshare servers for the comparisons --------------------------------
-if want compare || want swarm; then
+if want compare || want swarm || want tls; then
 say "comparisons with the reference tools, in the same run"
 big_dir=/dev/shm
 free_kib=$(df -Pk "$big_dir" 2>/dev/null | awk 'NR == 2 { print $4 }')
@@ -218,7 +218,7 @@ if have curl; then
 fi
 
 # --- nginx: its own configuration, pid file and loopback port -----------------------------
-if want compare; then
+if want compare || want tls; then
 nginx_port=
 if have nginx || [ -x /usr/sbin/nginx ]; then
   nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
@@ -292,6 +292,8 @@ EOF
   fi
 fi
 
+# The plain comparisons (BENCH_ONLY=tls runs only the TLS one below).
+if want compare; then
 # --- iperf3: the loopback ceiling -----------------------------------------------------------
 iperf_mibs=
 if have iperf3; then
@@ -486,17 +488,21 @@ else
   skipped "peer memory under 64 downloads" "curl is not installed (make bench-deps)"
 fi
 
+fi # want compare: the plain comparisons
+
 # --- 1 GiB with curl over TLS: peer vs nginx, same certificate and cipher -------------------
-# A third peer serves the same folder over TLS, started only now (its sources would otherwise
+# Another peer serves the same folder over TLS, started only now (its sources would otherwise
 # join the downloads and lookups above) and stopped after.
 if have curl && [ -n "$tls_cert" ] && [ -n "$nginx_tls_port" ]; then
-  "$apps/peer" --id 3 --folder "$served" --config "$work/p3.config" "${peer_args[@]}" \
-    --tls-cert "$tls_cert" --tls-key "$tls_key" serve >p3.out 2>"$logs/compare-peer3-tls.log" &
+  # Its own folder (a folder has one peer): hard links to the same files.
+  cp -al "$served" "$shm/p4"
+  "$apps/peer" --id 4 --folder "$shm/p4" --config "$work/p4.config" "${peer_args[@]}" \
+    --tls-cert "$tls_cert" --tls-key "$tls_key" serve >p4.out 2>"$logs/compare-peer4-tls.log" &
   tls_peer_pid=$!
   pids+=($tls_peer_pid)
-  line=$(wait_for p3.out "serving")
+  line=$(wait_for p4.out "serving")
   tls_peer_port=${line##*:}
-  echo "peer 3 (TLS) on 127.0.0.1:$tls_peer_port"
+  echo "peer 4 (TLS) on 127.0.0.1:$tls_peer_port"
   # TLS 1.3 with AES-128-GCM for both; curl checks both against the one certificate.
   tls_curl=(--cacert "$tls_cert" --tlsv1.3 --tls13-ciphers TLS_AES_128_GCM_SHA256)
   curl_tls_once() { # URL LOG -> MiB/s of one run (0 if it failed)
@@ -535,7 +541,7 @@ else
   skipped "1 GiB with curl over TLS, peer vs nginx" "needs curl, openssl and nginx (make bench-deps)"
 fi
 
-fi # want compare
+fi # want compare || want tls
 
 # --- downloads from several peers at once, against aria2c ----------------------------------
 # Peers on their own loopback addresses (127.0.0.11, ...), so that aria2c's -x1 (connections per

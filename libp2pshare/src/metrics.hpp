@@ -4,6 +4,8 @@
 // metrics are listed in docs/protocol.md §6.9 and §7.5.
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -115,10 +117,10 @@ struct transfer_board {
     struct entry {
         bool upload = false;
         std::string name;
-        std::string peer;        ///< an upload's client address
-        std::uint64_t done = 0;  ///< a download's bytes present so far
-        std::uint64_t total = 0; ///< bytes to send (an upload's range) or the file's size
-        std::size_t sources = 0; ///< a download's sources sending now
+        boost::asio::ip::address peer; ///< an upload's client
+        std::uint64_t done = 0;        ///< a download's bytes present so far
+        std::uint64_t total = 0;       ///< bytes to send (an upload's range) or the file's size
+        std::size_t sources = 0;       ///< a download's sources sending now
         const std::uint64_t* sent = nullptr; ///< an upload's bytes sent (its connection's count)
     };
     std::list<entry> entries;

@@ -234,7 +234,7 @@ asio::awaitable<bool> file_server::handle(request& req, connection& conn) {
                 one["size"] = e.total;
                 one["done"] = e.sent != nullptr ? std::min(*e.sent, e.total) : e.done;
                 if (e.upload) {
-                    one["peer"] = e.peer;
+                    one["peer"] = e.peer.to_string();
                 } else {
                     one["sources"] = e.sources;
                 }
@@ -410,13 +410,6 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
             length = (*range)->length();
         }
     }
-    // On the status page while it is sent; bytes_sent counts the header too.
-    std::optional<transfer_board::listed> shown;
-    if (req.method() == http::verb::get) {
-        shown.emplace(metrics_->transfers,
-                      transfer_board::entry{true, name, conn.remote().address().to_string(), 0,
-                                            length, 0, &conn.bytes_sent});
-    }
     const auto status = partial ? http::status::partial_content : http::status::ok;
     response res{status, req.version(), req.keep_alive()};
     res.content_type("application/octet-stream");
@@ -459,6 +452,11 @@ asio::awaitable<bool> file_server::serve_file(request& req, connection& conn,
     const bool is_head = req.method() == http::verb::head;
     if (!co_await conn.write_head(res, length, !is_head && length > 0)) co_return false;
     if (is_head) co_return res.keep_alive();
+    // A large body is on the status page while it is sent (a small one leaves in one write:
+    // listing it would only cost). bytes_sent counts the header too.
+    const transfer_board::listed shown(
+        metrics_->transfers,
+        transfer_board::entry{true, name, conn.remote().address(), 0, length, 0, &conn.bytes_sent});
     if (conn.tls() != nullptr)
         co_return co_await send_tls_body(conn, fd, first, length) && res.keep_alive();
 
