@@ -292,6 +292,20 @@ EOF
   fi
 fi
 
+# One curl download into tmpfs; the output file is removed after it.
+curl_once() { # URL LOG [CURL ARGS...] -> MiB/s of one run (0 if it failed)
+  local url=$1 log=$2 out=$shm/curl.out r rc=0
+  shift 2
+  r=$(curl -sSf "$@" -o "$out" -w '%{speed_download} %{size_download} %{time_total}\n' "$url" 2>>"$log") || rc=$?
+  rm -f "$out"
+  if [ "$rc" != 0 ]; then
+    echo "curl $url failed with exit status $rc" | tee -a "$log" >&2
+    echo 0; return
+  fi
+  echo "$r" >>"$log"
+  awk -v r="$r" 'BEGIN { split(r, f, " "); printf "%.0f", f[1] / 1048576 }'
+}
+
 # The plain comparisons (BENCH_ONLY=tls runs only the TLS one below).
 if want compare; then
 # --- iperf3: the loopback ceiling -----------------------------------------------------------
@@ -323,17 +337,6 @@ ceiling() { [ -n "$iperf_mibs" ] && echo "$(div "$1" "$iperf_mibs")x of iperf3" 
 # --- 1 GiB with curl into tmpfs: peer vs nginx ------------------------------------------
 # Best of $runs for each, the two servers alternating run by run; the output file is removed
 # after each run.
-curl_once() { # URL LOG -> MiB/s of one run (0 if it failed)
-  local url=$1 log=$2 out=$shm/curl.out r rc=0
-  r=$(curl -sSf -o "$out" -w '%{speed_download} %{size_download} %{time_total}\n' "$url" 2>>"$log") || rc=$?
-  rm -f "$out"
-  if [ "$rc" != 0 ]; then
-    echo "curl $url failed with exit status $rc" | tee -a "$log" >&2
-    echo 0; return
-  fi
-  echo "$r" >>"$log"
-  awk -v r="$r" 'BEGIN { split(r, f, " "); printf "%.0f", f[1] / 1048576 }'
-}
 
 peer_curl=; nginx_curl=
 if have curl; then
@@ -505,22 +508,11 @@ if have curl && [ -n "$tls_cert" ] && [ -n "$nginx_tls_port" ]; then
   echo "peer 4 (TLS) on 127.0.0.1:$tls_peer_port"
   # TLS 1.3 with AES-128-GCM for both; curl checks both against the one certificate.
   tls_curl=(--cacert "$tls_cert" --tlsv1.3 --tls13-ciphers TLS_AES_128_GCM_SHA256)
-  curl_tls_once() { # URL LOG -> MiB/s of one run (0 if it failed)
-    local url=$1 log=$2 out=$shm/curl.out r rc=0
-    r=$(curl -sSf "${tls_curl[@]}" -o "$out" -w '%{speed_download} %{size_download} %{time_total}\n' "$url" 2>>"$log") || rc=$?
-    rm -f "$out"
-    if [ "$rc" != 0 ]; then
-      echo "curl $url failed with exit status $rc" | tee -a "$log" >&2
-      echo 0; return
-    fi
-    echo "$r" >>"$log"
-    awk -v r="$r" 'BEGIN { split(r, f, " "); printf "%.0f", f[1] / 1048576 }'
-  }
   say "1 GiB into tmpfs with curl over TLS (TLS 1.3, AES-128-GCM): peer vs nginx (best of $runs, alternating)"
   peer_tls=0; nginx_tls=0
   for run in $(seq "$runs"); do
-    p=$(curl_tls_once "https://127.0.0.1:$tls_peer_port/v1/files/$big_name" "$logs/curl-tls-1GiB-peer.log")
-    n=$(curl_tls_once "https://127.0.0.1:$nginx_tls_port/v1/files/$big_name" "$logs/curl-tls-1GiB-nginx.log")
+    p=$(curl_once "https://127.0.0.1:$tls_peer_port/v1/files/$big_name" "$logs/curl-tls-1GiB-peer.log" "${tls_curl[@]}")
+    n=$(curl_once "https://127.0.0.1:$nginx_tls_port/v1/files/$big_name" "$logs/curl-tls-1GiB-nginx.log" "${tls_curl[@]}")
     peer_tls=$(max "$peer_tls" "$p"); nginx_tls=$(max "$nginx_tls" "$n")
     echo "run $run: peer $p MiB/s, nginx $n MiB/s"
   done

@@ -78,8 +78,8 @@ for program in indexserver peer filegen; do
   [ "$(command -v "$program")" = "/usr/bin/$program" ] || fail "$program is not /usr/bin/$program"
   ldd "/usr/bin/$program" | grep -F 'not found' && fail "$program: a library is missing"
 done
-indexserver --help | head -n 1
-peer --help | head -n 1
+indexserver --help | sed -n 1p # (sed reads it all: no SIGPIPE under pipefail)
+peer --help | sed -n 1p
 filegen --help >/dev/null
 getent passwd p2pshare || fail "no user p2pshare"
 dpkg-query -W -f='${Conffiles}\n' p2pshare

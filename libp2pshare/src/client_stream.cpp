@@ -81,20 +81,11 @@ client_stream::~client_stream() = default;
 
 namespace {
 
-std::string certificate_sha256(SSL* ssl) {
+std::string peer_certificate_sha256(SSL* ssl) {
     X509* cert = SSL_get1_peer_certificate(ssl);
     if (cert == nullptr) return {};
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    const bool ok = X509_digest(cert, EVP_sha256(), md, &size) == 1;
+    auto out = certificate_sha256(cert);
     X509_free(cert);
-    if (!ok) return {};
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < size; ++i) {
-        out.push_back(digits[md[i] >> 4]);
-        out.push_back(digits[md[i] & 15]);
-    }
     return out;
 }
 
@@ -134,7 +125,7 @@ asio::awaitable<Error> client_stream::async_handshake(const tls_expectation& exp
         co_return Error{make_error_code(errc::tls_failed), "TLS with " + host + " failed: " + why};
     }
     if (!expect.fingerprint.empty()) {
-        const auto got = certificate_sha256(native);
+        const auto got = peer_certificate_sha256(native);
         if (got != expect.fingerprint) {
             co_return Error{make_error_code(errc::tls_failed),
                             "the certificate of " + host + " has the SHA-256 fingerprint " +

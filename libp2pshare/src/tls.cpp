@@ -1,5 +1,6 @@
 #include "tls.hpp"
 
+#include "pieces.hpp"
 #include "support.hpp"
 
 #include <p2pshare/config.hpp>
@@ -16,8 +17,6 @@
 #include <openssl/x509v3.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 
 namespace p2pshare::detail {
 
@@ -35,23 +34,19 @@ Error config_error(std::string message) {
     return {make_error_code(errc::bad_config), std::move(message)};
 }
 
-std::string hex(const unsigned char* data, std::size_t size) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(size * 2);
-    for (std::size_t i = 0; i < size; ++i) {
-        out.push_back(digits[data[i] >> 4]);
-        out.push_back(digits[data[i] & 15]);
+} // namespace
+
+std::string certificate_sha256(X509* cert) {
+    digest md{};
+    unsigned int size = 0;
+    if (cert == nullptr || X509_digest(cert, EVP_sha256(), md.data(), &size) != 1 ||
+        size != md.size()) {
+        return {};
     }
-    return out;
+    return to_hex(md);
 }
 
-std::string fingerprint_of(X509* cert) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    if (X509_digest(cert, EVP_sha256(), md, &size) != 1) return {};
-    return hex(md, size);
-}
+namespace {
 
 std::string bio_text(BIO* bio) {
     char* data = nullptr;
@@ -110,7 +105,7 @@ Result<std::shared_ptr<tls_server_context>> tls_server_context::load(
         return config_error("the key " + key.string() + " is not the key of the certificate " +
                             cert.string());
     }
-    c->fingerprint_ = fingerprint_of(SSL_CTX_get0_certificate(c->ctx_));
+    c->fingerprint_ = certificate_sha256(SSL_CTX_get0_certificate(c->ctx_));
     if (c->fingerprint_.empty()) {
         return config_error("cannot hash the certificate " + cert.string() + ": " +
                             openssl_errors());
@@ -190,7 +185,7 @@ Result<std::string> certificate_fingerprint(const std::filesystem::path& cert) {
     if (!bio) return config_error("cannot read the certificate " + cert.string());
     x509_ptr x(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
     if (!x) return config_error("no PEM certificate in " + cert.string());
-    return fingerprint_of(x.get());
+    return certificate_sha256(x.get());
 }
 
 // ---------------------------------------------------------------------------------------------

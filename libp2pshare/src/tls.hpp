@@ -15,6 +15,7 @@
 
 struct ssl_st;
 struct ssl_ctx_st;
+struct x509_st;
 
 namespace p2pshare::detail {
 
@@ -46,6 +47,9 @@ private:
 /// atomically. Fails with the file system's error and a message naming the file.
 Error make_self_signed(const std::filesystem::path& cert, const std::filesystem::path& key,
                        const std::string& common_name, const std::vector<std::string>& hosts = {});
+
+/// The SHA-256 of a certificate's DER encoding: 64 lowercase hex digits ("" if it fails).
+std::string certificate_sha256(x509_st* cert);
 
 /// The SHA-256 fingerprint (64 lowercase hex digits) of the first certificate of a PEM file.
 Result<std::string> certificate_fingerprint(const std::filesystem::path& cert);
