@@ -403,9 +403,18 @@ asio::awaitable<void> http_server::run_session(std::shared_ptr<session> s) {
                 // read to cancel.
                 if (ending() || s->expired || s->cut) break;
             }
-            const auto ec = co_await receive(*s);
-            s->idle = false;
-            if (ec) break;
+            // Plain TCP reads inline (no coroutine frame per request); TLS through OpenSSL.
+            if (!s->tls) {
+                auto [ec, n] =
+                    co_await s->socket.async_read_some(s->in.prepare(read_chunk), use_tuple);
+                s->idle = false;
+                if (ec) break;
+                s->in.commit(n);
+            } else {
+                const auto ec = co_await receive(*s);
+                s->idle = false;
+                if (ec) break;
+            }
         }
         if (ending()) break;
         boost::system::error_code ec;
