@@ -264,6 +264,9 @@ int main(int argc, char** argv) {
     }
     if (ec == p2pshare::errc::unreachable || ec == p2pshare::errc::timeout) {
         std::cerr << "peer: the index server is not reachable now; the peer keeps trying\n";
+    } else if (ec == p2pshare::errc::tls_failed) {
+        // A certificate refused (a wrong --tls-ca?) or a handshake cut: said, and tried again.
+        std::cerr << "peer: " << started.message << "; the peer keeps trying\n";
     } else if (ec) {
         std::cerr << "peer: cannot start: " << started.message;
         if (ec == p2pshare::errc::not_found && options.index.empty()) {

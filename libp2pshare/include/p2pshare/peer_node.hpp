@@ -126,9 +126,11 @@ public:
     /// sendfile(2), which can raise SIGPIPE: when SIGPIPE still has its default action (which
     /// kills the process), the first start sets it to ignored. Hashing of the folder's files goes
     /// on in the background: each file is offered once hashed.
-    /// Errors: errc::unreachable (the node runs and keeps trying to register in the background);
-    /// any other error: the node did not start (errc::conflict: the id or folder is taken;
-    /// errc::bad_config: a config file cannot be parsed; errc::bad_request: started twice).
+    /// Errors: errc::unreachable, errc::timeout or errc::tls_failed (an index reached over TLS
+    /// whose certificate is refused): the node runs and keeps trying to register in the
+    /// background; any other error: the node did not start (errc::conflict: the id or folder is
+    /// taken; errc::bad_config: a config file cannot be parsed, or a TLS certificate, key or CA
+    /// file cannot be used; errc::bad_request: started twice).
     boost::asio::awaitable<Error> async_start();
 
     /// Every distinct file name in the network, optionally only those containing `contains`.
