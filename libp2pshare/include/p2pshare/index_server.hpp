@@ -75,9 +75,9 @@ public:
     /// not run) when the address cannot be bound or the file cannot be written, with the
     /// system's error and a message naming the address or the file; errc::bad_config for a
     /// `store` it cannot parse, or a TLS certificate or key it cannot use (a key that is not
-    /// the certificate's, a file it cannot read); errc::bad_request when it was started already. A Redis store is
-    /// not reached here: requests that find it unreachable get 503 store_unavailable, and the
-    /// index serves again once it answers.
+    /// the certificate's, a file it cannot read); errc::bad_request when it was started already. A
+    /// Redis store is not reached here: requests that find it unreachable get 503
+    /// store_unavailable, and the index serves again once it answers.
     Error start();
 
     /// The port it listens on (the real one when 0 was asked), valid after start().
