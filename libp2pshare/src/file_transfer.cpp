@@ -176,6 +176,11 @@ struct download_state {
         return std::clamp<std::uint64_t>(2 * piece_us / timed_pieces, 20'000, 2'000'000);
     }
 
+    /// The time one piece is expected to take: the mean so far, or half the first `copy_after`.
+    std::uint64_t piece_estimate() const {
+        return timed_pieces == 0 ? 125'000 : piece_us / timed_pieces;
+    }
+
     std::size_t active() const {
         std::size_t n = 0;
         for (const auto& s : sources)
@@ -465,7 +470,11 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
         if (d->picker.copies(*piece) == 1) {
             const auto share =
                 (d->picker.wanted() + 1 + d->slots - 1) / std::max<std::size_t>(1, d->slots);
-            while (run < std::min(max_run, share) && d->picker.take(s.id, *piece + run, now))
+            // Each is expected once the ones before it are in: an end-game copy of it is judged
+            // from then, not from the request.
+            const auto each = d->piece_estimate();
+            while (run < std::min(max_run, share) &&
+                   d->picker.take(s.id, *piece + run, now + run * each))
                 ++run;
         }
         s.since = now;
@@ -500,8 +509,18 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
             while (out.status == piece_status::verified && done < run) {
                 auto& h = *held[next_held];
                 co_await free_held(h); // (the source waits meanwhile: TCP's window)
-                const auto sp = d->span(*piece + done);
-                s.current = *piece + done;
+                const auto k = *piece + done;
+                if (done > 0) {
+                    if (d->picker.has(k)) {
+                        // An end-game copy from another source won it: the rest of the run is
+                        // dropped with the connection rather than received for nothing.
+                        out = body_broken_off(std::move(out), {}, true, 0, 0);
+                        break;
+                    }
+                    d->picker.started(s.id, k, now_us());
+                }
+                const auto sp = d->span(k);
+                s.current = k;
                 auto [ec, n] = co_await receive_body(*s.stream, s.buffer, h.data.get(), sp.length,
                                                      d->options->stall_timeout, s.stop, s, d->rate);
                 if (ec || s.stop) {

@@ -65,6 +65,11 @@ bool piece_picker::take(source_id source, std::size_t piece, std::uint64_t now) 
     return true;
 }
 
+void piece_picker::started(source_id source, std::size_t piece, std::uint64_t now) {
+    for (auto& f : fetching_[piece])
+        if (f.source == source) f.since = now;
+}
+
 std::optional<std::uint64_t> piece_picker::next_copy(source_id source,
                                                      std::uint64_t copy_after) const {
     if (first_wanted_ < has_.size()) {

@@ -37,7 +37,13 @@ public:
 
     /// Takes `piece` for `source` if it is wanted (nobody has or fetches it): to extend a run
     /// of pieces that follow the one `pick` gave. False, and nothing changes, otherwise.
+    /// `now` is when the piece is expected to start arriving, later than the run's start for
+    /// the pieces after its first.
     bool take(source_id source, std::size_t piece, std::uint64_t now);
+
+    /// `source` starts receiving `piece` (a piece of a run it took) at `now`: its time in flight,
+    /// which orders the end-game, counts from then. Nothing happens if `source` does not fetch it.
+    void started(source_id source, std::size_t piece, std::uint64_t now);
 
     /// How many sources fetch `piece` now.
     std::size_t copies(std::size_t piece) const noexcept { return fetching_[piece].size(); }

@@ -119,6 +119,26 @@ BOOST_AUTO_TEST_CASE(an_end_game_copy_waits_until_the_piece_has_been_in_flight_l
     BOOST_TEST(!p.pick(3, 1000, 50).has_value());
 }
 
+// The later pieces of a run are not copied before they could have arrived: their time in
+// flight counts from when they are expected, then from when the source starts on them.
+BOOST_AUTO_TEST_CASE(a_run_piece_is_copied_only_once_it_is_late) {
+    auto p = from("---");
+    BOOST_TEST(p.pick(0, 100, 50).value() == 0u);
+    BOOST_TEST(p.take(0, 1, 200)); // expected once piece 0 is in
+    BOOST_TEST(p.take(0, 2, 300));
+    BOOST_TEST(p.next_copy(1, 50).value() == 150u); // piece 0 first
+    BOOST_TEST(p.pick(1, 150, 50).value() == 0u);
+    BOOST_TEST(!p.pick(2, 249, 50).has_value());
+    // Source 0 starts on piece 1 late, at 280: a copy of it is due at 330, of piece 2 at 350.
+    p.started(0, 1, 280);
+    p.started(3, 1, 10); // (not a source of piece 1: nothing changes)
+    BOOST_TEST(p.next_copy(2, 50).value() == 330u);
+    BOOST_TEST(!p.pick(2, 329, 50).has_value());
+    BOOST_TEST(p.pick(2, 330, 50).value() == 1u);
+    BOOST_TEST(p.next_copy(3, 50).value() == 350u);
+    BOOST_TEST(p.picture() == "221");
+}
+
 BOOST_AUTO_TEST_CASE(a_released_end_game_copy_leaves_the_other_in_flight) {
     auto p = from("-");
     BOOST_TEST(p.pick(0, 1).value() == 0u);
