@@ -1,5 +1,8 @@
 #include "index/memory_backend.hpp"
 
+#include <array>
+#include <cstring>
+
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -11,13 +14,24 @@ namespace {
 
 index_store::time_point now() { return index_store::clock::now(); }
 
+/// The two lowercase hex digits of each byte value.
+constexpr auto hex_pairs = [] {
+    std::array<char, 512> t{};
+    constexpr char hex[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < 256; ++i) {
+        t[2 * i] = hex[i >> 4];
+        t[2 * i + 1] = hex[i & 15];
+    }
+    return t;
+}();
+
 /// `d` as 64 lowercase hex digits into `out`, reusing its capacity.
 void hex_into(std::string& out, const digest& d) {
-    static constexpr char hex[] = "0123456789abcdef";
     out.resize(64);
-    for (std::size_t i = 0; i < d.size(); ++i) {
-        out[2 * i] = hex[d[i] >> 4];
-        out[2 * i + 1] = hex[d[i] & 15];
+    char* p = out.data();
+    for (const auto b : d) {
+        std::memcpy(p, &hex_pairs[2 * std::size_t{b}], 2);
+        p += 2;
     }
 }
 
@@ -83,10 +97,12 @@ asio::awaitable<api_result<void>> memory_backend::async_lookup(
             r.port = s.port;
             r.size = s.size;
             hex_into(r.sha256, *s.sha256);
-            if (s.root != nullptr) {
-                hex_into(r.root, *s.root);
-            } else {
+            if (s.root == nullptr) {
                 r.root.clear();
+            } else if (*s.root == *s.sha256) {
+                r.root = r.sha256; // a file of one piece
+            } else {
+                hex_into(r.root, *s.root);
             }
             if (s.cert != nullptr) {
                 hex_into(r.cert_sha256, *s.cert);
