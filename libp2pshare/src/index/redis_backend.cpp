@@ -564,9 +564,38 @@ asio::awaitable<api_result<void>> redis_backend::async_unregister(std::uint32_t 
 }
 
 asio::awaitable<api_result<store_page>> redis_backend::async_list(list_query q) {
-    auto s = s_;
+    // The listing keeps a name until the sweeper takes it out, up to a tenth of a lease after
+    // its last source's lease ended. A name is listed while a lookup would find it: each page
+    // is checked against the leases as lookups are, and a page without a filter is filled up
+    // again from past its end (a filtered page may be short anyway, protocol.md §6.5).
     const bool filtered = !q.contains.empty() || !q.words.empty();
     const auto limit = std::max<std::size_t>(q.limit, 1);
+    store_page page;
+    lookup_results found;
+    for (int round = 0;; ++round) {
+        auto raw = co_await list_round(s_, q, limit - page.names.size());
+        if (!raw) co_return raw.error();
+        if (!raw->names.empty()) {
+            std::vector<std::string_view> views(raw->names.begin(), raw->names.end());
+            if (auto checked = co_await async_lookup(views, found); !checked) {
+                co_return checked.error();
+            }
+            for (std::size_t i = 0; i < raw->names.size(); ++i)
+                if (!found.of(i).empty()) page.names.push_back(std::move(raw->names[i]));
+        }
+        page.next_after = std::move(raw->next_after);
+        // (Rounds are bounded so that a listing of mostly ended leases still answers soon:
+        // the page is then short, with its cursor.)
+        if (filtered || !page.next_after || page.names.size() >= limit || round == 7) break;
+        q.after = *page.next_after;
+    }
+    co_return page;
+}
+
+asio::awaitable<api_result<store_page>> redis_backend::list_round(std::shared_ptr<shared> s,
+                                                                  const list_query& q,
+                                                                  std::size_t limit) {
+    const bool filtered = !q.contains.empty() || !q.words.empty();
     // Each bucket examines its share of the names past the cursor.
     const auto count =
         filtered ? std::max<std::size_t>(

@@ -60,6 +60,11 @@ private:
     struct shared;
     static boost::asio::awaitable<api_result<std::size_t>> sweep_once(std::shared_ptr<shared> s);
     static boost::asio::awaitable<void> sweep_loop(std::shared_ptr<shared> s);
+    /// One page of the listing, as it is (names whose leases ended included), of at most
+    /// `limit` names.
+    static boost::asio::awaitable<api_result<store_page>> list_round(std::shared_ptr<shared> s,
+                                                                     const list_query& q,
+                                                                     std::size_t limit);
 
     std::shared_ptr<shared> s_;
     std::chrono::milliseconds ttl_;
