@@ -235,9 +235,9 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[3])
 /// search. ARGV: cursor ("" for the start), how many names to examine, substring ("" for
 /// none), the narrowing words of a word search (words.hpp) joined by ' ' ("" for none). A word
 /// search walks the rarest word's names and checks the others. Names of the listing are given
-/// without the source that apply_lua keeps with a name of one source. Returns
-/// {1 when this bucket has nothing past what it examined else 0, last name examined,
-/// matches...}.
+/// as listed: a name of one source with its source ("<name>\0<id>", see apply_lua), which the
+/// caller checks against that peer's lease. Returns {1 when this bucket has nothing past what it
+/// examined else 0, last name examined (bare), matches...}.
 const char* const list_lua = R"lua(
 local from = ARGV[1] == '' and '-' or ('[' .. ARGV[1] .. '\1')
 local count = tonumber(ARGV[2])
@@ -268,21 +268,21 @@ local function has_narrowing(n)
   return true
 end
 local names = redis.call('ZRANGEBYLEX', walk, from, '+', 'LIMIT', 0, count)
-if walk == KEYS[1] then
-  for i, n in ipairs(names) do
-    local cut = string.find(n, '\0', 1, true)
-    if cut then names[i] = string.sub(n, 1, cut - 1) end
-  end
+local listed = {}
+for i, n in ipairs(names) do
+  listed[i] = n
+  local cut = walk == KEYS[1] and string.find(n, '\0', 1, true)
+  if cut then names[i] = string.sub(n, 1, cut - 1) end
 end
 local out = {#names < count and 1 or 0, names[#names] or ''}
-for _, n in ipairs(names) do
+for i, n in ipairs(names) do
   local ok = ARGV[3] == '' or string.find(n, ARGV[3], 1, true) ~= nil
   for _, o in ipairs(others) do
     if not ok then break end
     ok = redis.call('ZSCORE', o, n) ~= false
   end
   if ok then ok = has_narrowing(n) end
-  if ok then out[#out + 1] = n end
+  if ok then out[#out + 1] = listed[i] end
 end
 return out
 )lua";
@@ -566,23 +566,58 @@ asio::awaitable<api_result<void>> redis_backend::async_unregister(std::uint32_t 
 asio::awaitable<api_result<store_page>> redis_backend::async_list(list_query q) {
     // The listing keeps a name until the sweeper takes it out, up to a tenth of a lease after
     // its last source's lease ended. A name is listed while a lookup would find it: each page
-    // is checked against the leases as lookups are, and a page without a filter is filled up
-    // again from past its end (a filtered page may be short anyway, protocol.md §6.5).
+    // is checked against the leases, and a page without a filter is filled up again from past
+    // its end (a filtered page may be short anyway, protocol.md §6.5).
+    auto s = s_;
     const bool filtered = !q.contains.empty() || !q.words.empty();
     const auto limit = std::max<std::size_t>(q.limit, 1);
     store_page page;
     lookup_results found;
     for (int round = 0;; ++round) {
-        auto raw = co_await list_round(s_, q, limit - page.names.size());
+        auto raw = co_await list_round(s, q, limit - page.names.size());
         if (!raw) co_return raw.error();
-        if (!raw->names.empty()) {
-            std::vector<std::string_view> views(raw->names.begin(), raw->names.end());
-            if (auto checked = co_await async_lookup(views, found); !checked) {
-                co_return checked.error();
+        // A name of one source comes with it ("<name>\0<id>"): one command to that peer's lease
+        // hash tells whether the lease is live and has the file. Other names (several sources,
+        // or found through the word index, which keeps bare names) are looked up.
+        const auto n = raw->names.size();
+        std::vector<std::string> plain(n);
+        std::vector<char> live(n, 0);
+        std::vector<redis_command> checks;
+        std::vector<std::size_t> checked;
+        std::vector<std::string_view> others;
+        std::vector<std::size_t> looked_up;
+        for (std::size_t i = 0; i < n; ++i) {
+            auto& entry = raw->names[i];
+            const auto cut = entry.find('\0');
+            const auto id = cut == std::string::npos
+                                ? std::nullopt
+                                : listed_source(entry, std::string_view(entry).substr(0, cut));
+            if (!id) {
+                plain[i] = std::move(entry);
+                others.push_back(plain[i]);
+                looked_up.push_back(i);
+                continue;
             }
-            for (std::size_t i = 0; i < raw->names.size(); ++i)
-                if (!found.of(i).empty()) page.names.push_back(std::move(raw->names[i]));
+            plain[i] = entry.substr(0, cut);
+            const auto key = lease_key(*id);
+            std::string bytes;
+            append_command(bytes, {"HEXISTS", key, plain[i]});
+            checks.push_back(command_for(key, std::move(bytes)));
+            checked.push_back(i);
         }
+        if (!checks.empty()) {
+            auto replies = all_fine(co_await s->client.async_run(std::move(checks)));
+            if (!replies) co_return replies.error();
+            for (std::size_t j = 0; j < checked.size(); ++j)
+                live[checked[j]] = reply_integer((*replies)[j]) == 1 ? 1 : 0;
+        }
+        if (!others.empty()) {
+            if (auto r = co_await async_lookup(others, found); !r) co_return r.error();
+            for (std::size_t j = 0; j < looked_up.size(); ++j)
+                live[looked_up[j]] = found.of(j).empty() ? 0 : 1;
+        }
+        for (std::size_t i = 0; i < n; ++i)
+            if (live[i] != 0) page.names.push_back(std::move(plain[i]));
         page.next_after = std::move(raw->next_after);
         // (Rounds are bounded so that a listing of mostly ended leases still answers soon:
         // the page is then short, with its cursor.)
@@ -624,14 +659,23 @@ asio::awaitable<api_result<store_page>> redis_backend::list_round(std::shared_pt
         names.insert(names.end(), std::make_move_iterator(share->names.begin()),
                      std::make_move_iterator(share->names.end()));
     }
+    // A name of one source is "<name>\0<id>": it sorts where "<name>" does, as '\0' is the
+    // lowest byte; the cursor and the horizon are bare names.
+    const auto bare = [](const std::string& e) {
+        return std::string_view(e).substr(0, std::min(e.size(), e.find('\0')));
+    };
     std::sort(names.begin(), names.end());
     if (horizon) {
-        names.erase(std::upper_bound(names.begin(), names.end(), *horizon), names.end());
+        names.erase(std::upper_bound(names.begin(), names.end(), *horizon,
+                                     [&](const std::string& h, const std::string& e) {
+                                         return std::string_view(h) < bare(e);
+                                     }),
+                    names.end());
     }
     store_page page;
     if (names.size() > limit) {
         names.resize(limit);
-        page.next_after = names.back();
+        page.next_after = std::string(bare(names.back()));
     } else {
         page.next_after = horizon;
     }
