@@ -4,8 +4,6 @@ p2pshare_add_test_exe(fault_tests LABEL integration
   SOURCES
     integration/fault_main.cpp
     integration/fault_support.cpp
-    integration/index_fixture.cpp
-    integration/peer_fixture.cpp
     integration/fault_process_test.cpp
     integration/fault_soak_test.cpp
     integration/hostile_slow_test.cpp
@@ -29,3 +27,4 @@ foreach(app indexserver peer filegen)
     add_dependencies(fault_tests ${app})
   endif()
 endforeach()
+target_link_libraries(fault_tests PRIVATE p2pshare_test_fixtures)

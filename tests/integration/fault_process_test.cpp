@@ -44,9 +44,7 @@ namespace {
 
 constexpr std::size_t MiB = 1024 * 1024;
 
-std::chrono::milliseconds since(clock_type::time_point t0) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0);
-}
+using p2pshare::test::since;
 
 std::uintmax_t size_or_zero(const fs::path& p) {
     std::error_code ec;

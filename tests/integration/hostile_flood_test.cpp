@@ -16,9 +16,7 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-std::chrono::milliseconds since(clock_type::time_point t0) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0);
-}
+using p2pshare::test::since;
 
 /// {"names":["<prefix>0","<prefix>1",...]} with `n` names.
 std::string lookup_body(std::size_t n, const std::string& prefix) {

@@ -31,9 +31,7 @@ ServerLimits short_limits() {
     return l;
 }
 
-std::chrono::milliseconds since(clock_type::time_point t0) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0);
-}
+using p2pshare::test::since;
 
 /// Sends `request` one byte every `interval` (the client's pace), until the server closes the
 /// connection. `meanwhile` runs after the third byte. Checks that the server cut the request

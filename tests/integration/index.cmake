@@ -3,7 +3,6 @@
 p2pshare_add_test_exe(index_tests LABEL integration
   SOURCES
     integration/index_main.cpp
-    integration/index_fixture.cpp
     integration/index_api_test.cpp
     integration/index_errors_test.cpp
     integration/index_lifecycle_test.cpp
@@ -36,3 +35,4 @@ target_include_directories(index_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integ
 if(TARGET indexserver)
   add_dependencies(index_tests indexserver)
 endif()
+target_link_libraries(index_tests PRIVATE p2pshare_test_fixtures)

@@ -2,7 +2,6 @@
 p2pshare_add_test_exe(peer_tests LABEL integration
   SOURCES
     integration/peer_main.cpp
-    integration/peer_fixture.cpp
     integration/peer_network_test.cpp
     integration/peer_folder_test.cpp
     integration/peer_transfer_test.cpp
@@ -41,3 +40,4 @@ set_tests_properties(peer_tests.peer_failover_redis PROPERTIES LABELS "integrati
 set_tests_properties(peer_tests.peer_prometheus PROPERTIES LABELS "integration;prometheus")
 # Needs chromium (make deps): headless Chromium renders the status pages.
 set_tests_properties(peer_tests.peer_status_pages PROPERTIES LABELS "integration;browser")
+target_link_libraries(peer_tests PRIVATE p2pshare_test_fixtures)

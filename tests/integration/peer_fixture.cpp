@@ -5,6 +5,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
 
 namespace p2pshare::test {
 
@@ -88,6 +91,24 @@ std::vector<std::string> files_in(const std::filesystem::path& folder) {
     }
     std::sort(names.begin(), names.end());
     return names;
+}
+
+const SourceReport* report_of(const TransferResult& r, std::uint32_t peer) {
+    for (const auto& s : r.sources)
+        if (s.peer == peer) return &s;
+    return nullptr;
+}
+
+double metric_sample(const std::string& text, const std::string& series) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+            line[series.size()] == ' ') {
+            return std::strtod(line.c_str() + series.size() + 1, nullptr);
+        }
+    }
+    return std::nan("");
 }
 
 } // namespace p2pshare::test

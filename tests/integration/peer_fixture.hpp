@@ -26,6 +26,15 @@ inline std::ostream& operator<<(std::ostream& os, const Error& e) {
 
 namespace p2pshare::test {
 
+inline constexpr std::size_t mib = std::size_t{1} << 20;
+
+/// The report of source `peer` in `r`, or nullptr.
+const SourceReport* report_of(const TransferResult& r, std::uint32_t peer);
+
+/// The value of the sample written exactly `series` (its name and labels) in a /metrics text;
+/// NaN (equal to nothing) when there is none.
+double metric_sample(const std::string& text, const std::string& series);
+
 class network {
 public:
     /// Starts an index server with `options` (config_dir is put in the temporary folder).

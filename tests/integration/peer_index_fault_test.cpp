@@ -34,7 +34,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+using p2pshare::test::use_tuple;
 
 const std::string good_token(32, 'a');
 const std::string not_found_body = R"({"error":"not_found","message":"no such path"})";

@@ -29,21 +29,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::size_t mib = 1 << 20;
-
-/// The value of the sample written exactly `series` (its name and labels) in a /metrics text;
-/// NaN (equal to nothing) when there is none.
-double sample(const std::string& text, const std::string& series) {
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-            line[series.size()] == ' ') {
-            return std::strtod(line.c_str() + series.size() + 1, nullptr);
-        }
-    }
-    return std::nan("");
-}
+using p2pshare::test::mib;
 
 /// The format's rules that a scraper relies on: every sample belongs to a family announced by
 /// # HELP and # TYPE before it, under the p2pshare_ prefix; counters end in _total.
@@ -253,47 +239,52 @@ BOOST_AUTO_TEST_CASE(the_index_and_the_peers_count_known_traffic) {
     const auto index = metrics_of(t.net.index_port());
     check_format(index);
     // The 5 lookups, and peer 2's own before it downloaded.
-    BOOST_TEST(sample(index, R"(p2pshare_index_requests_total{endpoint="lookup",code="200"})") ==
+    BOOST_TEST(test::metric_sample(
+                   index, R"(p2pshare_index_requests_total{endpoint="lookup",code="200"})") == 6.0);
+    BOOST_TEST(test::metric_sample(
+                   index, R"(p2pshare_index_request_duration_seconds_count{endpoint="lookup"})") ==
                6.0);
-    BOOST_TEST(
-        sample(index, R"(p2pshare_index_request_duration_seconds_count{endpoint="lookup"})") ==
-        6.0);
-    BOOST_TEST(sample(index, R"(p2pshare_index_requests_total{endpoint="other",code="404"})") ==
-               1.0);
-    BOOST_TEST(sample(index, R"(p2pshare_index_requests_total{endpoint="register",code="201"})") ==
+    BOOST_TEST(test::metric_sample(
+                   index, R"(p2pshare_index_requests_total{endpoint="other",code="404"})") == 1.0);
+    BOOST_TEST(test::metric_sample(
+                   index, R"(p2pshare_index_requests_total{endpoint="register",code="201"})") ==
                2.0);
-    BOOST_TEST(sample(index, "p2pshare_index_peers") == 2.0);
-    BOOST_TEST(sample(index, "p2pshare_index_names") == 1.0);
+    BOOST_TEST(test::metric_sample(index, "p2pshare_index_peers") == 2.0);
+    BOOST_TEST(test::metric_sample(index, "p2pshare_index_names") == 1.0);
     // Peer 2 shares the file too once it announced it.
-    BOOST_TEST(test::eventually(
-        [&] { return sample(metrics_of(t.net.index_port()), "p2pshare_index_files") == 2.0; }));
-    BOOST_TEST(sample(index, "p2pshare_index_store_errors_total") == 0.0);
-    BOOST_TEST(sample(index, "p2pshare_index_lease_expiries_total") == 0.0);
-    BOOST_TEST(sample(index, "p2pshare_index_connections_open") >= 2.0); // the peers'
+    BOOST_TEST(test::eventually([&] {
+        return test::metric_sample(metrics_of(t.net.index_port()), "p2pshare_index_files") == 2.0;
+    }));
+    BOOST_TEST(test::metric_sample(index, "p2pshare_index_store_errors_total") == 0.0);
+    BOOST_TEST(test::metric_sample(index, "p2pshare_index_lease_expiries_total") == 0.0);
+    BOOST_TEST(test::metric_sample(index, "p2pshare_index_connections_open") >= 2.0); // the peers'
 
     const auto source = metrics_of(t.p1->port());
     check_format(source);
     // The file's bytes, and the header of each answer.
-    const auto uploads = sample(source, "p2pshare_peer_uploads_total");
+    const auto uploads = test::metric_sample(source, "p2pshare_peer_uploads_total");
     BOOST_TEST(uploads >= 1.0);
-    BOOST_TEST(sample(source, "p2pshare_peer_sent_bytes_total") >= size);
-    BOOST_TEST(sample(source, "p2pshare_peer_sent_bytes_total") <= size + 1024 * uploads);
-    BOOST_TEST(sample(source, "p2pshare_peer_uploads_in_flight") == 0.0);
-    BOOST_TEST(sample(source, "p2pshare_peer_shared_files") == 1.0);
-    BOOST_TEST(sample(source, "p2pshare_peer_registered") == 1.0);
+    BOOST_TEST(test::metric_sample(source, "p2pshare_peer_sent_bytes_total") >= size);
+    BOOST_TEST(test::metric_sample(source, "p2pshare_peer_sent_bytes_total") <=
+               size + 1024 * uploads);
+    BOOST_TEST(test::metric_sample(source, "p2pshare_peer_uploads_in_flight") == 0.0);
+    BOOST_TEST(test::metric_sample(source, "p2pshare_peer_shared_files") == 1.0);
+    BOOST_TEST(test::metric_sample(source, "p2pshare_peer_registered") == 1.0);
 
     const auto sink = metrics_of(t.p2->port());
     check_format(sink);
-    BOOST_TEST(sample(sink, "p2pshare_peer_received_bytes_total") == size);
-    BOOST_TEST(sample(sink, "p2pshare_peer_pieces_verified_total") == 4.0);
-    BOOST_TEST(sample(sink, "p2pshare_peer_pieces_failed_total") == 0.0);
-    BOOST_TEST(sample(sink, R"(p2pshare_peer_downloads_total{outcome="ok"})") == 1.0);
-    BOOST_TEST(sample(sink, R"(p2pshare_peer_downloads_total{outcome="failed"})") == 0.0);
-    BOOST_TEST(sample(sink, "p2pshare_peer_downloads_in_flight") == 0.0);
-    BOOST_TEST(sample(sink, "p2pshare_peer_sent_bytes_total") == 0.0);
+    BOOST_TEST(test::metric_sample(sink, "p2pshare_peer_received_bytes_total") == size);
+    BOOST_TEST(test::metric_sample(sink, "p2pshare_peer_pieces_verified_total") == 4.0);
+    BOOST_TEST(test::metric_sample(sink, "p2pshare_peer_pieces_failed_total") == 0.0);
+    BOOST_TEST(test::metric_sample(sink, R"(p2pshare_peer_downloads_total{outcome="ok"})") == 1.0);
+    BOOST_TEST(test::metric_sample(sink, R"(p2pshare_peer_downloads_total{outcome="failed"})") ==
+               0.0);
+    BOOST_TEST(test::metric_sample(sink, "p2pshare_peer_downloads_in_flight") == 0.0);
+    BOOST_TEST(test::metric_sample(sink, "p2pshare_peer_sent_bytes_total") == 0.0);
     // The downloaded file is shared in turn.
-    BOOST_TEST(test::eventually(
-        [&] { return sample(metrics_of(t.p2->port()), "p2pshare_peer_shared_files") == 1.0; }));
+    BOOST_TEST(test::eventually([&] {
+        return test::metric_sample(metrics_of(t.p2->port()), "p2pshare_peer_shared_files") == 1.0;
+    }));
 
     // Only GET and HEAD.
     BOOST_TEST(test::http_call(t.net.index_port(), "POST", "/metrics").status == 405u);

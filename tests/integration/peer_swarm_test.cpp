@@ -27,7 +27,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr std::size_t mib = 1 << 20;
+using p2pshare::test::mib;
 
 /// Overwrites `bytes` at `offset` of `file` and puts its modification time back, so that a peer
 /// that hashed it before sees the same stamp (as after a silent disk error) and serves the
@@ -88,11 +88,7 @@ private:
     std::atomic<std::size_t> connections_{0};
 };
 
-const SourceReport* report_of(const TransferResult& r, std::uint32_t peer) {
-    for (const auto& s : r.sources)
-        if (s.peer == peer) return &s;
-    return nullptr;
-}
+using p2pshare::test::report_of;
 
 } // namespace
 

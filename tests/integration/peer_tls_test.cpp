@@ -71,13 +71,6 @@ std::string curl(const fs::path& dir, std::vector<std::string> args, const std::
     return status == 0 ? c.output() : std::string();
 }
 
-/// The value of the sample written exactly `series` in a /metrics text; -1 when none.
-double sample(const std::string& text, const std::string& series) {
-    const auto at = text.find("\n" + series + " ");
-    if (at == std::string::npos) return -1;
-    return std::strtod(text.c_str() + at + series.size() + 2, nullptr);
-}
-
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(peer_tls)
@@ -125,9 +118,12 @@ BOOST_AUTO_TEST_CASE(files_move_over_tls_pinned_by_the_index) {
     BOOST_TEST(part == content.substr(1000, 1000));
     const auto metrics =
         curl(t.net.root(), {"--cacert", (t.net / "p1.crt").string()}, peer_url + "/metrics");
-    const auto kernel = sample(metrics, R"(p2pshare_peer_body_bytes_total{path="kernel_tls"})");
-    const auto copied = sample(metrics, R"(p2pshare_peer_body_bytes_total{path="tls_copy"})");
-    BOOST_TEST(sample(metrics, R"(p2pshare_peer_body_bytes_total{path="sendfile"})") == 0);
+    const auto kernel =
+        test::metric_sample(metrics, R"(p2pshare_peer_body_bytes_total{path="kernel_tls"})");
+    const auto copied =
+        test::metric_sample(metrics, R"(p2pshare_peer_body_bytes_total{path="tls_copy"})");
+    BOOST_TEST(test::metric_sample(metrics, R"(p2pshare_peer_body_bytes_total{path="sendfile"})") ==
+               0);
     BOOST_TEST(kernel + copied >= static_cast<double>(content.size()));
     BOOST_TEST_MESSAGE("body bytes over kernel TLS " << kernel << ", copied " << copied);
 

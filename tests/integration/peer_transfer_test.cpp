@@ -37,7 +37,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+using p2pshare::test::use_tuple;
 
 /// A source that answers GET /v1/files/NAME (with byte ranges) and GET /v1/pieces/NAME with
 /// the right size and ETag but misbehaves. One request per connection.
@@ -191,7 +191,7 @@ TransferOptions fast_options() {
     return o;
 }
 
-constexpr std::size_t mib = 1 << 20;
+using p2pshare::test::mib;
 
 /// A valid name of `length` bytes.
 std::string long_name(std::size_t length) {
@@ -209,11 +209,7 @@ bool ready(std::future<TransferResult>& f) {
     return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
-const SourceReport* report_of(const TransferResult& r, std::uint32_t peer) {
-    for (const auto& s : r.sources)
-        if (s.peer == peer) return &s;
-    return nullptr;
-}
+using p2pshare::test::report_of;
 
 /// Downloads a file of several pieces from `bad` and a good peer at once: the file completes
 /// from the good one, and the bad one's report says what it did.

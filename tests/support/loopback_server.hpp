@@ -17,6 +17,9 @@
 
 namespace p2pshare::test {
 
+/// Completion token: a coroutine gets (error_code, ...) instead of an exception.
+inline constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+
 class loopback_server {
 public:
     using session = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket)>;

@@ -24,6 +24,12 @@
 
 namespace p2pshare::test {
 
+/// Milliseconds from `t0` to now, on the steady clock.
+inline std::chrono::milliseconds since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 t0);
+}
+
 using namespace std::chrono_literals;
 
 /// A fresh folder under the system's temporary folder, removed with everything in it. Its name is

@@ -1,4 +1,6 @@
 // config.hpp: the key=value files, durations and sizes.
+#include "unit_common.hpp"
+
 #include <p2pshare/config.hpp>
 #include <p2pshare/error.hpp>
 
@@ -13,10 +15,6 @@
 using namespace std::string_literals;
 using namespace std::chrono_literals;
 using p2pshare::errc;
-
-namespace p2pshare {
-inline std::ostream& boost_test_print_type(std::ostream& os, errc e) { return os << to_string(e); }
-} // namespace p2pshare
 
 namespace {
 

@@ -1,7 +1,9 @@
 // The client half of the index protocol, the lease schedule and the coroutine mutex: plain
 // bytes, time passed in, timers only (no sockets).
-#include "index_codec.hpp"
+#include "unit_common.hpp"
+
 #include "async_mutex.hpp"
+#include "index_codec.hpp"
 #include "peer/index_session.hpp"
 #include "test_support.hpp"
 
@@ -24,10 +26,6 @@ using namespace std::chrono_literals;
 using p2pshare::errc;
 namespace d = p2pshare::detail;
 namespace asio = boost::asio;
-
-namespace p2pshare {
-inline std::ostream& boost_test_print_type(std::ostream& os, errc e) { return os << to_string(e); }
-} // namespace p2pshare
 
 namespace {
 

@@ -1,4 +1,6 @@
 // detail::index_store with simulated time: leases, tokens, the inverted index and paging.
+#include "unit_common.hpp"
+
 #include "index_store.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -15,18 +17,11 @@
 using namespace std::chrono_literals;
 using p2pshare::errc;
 
-namespace p2pshare {
-inline std::ostream& boost_test_print_type(std::ostream& os, errc e) { return os << to_string(e); }
-} // namespace p2pshare
 using p2pshare::detail::file_entry;
 namespace d = p2pshare::detail;
 using p2pshare::detail::register_request;
 
 namespace {
-
-const std::string sha_a(64, 'a');
-const std::string sha_b(64, 'b');
-const std::string sha_c(64, 'c');
 
 /// Tokens "000...1", "000...2", ... so that tests can tell them apart and predict them.
 struct counting_tokens {
@@ -76,7 +71,7 @@ struct store_fixture {
     }
 };
 
-using names = std::vector<std::string>;
+using name_list = std::vector<std::string>;
 using ids = std::vector<std::uint32_t>;
 
 } // namespace
@@ -111,7 +106,7 @@ BOOST_AUTO_TEST_CASE(reregister_with_own_token_keeps_the_token_and_replaces_file
     BOOST_TEST_REQUIRE(again.has_value());
     BOOST_TEST(again->token == token);
     BOOST_TEST(store.peer_count() == 1u);
-    BOOST_TEST(list_all("", t0 + 500ms) == names{"new.txt"});
+    BOOST_TEST(list_all("", t0 + 500ms) == name_list{"new.txt"});
     BOOST_TEST(store.file_count() == 1u);
     // The lease now runs from the second registration.
     BOOST_TEST(store.expire(t0 + 1400ms) == 0u);
@@ -130,7 +125,7 @@ BOOST_AUTO_TEST_CASE(reregister_with_another_or_no_token_is_a_conflict) {
         }
     }
     // Nothing changed.
-    BOOST_TEST(list_all("", t0 + 1ms) == names{"a.txt"});
+    BOOST_TEST(list_all("", t0 + 1ms) == name_list{"a.txt"});
     BOOST_TEST(lookup_peers("b.txt", t0 + 1ms).empty());
     auto renewed = store.renew(1, token, t0 + 2ms);
     BOOST_TEST(renewed.has_value());
@@ -141,7 +136,7 @@ BOOST_AUTO_TEST_CASE(an_expired_id_can_be_taken_by_anyone) {
     auto r = store.register_peer(request(1, {{"b.txt", 1, sha_b}}), t0 + 1000ms);
     BOOST_TEST_REQUIRE(r.has_value());
     BOOST_TEST(r->token != token);
-    BOOST_TEST(list_all("", t0 + 1000ms) == names{"b.txt"});
+    BOOST_TEST(list_all("", t0 + 1000ms) == name_list{"b.txt"});
 }
 
 BOOST_AUTO_TEST_CASE(only_a_live_lease_is_taken_back) {
@@ -158,7 +153,7 @@ BOOST_AUTO_TEST_CASE(only_a_live_lease_is_taken_back) {
     BOOST_TEST_REQUIRE(stale.has_value());
     BOOST_TEST(!stale->taken_back);
     BOOST_TEST(stale->token != first->token);
-    BOOST_TEST(list_all("", t0 + 1500ms) == names{"b.txt"});
+    BOOST_TEST(list_all("", t0 + 1500ms) == name_list{"b.txt"});
 }
 
 BOOST_AUTO_TEST_CASE(renew_extends_the_lease) {
@@ -193,7 +188,7 @@ BOOST_AUTO_TEST_CASE(replace_files_swaps_the_index_entries) {
     BOOST_TEST(store.file_count() == 3u);
     auto done = store.replace_files(1, token, {{"b.txt", 2, sha_b}, {"c.txt", 3, sha_c}}, t0 + 1ms);
     BOOST_TEST_REQUIRE(done.has_value());
-    BOOST_TEST(list_all("", t0 + 1ms) == (names{"b.txt", "c.txt"}));
+    BOOST_TEST(list_all("", t0 + 1ms) == (name_list{"b.txt", "c.txt"}));
     BOOST_TEST(lookup_peers("a.txt", t0 + 1ms).empty());
     BOOST_TEST(lookup_peers("b.txt", t0 + 1ms) == (ids{1, 2}));
     BOOST_TEST(lookup_peers("c.txt", t0 + 1ms) == ids{1});
@@ -218,7 +213,7 @@ BOOST_AUTO_TEST_CASE(replace_files_errors_change_nothing) {
     auto unknown = store.replace_files(7, token, {{"x", 1, sha_b}}, t0 + 1ms);
     BOOST_TEST_REQUIRE(!unknown.has_value());
     BOOST_TEST(unknown.error().code == errc::not_found);
-    BOOST_TEST(list_all("", t0 + 1ms) == names{"a.txt"});
+    BOOST_TEST(list_all("", t0 + 1ms) == name_list{"a.txt"});
     BOOST_TEST(store.file_count() == 1u);
 }
 
@@ -314,7 +309,7 @@ BOOST_AUTO_TEST_CASE(expire_counts_every_peer_it_drops) {
     BOOST_TEST(store.peer_count() == 5u);
     BOOST_TEST(store.expire(t0 + 1002ms) == 3u);
     BOOST_TEST(store.peer_count() == 2u);
-    BOOST_TEST(list_all("", t0 + 1002ms) == (names{"f3", "f4"}));
+    BOOST_TEST(list_all("", t0 + 1002ms) == (name_list{"f3", "f4"}));
     BOOST_TEST(store.expire(t0 + 5s) == 2u);
     BOOST_TEST(store.peer_count() == 0u);
 }
@@ -336,9 +331,9 @@ BOOST_AUTO_TEST_CASE(list_is_sorted_distinct_and_filtered) {
     register_ok(2, {{"alpha.bin", 1, sha_a}, {"beta.txt", 1, sha_b}}, t0);
     register_ok(3, {{"alpha.bin", 1, sha_c}, {"zeta.txt", 1, sha_c}}, t0);
     // Byte order: upper case before lower case; each name once although several peers share it.
-    BOOST_TEST(list_all("", t0) == (names{"Movie.mkv", "alpha.bin", "beta.txt", "zeta.txt"}));
-    BOOST_TEST(list_all(".txt", t0) == (names{"beta.txt", "zeta.txt"}));
-    BOOST_TEST(list_all("ovi", t0) == names{"Movie.mkv"});
+    BOOST_TEST(list_all("", t0) == (name_list{"Movie.mkv", "alpha.bin", "beta.txt", "zeta.txt"}));
+    BOOST_TEST(list_all(".txt", t0) == (name_list{"beta.txt", "zeta.txt"}));
+    BOOST_TEST(list_all("ovi", t0) == name_list{"Movie.mkv"});
     BOOST_TEST(list_all("movie", t0).empty()); // case-sensitive
     BOOST_TEST(list_all("nothing", t0).empty());
 }
@@ -346,7 +341,7 @@ BOOST_AUTO_TEST_CASE(list_is_sorted_distinct_and_filtered) {
 BOOST_AUTO_TEST_CASE(list_pages_with_after_and_limit) {
     // 23 names f00..f22 spread over 3 peers, each shared by two peers.
     std::vector<std::vector<file_entry>> files(3);
-    names expected;
+    name_list expected;
     for (int i = 0; i < 23; ++i) {
         char name[8];
         std::snprintf(name, sizeof name, "f%02d", i);
@@ -359,7 +354,7 @@ BOOST_AUTO_TEST_CASE(list_pages_with_after_and_limit) {
     BOOST_TEST(store.name_count() == 23u);
     BOOST_TEST(store.file_count() == 46u);
 
-    names seen;
+    name_list seen;
     std::string after;
     int pages = 0;
     for (;;) {
@@ -382,13 +377,13 @@ BOOST_AUTO_TEST_CASE(list_pages_with_after_and_limit) {
     BOOST_TEST(!exact.next_after.has_value());
     // 'after' need not be a listed name, and paging combines with 'contains'.
     auto filtered = store.list("1", "f0", 3, t0);
-    BOOST_TEST((names{filtered.names.begin(), filtered.names.end()}) ==
-               (names{"f01", "f10", "f11"}));
+    BOOST_TEST((name_list{filtered.names.begin(), filtered.names.end()}) ==
+               (name_list{"f01", "f10", "f11"}));
     BOOST_TEST_REQUIRE(filtered.next_after.has_value());
     BOOST_TEST(*filtered.next_after == "f11");
     auto rest = store.list("1", *filtered.next_after, 100, t0);
-    BOOST_TEST((names{rest.names.begin(), rest.names.end()}) ==
-               (names{"f12", "f13", "f14", "f15", "f16", "f17", "f18", "f19", "f21"}));
+    BOOST_TEST((name_list{rest.names.begin(), rest.names.end()}) ==
+               (name_list{"f12", "f13", "f14", "f15", "f16", "f17", "f18", "f19", "f21"}));
     BOOST_TEST(!rest.next_after.has_value());
     // After the last name: empty.
     auto past = store.list("", "f22", 5, t0);
@@ -410,29 +405,29 @@ BOOST_AUTO_TEST_CASE(word_search_finds_names_with_every_word) {
     const auto search = [&](std::vector<std::string> words) {
         auto page = store.search(words, {}, "", 100, t0);
         BOOST_TEST(!page.next_after.has_value());
-        return names{page.names.begin(), page.names.end()};
+        return name_list{page.names.begin(), page.names.end()};
     };
     // Every word, whole, in any case and order; byte order of names.
-    BOOST_TEST(search({"blue"}) == (names{"Blue Train (1957).flac", "KIND OF BLUE.mp3",
-                                          "blue-train-live.ogg", "blue_in_green.mp3"}));
+    BOOST_TEST(search({"blue"}) == (name_list{"Blue Train (1957).flac", "KIND OF BLUE.mp3",
+                                              "blue-train-live.ogg", "blue_in_green.mp3"}));
     BOOST_TEST(search({"train", "blue"}) ==
-               (names{"Blue Train (1957).flac", "blue-train-live.ogg"}));
-    BOOST_TEST(search({"mp3", "blue"}) == (names{"KIND OF BLUE.mp3", "blue_in_green.mp3"}));
-    BOOST_TEST(search({"1957"}) == names{"Blue Train (1957).flac"});
+               (name_list{"Blue Train (1957).flac", "blue-train-live.ogg"}));
+    BOOST_TEST(search({"mp3", "blue"}) == (name_list{"KIND OF BLUE.mp3", "blue_in_green.mp3"}));
+    BOOST_TEST(search({"1957"}) == name_list{"Blue Train (1957).flac"});
     BOOST_TEST(search({"trai"}).empty()); // words, not parts of words
     // Words of one character narrow what the indexed words find.
     const auto four = register_ok(4, {{"Blue 2.mp3", 1, sha_a}, {"Blue 12.mp3", 1, sha_a}}, t0);
     const auto two = store.search({"blue"}, {"2"}, "", 100, t0);
-    BOOST_TEST((names{two.names.begin(), two.names.end()}) == names{"Blue 2.mp3"});
+    BOOST_TEST((name_list{two.names.begin(), two.names.end()}) == name_list{"Blue 2.mp3"});
     BOOST_TEST(store.unregister(4, four, t0).has_value());
     BOOST_TEST(search({"blue", "nowhere"}).empty());
     // A name leaves the word index with its last source, and only then.
     register_ok(3, {{"KIND OF BLUE.mp3", 1, sha_b}}, t0);
     BOOST_TEST(store.unregister(2, "00000000000000000000000000000002", t0).has_value());
-    BOOST_TEST(search({"kind"}) == names{"KIND OF BLUE.mp3"});
+    BOOST_TEST(search({"kind"}) == name_list{"KIND OF BLUE.mp3"});
     BOOST_TEST(search({"live"}).empty());
     // And when its peer's lease ends.
-    BOOST_TEST(search({"thought"}) == names{"Train of Thought.mp3"});
+    BOOST_TEST(search({"thought"}) == name_list{"Train of Thought.mp3"});
     BOOST_TEST(search({"thought"}).size() == 1u);
     auto late = store.search({"thought"}, {}, "", 100, t0 + 1000ms);
     BOOST_TEST(late.names.empty());
@@ -447,12 +442,12 @@ BOOST_AUTO_TEST_CASE(word_search_pages_like_a_filtered_list) {
     }
     register_ok(1, files, t0);
     auto first = store.search({"live", "song"}, {}, "", 2, t0);
-    BOOST_TEST((names{first.names.begin(), first.names.end()}) ==
-               (names{"song 00 live.mp3", "song 03 live.mp3"}));
+    BOOST_TEST((name_list{first.names.begin(), first.names.end()}) ==
+               (name_list{"song 00 live.mp3", "song 03 live.mp3"}));
     BOOST_TEST_REQUIRE(first.next_after.has_value());
     auto second = store.search({"live", "song"}, {}, *first.next_after, 2, t0);
-    BOOST_TEST((names{second.names.begin(), second.names.end()}) ==
-               (names{"song 06 live.mp3", "song 09 live.mp3"}));
+    BOOST_TEST((name_list{second.names.begin(), second.names.end()}) ==
+               (name_list{"song 06 live.mp3", "song 09 live.mp3"}));
     BOOST_TEST(!second.next_after.has_value());
 }
 

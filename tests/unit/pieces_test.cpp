@@ -1,8 +1,10 @@
 // Pieces and the hash cache, with plain bytes: the piece size rule at its edges, Merkle roots
 // computed by hand, the check of a list of piece hashes, the one-pass hasher, and the cache's
 // round trip and refusals.
-#include "pieces.hpp"
+#include "unit_common.hpp"
+
 #include "hash_cache.hpp"
+#include "pieces.hpp"
 #include "test_support.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -14,10 +16,6 @@
 
 using p2pshare::errc;
 namespace d = p2pshare::detail;
-
-namespace p2pshare {
-inline std::ostream& boost_test_print_type(std::ostream& os, errc e) { return os << to_string(e); }
-} // namespace p2pshare
 
 namespace {
 

@@ -1,4 +1,6 @@
 // Wire protocol decoding and encoding, tested with plain bytes.
+#include "unit_common.hpp"
+
 #include "protocol.hpp"
 #include "test_support.hpp"
 
@@ -17,7 +19,6 @@ using p2pshare::errc;
 namespace d = p2pshare::detail;
 
 namespace p2pshare {
-inline std::ostream& boost_test_print_type(std::ostream& os, errc e) { return os << to_string(e); }
 namespace detail {
 inline std::ostream& boost_test_print_type(std::ostream& os, const std::optional<byte_range>& r) {
     if (!r) return os << "whole file";
@@ -28,7 +29,6 @@ inline std::ostream& boost_test_print_type(std::ostream& os, const std::optional
 
 namespace {
 
-const std::string sha_a(64, 'a');
 const std::string token_a(32, 'a');
 
 std::string file_json(const std::string& name, const std::string& size = "1",

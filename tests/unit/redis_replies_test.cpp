@@ -1,6 +1,8 @@
 // The Redis store's values and replies (index/redis_replies.hpp), from RESP bytes as a Redis 7.0
 // server sends them: well-formed ones decode to what the store wrote, and every other shape
 // decodes to nothing rather than to a wrong answer.
+#include "unit_common.hpp"
+
 #include "index/redis_replies.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -24,8 +26,7 @@ d::resp_value reply(std::string_view bytes) {
     return std::move(**r);
 }
 
-const std::string sha_a(64, 'a');
-const std::string sha_b = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const std::string sha_mixed = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 } // namespace
 
@@ -38,7 +39,7 @@ BOOST_AUTO_TEST_CASE(a_file_value_round_trips_and_stays_short) {
     for (const auto& f :
          {p2pshare::detail::file_entry{"a", 12, sha_a, ""},
           p2pshare::detail::file_entry{"b", 1 << 20, sha_a, sha_a},
-          p2pshare::detail::file_entry{"c", 9'223'372'036'854'775'807ULL, sha_a, sha_b}}) {
+          p2pshare::detail::file_entry{"c", 9'223'372'036'854'775'807ULL, sha_a, sha_mixed}}) {
         BOOST_TEST_CONTEXT(f.name) {
             const auto v = d::encode_file_value(f);
             BOOST_TEST_REQUIRE(v.has_value());

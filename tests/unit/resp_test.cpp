@@ -3,6 +3,8 @@
 // the values a Redis 7.0 server gives (CLUSTER KEYSLOT); redirects and cluster errors as a
 // cluster sends them; CLUSTER SLOTS replies captured from a Redis 7.0 cluster of three masters
 // and three replicas (and from a one-node cluster); fields of INFO.
+#include "unit_common.hpp"
+
 #include "resp.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -17,10 +19,6 @@
 
 using p2pshare::errc;
 namespace d = p2pshare::detail;
-
-namespace p2pshare {
-inline std::ostream& boost_test_print_type(std::ostream& os, errc e) { return os << to_string(e); }
-} // namespace p2pshare
 
 namespace p2pshare::detail {
 inline std::ostream& boost_test_print_type(std::ostream& os, const resp_value& v) {
