@@ -1,5 +1,6 @@
 #include "index_store.hpp"
 
+#include "pieces.hpp"
 #include "words.hpp"
 
 #include <openssl/rand.h>
@@ -15,13 +16,8 @@ std::string random_token() {
     if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
         throw std::runtime_error("the system random generator failed");
     }
-    static constexpr char hex[] = "0123456789abcdef";
     std::string out;
-    out.reserve(32);
-    for (const auto b : bytes) {
-        out.push_back(hex[b >> 4]);
-        out.push_back(hex[b & 15]);
-    }
+    hex_into(out, bytes);
     return out;
 }
 

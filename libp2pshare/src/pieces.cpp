@@ -54,14 +54,33 @@ digest merkle_root(std::span<const digest> pieces) {
     return level.front();
 }
 
-std::string to_hex(const digest& d) {
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(64);
-    for (auto b : d) {
-        out.push_back(hex[b >> 4]);
-        out.push_back(hex[b & 15]);
+namespace {
+
+/// The two lowercase hex digits of each byte value.
+constexpr auto hex_pairs = [] {
+    std::array<char, 512> t{};
+    constexpr char hex[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < 256; ++i) {
+        t[2 * i] = hex[i >> 4];
+        t[2 * i + 1] = hex[i & 15];
     }
+    return t;
+}();
+
+} // namespace
+
+void hex_into(std::string& out, std::span<const std::uint8_t> bytes) {
+    out.resize(2 * bytes.size());
+    char* p = out.data();
+    for (const auto b : bytes) {
+        std::memcpy(p, &hex_pairs[2 * std::size_t{b}], 2);
+        p += 2;
+    }
+}
+
+std::string to_hex(const digest& d) {
+    std::string out;
+    hex_into(out, d);
     return out;
 }
 

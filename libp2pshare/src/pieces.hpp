@@ -42,6 +42,9 @@ piece_span piece_at(std::uint64_t size, std::uint64_t index) noexcept;
 digest merkle_root(std::span<const digest> pieces);
 
 std::string to_hex(const digest& d);
+/// The lowercase hex digits of `bytes`, into `out` (its capacity reused: a lookup's answers
+/// encode digests without allocating). The one hex encoder of the library.
+void hex_into(std::string& out, std::span<const std::uint8_t> bytes);
 /// 64 lowercase hex digits; nullopt otherwise.
 std::optional<digest> digest_from_hex(std::string_view hex) noexcept;
 

@@ -1,5 +1,7 @@
 #include "sha256.hpp"
 
+#include "pieces.hpp"
+
 #include <p2pshare/error.hpp>
 
 #include <openssl/evp.h>
@@ -36,13 +38,8 @@ std::string sha256::hex_digest() {
     auto* ctx = static_cast<EVP_MD_CTX*>(ctx_.get());
     EVP_DigestFinal_ex(ctx, md, &len);
     EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-    static constexpr char hex[] = "0123456789abcdef";
     std::string out;
-    out.reserve(2 * len);
-    for (unsigned i = 0; i < len; ++i) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 15]);
-    }
+    hex_into(out, std::span<const std::uint8_t>(md, len));
     return out;
 }
 

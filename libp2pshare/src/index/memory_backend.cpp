@@ -1,7 +1,6 @@
 #include "index/memory_backend.hpp"
 
-#include <array>
-#include <cstring>
+#include "pieces.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -13,27 +12,6 @@ namespace asio = boost::asio;
 namespace {
 
 index_store::time_point now() { return index_store::clock::now(); }
-
-/// The two lowercase hex digits of each byte value.
-constexpr auto hex_pairs = [] {
-    std::array<char, 512> t{};
-    constexpr char hex[] = "0123456789abcdef";
-    for (std::size_t i = 0; i < 256; ++i) {
-        t[2 * i] = hex[i >> 4];
-        t[2 * i + 1] = hex[i & 15];
-    }
-    return t;
-}();
-
-/// `d` as 64 lowercase hex digits into `out`, reusing its capacity.
-void hex_into(std::string& out, const digest& d) {
-    out.resize(64);
-    char* p = out.data();
-    for (const auto b : d) {
-        std::memcpy(p, &hex_pairs[2 * std::size_t{b}], 2);
-        p += 2;
-    }
-}
 
 store_lease grant(const index_store::lease& l) { return {l.token, l.ttl, l.taken_back}; }
 

@@ -1,5 +1,6 @@
 #include "index/redis_client.hpp"
 
+#include "pieces.hpp"
 #include "support.hpp"
 
 #include <openssl/sha.h>
@@ -25,12 +26,8 @@ constexpr int max_rounds = 6;
 std::string sha1_hex(std::string_view text) {
     unsigned char digest[SHA_DIGEST_LENGTH];
     SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-    static constexpr char hex[] = "0123456789abcdef";
     std::string out;
-    for (const auto b : digest) {
-        out.push_back(hex[b >> 4]);
-        out.push_back(hex[b & 15]);
-    }
+    hex_into(out, digest);
     return out;
 }
 

@@ -13,15 +13,9 @@ constexpr char no_root = 0;
 constexpr char root_is_sha256 = 1;
 constexpr char own_root = 2;
 
-/// Lowercase hex of the 32 bytes at `p`, into `out` (whose capacity is reused).
-void hex_into(std::string& out, const char* p) {
-    static constexpr char digits[] = "0123456789abcdef";
-    out.resize(64);
-    for (std::size_t i = 0; i < 32; ++i) {
-        const auto b = static_cast<unsigned char>(p[i]);
-        out[2 * i] = digits[b >> 4];
-        out[2 * i + 1] = digits[b & 15];
-    }
+/// The 32 bytes of a digest stored at `p`.
+std::span<const std::uint8_t, 32> digest_bytes(const char* p) {
+    return std::span<const std::uint8_t, 32>(reinterpret_cast<const std::uint8_t*>(p), 32);
 }
 
 template <typename T>
@@ -60,11 +54,11 @@ bool decode_file_value(std::string_view v, std::uint64_t& size, std::string& sha
     const auto n = whole_number<std::uint64_t>(digits);
     if (!n) return false;
     size = *n;
-    hex_into(sha256, v.data() + 1);
+    hex_into(sha256, digest_bytes(v.data() + 1));
     if (kind == no_root) {
         root.clear();
     } else {
-        hex_into(root, v.data() + 1 + (kind == own_root ? 32 : 0));
+        hex_into(root, digest_bytes(v.data() + 1 + (kind == own_root ? 32 : 0)));
     }
     return true;
 }
