@@ -9,6 +9,7 @@
 #include "pieces.hpp"
 #include "protocol.hpp"
 #include "sorted_names.hpp"
+#include "support.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -135,13 +136,6 @@ private:
         bool has_cert = false;
         std::vector<stored_file> files;
         std::multimap<time_point, std::uint32_t>::iterator expiry;
-    };
-
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept {
-            return std::hash<std::string_view>{}(s);
-        }
     };
 
     api_result<peer*> authorize(std::uint32_t id, std::string_view token, time_point now);

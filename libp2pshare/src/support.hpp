@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <exception>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace spdlog {
 class logger;
@@ -42,6 +44,15 @@ public:
 
 private:
     int fd_;
+};
+
+/// A hash of strings that also takes string_views: an unordered map keyed by std::string with
+/// it and std::equal_to<> is searched without making a string.
+struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+        return std::hash<std::string_view>{}(s);
+    }
 };
 
 /// Sets OpenSSL up (its configuration loaded) on the calling thread, once per process.

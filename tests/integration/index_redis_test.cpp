@@ -98,9 +98,53 @@ void a_lease_ends_everywhere(test::redis_cluster& cluster) {
     BOOST_TEST(test::eventually([&] { return cluster.command("ZCARD", listing) == "0"; }));
 }
 
+/// An index server reads first the sources a name had at its last lookup there, with the name's
+/// own keys: what it reads of them counts only for the sources the name has now.
+void lookups_check_the_sources_they_remember(const std::string& seeds) {
+    test::running_index a(on_store(seeds));
+    test::running_index b(on_store(seeds));
+    const auto one = test::register_peer(b.port(), 1, {"song.mp3"});
+    BOOST_TEST(test::lookup_ids(a.port(), "song.mp3") == ids{1});
+    const auto replace = [&](std::uint32_t id, const std::string& token,
+                             const std::vector<std::string>& files) {
+        std::string body = R"({"files":[)";
+        for (std::size_t i = 0; i < files.size(); ++i)
+            body += (i ? "," : "") + test::file_json(files[i]);
+        const auto r =
+            test::http_call(b.port(), "PUT", "/v1/peers/" + std::to_string(id) + "/files",
+                            body + "]}", test::bearer(token));
+        BOOST_TEST(r.status == 200u, r.body);
+    };
+    // Peer 1 no longer has it (its lease lives on) and peer 2 has: A's memory of peer 1 is wrong.
+    replace(1, one, {"other.bin"});
+    const auto two = test::register_peer(b.port(), 2, {"song.mp3"});
+    BOOST_TEST(test::lookup_ids(a.port(), "song.mp3") == ids{2});
+    BOOST_TEST(test::lookup_ids(a.port(), "other.bin") == ids{1});
+    // Both have it (a set of sources), then peer 2 leaves, then peer 1 too.
+    replace(1, one, {"song.mp3", "other.bin"});
+    BOOST_TEST(test::lookup_ids(a.port(), "song.mp3") == (ids{1, 2}));
+    BOOST_TEST(test::lookup_ids(a.port(), "song.mp3") == (ids{1, 2}));
+    const auto gone = test::http_call(b.port(), "DELETE", "/v1/peers/2", "", test::bearer(two));
+    BOOST_TEST(gone.status == 200u, gone.body);
+    BOOST_TEST(test::lookup_ids(a.port(), "song.mp3") == ids{1});
+    replace(1, one, {"other.bin"});
+    BOOST_TEST(test::lookup_ids(a.port(), "song.mp3").empty());
+    BOOST_TEST(test::lookup_ids(a.port(), "other.bin") == ids{1});
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(index_redis)
+
+BOOST_AUTO_TEST_CASE(lookups_check_the_sources_they_remember_on_standalone_redis) {
+    test::redis_server redis;
+    lookups_check_the_sources_they_remember(redis.seeds());
+}
+
+BOOST_FIXTURE_TEST_CASE(lookups_check_the_sources_they_remember_on_a_cluster,
+                        test::shared_redis_cluster) {
+    lookups_check_the_sources_they_remember(cluster.seeds());
+}
 
 BOOST_AUTO_TEST_CASE(two_index_servers_on_one_standalone_redis) {
     test::redis_server redis;

@@ -18,6 +18,7 @@
 #include <charconv>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 namespace p2pshare::detail {
 
@@ -343,6 +344,30 @@ struct redis_backend::shared {
     redis_script list_script{list_lua};
     asio::steady_timer sweep_timer;
     bool stopped = false;
+
+    /// The sources each name had when it was last looked up here (the guesses of the next
+    /// lookup of it). Only a guess: every source is read from its peer's keys, and a guess is
+    /// used only when the name's slot names that source again.
+    std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>>
+        recent_sources;
+    /// Names kept in recent_sources at most (then it starts again empty): about 5 MiB at most.
+    static constexpr std::size_t max_recent_names = 16384;
+
+    void remember_sources(std::string_view name, std::span<const std::uint32_t> peers) {
+        const auto it = recent_sources.find(name);
+        if (peers.empty()) {
+            if (it != recent_sources.end()) recent_sources.erase(it);
+            return;
+        }
+        if (it != recent_sources.end()) {
+            if (!std::equal(peers.begin(), peers.end(), it->second.begin(), it->second.end()))
+                it->second.assign(peers.begin(), peers.end());
+            return;
+        }
+        if (recent_sources.size() >= max_recent_names) recent_sources.clear();
+        recent_sources.emplace(std::string(name),
+                               std::vector<std::uint32_t>(peers.begin(), peers.end()));
+    }
 
     redis_command evalsha(const redis_script& script, std::vector<std::string> keys,
                           std::vector<std::string> args) const {
@@ -687,10 +712,26 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
     std::span<const std::string_view> names, lookup_results& out) {
     auto s = s_;
     out.clear();
-    // Round 1, two commands of the name's slot: how it is listed ("<name>\0<id>" for a name of
+    // One command per source, to its lease hash: its address and that file, both nil when the
+    // lease has ended.
+    const auto source_read = [](std::uint32_t peer, std::string_view name) {
+        const auto key = lease_key(peer);
+        std::string bytes;
+        append_command(bytes, {"HMGET", key, "/host", "/port", "/crt", name});
+        return command_for(key, std::move(bytes));
+    };
+    // Round 1, two commands of each name's slot: how it is listed ("<name>\0<id>" for a name of
     // one source, see apply_lua), and a sample of its set of sources (when it has several).
-    std::vector<redis_command> sample;
-    sample.reserve(2 * names.size());
+    // With them go the reads of the sources a name had when it was last looked up here
+    // (guesses): when round 1 names the same sources, which is the usual case, the lookup is
+    // one round trip. A guess that round 1 does not confirm is ignored.
+    struct guess {
+        std::size_t name;
+        std::uint32_t peer;
+    };
+    std::vector<guess> guesses;
+    std::vector<redis_command> first;
+    first.reserve(2 * names.size());
     const auto most = u(s->limits.max_sources_per_name);
     for (const auto name : names) {
         const auto k = name_bucket(name);
@@ -702,45 +743,66 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
         to += '\1';
         std::string listed;
         append_command(listed, {"ZRANGEBYLEX", listing, from, to, "LIMIT", "0", "1"});
-        sample.push_back(command_for(listing, std::move(listed)));
+        first.push_back(command_for(listing, std::move(listed)));
         const auto key = sources_key(k, name);
         std::string bytes;
         append_command(bytes, {"SRANDMEMBER", key, most});
-        sample.push_back(command_for(key, std::move(bytes)));
+        first.push_back(command_for(key, std::move(bytes)));
     }
-    auto sampled = all_fine(co_await s->client.async_run(std::move(sample)));
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        const auto known = s->recent_sources.find(names[i]);
+        if (known == s->recent_sources.end()) continue;
+        for (const auto peer : known->second) {
+            guesses.push_back({i, peer});
+            first.push_back(source_read(peer, names[i]));
+        }
+    }
+    auto sampled = all_fine(co_await s->client.async_run(std::move(first)));
     if (!sampled) co_return sampled.error();
-    // Round 2: each source checked against its peer's own keys (live lease, that file).
+    const auto guessed = 2 * names.size(); // the replies to the guesses start there
+    // The sources, name by name, each with the reply of its read: a guess's, or one of round 2.
     struct candidate {
         std::size_t name;
         std::uint32_t peer;
+        const resp_value* read = nullptr;
     };
     std::vector<candidate> candidates;
+    std::vector<std::uint32_t> peers;
     for (std::size_t i = 0; i < names.size(); ++i) {
+        peers.clear();
         // A name that no file can have (one with '/' could ask for a lease field) has no source.
-        if (!is_valid_file_name(names[i])) continue;
-        const auto& listed = (*sampled)[2 * i];
-        const auto first = listed.elements.empty() ? std::nullopt : listed.elements[0].as_string();
-        if (!first) continue;     // not listed: no source
-        if (*first != names[i]) { // "<name>\0<id>": its one source
-            if (const auto id = listed_source(*first, names[i])) candidates.push_back({i, *id});
-            continue;
+        if (is_valid_file_name(names[i])) {
+            const auto& listed = (*sampled)[2 * i];
+            const auto head =
+                listed.elements.empty() ? std::nullopt : listed.elements[0].as_string();
+            if (head && *head != names[i]) { // "<name>\0<id>": its one source
+                if (const auto id = listed_source(*head, names[i])) peers.push_back(*id);
+            } else if (head) {
+                for (const auto& m : (*sampled)[2 * i + 1].elements)
+                    if (const auto id = decode_peer_id(m)) peers.push_back(*id);
+            }
         }
-        for (const auto& m : (*sampled)[2 * i + 1].elements)
-            if (const auto id = decode_peer_id(m)) candidates.push_back({i, *id});
+        for (const auto peer : peers) {
+            candidate c{i, peer};
+            for (std::size_t g = 0; g < guesses.size(); ++g)
+                if (guesses[g].name == i && guesses[g].peer == peer)
+                    c.read = &(*sampled)[guessed + g];
+            candidates.push_back(c);
+        }
+        s->remember_sources(names[i], peers);
     }
-    // One command per source, to its lease hash: its address and that file, both nil when the
-    // lease has ended.
+    // Round 2: the sources that were not guessed.
     std::vector<redis_command> reads;
-    reads.reserve(candidates.size());
-    for (const auto& c : candidates) {
-        const auto key = lease_key(c.peer);
-        std::string bytes;
-        append_command(bytes, {"HMGET", key, "/host", "/port", "/crt", names[c.name]});
-        reads.push_back(command_for(key, std::move(bytes)));
+    for (const auto& c : candidates)
+        if (!c.read) reads.push_back(source_read(c.peer, names[c.name]));
+    api_result<std::vector<resp_value>> checked = std::vector<resp_value>{};
+    if (!reads.empty()) {
+        checked = all_fine(co_await s->client.async_run(std::move(reads)));
+        if (!checked) co_return checked.error();
+        std::size_t next = 0;
+        for (auto& c : candidates)
+            if (!c.read) c.read = &(*checked)[next++];
     }
-    auto checked = all_fine(co_await s->client.async_run(std::move(reads)));
-    if (!checked) co_return checked.error();
     // The answer, name by name; stale members (a live peer without that file) are repaired.
     std::vector<std::string> stale_names;
     std::vector<std::uint32_t> stale_peers;
@@ -748,7 +810,7 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
     for (std::size_t i = 0; i < names.size(); ++i) {
         out.next_name();
         for (; c < candidates.size() && candidates[c].name == i; ++c) {
-            const auto read = decode_source_read((*checked)[c]);
+            const auto read = decode_source_read(*candidates[c].read);
             if (!read) continue; // the lease ended: the sweeper removes it
             if (!read->value) {
                 stale_names.emplace_back(names[i]);

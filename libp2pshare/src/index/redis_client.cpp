@@ -5,9 +5,6 @@
 
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -39,12 +36,6 @@ struct batch {
     std::string bytes;
     std::size_t replies = 0;
 };
-
-asio::awaitable<api_result<std::vector<resp_value>>> exec_batch(
-    std::shared_ptr<redis_connection> node, std::string bytes, std::size_t replies) {
-    co_await asio::this_coro::throw_if_cancelled(false);
-    co_return co_await node->async_exec(std::move(bytes), replies);
-}
 
 } // namespace
 
@@ -174,20 +165,120 @@ asio::awaitable<api_result<void>> redis_client::ensure_topology() {
     co_return co_await discover();
 }
 
+bool redis_client::redirected(const redis_command& c, const resp_value& reply,
+                              const redis_connection& from, route& r, bool& tryagain) {
+    if (!reply.is_error()) return false;
+    switch (classify_error(reply.str)) {
+        case resp_error_kind::moved:
+            if (const auto to = parse_redirect(reply.str)) {
+                auto target = node(to->host.empty() ? from.host() : to->host, to->port);
+                auto it = std::find(masters_.begin(), masters_.end(), target);
+                if (it == masters_.end()) it = masters_.insert(masters_.end(), target);
+                slots_[to->slot] = static_cast<std::int16_t>(it - masters_.begin());
+                stale_ = true; // the rest of the map may have moved too
+                return true;
+            }
+            return false;
+        case resp_error_kind::ask:
+            if (const auto to = parse_redirect(reply.str)) {
+                r.ask = node(to->host.empty() ? from.host() : to->host, to->port);
+                return true;
+            }
+            return false;
+        case resp_error_kind::tryagain:
+            tryagain = true;
+            return true;
+        case resp_error_kind::noscript:
+            r.load_script = c.script != nullptr;
+            return r.load_script;
+        default:
+            return false;
+    }
+}
+
 asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
     std::vector<redis_command> commands) {
     co_await asio::this_coro::throw_if_cancelled(false);
-    std::vector<resp_value> results(commands.size());
-    // Per command: where an ASK sends it this round, and whether its script must be loaded.
-    struct route {
-        std::shared_ptr<redis_connection> ask;
-        bool load_script = false;
+    if (auto topology = co_await ensure_topology(); !topology) co_return topology.error();
+    std::vector<resp_value> results;
+    // The first round, straight: each node's commands written in one go, all before any reply
+    // is waited for, and nothing allocated but the replies. Further rounds, for commands
+    // redirected (MOVED, ASK, TRYAGAIN, NOSCRIPT), group them again below.
+    constexpr std::size_t most_nodes = 8;
+    std::array<std::shared_ptr<redis_connection>, most_nodes> nodes;
+    std::size_t used = 0;
+    const auto node_of = [&](const redis_command& c) -> std::int16_t {
+        return cluster_ ? slots_[c.slot.value_or(0)] : 0;
     };
-    std::vector<route> routes(commands.size());
-    std::vector<std::size_t> todo(commands.size());
-    for (std::size_t i = 0; i < todo.size(); ++i)
-        todo[i] = i;
-    for (int round = 0; !todo.empty(); ++round) {
+    std::vector<std::uint8_t> position; // per command, its node in `nodes` (several nodes only)
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+        const auto index = node_of(commands[i]);
+        if (index < 0) {
+            stale_ = true;
+            co_return fail(
+                errc::store_unavailable,
+                "no Redis master serves slot " + std::to_string(commands[i].slot.value_or(0)));
+        }
+        const auto& n = masters_[static_cast<std::size_t>(index)];
+        auto k = static_cast<std::size_t>(std::find(nodes.begin(), nodes.begin() + used, n) -
+                                          nodes.begin());
+        if (k == used) {
+            if (used == most_nodes) co_return fail(errc::store_unavailable, "too many Redis nodes");
+            if (used == 1) position.assign(i, 0); // the commands before were all on the first
+            nodes[used++] = n;
+        }
+        if (used > 1) position.push_back(static_cast<std::uint8_t>(k));
+    }
+    {
+        std::array<redis_connection::ticket, most_nodes> tickets;
+        for (std::size_t k = 0; k < used; ++k) {
+            scratch_.clear();
+            std::size_t count = 0;
+            for (std::size_t i = 0; i < commands.size(); ++i) {
+                if (used > 1 && position[i] != k) continue;
+                scratch_.append(commands[i].bytes);
+                ++count;
+            }
+            tickets[k] = nodes[k]->enqueue(scratch_, count);
+        }
+        std::array<std::vector<resp_value>, most_nodes> answers;
+        for (std::size_t k = 0; k < used; ++k) {
+            auto answer = co_await nodes[k]->async_wait(std::move(tickets[k]));
+            if (!answer) {
+                // The replies of the others are of no use now.
+                for (std::size_t j = k + 1; j < used; ++j)
+                    redis_connection::abandon(tickets[j]);
+                stale_ = cluster_; // a master may have failed over: ask the cluster again
+                co_return answer.error();
+            }
+            answers[k] = std::move(*answer);
+        }
+        if (used == 1) {
+            results = std::move(answers[0]);
+        } else {
+            results.resize(commands.size());
+            std::array<std::size_t, most_nodes> at{};
+            for (std::size_t i = 0; i < commands.size(); ++i)
+                results[i] = std::move(answers[position[i]][at[position[i]]++]);
+        }
+    }
+    std::vector<route> routes;
+    std::vector<std::size_t> todo;
+    bool tryagain = false;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        if (!results[i].is_error()) continue;
+        if (routes.empty()) routes.resize(commands.size());
+        if (redirected(commands[i], results[i], *nodes[used > 1 ? position[i] : 0], routes[i],
+                       tryagain))
+            todo.push_back(i);
+    }
+    for (int round = 1; !todo.empty(); ++round) {
+        if (tryagain) {
+            // A slot being migrated: a moment later its keys are all on one side.
+            asio::steady_timer pause(executor_, std::chrono::milliseconds(10 << (round - 1)));
+            co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+            tryagain = false;
+        }
         if (round == max_rounds) {
             co_return fail(errc::store_unavailable,
                            "Redis kept redirecting a command (a cluster being resharded?)");
@@ -199,12 +290,11 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
             const auto& c = commands[i];
             auto target = routes[i].ask;
             if (!target) {
-                const auto s = c.slot.value_or(0);
-                const auto index = cluster_ ? slots_[s] : 0;
+                const auto index = node_of(c);
                 if (index < 0) {
                     stale_ = true;
-                    co_return fail(errc::store_unavailable,
-                                   "no Redis master serves slot " + std::to_string(s));
+                    co_return fail(errc::store_unavailable, "no Redis master serves slot " +
+                                                                std::to_string(c.slot.value_or(0)));
                 }
                 target = masters_[static_cast<std::size_t>(index)];
             }
@@ -229,88 +319,28 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
             it->replies += skip + 1;
             routes[i] = {};
         }
-        // Every node at once (one batch, the usual case, without spawning).
-        std::vector<api_result<std::vector<resp_value>>> answers;
-        if (batches.size() == 1) {
-            answers.push_back(co_await batches[0].node->async_exec(std::move(batches[0].bytes),
-                                                                   batches[0].replies));
-        } else {
-            using op = decltype(asio::co_spawn(executor_, exec_batch(nullptr, std::string(), 0),
-                                               asio::deferred));
-            std::vector<op> ops;
-            for (auto& b : batches)
-                ops.push_back(asio::co_spawn(
-                    executor_, exec_batch(b.node, std::move(b.bytes), b.replies), asio::deferred));
-            auto [order, errors, values] =
-                co_await asio::experimental::make_parallel_group(std::move(ops))
-                    .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
-            for (std::size_t k = 0; k < values.size(); ++k) {
-                if (errors[k]) {
-                    answers.push_back(fail(errc::store_unavailable, "a Redis request failed"));
-                } else {
-                    answers.push_back(std::move(values[k]));
-                }
-            }
-        }
+        // Every node at once: all the batches are sent before any is waited for.
+        std::vector<redis_connection::ticket> tickets;
+        tickets.reserve(batches.size());
+        for (auto& b : batches)
+            tickets.push_back(b.node->enqueue(b.bytes, b.replies));
         std::vector<std::size_t> next;
-        bool tryagain = false;
         for (std::size_t k = 0; k < batches.size(); ++k) {
-            auto& answer = answers[k];
+            auto answer = co_await batches[k].node->async_wait(std::move(tickets[k]));
             if (!answer) {
-                stale_ = cluster_; // a master may have failed over: ask the cluster again
+                for (std::size_t j = k + 1; j < tickets.size(); ++j)
+                    redis_connection::abandon(tickets[j]);
+                stale_ = cluster_;
                 co_return answer.error();
             }
             std::size_t at = 0;
             for (std::size_t j = 0; j < batches[k].commands.size(); ++j) {
                 const auto i = batches[k].commands[j];
                 at += batches[k].skip[j];
-                auto& reply = (*answer)[at++];
-                if (!reply.is_error()) {
-                    results[i] = std::move(reply);
-                    continue;
-                }
-                switch (classify_error(reply.str)) {
-                    case resp_error_kind::moved:
-                        if (const auto r = parse_redirect(reply.str)) {
-                            const auto& host = r->host.empty() ? batches[k].node->host() : r->host;
-                            auto target = node(host, r->port);
-                            auto it = std::find(masters_.begin(), masters_.end(), target);
-                            if (it == masters_.end()) it = masters_.insert(masters_.end(), target);
-                            slots_[r->slot] = static_cast<std::int16_t>(it - masters_.begin());
-                            stale_ = true; // the rest of the map may have moved too
-                            next.push_back(i);
-                            continue;
-                        }
-                        break;
-                    case resp_error_kind::ask:
-                        if (const auto r = parse_redirect(reply.str)) {
-                            const auto& host = r->host.empty() ? batches[k].node->host() : r->host;
-                            routes[i].ask = node(host, r->port);
-                            next.push_back(i);
-                            continue;
-                        }
-                        break;
-                    case resp_error_kind::tryagain:
-                        tryagain = true;
-                        next.push_back(i);
-                        continue;
-                    case resp_error_kind::noscript:
-                        if (commands[i].script != nullptr) {
-                            routes[i].load_script = true;
-                            next.push_back(i);
-                            continue;
-                        }
-                        break;
-                    default:
-                        break;
-                }
-                results[i] = std::move(reply);
+                results[i] = std::move((*answer)[at++]);
+                if (redirected(commands[i], results[i], *batches[k].node, routes[i], tryagain))
+                    next.push_back(i);
             }
-        }
-        if (tryagain) {
-            // A slot being migrated: a moment later its keys are all on one side.
-            asio::steady_timer pause(executor_, std::chrono::milliseconds(10 << round));
-            co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
         }
         todo = std::move(next);
     }

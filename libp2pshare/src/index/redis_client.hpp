@@ -59,6 +59,16 @@ public:
     void close();
 
 private:
+    /// Where a command goes again: to the node an ASK named, and whether its script must be
+    /// loaded there first.
+    struct route {
+        std::shared_ptr<redis_connection> ask;
+        bool load_script = false;
+    };
+    /// Whether `reply`, from `from`, sends `c` to another round (MOVED, ASK, TRYAGAIN, or
+    /// NOSCRIPT of a script), noting where in `r` and learning the slot map from a MOVED.
+    bool redirected(const redis_command& c, const resp_value& reply, const redis_connection& from,
+                    route& r, bool& tryagain);
     boost::asio::awaitable<api_result<void>> ensure_topology();
     boost::asio::awaitable<api_result<void>> discover();
     std::shared_ptr<redis_connection> node(const std::string& host, std::uint16_t port);
@@ -73,6 +83,7 @@ private:
     std::map<std::string, std::shared_ptr<redis_connection>> nodes_; ///< by host:port
     std::vector<std::shared_ptr<redis_connection>> masters_;
     std::array<std::int16_t, slot_count> slots_{}; ///< index into masters_, -1: unserved
+    std::string scratch_; ///< a node's commands of a round, before they are queued
 };
 
 /// The seeds of a store address "redis://HOST:PORT[,HOST:PORT...]"; errc::bad_config otherwise.

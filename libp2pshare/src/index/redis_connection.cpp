@@ -117,6 +117,28 @@ void redis_connection::deliver(resp_value reply) {
 void redis_connection::start_writing() {
     if (writing_ || state_ != state::open || outbox_.empty()) return;
     writing_ = true;
+    // Once the handlers ready now have run: the requests they queue go in the same write.
+    asio::post(executor_,
+               [self = shared_from_this(), generation = generation_] { self->flush(generation); });
+}
+
+void redis_connection::flush(std::uint64_t generation) {
+    if (generation != generation_) return;
+    // Most often the socket takes it all at once, without waiting (it is non-blocking).
+    boost::system::error_code ec;
+    const auto n = socket_->write_some(asio::buffer(outbox_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+    } else if (ec) {
+        close_with("cannot write to Redis " + name_ + ": " + ec.message());
+        return;
+    } else {
+        outbox_.erase(0, n);
+    }
+    if (outbox_.empty()) {
+        writing_ = false;
+        return;
+    }
     asio::co_spawn(executor_, write_loop(shared_from_this()), asio::detached);
 }
 
@@ -150,8 +172,13 @@ asio::awaitable<void> redis_connection::run(std::shared_ptr<redis_connection> /*
         co_return;
     }
     auto socket = std::make_shared<asio::ip::tcp::socket>(std::move(*connected));
-    boost::system::error_code ignored;
-    socket->set_option(asio::ip::tcp::no_delay(true), ignored);
+    boost::system::error_code setup;
+    socket->set_option(asio::ip::tcp::no_delay(true), setup);
+    socket->non_blocking(true, setup); // for flush(): a write that would wait is for write_loop
+    if (setup) {
+        close_with("cannot set up the connection to Redis " + name_ + ": " + setup.message());
+        co_return;
+    }
     socket_ = socket;
     state_ = state::open;
     start_writing();
@@ -179,10 +206,8 @@ asio::awaitable<void> redis_connection::run(std::shared_ptr<redis_connection> /*
     }
 }
 
-asio::awaitable<api_result<std::vector<resp_value>>> redis_connection::async_exec(
-    std::string commands, std::size_t count) {
-    co_await asio::this_coro::throw_if_cancelled(false);
-    if (count == 0) co_return std::vector<resp_value>{};
+redis_connection::ticket redis_connection::enqueue(std::string_view commands, std::size_t count) {
+    if (count == 0) return nullptr;
     auto p = std::make_shared<pending>(executor_);
     p->count = count;
     p->replies.reserve(count);
@@ -196,16 +221,33 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_connection::async_exe
     }
     p->deadline = std::chrono::steady_clock::now() + settings_.timeout;
     arm_watchdog(p->deadline);
+    return p;
+}
+
+void redis_connection::abandon(const ticket& t) noexcept {
+    if (!t || t->done) return;
+    t->dropped = true;
+    t->replies.clear();
+}
+
+asio::awaitable<api_result<std::vector<resp_value>>> redis_connection::async_wait(ticket p) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    if (!p) co_return std::vector<resp_value>{};
     while (!p->done) {
         co_await p->wake.async_wait(use_tuple);
         if (p->done) break;
         // Cancelled by the caller: the replies, when they come, are thrown away.
-        p->dropped = true;
-        p->replies.clear();
+        abandon(p);
         co_return fail(errc::store_unavailable, "the request to Redis " + name_ + " was cancelled");
     }
     if (!p->error.empty()) co_return fail(errc::store_unavailable, p->error);
     co_return std::move(p->replies);
+}
+
+asio::awaitable<api_result<std::vector<resp_value>>> redis_connection::async_exec(
+    std::string_view commands, std::size_t count) {
+    // (The bytes are queued before the first suspension: a caller's view may end after it.)
+    return async_wait(enqueue(commands, count));
 }
 
 } // namespace p2pshare::detail

@@ -42,8 +42,22 @@ public:
     /// or the replies do not all come within the timeout; the connection is then closed (every
     /// request on it fails the same way) and the next request connects again. Cancelled, it
     /// completes at once with store_unavailable; its replies, when they come, are dropped.
-    boost::asio::awaitable<api_result<std::vector<resp_value>>> async_exec(std::string commands,
-                                                                           std::size_t count);
+    boost::asio::awaitable<api_result<std::vector<resp_value>>> async_exec(
+        std::string_view commands, std::size_t count);
+
+    /// One request queued by enqueue(), whose replies async_wait() gives.
+    struct pending;
+    using ticket = std::shared_ptr<pending>;
+
+    /// The first half of async_exec: queues `commands` (`count` of them) and returns at once,
+    /// so that requests to several nodes are all on their way before any is waited for. Each
+    /// ticket is then given to async_wait() once, or to abandon().
+    ticket enqueue(std::string_view commands, std::size_t count);
+    /// The second half of async_exec: the replies of `t`, with the errors and cancellation of
+    /// async_exec.
+    boost::asio::awaitable<api_result<std::vector<resp_value>>> async_wait(ticket t);
+    /// A ticket that will not be waited for: its replies are read and thrown away.
+    static void abandon(const ticket& t) noexcept;
 
     /// Closes the connection: every request waiting fails with store_unavailable.
     void close();
@@ -54,11 +68,10 @@ public:
     const std::string& name() const noexcept { return name_; }
 
 private:
-    struct pending;
-
     boost::asio::awaitable<void> run(std::shared_ptr<redis_connection> self);
     boost::asio::awaitable<void> write_loop(std::shared_ptr<redis_connection> self);
     void start_writing();
+    void flush(std::uint64_t generation);
     void arm_watchdog(std::chrono::steady_clock::time_point deadline);
     boost::asio::awaitable<void> watch(std::shared_ptr<redis_connection> keep);
     /// Ends the connection: every request waiting fails with `message`.
