@@ -13,6 +13,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -729,9 +730,15 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
         std::size_t name;
         std::uint32_t peer;
     };
-    std::vector<guess> guesses;
+    boost::container::small_vector<guess, 8> guesses;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        const auto known = s->recent_sources.find(names[i]);
+        if (known == s->recent_sources.end()) continue;
+        for (const auto peer : known->second)
+            guesses.push_back({i, peer});
+    }
     std::vector<redis_command> first;
-    first.reserve(2 * names.size());
+    first.reserve(2 * names.size() + guesses.size());
     const auto most = u(s->limits.max_sources_per_name);
     for (const auto name : names) {
         const auto k = name_bucket(name);
@@ -749,14 +756,8 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
         append_command(bytes, {"SRANDMEMBER", key, most});
         first.push_back(command_for(key, std::move(bytes)));
     }
-    for (std::size_t i = 0; i < names.size(); ++i) {
-        const auto known = s->recent_sources.find(names[i]);
-        if (known == s->recent_sources.end()) continue;
-        for (const auto peer : known->second) {
-            guesses.push_back({i, peer});
-            first.push_back(source_read(peer, names[i]));
-        }
-    }
+    for (const auto& g : guesses)
+        first.push_back(source_read(g.peer, names[g.name]));
     auto sampled = all_fine(co_await s->client.async_run(std::move(first)));
     if (!sampled) co_return sampled.error();
     const auto guessed = 2 * names.size(); // the replies to the guesses start there
@@ -766,8 +767,8 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
         std::uint32_t peer;
         const resp_value* read = nullptr;
     };
-    std::vector<candidate> candidates;
-    std::vector<std::uint32_t> peers;
+    boost::container::small_vector<candidate, 8> candidates;
+    boost::container::small_vector<std::uint32_t, 8> peers;
     for (std::size_t i = 0; i < names.size(); ++i) {
         peers.clear();
         // A name that no file can have (one with '/' could ask for a lease field) has no source.

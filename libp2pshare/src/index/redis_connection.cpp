@@ -18,6 +18,8 @@ namespace asio = boost::asio;
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_chunk = 64 * 1024;
+/// Requests kept for reuse, at most: those that were in flight at once, usually.
+constexpr std::size_t max_spare = 64;
 } // namespace
 
 /// One request: its replies come in the order of the queue.
@@ -208,7 +210,17 @@ asio::awaitable<void> redis_connection::run(std::shared_ptr<redis_connection> /*
 
 redis_connection::ticket redis_connection::enqueue(std::string_view commands, std::size_t count) {
     if (count == 0) return nullptr;
-    auto p = std::make_shared<pending>(executor_);
+    ticket p;
+    if (spare_.empty()) {
+        p = std::make_shared<pending>(executor_);
+    } else {
+        p = std::move(spare_.back());
+        spare_.pop_back();
+        p->received = 0;
+        p->done = false;
+        p->dropped = false;
+        p->error.clear();
+    }
     p->count = count;
     p->replies.reserve(count);
     outbox_.append(commands);
@@ -241,7 +253,13 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_connection::async_wai
         co_return fail(errc::store_unavailable, "the request to Redis " + name_ + " was cancelled");
     }
     if (!p->error.empty()) co_return fail(errc::store_unavailable, p->error);
-    co_return std::move(p->replies);
+    auto replies = std::move(p->replies);
+    // Kept for a next request when nothing else holds it (its timer was cancelled: it is idle).
+    if (p.use_count() == 1 && spare_.size() < max_spare) {
+        p->replies = {};
+        spare_.push_back(std::move(p));
+    }
+    co_return replies;
 }
 
 asio::awaitable<api_result<std::vector<resp_value>>> redis_connection::async_exec(

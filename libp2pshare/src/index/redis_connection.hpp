@@ -91,6 +91,7 @@ private:
     std::string outbox_;           ///< commands not written yet
     bool writing_ = false;
     std::deque<std::shared_ptr<pending>> waiting_; ///< in the order their replies come
+    std::vector<ticket> spare_;                    ///< answered requests, for the next ones
 };
 
 } // namespace p2pshare::detail
