@@ -557,7 +557,8 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
         }
         release_from(done);
         d->in_flight_bytes -= std::min(d->in_flight_bytes, out.received);
-        s.stream.reset();
+        // A refusal read to its end leaves the connection usable (kept in the pool below).
+        if (out.status != piece_status::refused || !out.keep_alive) s.stream.reset();
         if (out.status == piece_status::interrupted) {
             if (over()) break;
             continue; // its copy was no longer needed: on to the next piece

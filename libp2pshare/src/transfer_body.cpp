@@ -150,6 +150,24 @@ bool aborted(const boost::system::error_code& ec) { return ec == asio::error::op
 
 } // namespace
 
+/// Reads the body of a refusal whose header `parser` read, when it is short and says its length,
+/// so that the connection may carry the next request; false when it cannot be.
+asio::awaitable<bool> skip_body(client_stream& stream, beast::flat_buffer& buffer,
+                                http::response_parser<http::empty_body>& parser) {
+    constexpr std::uint64_t longest = 16 * 1024;
+    const auto length = parser.content_length();
+    if (parser.chunked() || !length || *length > longest) co_return false;
+    const auto n = static_cast<std::size_t>(*length);
+    while (buffer.size() < n) {
+        auto [ec, got] =
+            co_await stream.async_read_some(buffer.prepare(n - buffer.size()), use_tuple);
+        if (ec) co_return false;
+        buffer.commit(got);
+    }
+    buffer.consume(n);
+    co_return true;
+}
+
 asio::awaitable<piece_outcome> request_range(client_stream& stream, beast::flat_buffer& buffer,
                                              const piece_request& request,
                                              std::chrono::milliseconds stall) {
@@ -204,10 +222,14 @@ asio::awaitable<piece_outcome> request_range(client_stream& stream, beast::flat_
         if (request.offset != 0 || request.length != request.file_size) {
             co_return refuse("the source ignored the range");
         }
-    } else if (out.status_code == 404) {
-        co_return refuse("the source no longer shares the file (404)");
-    } else if (out.status_code == 412) {
-        co_return refuse("the source now has another version of the file (412)");
+    } else if (out.status_code == 404 || out.status_code == 412) {
+        auto r =
+            refuse(out.status_code == 404 ? "the source no longer shares the file (404)"
+                                          : "the source now has another version of the file (412)");
+        // Its short message read to the end, the connection may carry the next request: a
+        // file gone from one source is no reason to connect to it again for the next download.
+        r.keep_alive = res.keep_alive() && co_await skip_body(stream, buffer, parser);
+        co_return r;
     } else {
         co_return refuse("the source answered " + std::to_string(out.status_code));
     }

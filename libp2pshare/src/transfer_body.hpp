@@ -79,7 +79,8 @@ protected:
 /// Sends the ranged request for `request`'s bytes on `stream` (whose read buffer is `buffer`)
 /// and reads the answer's header: `verified` when the body that follows is exactly those bytes
 /// of that version of the file (then `keep_alive` tells whether the connection may carry the
-/// next request), else why not. A cancellation of the awaiting operation, or of the stream,
+/// next request), else why not (a 404 or 412 whose short body was read to its end may keep the
+/// connection too: `keep_alive`). A cancellation of the awaiting operation, or of the stream,
 /// ends it with `interrupted`; `stall` bounds each wait.
 asio::awaitable<piece_outcome> request_range(client_stream& stream, beast::flat_buffer& buffer,
                                              const piece_request& request,

@@ -196,6 +196,29 @@ BOOST_AUTO_TEST_CASE(small_downloads_reuse_their_connection) {
     }
 }
 
+// A source's 404 (a file it no longer has, which the index still lists) is read to its end: the
+// connection serves the next download from that source.
+BOOST_AUTO_TEST_CASE(a_download_refused_with_404_keeps_its_connection) {
+    test::network net;
+    test::write_file(net / "p1" / "gone.txt", test::random_text(700, 91));
+    const auto kept = test::random_text(900, 92);
+    test::write_file(net / "p1" / "kept.txt", kept);
+    auto o1 = net.options(1);
+    o1.rescan_interval = std::chrono::hours(1); // the index lists gone.txt until the test ends
+    net.start_peer(o1);
+    auto& p2 = net.start_peer(2);
+    std::filesystem::remove(net / "p1" / "gone.txt");
+    const auto refused = net.io().run(p2.async_download({"gone.txt"}));
+    BOOST_TEST_REQUIRE(refused.size() == 1u);
+    BOOST_TEST(refused[0].error == make_error_code(errc::not_found), refused[0].message);
+    BOOST_TEST(refused[0].transfer.connections == 1u);
+    BOOST_TEST(!std::filesystem::exists(net / "p2" / "gone.txt"));
+    const auto fetched = net.io().run(p2.async_download({"kept.txt"}));
+    BOOST_TEST_REQUIRE(!fetched.at(0).error, fetched.at(0).message);
+    BOOST_TEST(fetched[0].transfer.connections == 0u);
+    BOOST_TEST(test::read_file(net / "p2" / "kept.txt") == kept);
+}
+
 // An idle keep-alive connection is closed once unused for TransferOptions::idle_timeout, with no
 // further download to notice it (the pool's timer). The peer's health counts it meanwhile.
 BOOST_AUTO_TEST_CASE(an_idle_kept_connection_is_closed_after_the_idle_timeout) {
