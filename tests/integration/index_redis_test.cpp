@@ -130,6 +130,37 @@ void lookups_check_the_sources_they_remember(const std::string& seeds) {
     replace(1, one, {"other.bin"});
     BOOST_TEST(test::lookup_ids(a.port(), "song.mp3").empty());
     BOOST_TEST(test::lookup_ids(a.port(), "other.bin") == ids{1});
+    // Several names in one lookup, some remembered and some not, one twice: each gets its own
+    // sources, each source with that file (third.txt and song.mp3 of peer 3 differ in size).
+    const auto three =
+        test::http_call(b.port(), "POST", "/v1/peers",
+                        R"({"id":3,"port":5003,"files":[)" + test::file_json("song.mp3", 1) + "," +
+                            test::file_json("third.txt", 333) + "]}");
+    BOOST_TEST_REQUIRE(three.status == 201u, three.body);
+    const auto many = [&] {
+        const auto reply =
+            test::http_call(a.port(), "POST", "/v1/lookup",
+                            R"({"names":["third.txt","other.bin","song.mp3","none","other.bin"]})");
+        BOOST_TEST_REQUIRE(reply.status == 200u, reply.body);
+        std::vector<ids> out;
+        const auto answer = test::json_of(reply);
+        for (const auto& r : answer.at("results").as_array()) {
+            out.emplace_back();
+            for (const auto& source : r.at("sources").as_array()) {
+                out.back().push_back(source.at("id").to_number<std::uint64_t>());
+                out.back().push_back(source.at("size").to_number<std::uint64_t>());
+            }
+        }
+        return out;
+    };
+    // (id, size) of each source
+    const std::vector<ids> expected{{3, 333}, {1, 1}, {3, 1}, {}, {1, 1}};
+    for (int round = 0; round < 2; ++round) {
+        const auto got = many();
+        BOOST_TEST_REQUIRE(got.size() == expected.size());
+        for (std::size_t i = 0; i < got.size(); ++i)
+            BOOST_TEST(got[i] == expected[i], "round " << round << ", name " << i);
+    }
 }
 
 } // namespace

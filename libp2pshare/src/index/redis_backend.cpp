@@ -351,7 +351,8 @@ struct redis_backend::shared {
     /// used only when the name's slot names that source again.
     std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>>
         recent_sources;
-    /// Names kept in recent_sources at most (then it starts again empty): about 5 MiB at most.
+    /// Names kept in recent_sources at most (then it starts again empty): under 10 MiB, with
+    /// names of 255 bytes and max_sources_per_name sources each.
     static constexpr std::size_t max_recent_names = 16384;
 
     void remember_sources(std::string_view name, std::span<const std::uint32_t> peers) {
@@ -769,6 +770,7 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
     };
     boost::container::small_vector<candidate, 8> candidates;
     boost::container::small_vector<std::uint32_t, 8> peers;
+    std::size_t next_guess = 0;
     for (std::size_t i = 0; i < names.size(); ++i) {
         peers.clear();
         // A name that no file can have (one with '/' could ask for a lease field) has no source.
@@ -783,11 +785,14 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
                     if (const auto id = decode_peer_id(m)) peers.push_back(*id);
             }
         }
+        // This name's guesses (they are in the order of the names).
+        const auto from = next_guess;
+        while (next_guess < guesses.size() && guesses[next_guess].name == i)
+            ++next_guess;
         for (const auto peer : peers) {
             candidate c{i, peer};
-            for (std::size_t g = 0; g < guesses.size(); ++g)
-                if (guesses[g].name == i && guesses[g].peer == peer)
-                    c.read = &(*sampled)[guessed + g];
+            for (auto g = from; g < next_guess; ++g)
+                if (guesses[g].peer == peer) c.read = &(*sampled)[guessed + g];
             candidates.push_back(c);
         }
         s->remember_sources(names[i], peers);

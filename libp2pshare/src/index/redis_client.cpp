@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <algorithm>
 
@@ -204,13 +205,11 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
     // The first round, straight: each node's commands written in one go, all before any reply
     // is waited for, and nothing allocated but the replies. Further rounds, for commands
     // redirected (MOVED, ASK, TRYAGAIN, NOSCRIPT), group them again below.
-    constexpr std::size_t most_nodes = 8;
-    std::array<std::shared_ptr<redis_connection>, most_nodes> nodes;
-    std::size_t used = 0;
+    boost::container::small_vector<std::shared_ptr<redis_connection>, 4> nodes;
     const auto node_of = [&](const redis_command& c) -> std::int16_t {
         return cluster_ ? slots_[c.slot.value_or(0)] : 0;
     };
-    std::vector<std::uint8_t> position; // per command, its node in `nodes` (several nodes only)
+    std::vector<std::uint16_t> position; // per command, its node in `nodes` (several nodes only)
     for (std::size_t i = 0; i < commands.size(); ++i) {
         const auto index = node_of(commands[i]);
         if (index < 0) {
@@ -220,17 +219,17 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
                 "no Redis master serves slot " + std::to_string(commands[i].slot.value_or(0)));
         }
         const auto& n = masters_[static_cast<std::size_t>(index)];
-        auto k = static_cast<std::size_t>(std::find(nodes.begin(), nodes.begin() + used, n) -
-                                          nodes.begin());
-        if (k == used) {
-            if (used == most_nodes) co_return fail(errc::store_unavailable, "too many Redis nodes");
-            if (used == 1) position.assign(i, 0); // the commands before were all on the first
-            nodes[used++] = n;
+        const auto k =
+            static_cast<std::size_t>(std::find(nodes.begin(), nodes.end(), n) - nodes.begin());
+        if (k == nodes.size()) {
+            if (k == 1) position.assign(i, 0); // the commands before were all on the first
+            nodes.push_back(n);
         }
-        if (used > 1) position.push_back(static_cast<std::uint8_t>(k));
+        if (nodes.size() > 1) position.push_back(static_cast<std::uint16_t>(k));
     }
+    const auto used = nodes.size();
     {
-        std::array<redis_connection::ticket, most_nodes> tickets;
+        boost::container::small_vector<redis_connection::ticket, 4> tickets(used);
         for (std::size_t k = 0; k < used; ++k) {
             scratch_.clear();
             std::size_t count = 0;
@@ -241,7 +240,7 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
             }
             tickets[k] = nodes[k]->enqueue(scratch_, count);
         }
-        std::array<std::vector<resp_value>, most_nodes> answers;
+        boost::container::small_vector<std::vector<resp_value>, 4> answers(used);
         for (std::size_t k = 0; k < used; ++k) {
             auto answer = co_await nodes[k]->async_wait(std::move(tickets[k]));
             if (!answer) {
@@ -257,7 +256,7 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
             results = std::move(answers[0]);
         } else {
             results.resize(commands.size());
-            std::array<std::size_t, most_nodes> at{};
+            boost::container::small_vector<std::size_t, 4> at(used, 0);
             for (std::size_t i = 0; i < commands.size(); ++i)
                 results[i] = std::move(answers[position[i]][at[position[i]]++]);
         }
