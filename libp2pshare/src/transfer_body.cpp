@@ -148,8 +148,6 @@ piece_outcome outcome(piece_status status, std::string message) {
 
 bool aborted(const boost::system::error_code& ec) { return ec == asio::error::operation_aborted; }
 
-} // namespace
-
 /// Reads the body of a refusal whose header `parser` read, when it is short and says its length,
 /// so that the connection may carry the next request; false when it cannot be.
 asio::awaitable<bool> skip_body(client_stream& stream, beast::flat_buffer& buffer,
@@ -167,6 +165,8 @@ asio::awaitable<bool> skip_body(client_stream& stream, beast::flat_buffer& buffe
     buffer.consume(n);
     co_return true;
 }
+
+} // namespace
 
 asio::awaitable<piece_outcome> request_range(client_stream& stream, beast::flat_buffer& buffer,
                                              const piece_request& request,
@@ -228,7 +228,7 @@ asio::awaitable<piece_outcome> request_range(client_stream& stream, beast::flat_
                                           : "the source now has another version of the file (412)");
         // Its short message read to the end, the connection may carry the next request: a
         // file gone from one source is no reason to connect to it again for the next download.
-        r.keep_alive = res.keep_alive() && co_await skip_body(stream, buffer, parser);
+        if (res.keep_alive()) r.keep_alive = co_await skip_body(stream, buffer, parser);
         co_return r;
     } else {
         co_return refuse("the source answered " + std::to_string(out.status_code));
