@@ -10,6 +10,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <string>
 #include <vector>
@@ -257,6 +258,70 @@ BOOST_FIXTURE_TEST_CASE(a_stopped_cluster_node_gives_503_for_its_keys_until_it_i
                    .status == 201u;
     }));
     BOOST_TEST(test::lookup_ids(index.port(), "a.txt") == ids{1});
+}
+
+// A change of a peer's files whose name buckets could not be written (their master froze after
+// the peer's own keys were changed) answers 503; the buckets still get it: through the same
+// request sent again, or through the peer's next renewal.
+BOOST_FIXTURE_TEST_CASE(a_change_cut_short_by_a_stopped_node_is_completed_later,
+                        test::shared_redis_cluster) {
+    auto options = on_store(cluster.seeds());
+    options.store_timeout = 500ms; // (under the cluster's node timeout: no failover of the frozen)
+    test::running_index index(options);
+    const auto token = test::register_peer(index.port(), 1, {"a.txt"});
+    const auto lease_node = cluster.node_for_key("p2p:{p1}");
+    // Two names whose bucket is on another master than peer 1's keys.
+    std::vector<std::string> far;
+    std::size_t bucket_node = 0;
+    for (int i = 0; far.size() < 2; ++i) {
+        const auto name = "late-" + std::to_string(i) + ".bin";
+        const auto node = cluster.node_for_key(
+            "p2p:{n" + std::to_string(p2pshare::detail::crc16(name) % 64) + "}:names");
+        if (node == lease_node || (!far.empty() && node != bucket_node)) continue;
+        bucket_node = node;
+        far.push_back(name);
+    }
+    const auto put = [&](const std::vector<std::string>& files) {
+        std::string body = R"({"files":[)";
+        for (std::size_t i = 0; i < files.size(); ++i)
+            body += (i ? "," : "") + test::file_json(files[i]);
+        return test::http_call(index.port(), "PUT", "/v1/peers/1/files", body + "]}",
+                               test::bearer(token));
+    };
+    const auto cut_short = [&](const std::vector<std::string>& files) {
+        const auto pid = cluster.node(bucket_node).pid();
+        BOOST_TEST_REQUIRE(::kill(pid, SIGSTOP) == 0);
+        test::check_error(put(files), 503, "store_unavailable");
+        BOOST_TEST_REQUIRE(::kill(pid, SIGCONT) == 0);
+    };
+    // The same request again: the names it adds are written, although the peer's keys have
+    // them already.
+    cut_short({"a.txt", far[0]});
+    BOOST_TEST(test::eventually([&] { return put({"a.txt", far[0]}).status == 200u; }));
+    BOOST_TEST(test::lookup_ids(index.port(), far[0]) == ids{1});
+    BOOST_TEST(test::list_names(index.port(), "q=late") == names{far[0]});
+    // No retry: the renewal writes them.
+    cut_short({"a.txt", far[0], far[1]});
+    BOOST_TEST(test::eventually([&] {
+        return test::http_call(index.port(), "PUT", "/v1/peers/1/lease", "", test::bearer(token))
+                   .status == 200u;
+    }));
+    BOOST_TEST(test::lookup_ids(index.port(), far[1]) == ids{1});
+    auto both = far;
+    std::sort(both.begin(), both.end());
+    BOOST_TEST(test::list_names(index.port(), "q=late") == both);
+    // A removal cut short, then a renewal: the name leaves the buckets (the listing's keys).
+    cut_short({"a.txt", far[1]});
+    BOOST_TEST(test::eventually([&] {
+        return test::http_call(index.port(), "PUT", "/v1/peers/1/lease", "", test::bearer(token))
+                   .status == 200u;
+    }));
+    const auto listing =
+        "p2p:{n" + std::to_string(p2pshare::detail::crc16(far[0]) % 64) + "}:names";
+    const auto entries = cluster.command("ZRANGEBYLEX", listing, "[" + far[0], "(" + far[0] + "\x01");
+    BOOST_TEST(entries.find(far[0]) == std::string::npos, entries);
+    BOOST_TEST(test::lookup_ids(index.port(), far[0]).empty());
+    BOOST_TEST(test::lookup_ids(index.port(), far[1]) == ids{1});
 }
 
 // Slots move from one master to another while lookups run: every answer is right throughout.

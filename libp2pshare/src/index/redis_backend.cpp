@@ -33,32 +33,70 @@ namespace {
 // names never contain '/') and one field per file, name -> encode_file_value(); it expires with the
 // lease. `p2p:{p<id>}:n` holds the file names joined by '/' and outlives the lease by `keep`, so
 // that the sweeper still finds the names of a peer whose lease ended.
+//
+// The name buckets live in other slots, so a change reaches them in a second step. Until that
+// step is acknowledged, the lease hash keeps what it still owes them: `/add`, the names to put
+// in their buckets, and `/del`, the names to take out (each joined by '/'). Every later change
+// and every renewal of the peer hands them out again, so a change cut short (a server that died,
+// a node that did not answer) is completed by the peer's next request, its retry included. Only
+// the peer's own requests, which a peer makes one at a time, put its names into the buckets;
+// the sweeper takes out the names of a peer whose lease ended.
 
 /// What the scripts that change a peer's files share. put_files() puts the files of ARGV[from..]
-/// (name, value pairs) in place of the names `before`, and returns the names now, the names
-/// added and the names removed; answer() makes {head1, head2, now ms, files before, files now,
-/// added count, added..., removed...}.
+/// (name, value pairs) in place of the names `before`, and returns the names now and what the
+/// buckets are owed: the names to add (those new to the peer, all of them when `fresh`, and the
+/// earlier `/add` still listed) and the names to remove (those dropped, and the earlier `/del`
+/// not listed again); answer() makes {head1, head2, now ms, files before, files now, added
+/// count, added..., removed...}.
 const char* const files_lua = R"lua(
-local function names_of(key)
+local function split(blob)
   local out = {}
-  local blob = redis.call('GET', key)
   if blob then
     for n in string.gmatch(blob, '[^/]+') do out[#out + 1] = n end
   end
   return out
 end
-local function put_files(lease, names_key, before, from, keep_ms)
+local function names_of(key) return split(redis.call('GET', key)) end
+local function owed(lease, field) return split(redis.call('HGET', lease, field)) end
+local function set_owed(lease, field, names)
+  if #names > 0 then
+    redis.call('HSET', lease, field, table.concat(names, '/'))
+  else
+    redis.call('HDEL', lease, field)
+  end
+end
+local function put_files(lease, names_key, before, from, keep_ms, fresh)
   local had = {}
-  for _, n in ipairs(before) do had[n] = true end
-  local now_has, names, added, removed = {}, {}, {}, {}
+  if not fresh then
+    for _, n in ipairs(before) do had[n] = true end
+  end
+  local now_has, names, added, removed, seen = {}, {}, {}, {}, {}
   for i = from, #ARGV, 2 do
     local n = ARGV[i]
     now_has[n] = true
     names[#names + 1] = n
-    if not had[n] then added[#added + 1] = n end
+    if not had[n] and not seen[n] then
+      added[#added + 1] = n
+      seen[n] = true
+    end
+  end
+  for _, n in ipairs(owed(lease, '/add')) do
+    if now_has[n] and not seen[n] then
+      added[#added + 1] = n
+      seen[n] = true
+    end
   end
   for _, n in ipairs(before) do
-    if not now_has[n] then removed[#removed + 1] = n end
+    if not now_has[n] and not seen[n] then
+      removed[#removed + 1] = n
+      seen[n] = true
+    end
+  end
+  for _, n in ipairs(owed(lease, '/del')) do
+    if not now_has[n] and not seen[n] then
+      removed[#removed + 1] = n
+      seen[n] = true
+    end
   end
   for i = 1, #removed, 256 do
     redis.call('HDEL', lease, unpack(removed, i, math.min(i + 255, #removed)))
@@ -71,6 +109,8 @@ local function put_files(lease, names_key, before, from, keep_ms)
   else
     redis.call('DEL', names_key)
   end
+  set_owed(lease, '/add', added)
+  set_owed(lease, '/del', removed)
   return names, added, removed
 end
 local function now_ms()
@@ -88,8 +128,9 @@ end
 /// Register (or take back) a peer, with its files. KEYS: lease, names. ARGV: new token, token
 /// given ("" for none), host, port, client, ttl ms, ttl + keep ms, certificate SHA-256 ("" for
 /// none), then name, value pairs. The
-/// names before are those of the names key, whether the lease was live or not: the name buckets
-/// learn the difference. Returns answer(token, taken back 0/1, ...) or {"conflict"}.
+/// names before are those of the names key, whether the lease was live or not; without a live
+/// lease every name is owed to the buckets again (the sweeper may be taking the old ones out).
+/// Returns answer(token, taken back 0/1, ...) or {"conflict"}.
 const char* const register_lua = R"lua(
 local cur = redis.call('HGET', KEYS[1], '/tok')
 local taken = 0
@@ -100,7 +141,7 @@ if cur then
   tok = cur
 end
 local before = names_of(KEYS[2])
-local names, added, removed = put_files(KEYS[1], KEYS[2], before, 9, ARGV[7])
+local names, added, removed = put_files(KEYS[1], KEYS[2], before, 9, ARGV[7], not cur)
 redis.call('HSET', KEYS[1], '/tok', tok, '/host', ARGV[3], '/port', ARGV[4], '/cli', ARGV[5],
            '/crt', ARGV[8])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
@@ -115,30 +156,65 @@ local cur = redis.call('HGET', KEYS[1], '/tok')
 if not cur then return {'not_found'} end
 if cur ~= ARGV[1] then return {'forbidden'} end
 local before = names_of(KEYS[2])
-local names, added, removed = put_files(KEYS[1], KEYS[2], before, 4, ARGV[3])
+local names, added, removed = put_files(KEYS[1], KEYS[2], before, 4, ARGV[3], false)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return answer('ok', 0, before, names, added, removed)
 )lua";
 
-/// Renew a lease. KEYS: lease, names. ARGV: token, ttl ms, ttl + keep ms. Returns {"ok", now ms}
-/// or {"not_found"} / {"forbidden"}.
+/// Renew a lease. KEYS: lease, names. ARGV: token, ttl ms, ttl + keep ms. Returns {"ok", now ms,
+/// `/add`, `/del`} (what the buckets are still owed, "" for nothing) or {"not_found"} /
+/// {"forbidden"}.
 const char* const renew_lua = R"lua(
 local cur = redis.call('HGET', KEYS[1], '/tok')
 if not cur then return {'not_found'} end
 if cur ~= ARGV[1] then return {'forbidden'} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return {'ok', now_ms()}
+return {'ok', now_ms(), redis.call('HGET', KEYS[1], '/add') or '',
+        redis.call('HGET', KEYS[1], '/del') or ''}
 )lua";
 
-/// Unregister. KEYS: lease, names. ARGV: token. Returns {"ok", names...} or {"not_found"} /
-/// {"forbidden"}.
+/// The buckets got what they were owed. KEYS: lease. ARGV: the `/add` and the `/del` written to
+/// them, as they were read; a field that changed since (a later change) stays.
+const char* const settle_lua = R"lua(
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], '/add') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], '/add')
+end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], '/del') == ARGV[2] then
+  redis.call('HDEL', KEYS[1], '/del')
+end
+return 1
+)lua";
+
+/// A lookup found names in the buckets under a live peer that does not have them (a removal not
+/// written to the buckets yet). KEYS: lease. ARGV: the names. Those still missing from the lease
+/// are owed as removals, written by the peer's next request. Returns how many were added.
+const char* const stale_lua = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local removed, seen = owed(KEYS[1], '/del'), {}
+for _, n in ipairs(removed) do seen[n] = true end
+local more = 0
+for _, n in ipairs(ARGV) do
+  if not seen[n] and redis.call('HEXISTS', KEYS[1], n) == 0 then
+    removed[#removed + 1] = n
+    seen[n] = true
+    more = more + 1
+  end
+end
+if more > 0 then set_owed(KEYS[1], '/del', removed) end
+return more
+)lua";
+
+/// Unregister. KEYS: lease, names. ARGV: token. Returns {"ok", how many names, names..., the
+/// removals still owed...} or {"not_found"} / {"forbidden"}.
 const char* const unregister_lua = R"lua(
 local cur = redis.call('HGET', KEYS[1], '/tok')
 if not cur then return {'not_found'} end
 if cur ~= ARGV[1] then return {'forbidden'} end
-local out = {'ok'}
-for _, n in ipairs(names_of(KEYS[2])) do out[#out + 1] = n end
+local names = names_of(KEYS[2])
+local out = {'ok', #names}
+for _, n in ipairs(names) do out[#out + 1] = n end
+for _, n in ipairs(owed(KEYS[1], '/del')) do out[#out + 1] = n end
 redis.call('DEL', KEYS[1], KEYS[2])
 return out
 )lua";
@@ -151,6 +227,23 @@ local out = {'gone'}
 for _, n in ipairs(names_of(KEYS[2])) do out[#out + 1] = n end
 redis.call('DEL', KEYS[2])
 return out
+)lua";
+
+/// After the sweeper took a reaped peer's names out of the buckets: if the peer registered again
+/// meanwhile, they may have been taken out after it put them back, so all its names are owed to
+/// the buckets again (written by its next request). KEYS: lease, names. Returns 1 if so.
+const char* const back_lua = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local added, seen = owed(KEYS[1], '/add'), {}
+for _, n in ipairs(added) do seen[n] = true end
+for _, n in ipairs(names_of(KEYS[2])) do
+  if not seen[n] then
+    added[#added + 1] = n
+    seen[n] = true
+  end
+end
+set_owed(KEYS[1], '/add', added)
+return 1
 )lua";
 
 /// Apply a peer's change to one name bucket. KEYS: the bucket's listing, then per name its
@@ -338,6 +431,9 @@ struct redis_backend::shared {
     redis_script renew_script{std::string(files_lua) + renew_lua};
     redis_script unregister_script{std::string(files_lua) + unregister_lua};
     redis_script reap_script{std::string(files_lua) + reap_lua};
+    redis_script settle_script{settle_lua};
+    redis_script stale_script{std::string(files_lua) + stale_lua};
+    redis_script back_script{std::string(files_lua) + back_lua};
     redis_script apply_script{apply_lua};
     redis_script expiry_script{expiry_lua};
     redis_script count_script{count_lua};
@@ -422,6 +518,12 @@ struct redis_backend::shared {
     /// acknowledged before the next: a server that dies in between leaves names that the
     /// sweeper will find (never names without an expiry entry, which nothing would remove).
     asio::awaitable<api_result<void>> after_files_change(std::uint32_t id, const files_answer& a);
+
+    /// Writes to the name buckets what peer `id` owes them (its `/add` and `/del`, as a script
+    /// of the peer gave them), then takes them off its lease hash unless they changed meanwhile.
+    asio::awaitable<api_result<void>> pay_owed(std::uint32_t id,
+                                               std::span<const std::string> added,
+                                               std::span<const std::string> removed);
 
     /// Runs `script` (register_lua or replace_lua) on peer `id`'s keys with `args`, then
     /// after_files_change(): its answer, or its refusal worded as the memory store words it.
@@ -510,9 +612,25 @@ asio::awaitable<api_result<void>> redis_backend::shared::after_files_change(std:
     if (auto done = all_fine(co_await client.async_run(std::move(expiry))); !done) {
         co_return done.error();
     }
-    auto changes = name_changes(id, a.added, a.removed);
+    co_return co_await pay_owed(id, a.added, a.removed);
+}
+
+asio::awaitable<api_result<void>> redis_backend::shared::pay_owed(
+    std::uint32_t id, std::span<const std::string> added, std::span<const std::string> removed) {
+    auto changes = name_changes(id, added, removed);
     if (changes.empty()) co_return api_result<void>{};
     if (auto done = all_fine(co_await client.async_run(std::move(changes))); !done) {
+        co_return done.error();
+    }
+    const auto joined = [](std::span<const std::string> names) {
+        std::string out;
+        for (const auto& n : names)
+            (out += out.empty() ? "" : "/") += n;
+        return out;
+    };
+    std::vector<redis_command> settle{
+        evalsha(settle_script, {lease_key(id)}, {joined(added), joined(removed)})};
+    if (auto done = all_fine(co_await client.async_run(std::move(settle))); !done) {
         co_return done.error();
     }
     co_return api_result<void>{};
@@ -553,11 +671,28 @@ asio::awaitable<api_result<store_lease>> redis_backend::async_renew(std::uint32_
     if (!replies) co_return replies.error();
     const auto& v = (*replies)[0];
     if (auto no = refusal(v, id)) co_return *no;
-    const auto now = v.elements.size() == 2 ? reply_integer(v.elements[1]) : std::nullopt;
-    if (!now) co_return store_error(v);
+    const auto now = v.elements.size() == 4 ? reply_integer(v.elements[1]) : std::nullopt;
+    const auto added = v.elements.size() == 4 ? v.elements[2].as_string() : std::nullopt;
+    const auto removed = v.elements.size() == 4 ? v.elements[3].as_string() : std::nullopt;
+    if (!now || !added || !removed) co_return store_error(v);
     std::vector<redis_command> then{s->expiry_change(id, *now + s->ttl.count(), 0)};
     if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
         co_return done.error();
+    }
+    // What an earlier change of this peer left owed to the name buckets (cut short).
+    if (!added->empty() || !removed->empty()) {
+        const auto split = [](std::string_view blob) {
+            std::vector<std::string> out;
+            for (std::size_t at = 0; at < blob.size();) {
+                const auto end = std::min(blob.find('/', at), blob.size());
+                if (end > at) out.emplace_back(blob.substr(at, end - at));
+                at = end + 1;
+            }
+            return out;
+        };
+        if (auto paid = co_await s->pay_owed(id, split(*added), split(*removed)); !paid) {
+            co_return paid.error();
+        }
     }
     co_return store_lease{std::move(token), s->ttl, false};
 }
@@ -581,9 +716,13 @@ asio::awaitable<api_result<void>> redis_backend::async_unregister(std::uint32_t 
     if (!replies) co_return replies.error();
     const auto& v = (*replies)[0];
     if (auto no = refusal(v, id)) co_return *no;
-    const auto names = reply_strings(v, 1);
+    const auto count = v.elements.size() >= 2 ? reply_integer(v.elements[1]) : std::nullopt;
+    const auto names = reply_strings(v, 2);
+    if (!count || *count < 0 || static_cast<std::uint64_t>(*count) > names.size()) {
+        co_return store_error(v);
+    }
     auto then = s->name_changes(id, {}, names);
-    then.push_back(s->expiry_change(id, std::nullopt, -static_cast<std::int64_t>(names.size())));
+    then.push_back(s->expiry_change(id, std::nullopt, -*count));
     if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
         co_return done.error();
     }
@@ -836,11 +975,13 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
     }
     out.finish();
     if (!stale_names.empty()) {
+        // Owed by those peers as removals (if their lease still lacks the name when the script
+        // runs), and written to the buckets by each peer's next request: a removal from here
+        // could land after the peer put the name back.
         std::vector<redis_command> repair;
         for (std::size_t k = 0; k < stale_names.size(); ++k) {
-            auto one = s->name_changes(stale_peers[k], {}, std::span(&stale_names[k], 1));
-            repair.insert(repair.end(), std::make_move_iterator(one.begin()),
-                          std::make_move_iterator(one.end()));
+            repair.push_back(
+                s->evalsha(s->stale_script, {lease_key(stale_peers[k])}, {stale_names[k]}));
         }
         co_await s->client.async_run(std::move(repair)); // best effort: the answer is right
     }
@@ -928,6 +1069,18 @@ asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_p
     }
     if (removed > 0 && s->expiries != nullptr) s->expiries->add(removed);
     if (auto done = all_fine(co_await s->client.async_run(std::move(then))); !done) {
+        co_return done.error();
+    }
+    // A peer that registered again while its names were taken out owes them all again.
+    std::vector<redis_command> back;
+    for (std::size_t i = 0; i < expired.size(); ++i) {
+        const auto& v = (*reaped)[i];
+        if (v.is_array() && !v.elements.empty() && v.elements[0].as_string() == "gone") {
+            back.push_back(s->evalsha(s->back_script,
+                                      {lease_key(expired[i]), names_key(expired[i])}, {}));
+        }
+    }
+    if (auto done = all_fine(co_await s->client.async_run(std::move(back))); !done) {
         co_return done.error();
     }
     co_return removed;
