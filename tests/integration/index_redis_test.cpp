@@ -324,6 +324,39 @@ BOOST_FIXTURE_TEST_CASE(a_change_cut_short_by_a_stopped_node_is_completed_later,
     BOOST_TEST(test::lookup_ids(index.port(), far[1]) == ids{1});
 }
 
+// The keys of a script in a slot being migrated, to a node that lacks the script (restarted, or
+// new to the cluster): the command follows the ASK, the script is loaded on that node, and the
+// command runs there.
+BOOST_FIXTURE_TEST_CASE(a_script_asked_to_a_node_without_it_is_loaded_there,
+                        test::shared_redis_cluster) {
+    test::running_index index(on_store(cluster.seeds()));
+    const auto token = test::register_peer(index.port(), 7, {"a.txt"});
+    const std::string lease = "p2p:{p7}";
+    const auto from = cluster.node_for_key(lease);
+    const auto to = (from + 1) % test::redis_cluster::size;
+    const auto slot = cluster.command_on(from, "CLUSTER", "KEYSLOT", lease);
+    const auto from_id = cluster.command_on(from, "CLUSTER", "MYID");
+    const auto to_id = cluster.command_on(to, "CLUSTER", "MYID");
+    cluster.command_on(to, "CLUSTER", "SETSLOT", slot, "IMPORTING", from_id);
+    cluster.command_on(from, "CLUSTER", "SETSLOT", slot, "MIGRATING", to_id);
+    cluster.command_on(from, "MIGRATE", "127.0.0.1", std::to_string(cluster.node(to).port()), "",
+                       "0", "5000", "KEYS", lease, lease + ":n");
+    cluster.command_on(to, "SCRIPT", "FLUSH");
+    const auto put = test::http_call(index.port(), "PUT", "/v1/peers/7/files",
+                                     R"({"files":[)" + test::file_json("a.txt") + "," +
+                                         test::file_json("b.txt") + "]}",
+                                     test::bearer(token));
+    BOOST_TEST(put.status == 200u, put.body);
+    // The migration ends: the slot is the other node's, and the change is there.
+    for (std::size_t i = 0; i < test::redis_cluster::size; ++i)
+        cluster.command_on(i, "CLUSTER", "SETSLOT", slot, "NODE", to_id);
+    BOOST_TEST(cluster.command_on(to, "HEXISTS", lease, "b.txt") == "1");
+    BOOST_TEST(test::eventually([&] { return test::lookup_ids(index.port(), "b.txt") == ids{7}; }));
+    const auto renewed =
+        test::http_call(index.port(), "PUT", "/v1/peers/7/lease", "", test::bearer(token));
+    BOOST_TEST(renewed.status == 200u, renewed.body);
+}
+
 // Slots move from one master to another while lookups run: every answer is right throughout.
 BOOST_FIXTURE_TEST_CASE(lookups_stay_right_while_slots_migrate, test::shared_redis_cluster) {
     test::running_index index(on_store(cluster.seeds()));

@@ -417,7 +417,11 @@ std::string u(std::uint64_t n) { return std::to_string(n); }
 
 struct redis_backend::shared {
     shared(asio::any_io_executor ex, std::vector<ServerAddress> seeds, redis_settings settings)
-        : executor(ex), client(ex, std::move(seeds), settings), sweep_timer(ex) {}
+        : executor(ex), client(ex, std::move(seeds), settings), sweep_timer(ex) {
+        client.preload({&register_script, &replace_script, &renew_script, &unregister_script,
+                        &reap_script, &settle_script, &stale_script, &back_script, &apply_script,
+                        &expiry_script, &count_script, &claim_script, &list_script});
+    }
 
     asio::any_io_executor executor;
     counter* expiries = nullptr; ///< peers reaped by this server's sweeper

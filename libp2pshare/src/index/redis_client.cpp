@@ -33,6 +33,7 @@ std::string sha1_hex(std::string_view text) {
 struct batch {
     std::shared_ptr<redis_connection> node;
     std::vector<std::size_t> commands;
+    std::vector<char> asked; ///< per command, whether it went with ASKING (after an ASK)
     std::vector<std::size_t> skip; ///< per command, replies before its own (ASKING, SCRIPT LOAD)
     std::string bytes;
     std::size_t replies = 0;
@@ -129,6 +130,7 @@ asio::awaitable<api_result<void>> redis_client::discover() {
             slots_.fill(0);
             known_ = true;
             stale_ = false;
+            load_scripts();
             co_return api_result<void>{};
         }
         auto map_reply = co_await conn->async_exec(slots_command, 1);
@@ -154,9 +156,21 @@ asio::awaitable<api_result<void>> redis_client::discover() {
         }
         known_ = true;
         stale_ = false;
+        load_scripts();
         co_return api_result<void>{};
     }
     co_return fail(errc::store_unavailable, "no Redis node could be reached: " + last_error);
+}
+
+void redis_client::load_scripts() {
+    if (preload_.empty()) return;
+    std::string bytes;
+    for (const auto* s : preload_)
+        append_command(bytes, {"SCRIPT", "LOAD", s->source});
+    // Queued ahead of what follows on each connection, so they run first; their replies are
+    // read and dropped (a failure shows as NOSCRIPT later, which loads the script then).
+    for (const auto& m : masters_)
+        redis_connection::abandon(m->enqueue(bytes, preload_.size()));
 }
 
 asio::awaitable<api_result<void>> redis_client::ensure_topology() {
@@ -300,7 +314,7 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
             auto it = std::find_if(batches.begin(), batches.end(),
                                    [&](const batch& b) { return b.node == target; });
             if (it == batches.end()) {
-                batches.push_back({target, {}, {}, {}, 0});
+                batches.push_back({target, {}, {}, {}, {}, 0});
                 it = batches.end() - 1;
             }
             std::size_t skip = 0;
@@ -314,6 +328,7 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
             }
             it->bytes.append(c.bytes);
             it->commands.push_back(i);
+            it->asked.push_back(routes[i].ask ? 1 : 0);
             it->skip.push_back(skip);
             it->replies += skip + 1;
             routes[i] = {};
@@ -337,8 +352,13 @@ asio::awaitable<api_result<std::vector<resp_value>>> redis_client::async_run(
                 const auto i = batches[k].commands[j];
                 at += batches[k].skip[j];
                 results[i] = std::move((*answer)[at++]);
-                if (redirected(commands[i], results[i], *batches[k].node, routes[i], tryagain))
-                    next.push_back(i);
+                if (!redirected(commands[i], results[i], *batches[k].node, routes[i], tryagain))
+                    continue;
+                // NOSCRIPT from the node an ASK named: the script is loaded there, and the
+                // command goes there again (its slot's owner would only ASK again).
+                if (routes[i].load_script && !routes[i].ask && batches[k].asked[j])
+                    routes[i].ask = batches[k].node;
+                next.push_back(i);
             }
         }
         todo = std::move(next);

@@ -53,6 +53,12 @@ public:
     boost::asio::awaitable<api_result<std::vector<resp_value>>> async_on_every_master(
         std::string command);
 
+    /// Scripts to load on every master whenever the client learns which nodes are masters, ahead
+    /// of any command it sends them; a node that still lacks one (restarted, or added to the
+    /// cluster since) answers NOSCRIPT, and the script is loaded there and the command sent again.
+    /// The scripts must outlive the client.
+    void preload(std::vector<const redis_script*> scripts) { preload_ = std::move(scripts); }
+
     /// Whether the seeds form a cluster (known after the first request).
     bool cluster() const noexcept { return cluster_; }
     /// Closes every connection: requests waiting fail with store_unavailable.
@@ -72,6 +78,8 @@ private:
     boost::asio::awaitable<api_result<void>> ensure_topology();
     boost::asio::awaitable<api_result<void>> discover();
     std::shared_ptr<redis_connection> node(const std::string& host, std::uint16_t port);
+    /// Queues SCRIPT LOAD of every preloaded script on every master; nothing waits for them.
+    void load_scripts();
 
     boost::asio::any_io_executor executor_;
     std::vector<ServerAddress> seeds_;
@@ -84,6 +92,7 @@ private:
     std::vector<std::shared_ptr<redis_connection>> masters_;
     std::array<std::int16_t, slot_count> slots_{}; ///< index into masters_, -1: unserved
     std::string scratch_; ///< a node's commands of a round, before they are queued
+    std::vector<const redis_script*> preload_;
 };
 
 /// The seeds of a store address "redis://HOST:PORT[,HOST:PORT...]"; errc::bad_config otherwise.
