@@ -357,6 +357,29 @@ BOOST_FIXTURE_TEST_CASE(a_script_asked_to_a_node_without_it_is_loaded_there,
     BOOST_TEST(renewed.status == 200u, renewed.body);
 }
 
+// A word search examines at most max_list_scan names per request on Redis too (the buckets'
+// shares of it): the page may be short, its cursor goes on, and following it finds every match
+// once. A page without a filter is full.
+BOOST_AUTO_TEST_CASE(a_word_search_examines_a_bounded_number_of_names_on_redis) {
+    test::redis_server redis;
+    auto options = on_store(redis.seeds());
+    options.index.max_list_scan = 2 * 64; // two names per bucket
+    test::running_index index(options);
+    names all;
+    for (int i = 0; i < 2000; ++i)
+        all.push_back("common " + std::to_string(1000 + i) + ".txt");
+    test::register_peer(index.port(), 1, all);
+    const auto v =
+        test::json_of(test::http_call(index.port(), "GET", "/v1/files?q=common&limit=1000"));
+    BOOST_TEST(v.at("names").as_array().size() <= 128u);
+    BOOST_TEST(!v.at("next_after").is_null());
+    auto sorted = all;
+    std::sort(sorted.begin(), sorted.end());
+    BOOST_TEST(test::list_names(index.port(), "q=common") == sorted);
+    const auto page = test::json_of(test::http_call(index.port(), "GET", "/v1/files?limit=500"));
+    BOOST_TEST(page.at("names").as_array().size() == 500u);
+}
+
 // Slots move from one master to another while lookups run: every answer is right throughout.
 BOOST_FIXTURE_TEST_CASE(lookups_stay_right_while_slots_migrate, test::shared_redis_cluster) {
     test::running_index index(on_store(cluster.seeds()));
