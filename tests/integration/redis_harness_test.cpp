@@ -134,14 +134,19 @@ BOOST_AUTO_TEST_CASE(restart_waits_for_its_port) {
     const auto port = server.port();
     server.stop();
     std::promise<void> bound;
-    std::jthread holder([&bound, port] {
+    std::jthread holder([&bound, port, log = server.log_path()] {
         try {
             boost::asio::io_context io;
             // With SO_REUSEADDR, as the stopped server's connections are in TIME_WAIT.
             boost::asio::ip::tcp::acceptor acceptor(
                 io, {boost::asio::ip::make_address("127.0.0.1"), port});
             bound.set_value();
-            std::this_thread::sleep_for(300ms); // the time the port stays taken
+            // Taken until redis-server has found it taken (its log says so), then freed.
+            test::eventually([&] {
+                std::ifstream in(log);
+                const std::string text{std::istreambuf_iterator<char>(in), {}};
+                return text.find("Address already in use") != std::string::npos;
+            }, 60s);
         } catch (...) {
             bound.set_exception(std::current_exception());
         }
