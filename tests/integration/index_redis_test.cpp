@@ -164,6 +164,16 @@ void lookups_check_the_sources_they_remember(const std::string& seeds) {
     }
 }
 
+/// p2pshare_index_lease_expiries_total of an index server's /metrics.
+double expiries_of(std::uint16_t port) {
+    const auto r = test::http_call(port, "GET", "/metrics");
+    BOOST_TEST_REQUIRE(r.status == 200u);
+    const std::string series = "\np2pshare_index_lease_expiries_total ";
+    const auto at = r.body.find(series);
+    BOOST_TEST_REQUIRE(at != std::string::npos);
+    return std::stod(r.body.substr(at + series.size()));
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(index_redis)
@@ -380,6 +390,33 @@ BOOST_AUTO_TEST_CASE(a_word_search_examines_a_bounded_number_of_names_on_redis) 
     BOOST_TEST(test::list_names(index.port(), "q=common") == sorted);
     const auto page = test::json_of(test::http_call(index.port(), "GET", "/v1/files?limit=500"));
     BOOST_TEST(page.at("names").as_array().size() == 500u);
+}
+
+// Two index servers sweep one store at once: each expired peer is reaped once, by one of them
+// (their lease expiry counts add up to the number of peers, then stay there), and every name
+// leaves the buckets.
+BOOST_AUTO_TEST_CASE(two_sweepers_reap_each_expired_peer_once) {
+    test::redis_server redis;
+    constexpr auto ttl = 1000ms;
+    test::running_index a(on_store(redis.seeds(), ttl));
+    test::running_index b(on_store(redis.seeds(), ttl));
+    constexpr int peers = 30;
+    for (int id = 1; id <= peers; ++id) {
+        names files; // every fifth peer shares nothing
+        if (id % 5 != 0) files = {"shared.bin", "own-" + std::to_string(id) + ".bin"};
+        test::register_peer(id % 2 != 0 ? a.port() : b.port(), static_cast<std::uint32_t>(id),
+                            files);
+    }
+    const auto reaped = [&] { return expiries_of(a.port()) + expiries_of(b.port()); };
+    BOOST_TEST(test::eventually([&] { return reaped() == peers; }, 20s), reaped());
+    // Both sweep a few times more (every tenth of a lease): nobody is reaped again.
+    BOOST_TEST(test::holds_for([&] { return reaped() == peers; }, 5 * ttl / 10), reaped());
+    BOOST_TEST(test::eventually([&] {
+        return test::json_of(test::http_call(a.port(), "GET", "/v1/health"))
+                   .at("names")
+                   .to_number<int>() == 0;
+    }));
+    BOOST_TEST(test::list_names(b.port()).empty());
 }
 
 // Slots move from one master to another while lookups run: every answer is right throughout.

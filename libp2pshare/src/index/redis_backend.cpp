@@ -104,11 +104,7 @@ local function put_files(lease, names_key, before, from, keep_ms, fresh)
   for i = from, #ARGV, 256 do
     redis.call('HSET', lease, unpack(ARGV, i, math.min(i + 255, #ARGV)))
   end
-  if #names > 0 then
-    redis.call('SET', names_key, table.concat(names, '/'), 'PX', keep_ms)
-  else
-    redis.call('DEL', names_key)
-  end
+  redis.call('SET', names_key, table.concat(names, '/'), 'PX', keep_ms)
   set_owed(lease, '/add', added)
   set_owed(lease, '/del', removed)
   return names, added, removed
@@ -220,9 +216,11 @@ return out
 )lua";
 
 /// The sweeper's step for one expired peer. KEYS: lease, names. Returns {"alive"} when the
-/// lease is live again, else {"gone", names...} and the names key is deleted.
+/// lease is live again, {"done"} when another sweep reaped it already (its names key is gone),
+/// else {"gone", names...} and the names key is deleted: a peer is reaped once.
 const char* const reap_lua = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'alive'} end
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'done'} end
 local out = {'gone'}
 for _, n in ipairs(names_of(KEYS[2])) do out[#out + 1] = n end
 redis.call('DEL', KEYS[2])
@@ -1064,6 +1062,12 @@ asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_p
     for (std::size_t i = 0; i < expired.size(); ++i) {
         const auto& v = (*reaped)[i];
         if (!v.is_array() || v.elements.empty()) continue;
+        if (v.elements[0].as_string() == "done") {
+            // Reaped by another sweep (one that outlasted its claim, or died before this
+            // step): only its expiry entry may be left.
+            then.push_back(s->expiry_change(expired[i], std::nullopt, 0));
+            continue;
+        }
         if (v.elements[0].as_string() != "gone") continue; // renewed meanwhile
         const auto names = reply_strings(v, 1);
         auto changes = s->name_changes(expired[i], {}, names);
