@@ -251,6 +251,29 @@ BOOST_AUTO_TEST_CASE(a_frozen_redis_gives_503_after_the_store_timeout) {
     BOOST_TEST(test::eventually([&] { return test::lookup_ids(index.port(), "a.txt") == ids{1}; }));
 }
 
+// Finding out the store's nodes asks every seed at once: seeds that do not answer cost one store
+// timeout together, not one each (here the same frozen node three times, before any request).
+BOOST_AUTO_TEST_CASE(seeds_that_do_not_answer_cost_one_store_timeout) {
+    test::redis_server redis;
+    const auto seed = "127.0.0.1:" + std::to_string(redis.port());
+    auto options = on_store("redis://" + seed + "," + seed + "," + seed);
+    options.store_timeout = 700ms;
+    BOOST_TEST_REQUIRE(::kill(redis.pid(), SIGSTOP) == 0);
+    test::running_index index(options);
+    const auto started = std::chrono::steady_clock::now();
+    const auto lookup =
+        test::http_call(index.port(), "POST", "/v1/lookup", R"({"names":["a.txt"]})");
+    const auto took = std::chrono::steady_clock::now() - started;
+    BOOST_TEST_REQUIRE(::kill(redis.pid(), SIGCONT) == 0);
+    test::check_error(lookup, 503, "store_unavailable");
+    BOOST_TEST((took >= 650ms));
+    BOOST_TEST((took < 1600ms)); // asked one after the other: 2.1 s
+    BOOST_TEST(test::eventually([&] {
+        return test::http_call(index.port(), "POST", "/v1/lookup", R"({"names":["a.txt"]})")
+                   .status == 200u;
+    }));
+}
+
 // A master of the cluster stopped: the requests whose keys it holds get 503, the others are
 // served; once it is back, everything is.
 BOOST_FIXTURE_TEST_CASE(a_stopped_cluster_node_gives_503_for_its_keys_until_it_is_back,

@@ -106,13 +106,30 @@ asio::awaitable<api_result<void>> redis_client::discover() {
     std::string slots_command;
     append_command(slots_command, {"CLUSTER", "SLOTS"});
     std::string last_error = "no seed";
-    // Each seed in turn, and the nodes known from before, until one answers.
+    // The seeds and the nodes known from before are all asked at once, and the first of them (in
+    // that order) that answers is used: a node that does not answer costs one store timeout,
+    // not one each.
     std::vector<ServerAddress> candidates = seeds_;
-    for (const auto& m : masters_)
-        candidates.push_back({m->host(), m->port()});
+    for (const auto& m : masters_) {
+        const ServerAddress a{m->host(), m->port()};
+        if (std::find(candidates.begin(), candidates.end(), a) == candidates.end())
+            candidates.push_back(a);
+    }
+    std::vector<redis_connection::ticket> asked;
+    asked.reserve(candidates.size());
+    for (const auto& seed : candidates)
+        asked.push_back(node(seed.host, seed.port)->enqueue(info, 1));
+    struct abandon_rest {
+        std::vector<redis_connection::ticket>& tickets;
+        std::size_t next = 0;
+        ~abandon_rest() {
+            for (; next < tickets.size(); ++next)
+                redis_connection::abandon(tickets[next]);
+        }
+    } rest{asked};
     for (const auto& seed : candidates) {
         auto conn = node(seed.host, seed.port);
-        auto replies = co_await conn->async_exec(info, 1);
+        auto replies = co_await conn->async_wait(std::move(asked[rest.next++]));
         if (!replies) {
             last_error = replies.error().message;
             continue;
