@@ -9,9 +9,12 @@
 #include <boost/test/unit_test.hpp>
 
 #include "peer_fixture.hpp"
+#include "hash_cache.hpp"
+#include "peer/shared_folder.hpp"
 #include "pieces.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,6 +57,17 @@ std::uint64_t hashed_bytes(const PeerNode& node) {
 }
 
 /// The one source the index gives for `name`, as JSON.
+/// The source `id` of `name` in a lookup (an empty object when it is not one).
+boost::json::object only_source_of(std::uint16_t index_port, const std::string& name,
+                                   std::uint32_t id) {
+    const auto r = test::http_call(index_port, "POST", "/v1/lookup",
+                                   R"({"names":[")" + name + R"("]})");
+    const auto v = boost::json::parse(r.body);
+    for (const auto& s : v.at("results").at(0).at("sources").as_array())
+        if (s.at("id").to_number<std::uint32_t>() == id) return s.as_object();
+    return {};
+}
+
 boost::json::object only_source(std::uint16_t index_port, const std::string& name) {
     const auto r = test::http_call(index_port, "POST", "/v1/lookup",
                                    R"({"names":[)" + test::json_quote(name) + "]}");
@@ -292,8 +306,55 @@ BOOST_AUTO_TEST_CASE(a_downloaded_file_is_offered_at_once_with_its_pieces) {
     BOOST_TEST_REQUIRE(pieces.status == 200u);
     BOOST_TEST(d::decode_piece_hashes(pieces.body, content.size(), *d::digest_from_hex(root_of(1)))
                    .has_value());
-    // The pieces came with the download: the file was not read again.
-    BOOST_TEST(hashed_bytes(p2) == 0u);
+    // The pieces came with the download (checked as they came); the file is read once more, in
+    // the background, for its whole SHA-256, which was the sources' word until then.
+    BOOST_TEST(test::eventually([&] { return hashed_bytes(p2) == content.size(); }));
+    BOOST_TEST(only_source_of(net.index_port(), "d.bin", 2).at("sha256").as_string() ==
+               test::sha256_hex(content));
+}
+
+// A source whose SHA-256 is wrong but whose pieces make the right root (a damaged hash cache, a
+// bug, a lie): the download is checked against the root and completes; the downloader hashes the
+// file in the background and offers it with its true SHA-256, not the one it was told, and keeps
+// only that in its hash cache.
+BOOST_AUTO_TEST_CASE(a_sha256_told_by_the_sources_is_checked_after_the_download) {
+    test::network net;
+    const auto content = test::random_text(2 * MiB + 9, 305);
+    const auto file = net / "p1" / "e.bin";
+    test::write_file(file, content);
+    struct stat st {};
+    BOOST_TEST_REQUIRE(::stat(file.c_str(), &st) == 0);
+    // Peer 1's hash cache gives the right pieces and root, and a wrong SHA-256.
+    auto pieces = std::make_shared<std::vector<d::digest>>();
+    for (std::size_t at = 0; at < content.size(); at += MiB)
+        pieces->push_back(*d::digest_from_hex(test::sha256_hex(content.substr(at, MiB))));
+    const auto root = d::merkle_root(*pieces);
+    const auto wrong = *d::digest_from_hex(test::sha256_hex("not the content"));
+    const d::hash_record record{"e.bin", d::stamp_of(st), wrong, root, pieces};
+    test::write_file(net / "p1.hashes", d::encode_hash_cache(std::span(&record, 1)));
+    auto options = net.options(1);
+    options.hash_cache = net / "p1.hashes";
+    net.start_peer(options);
+    BOOST_TEST_REQUIRE(only_source_of(net.index_port(), "e.bin", 1).at("sha256").as_string() ==
+                       d::to_hex(wrong));
+    auto options2 = net.options(2);
+    options2.hash_cache = net / "p2.hashes";
+    auto& p2 = net.start_peer(options2);
+    const auto outcomes = net.io().run(p2.async_download({"e.bin"}));
+    BOOST_TEST_REQUIRE(outcomes.size() == 1u);
+    BOOST_TEST_REQUIRE(!outcomes[0].error, outcomes[0].message);
+    BOOST_TEST(test::read_file(net / "p2" / "e.bin") == content);
+    BOOST_TEST(test::eventually([&] {
+        return only_source_of(net.index_port(), "e.bin", 2).at("sha256").as_string() ==
+               test::sha256_hex(content);
+    }));
+    BOOST_TEST(only_source_of(net.index_port(), "e.bin", 2).at("root").as_string() ==
+               d::to_hex(root));
+    BOOST_TEST(net.io().run(p2.async_sync()).code == boost::system::error_code{});
+    const auto cached = d::decode_hash_cache(test::read_file(net / "p2.hashes"));
+    BOOST_TEST_REQUIRE(cached.has_value());
+    BOOST_TEST_REQUIRE(cached->size() == 1u);
+    BOOST_TEST(d::to_hex(cached->front().sha256) == test::sha256_hex(content));
 }
 
 BOOST_AUTO_TEST_CASE(the_index_checks_a_root_when_given_and_keeps_none_when_not) {

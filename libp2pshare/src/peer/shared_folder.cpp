@@ -257,8 +257,9 @@ asio::awaitable<bool> shared_folder::async_scan() {
     std::map<std::string, file_stamp, std::less<>> pending;
     for (const auto& [name, stamp] : found) {
         if (const auto it = files_.find(name); it != files_.end() && it->second.stamp == stamp) {
-            // Remembered without its pieces: offered, and hashed for them.
-            if (!it->second.pieces) pending.emplace(name, stamp);
+            // Remembered without its pieces, or without its SHA-256 checked: offered, and
+            // hashed for them.
+            if (!it->second.pieces || !it->second.sha256_checked) pending.emplace(name, stamp);
             files.emplace(name, it->second);
             continue;
         }
@@ -319,8 +320,15 @@ asio::awaitable<void> shared_folder::hash_pending() {
             if (files_.erase(name) > 0) changed();
             continue;
         }
-        files_[name] = std::move(*h);
-        changed();
+        auto& e = files_[name];
+        const bool same = e.sha256 == h->sha256 && e.root == h->root;
+        if (!e.sha256_checked && e.root == h->root && e.sha256 != h->sha256) {
+            log().warn("{}: the SHA-256 of {} is {}, not {} as its sources said: offered with its "
+                       "own",
+                       log_name_, name, h->sha256, e.sha256);
+        }
+        e = std::move(*h);
+        if (!same) changed();
         cache_changed();
     }
 }
@@ -353,7 +361,7 @@ asio::awaitable<void> shared_folder::save_cache() {
         for (const auto& [name, e] : files_) {
             const auto sha = digest_from_hex(e.sha256);
             const auto root = digest_from_hex(e.root);
-            if (!e.pieces || !sha || !root) continue; // not fully hashed yet
+            if (!e.pieces || !sha || !root || !e.sha256_checked) continue; // not hashed yet
             records.push_back({name, e.stamp, *sha, *root, e.pieces});
         }
         const auto problem =
@@ -408,7 +416,8 @@ const shared_folder::entry* shared_folder::find(std::string_view name) const {
 }
 
 void shared_folder::remember(const std::string& name, file_stamp stamp, std::string sha256,
-                             std::string root, std::shared_ptr<const std::vector<digest>> pieces) {
+                             std::string root, std::shared_ptr<const std::vector<digest>> pieces,
+                             bool sha256_checked) {
     const auto root_digest = digest_from_hex(root);
     const bool whole = pieces && root_digest && pieces->size() == piece_count_for(stamp.size) &&
                        merkle_root(*pieces) == *root_digest;
@@ -419,8 +428,8 @@ void shared_folder::remember(const std::string& name, file_stamp stamp, std::str
     }
     auto& e = files_[name];
     const bool same = e.stamp == stamp && e.sha256 == sha256 && e.root == root;
-    e = entry{stamp, std::move(sha256), std::move(root), std::move(pieces)};
-    if (whole) {
+    e = entry{stamp, std::move(sha256), std::move(root), std::move(pieces), !whole || sha256_checked};
+    if (whole && sha256_checked) {
         pending_.erase(name);
         if (pending_.empty()) settled_.cancel();
         cache_changed();

@@ -40,6 +40,9 @@ public:
         /// piece_count_for(stamp.size) piece hashes. Null (and `root` empty) only for a file
         /// remember()ed without them, until the folder has hashed it in the background.
         std::shared_ptr<const std::vector<digest>> pieces;
+        /// `sha256` was computed from the bytes (false for a download verified piece by piece,
+        /// until the folder has hashed it in the background): only then is it in the cache.
+        bool sha256_checked = true;
     };
 
     /// `executor` must be serial; every member is called on it. Held by a shared_ptr: its
@@ -79,9 +82,13 @@ public:
     /// Records a file this peer verified itself (a download), so that it is not hashed again,
     /// with its piece hashes and their root (hex). Without pieces (or with pieces that do not
     /// fit the size or make the root), it is offered at once with its SHA-256 and no root, and
-    /// queued for hashing, which then gives it its pieces.
+    /// queued for hashing, which then gives it its pieces. With pieces but `sha256_checked`
+    /// false (its pieces were checked, not the whole file's SHA-256, which its sources gave), it
+    /// is offered at once and queued for hashing too, which confirms or corrects its SHA-256
+    /// (a warning when it differs); it enters the hash cache only once hashed.
     void remember(const std::string& name, file_stamp stamp, std::string sha256,
-                  std::string root = {}, std::shared_ptr<const std::vector<digest>> pieces = {});
+                  std::string root = {}, std::shared_ptr<const std::vector<digest>> pieces = {},
+                  bool sha256_checked = true);
     /// Files waiting to be hashed.
     std::size_t backlog() const noexcept { return pending_.size(); }
     /// Bytes read for hashing since the folder was made (any thread may ask).
