@@ -8,9 +8,11 @@
 #include <p2pshare/error.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include <chrono>
@@ -60,8 +62,13 @@ public:
     void expires_after(std::chrono::steady_clock::duration d) { plain_->expires_after(d); }
     void expires_at(std::chrono::steady_clock::time_point t) { plain_->expires_at(t); }
     void expires_never() { plain_->expires_never(); }
-    /// Cancels the operations in flight: they complete with operation_aborted.
-    void cancel() { plain_->cancel(); }
+    /// Cancels the operations in flight and every later one: they complete with
+    /// operation_aborted. (A cancel() that came between two operations of a request would
+    /// otherwise miss the second; a stream once cancelled is dropped by its owner.)
+    void cancel() {
+        cancelled_ = true;
+        plain_->cancel();
+    }
     bool tls() const noexcept { return tls_ != nullptr; }
 
     /// Starts TLS on the connection as `expect` says, checking the certificate of `host` (a name
@@ -74,7 +81,9 @@ public:
     auto async_read_some(const MutableBuffers& buffers, Token&& token) {
         return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
             [this](auto handler, const MutableBuffers& b) {
-                if (!tls_) {
+                if (cancelled_) {
+                    refuse(std::move(handler));
+                } else if (!tls_) {
                     plain_->async_read_some(b, std::move(handler));
                 } else {
                     read_tls(first_of<asio::mutable_buffer>(b), completion(std::move(handler)));
@@ -87,7 +96,9 @@ public:
     auto async_write_some(const ConstBuffers& buffers, Token&& token) {
         return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
             [this](auto handler, const ConstBuffers& b) {
-                if (!tls_) {
+                if (cancelled_) {
+                    refuse(std::move(handler));
+                } else if (!tls_) {
                     plain_->async_write_some(b, std::move(handler));
                 } else {
                     write_tls(first_of<asio::const_buffer>(b), completion(std::move(handler)));
@@ -98,6 +109,13 @@ public:
 
 private:
     struct tls_state;
+
+    /// Completes an operation started after cancel(), as its own would have been.
+    template <typename Handler>
+    void refuse(Handler handler) {
+        asio::post(plain_->get_executor(),
+                   asio::append(std::move(handler), asio::error::operation_aborted, std::size_t{0}));
+    }
 
     /// The first buffer that is not empty (TLS writes and reads one buffer at a time).
     template <typename Buffer, typename Buffers>
@@ -114,6 +132,7 @@ private:
 
     std::unique_ptr<beast::tcp_stream> plain_; ///< at a fixed address: TLS refers to it
     std::unique_ptr<tls_state> tls_;
+    bool cancelled_ = false;
 };
 
 } // namespace p2pshare::detail

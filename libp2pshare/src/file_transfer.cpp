@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -489,6 +490,10 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
             release_from(0);
             break;
         }
+        if (over()) { // (ended while it connected: finish() found it not fetching)
+            release_from(0);
+            break;
+        }
         s.stop = false;
         s.fetching = true;
         s.current = *piece;
@@ -629,77 +634,144 @@ asio::awaitable<void> watcher(std::shared_ptr<download_state> d) {
 
 /// The piece hashes from the sources, checked against the root: each source is asked in turn
 /// until one answers with the right ones. A source whose hashes do not make the root is banned.
-asio::awaitable<bool> fetch_hashes(download_state& d, const digest& root, std::size_t& mismatches) {
+/// One source's part of fetch_hashes(): its piece hashes, checked against `root`, into
+/// `d.hashes`; false when it has none to give (the reason in its report, a bad list banning it)
+/// or when its request was cancelled.
+asio::awaitable<bool> fetch_hashes_from(download_state& d, source_ctx& s, const digest& root,
+                                        std::size_t& mismatches) {
     const auto count = piece_count_for(d.size);
     const std::string target = "/v1/pieces/" + percent_encode(d.name);
-    for (auto& sp : d.sources) {
-        auto& s = *sp;
-        s.report.peer = s.src.peer;
-        s.report.address = s.key;
-        for (int round = 0; round < 2; ++round) {
-            if (!co_await ensure_connected(d, s)) break;
-            const bool reused = s.reused;
-            s.reused = false;
-            client_request req{http::verb::get, target, 11};
-            req.set(http::field::host, s.src.host);
-            req.set(http::field::user_agent, "p2pshare");
-            req.set(http::field::if_match, d.etag);
-            req.keep_alive(true);
-            s.stream->expires_after(d.options->stall_timeout);
-            http::response_parser<http::string_body> parser;
-            parser.body_limit(count * 32);
-            parser.header_limit(16 * 1024);
-            auto [wec, wn] = co_await http::async_write(*s.stream, req, use_tuple);
-            boost::system::error_code ec = wec;
-            if (!ec) {
-                auto [rec, rn] = co_await http::async_read(*s.stream, s.buffer, parser, use_tuple);
-                ec = rec;
-            }
-            if (ec == asio::error::operation_aborted) co_return false;
-            if (ec) {
-                s.stream.reset();
-                if (reused && !parser.is_header_done()) continue; // a stale idle connection
-                s.report.failure = ec == http::error::body_limit
-                                       ? "its piece hashes are longer than the file's pieces"
-                                       : "cannot fetch the piece hashes: " + ec.message();
-                s.code = ec == http::error::body_limit ? errc::bad_response : errc::unreachable;
-                if (ec == http::error::body_limit) {
-                    s.report.banned = true;
-                    ++mismatches;
-                }
-                break;
-            }
-            const auto& res = parser.get();
-            if (!res.keep_alive()) s.stream.reset();
-            if (res.result_int() != 200) {
-                s.report.failure =
-                    "the piece hashes were refused (" + std::to_string(res.result_int()) + ")";
-                s.code = res.result_int() == 404 ? errc::not_found : errc::bad_response;
-                break;
-            }
-            auto hashes = decode_piece_hashes(res.body(), d.size, root);
-            if (!hashes) {
-                s.report.banned = true;
-                s.report.failure =
-                    hashes.error() == make_error_code(errc::hash_mismatch)
-                        ? "its piece hashes do not make the root"
-                        : "its piece hashes are not " + std::to_string(count) + " × 32 bytes";
-                s.code = static_cast<errc>(hashes.error().value());
-                ++mismatches;
-                log().warn("{}: {} (peer {}): {}; banned for this file", d.name, s.key, s.src.peer,
-                           s.report.failure);
-                s.stream.reset();
-                break;
-            }
-            d.hashes = std::move(*hashes);
-            if (s.stream) {
-                d.pool->put(s.pool_key, std::move(*s.stream));
-                s.stream.reset();
-            }
-            co_return true;
+    s.report.peer = s.src.peer;
+    s.report.address = s.key;
+    for (int round = 0; round < 2; ++round) {
+        if (!co_await ensure_connected(d, s)) break;
+        const bool reused = s.reused;
+        s.reused = false;
+        client_request req{http::verb::get, target, 11};
+        req.set(http::field::host, s.src.host);
+        req.set(http::field::user_agent, "p2pshare");
+        req.set(http::field::if_match, d.etag);
+        req.keep_alive(true);
+        s.stream->expires_after(d.options->stall_timeout);
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(count * 32);
+        parser.header_limit(16 * 1024);
+        auto [wec, wn] = co_await http::async_write(*s.stream, req, use_tuple);
+        boost::system::error_code ec = wec;
+        if (!ec) {
+            auto [rec, rn] = co_await http::async_read(*s.stream, s.buffer, parser, use_tuple);
+            ec = rec;
         }
+        if (ec == asio::error::operation_aborted) {
+            s.stream.reset(); // cut off mid-answer: not reusable
+            co_return false;
+        }
+        if (ec) {
+            s.stream.reset();
+            if (reused && !parser.is_header_done()) continue; // a stale idle connection
+            s.report.failure = ec == http::error::body_limit
+                                   ? "its piece hashes are longer than the file's pieces"
+                                   : "cannot fetch the piece hashes: " + ec.message();
+            s.code = ec == http::error::body_limit ? errc::bad_response : errc::unreachable;
+            if (ec == http::error::body_limit) {
+                s.report.banned = true;
+                ++mismatches;
+            }
+            break;
+        }
+        const auto& res = parser.get();
+        if (!res.keep_alive()) s.stream.reset();
+        if (res.result_int() != 200) {
+            s.report.failure =
+                "the piece hashes were refused (" + std::to_string(res.result_int()) + ")";
+            s.code = res.result_int() == 404 ? errc::not_found : errc::bad_response;
+            break;
+        }
+        auto hashes = decode_piece_hashes(res.body(), d.size, root);
+        if (!hashes) {
+            s.report.banned = true;
+            s.report.failure =
+                hashes.error() == make_error_code(errc::hash_mismatch)
+                    ? "its piece hashes do not make the root"
+                    : "its piece hashes are not " + std::to_string(count) + " × 32 bytes";
+            s.code = static_cast<errc>(hashes.error().value());
+            ++mismatches;
+            log().warn("{}: {} (peer {}): {}; banned for this file", d.name, s.key, s.src.peer,
+                       s.report.failure);
+            s.stream.reset();
+            break;
+        }
+        d.hashes = std::move(*hashes);
+        if (s.stream) {
+            d.pool->put(s.pool_key, std::move(*s.stream));
+            s.stream.reset();
+        }
+        co_return true;
     }
     co_return false;
+}
+
+/// The sources asked for piece hashes at once (fetch_hashes), and what they came to.
+struct hash_race {
+    hash_race(const asio::any_io_executor& ex, std::size_t sources)
+        : wake(ex), asking(sources, 0) {}
+    asio::steady_timer wake; ///< cancelled when an attempt ends
+    std::size_t running = 0;
+    bool got = false;
+    std::vector<char> asking; ///< per source, whether its attempt runs
+};
+
+asio::awaitable<void> hash_attempt(download_state& d, std::size_t i, const digest& root,
+                                   std::size_t& mismatches, hash_race& race) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    auto& s = *d.sources[i];
+    try {
+        if (co_await fetch_hashes_from(d, s, root, mismatches)) race.got = true;
+    } catch (const std::exception& e) {
+        s.report.failure = std::string("cannot fetch the piece hashes: ") + e.what();
+        s.stream.reset();
+    }
+    race.asking[i] = 0;
+    --race.running;
+    race.wake.cancel();
+}
+
+/// How long a source asked for the piece hashes may take before the next one is asked too.
+std::chrono::milliseconds hash_hedge(const TransferOptions& o) {
+    return std::clamp<std::chrono::milliseconds>(o.stall_timeout / 8, std::chrono::milliseconds(100),
+                                                 std::chrono::seconds(1));
+}
+
+/// The piece hashes of the download, from the first source (in the sources' order) that gives a
+/// list making `root`: the next source is asked when the last one asked failed or has not
+/// answered within hash_hedge(), so that a frozen source costs a moment, not the stall timeout.
+/// The others are cut off once one answered. Cancelled: every request is, and it returns false.
+asio::awaitable<bool> fetch_hashes(download_state& d, const digest& root, std::size_t& mismatches) {
+    hash_race race(d.executor, d.sources.size());
+    const auto hedge = hash_hedge(*d.options);
+    std::size_t next = 0;
+    bool ask_next = true;
+    bool stopped = false;
+    for (;;) {
+        if (ask_next && !race.got && !stopped && next < d.sources.size()) {
+            race.asking[next] = 1;
+            ++race.running;
+            asio::co_spawn(d.executor, hash_attempt(d, next++, root, mismatches, race),
+                           asio::detached);
+        }
+        if (race.running == 0) break;
+        if (race.got || stopped) {
+            for (std::size_t i = 0; i < next; ++i)
+                if (race.asking[i] != 0 && d.sources[i]->stream) d.sources[i]->stream->cancel();
+        }
+        race.wake.expires_after(hedge);
+        const std::size_t before = race.running;
+        auto [ec] = co_await race.wake.async_wait(use_tuple);
+        if (cancelled(co_await asio::this_coro::cancellation_state)) stopped = true;
+        // A hedge that passed, or an attempt that failed: the next source is asked.
+        ask_next = !ec || race.running < before;
+    }
+    co_return race.got && !stopped;
 }
 
 /// Sizes the .part: space for the whole file, reserved where the file system can. On a file

@@ -15,20 +15,24 @@ void piece_picker::have(std::size_t piece) {
 }
 
 std::optional<std::pair<std::size_t, std::uint64_t>> piece_picker::copy_candidate(
-    source_id source) const {
+    source_id source, std::uint64_t copy_after) const {
     std::optional<std::pair<std::size_t, std::uint64_t>> best;
-    std::size_t best_copies = copies_;
+    std::size_t best_copies = 0;
     for (std::size_t i = 0; i < has_.size(); ++i) {
         const auto& f = fetching_[i];
-        if (has_[i] || f.empty() || f.size() >= copies_) continue;
+        if (has_[i] || f.empty()) continue;
+        if (f.size() >= copies_ && copies_ < 2) continue; // (written as it comes: one at a time)
         if (std::any_of(f.begin(), f.end(), [&](const fetch& x) { return x.source == source; })) {
             continue;
         }
-        const auto since = std::min_element(f.begin(), f.end(), [](auto& a, auto& b) {
-                               return a.since < b.since;
-                           })->since;
-        if (!best || f.size() < best_copies || (f.size() == best_copies && since < best->second)) {
-            best.emplace(i, since);
+        const auto [oldest, newest] = std::minmax_element(
+            f.begin(), f.end(), [](auto& a, auto& b) { return a.since < b.since; });
+        // Under the cap, due once it has been in flight for copy_after; at it, once even its
+        // newest copy is late.
+        const auto due = f.size() < copies_ ? oldest->since + copy_after
+                                            : newest->since + late_copies * copy_after;
+        if (!best || f.size() < best_copies || (f.size() == best_copies && due < best->second)) {
+            best.emplace(i, due);
             best_copies = f.size();
         }
     }
@@ -51,8 +55,8 @@ std::optional<std::size_t> piece_picker::pick(source_id source, std::uint64_t no
     }
     // End-game: a piece in flight elsewhere, fewest copies first, then the one held longest,
     // once it has been in flight for `copy_after`.
-    const auto best = copy_candidate(source);
-    if (!best || now < best->second + copy_after) return std::nullopt;
+    const auto best = copy_candidate(source, copy_after);
+    if (!best || now < best->second) return std::nullopt;
     fetching_[best->first].push_back({source, now});
     ++duplicates_;
     return best->first;
@@ -76,9 +80,9 @@ std::optional<std::uint64_t> piece_picker::next_copy(source_id source,
         for (std::size_t i = first_wanted_; i < has_.size(); ++i)
             if (!has_[i] && fetching_[i].empty()) return 0; // a wanted piece: now
     }
-    const auto best = copy_candidate(source);
+    const auto best = copy_candidate(source, copy_after);
     if (!best) return std::nullopt;
-    return best->second + copy_after;
+    return best->second;
 }
 
 std::vector<piece_picker::source_id> piece_picker::complete(source_id source, std::size_t piece) {

@@ -22,15 +22,20 @@ namespace p2pshare::detail {
 class piece_picker {
 public:
     using source_id = std::size_t;
-    /// At most `copies` sources fetch one piece at once (2: one end-game copy; 1: none).
+    /// At most `copies` sources fetch one piece at once (2: one end-game copy; 1: none), unless
+    /// `copies` is 2 or more and every one of them is late: a piece whose newest copy has been in
+    /// flight for `late_copies` × copy_after gets one more, so that sources that all stall on
+    /// one piece (frozen) do not hold it to their stall deadline.
     explicit piece_picker(std::size_t pieces, std::size_t copies = 2);
+    static constexpr std::uint64_t late_copies = 4;
 
     /// Marks a piece had without fetching it (kept from an earlier run).
     void have(std::size_t piece);
 
     /// The piece `source` fetches next, or nullopt when there is nothing it could do now (every
-    /// piece had, or in flight at `copies` sources, at this source already, or for less than
-    /// `copy_after`). `now` orders the end-game: the piece whose fetch started earliest is
+    /// piece had, or in flight at this source already, or for less than `copy_after`, or at
+    /// `copies` sources for less than late_copies × copy_after since the newest). `now` orders
+    /// the end-game: the piece with the fewest copies, then whose fetch started earliest, is
     /// duplicated first.
     std::optional<std::size_t> pick(source_id source, std::uint64_t now,
                                     std::uint64_t copy_after = 0);
@@ -89,8 +94,9 @@ private:
     std::size_t wanted_ = 0;
     std::size_t first_wanted_ = 0; ///< no wanted piece lies below it
 
-    /// The end-game candidate for `source`: fewest copies, then held longest; its start time.
-    std::optional<std::pair<std::size_t, std::uint64_t>> copy_candidate(source_id source) const;
+    /// The end-game candidate for `source`: fewest copies, then held longest; when it is due.
+    std::optional<std::pair<std::size_t, std::uint64_t>> copy_candidate(
+        source_id source, std::uint64_t copy_after) const;
     std::size_t duplicates_ = 0;
 };
 

@@ -293,6 +293,39 @@ BOOST_AUTO_TEST_CASE(a_source_frozen_mid_download_is_overtaken_and_its_connectio
     ::kill(net.peer(frozen).pid(), SIGCONT);
 }
 
+// Three of four sources frozen (SIGSTOP) before the download starts: the piece hashes come from
+// the one that answers (a source that has not answered within a moment has the next one asked
+// too, whatever the order the downloader picked), and the end-game takes the frozen sources'
+// pieces from it: the file completes well before the stall deadline.
+BOOST_AUTO_TEST_CASE(frozen_sources_do_not_hold_up_the_piece_hashes) {
+    test::process_network net;
+    const std::string name = "several.bin";
+    const auto content = test::big_content(6 * MiB, 7);
+    for (std::uint32_t id = 1; id <= 4; ++id) {
+        test::write_file(net / ("p" + std::to_string(id)) / name, content);
+        net.serve(id);
+    }
+    const auto sources = test::lookup_sources(net.index_port(), name);
+    BOOST_TEST_REQUIRE(sources.size() == 4u);
+    for (std::uint32_t id = 2; id <= 4; ++id)
+        BOOST_TEST_REQUIRE(::kill(net.peer(id).pid(), SIGSTOP) == 0);
+    TransferOptions options;
+    options.sources = 4;
+    options.stall_timeout = 20s;
+    test::temp_dir folder;
+    test::io_thread io;
+    FileTransfer transfer(io.executor(), folder.path(), options);
+    const auto r = io.run(transfer.async_download(name, sources), 90s);
+    for (std::uint32_t id = 2; id <= 4; ++id)
+        ::kill(net.peer(id).pid(), SIGCONT);
+    BOOST_TEST_REQUIRE(!r.error, r.message);
+    BOOST_TEST((test::read_file(folder / name) == content), "the file differs from the source's");
+    BOOST_TEST(r.elapsed < std::chrono::microseconds(options.stall_timeout) / 2,
+               "took " << r.elapsed.count() << " us");
+    BOOST_TEST_MESSAGE("the file took " << r.elapsed.count() / 1000 << " ms, with "
+                                        << r.end_game_copies << " end-game copies");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(fault_index)

@@ -88,9 +88,10 @@ BOOST_AUTO_TEST_CASE(end_game_duplicates_the_piece_held_longest_and_the_first_co
     // A third source takes the other piece, not a third copy.
     BOOST_TEST(p.pick(3, 50).value() == 2u);
     BOOST_TEST(p.picture() == "#22#");
-    // Then there is nothing for anyone: at most two copies, and never twice at one source.
-    BOOST_TEST(!p.pick(4, 60).has_value());
-    BOOST_TEST(!p.pick(0, 60).has_value());
+    // Then there is nothing for anyone: at most two copies while they are not late, and never
+    // twice at one source.
+    BOOST_TEST(!p.pick(4, 60, 50).has_value());
+    BOOST_TEST(!p.pick(0, 60, 50).has_value());
     // The fast copy lands first: the slow source's copy is to be dropped.
     BOOST_TEST(p.complete(2, 1) == std::vector<std::size_t>{0});
     BOOST_TEST(p.picture() == "##2#");
@@ -115,8 +116,35 @@ BOOST_AUTO_TEST_CASE(an_end_game_copy_waits_until_the_piece_has_been_in_flight_l
     // Then piece 1, 50 after its own start; source 0 never gets a copy of its own piece.
     BOOST_TEST(p.next_copy(0, 50).value() == 170u);
     BOOST_TEST(p.pick(0, 170, 50).value() == 1u);
+    // Two copies of each: a third only once even the newer of them is late (4 × 50 after 150).
+    BOOST_TEST(p.next_copy(3, 50).value() == 350u);
+    BOOST_TEST(!p.pick(3, 349, 50).has_value());
+    BOOST_TEST(p.pick(3, 350, 50).value() == 0u);
+    // Then piece 1 (its newer copy from 170); then nothing more for source 3.
+    BOOST_TEST(p.next_copy(3, 50).value() == 370u);
+    BOOST_TEST(p.pick(3, 370, 50).value() == 1u);
+    BOOST_TEST(p.picture() == "33");
     BOOST_TEST(!p.next_copy(3, 50).has_value());
-    BOOST_TEST(!p.pick(3, 1000, 50).has_value());
+}
+
+// Two sources that both stall on a piece (frozen) do not hold it to their stall deadline: once
+// even its newest copy is late (late_copies × copy_after), another source gets it too. A piece
+// written as it comes (one copy at a time) never gets a second.
+BOOST_AUTO_TEST_CASE(a_piece_whose_copies_are_all_late_gets_one_more) {
+    auto p = from("-");
+    BOOST_TEST(p.pick(0, 0, 10).value() == 0u);
+    BOOST_TEST(p.pick(1, 10, 10).value() == 0u); // the end-game copy, due at 0 + 10
+    BOOST_TEST(p.next_copy(2, 10).value() == 50u); // 10 + 4 × 10
+    BOOST_TEST(!p.pick(2, 49, 10).has_value());
+    BOOST_TEST(p.pick(2, 50, 10).value() == 0u);
+    BOOST_TEST(p.picture() == "3");
+    BOOST_TEST(p.duplicates() == 2u);
+    BOOST_TEST(p.complete(2, 0) == (std::vector<std::size_t>{0, 1}));
+    BOOST_TEST(p.done());
+    piece_picker one(1, 1);
+    BOOST_TEST(one.pick(0, 0, 10).value() == 0u);
+    BOOST_TEST(!one.next_copy(1, 10).has_value());
+    BOOST_TEST(!one.pick(1, 1000, 10).has_value());
 }
 
 // The later pieces of a run are not copied before they could have arrived: their time in
