@@ -272,6 +272,46 @@ BOOST_FIXTURE_TEST_CASE(usage_errors_exit_2_and_help_exits_0, network) {
     BOOST_TEST(help.out.find("peer --id N get NAME...") != std::string::npos, help.out);
 }
 
+// get --json of a file three peers share: each source with its peer, bytes, bad pieces and ban
+// (what the users script against); --sources 1 takes it from one of them only.
+BOOST_FIXTURE_TEST_CASE(get_json_lists_the_sources_of_each_file, network) {
+    const auto content = test::random_text(4 * 1024 * 1024 + 5, 77); // five pieces
+    std::vector<std::unique_ptr<test::child>> peers;
+    for (std::uint32_t id = 2; id <= 4; ++id) {
+        test::write_file(dir / ("p" + std::to_string(id)) / "big.bin", content);
+        peers.push_back(serve(dir.path(), id));
+    }
+    BOOST_TEST_REQUIRE(test::eventually([&] { return sources("big.bin").size() == 3u; }));
+    const auto check = [&](const std::string& sources_option, std::size_t at_most) {
+        fs::remove(dir / "p1" / "big.bin");
+        const auto r = run_peer(dir.path(), {"--id", "1", "get", "big.bin", "--json", "--sources",
+                                             sources_option});
+        BOOST_TEST_REQUIRE(r.status == 0, r.out << r.err);
+        auto results = results_by_name(last_json(r.out));
+        BOOST_TEST_REQUIRE(results.size() == 1u, r.out);
+        const auto& o = results["big.bin"];
+        BOOST_TEST(field(o, "status") == "downloaded", r.out);
+        const auto& list = o.at("sources").as_array();
+        BOOST_TEST((list.size() >= 1u && list.size() <= at_most), r.out);
+        std::uint64_t bytes = 0;
+        std::set<std::int64_t> ids;
+        for (const auto& e : list) {
+            const auto& source = e.as_object();
+            ids.insert(source.at("peer").to_number<std::int64_t>());
+            bytes += source.at("bytes").to_number<std::uint64_t>();
+            BOOST_TEST(source.at("bad_pieces").to_number<std::int64_t>() == 0, r.out);
+            BOOST_TEST(source.at("banned").as_bool() == false, r.out);
+        }
+        BOOST_TEST(ids.size() == list.size(), r.out);
+        for (const auto id : ids)
+            BOOST_TEST((id >= 2 && id <= 4), r.out);
+        BOOST_TEST(bytes == content.size(), r.out); // every byte counted once
+        BOOST_TEST(test::read_file(dir / "p1" / "big.bin") == content);
+    };
+    check("3", 3);
+    check("1", 1);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---- the interactive menu ----------------------------------------------------------------------
