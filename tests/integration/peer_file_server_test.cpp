@@ -287,6 +287,32 @@ BOOST_AUTO_TEST_CASE(health_is_get_or_head_only) {
     check_still_serving();
 }
 
+// curl, a client that knows nothing of p2pshare, against a peer over plain HTTP: the whole file,
+// a byte range, a download resumed from a partial file (-C -), and the headers of HEAD.
+BOOST_AUTO_TEST_CASE(curl_downloads_whole_ranged_and_resumed) {
+    const auto url = "http://127.0.0.1:" + std::to_string(port) + "/v1/files/p.txt";
+    const auto curl = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"-s", "-S", "-f", "--max-time", "20"});
+        args.push_back(url);
+        test::child c("/usr/bin/curl", args, net.root());
+        const int status = c.wait(std::chrono::seconds(30));
+        BOOST_TEST(status == 0, c.error_output());
+        return c.output();
+    };
+    BOOST_TEST(curl({}) == content);
+    BOOST_TEST(curl({"-r", "100-199"}) == content.substr(100, 100));
+    BOOST_TEST(curl({"-r", "990-"}) == content.substr(990));
+    const auto part = net.root() / "from-curl.txt";
+    test::write_file(part, content.substr(0, 400));
+    curl({"-C", "-", "-o", part.string()});
+    BOOST_TEST(test::read_file(part) == content);
+    const auto head = curl({"-I"});
+    BOOST_TEST(head.find("Accept-Ranges: bytes") != std::string::npos, head);
+    BOOST_TEST(head.find("ETag: \"" + test::sha256_hex(content) + "\"") != std::string::npos,
+               head);
+    BOOST_TEST(head.find("Content-Length: 1000") != std::string::npos, head);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // A reader that keeps up with sendfile never fills the socket, so the upload never has to wait:
