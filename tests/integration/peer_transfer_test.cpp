@@ -574,4 +574,34 @@ BOOST_AUTO_TEST_CASE(one_name_is_downloaded_into_a_folder_once_at_a_time) {
     BOOST_TEST(test::files_in(dir.path()) == std::vector<std::string>{name});
 }
 
+// A source of an older version, which the index gives without a root: the file comes from it
+// whole, checked against its SHA-256, and the result has no root (the peer hashes the file for
+// its pieces afterwards).
+BOOST_AUTO_TEST_CASE(a_source_without_a_root_gives_the_whole_file_checked_by_its_sha256) {
+    test::network net;
+    const std::string name = "old.bin";
+    const auto content = test::random_text(2 * mib + 77, 72);
+    test::write_file(net / "p1" / name, content);
+    auto& p1 = net.start_peer(1);
+    auto source = net.source_of(p1, content);
+    BOOST_TEST_REQUIRE(!source.root.empty());
+    source.root.clear();
+    const auto folder = net / "downloads";
+    fs::create_directories(folder);
+    FileTransfer transfer(net.io().executor(), folder, fast_options());
+    const auto r = net.io().run(transfer.async_download(name, {source}));
+    BOOST_REQUIRE_MESSAGE(!r.error, r.message);
+    BOOST_TEST(test::read_file(folder / name) == content);
+    BOOST_TEST(r.pieces == 1u); // the whole file, one request
+    BOOST_TEST(r.root.empty());
+    BOOST_TEST(r.sha256 == test::sha256_hex(content));
+    // With a SHA-256 that is not the file's, the same source gives nothing under the name.
+    source.sha256 = test::sha256_hex("something else");
+    FileTransfer again(net.io().executor(), net / "downloads2", fast_options());
+    fs::create_directories(net / "downloads2");
+    const auto bad = net.io().run(again.async_download(name, {source}));
+    BOOST_TEST(bad.error == make_error_code(errc::hash_mismatch), bad.message);
+    BOOST_TEST(!fs::exists(net / "downloads2" / name));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
