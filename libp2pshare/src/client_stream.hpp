@@ -113,8 +113,9 @@ private:
     /// Completes an operation started after cancel(), as its own would have been.
     template <typename Handler>
     void refuse(Handler handler) {
-        asio::post(plain_->get_executor(),
-                   asio::append(std::move(handler), asio::error::operation_aborted, std::size_t{0}));
+        asio::post(
+            plain_->get_executor(),
+            asio::append(std::move(handler), asio::error::operation_aborted, std::size_t{0}));
     }
 
     /// The first buffer that is not empty (TLS writes and reads one buffer at a time).

@@ -18,8 +18,8 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -738,8 +738,8 @@ asio::awaitable<void> hash_attempt(download_state& d, std::size_t i, const diges
 
 /// How long a source asked for the piece hashes may take before the next one is asked too.
 std::chrono::milliseconds hash_hedge(const TransferOptions& o) {
-    return std::clamp<std::chrono::milliseconds>(o.stall_timeout / 8, std::chrono::milliseconds(100),
-                                                 std::chrono::seconds(1));
+    return std::clamp<std::chrono::milliseconds>(
+        o.stall_timeout / 8, std::chrono::milliseconds(100), std::chrono::seconds(1));
 }
 
 /// The piece hashes of the download, from the first source (in the sources' order) that gives a

@@ -284,8 +284,8 @@ BOOST_FIXTURE_TEST_CASE(get_json_lists_the_sources_of_each_file, network) {
     BOOST_TEST_REQUIRE(test::eventually([&] { return sources("big.bin").size() == 3u; }));
     const auto check = [&](const std::string& sources_option, std::size_t at_most) {
         fs::remove(dir / "p1" / "big.bin");
-        const auto r = run_peer(dir.path(), {"--id", "1", "get", "big.bin", "--json", "--sources",
-                                             sources_option});
+        const auto r = run_peer(
+            dir.path(), {"--id", "1", "get", "big.bin", "--json", "--sources", sources_option});
         BOOST_TEST_REQUIRE(r.status == 0, r.out << r.err);
         auto results = results_by_name(last_json(r.out));
         BOOST_TEST_REQUIRE(results.size() == 1u, r.out);

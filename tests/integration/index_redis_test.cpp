@@ -353,7 +353,8 @@ BOOST_FIXTURE_TEST_CASE(a_change_cut_short_by_a_stopped_node_is_completed_later,
     }));
     const auto listing =
         "p2p:{n" + std::to_string(p2pshare::detail::crc16(far[0]) % 64) + "}:names";
-    const auto entries = cluster.command("ZRANGEBYLEX", listing, "[" + far[0], "(" + far[0] + "\x01");
+    const auto entries =
+        cluster.command("ZRANGEBYLEX", listing, "[" + far[0], "(" + far[0] + "\x01");
     BOOST_TEST(entries.find(far[0]) == std::string::npos, entries);
     BOOST_TEST(test::lookup_ids(index.port(), far[0]).empty());
     BOOST_TEST(test::lookup_ids(index.port(), far[1]) == ids{1});
@@ -377,10 +378,10 @@ BOOST_FIXTURE_TEST_CASE(a_script_asked_to_a_node_without_it_is_loaded_there,
     cluster.command_on(from, "MIGRATE", "127.0.0.1", std::to_string(cluster.node(to).port()), "",
                        "0", "5000", "KEYS", lease, lease + ":n");
     cluster.command_on(to, "SCRIPT", "FLUSH");
-    const auto put = test::http_call(index.port(), "PUT", "/v1/peers/7/files",
-                                     R"({"files":[)" + test::file_json("a.txt") + "," +
-                                         test::file_json("b.txt") + "]}",
-                                     test::bearer(token));
+    const auto put = test::http_call(
+        index.port(), "PUT", "/v1/peers/7/files",
+        R"({"files":[)" + test::file_json("a.txt") + "," + test::file_json("b.txt") + "]}",
+        test::bearer(token));
     BOOST_TEST(put.status == 200u, put.body);
     // The migration ends: the slot is the other node's, and the change is there.
     for (std::size_t i = 0; i < test::redis_cluster::size; ++i)

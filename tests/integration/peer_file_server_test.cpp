@@ -308,8 +308,7 @@ BOOST_AUTO_TEST_CASE(curl_downloads_whole_ranged_and_resumed) {
     BOOST_TEST(test::read_file(part) == content);
     const auto head = curl({"-I"});
     BOOST_TEST(head.find("Accept-Ranges: bytes") != std::string::npos, head);
-    BOOST_TEST(head.find("ETag: \"" + test::sha256_hex(content) + "\"") != std::string::npos,
-               head);
+    BOOST_TEST(head.find("ETag: \"" + test::sha256_hex(content) + "\"") != std::string::npos, head);
     BOOST_TEST(head.find("Content-Length: 1000") != std::string::npos, head);
 }
 

@@ -8,9 +8,9 @@
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "peer_fixture.hpp"
 #include "hash_cache.hpp"
 #include "peer/shared_folder.hpp"
+#include "peer_fixture.hpp"
 #include "pieces.hpp"
 
 #include <fcntl.h>
@@ -60,8 +60,8 @@ std::uint64_t hashed_bytes(const PeerNode& node) {
 /// The source `id` of `name` in a lookup (an empty object when it is not one).
 boost::json::object only_source_of(std::uint16_t index_port, const std::string& name,
                                    std::uint32_t id) {
-    const auto r = test::http_call(index_port, "POST", "/v1/lookup",
-                                   R"({"names":[")" + name + R"("]})");
+    const auto r =
+        test::http_call(index_port, "POST", "/v1/lookup", R"({"names":[")" + name + R"("]})");
     const auto v = boost::json::parse(r.body);
     for (const auto& s : v.at("results").at(0).at("sources").as_array())
         if (s.at("id").to_number<std::uint32_t>() == id) return s.as_object();

@@ -142,11 +142,13 @@ BOOST_AUTO_TEST_CASE(restart_waits_for_its_port) {
                 io, {boost::asio::ip::make_address("127.0.0.1"), port});
             bound.set_value();
             // Taken until redis-server has found it taken (its log says so), then freed.
-            test::eventually([&] {
-                std::ifstream in(log);
-                const std::string text{std::istreambuf_iterator<char>(in), {}};
-                return text.find("Address already in use") != std::string::npos;
-            }, 60s);
+            test::eventually(
+                [&] {
+                    std::ifstream in(log);
+                    const std::string text{std::istreambuf_iterator<char>(in), {}};
+                    return text.find("Address already in use") != std::string::npos;
+                },
+                60s);
         } catch (...) {
             bound.set_exception(std::current_exception());
         }

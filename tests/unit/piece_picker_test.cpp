@@ -133,7 +133,7 @@ BOOST_AUTO_TEST_CASE(an_end_game_copy_waits_until_the_piece_has_been_in_flight_l
 BOOST_AUTO_TEST_CASE(a_piece_whose_copies_are_all_late_gets_one_more) {
     auto p = from("-");
     BOOST_TEST(p.pick(0, 0, 10).value() == 0u);
-    BOOST_TEST(p.pick(1, 10, 10).value() == 0u); // the end-game copy, due at 0 + 10
+    BOOST_TEST(p.pick(1, 10, 10).value() == 0u);   // the end-game copy, due at 0 + 10
     BOOST_TEST(p.next_copy(2, 10).value() == 50u); // 10 + 4 × 10
     BOOST_TEST(!p.pick(2, 49, 10).has_value());
     BOOST_TEST(p.pick(2, 50, 10).value() == 0u);

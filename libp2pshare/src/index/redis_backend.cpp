@@ -523,8 +523,7 @@ struct redis_backend::shared {
 
     /// Writes to the name buckets what peer `id` owes them (its `/add` and `/del`, as a script
     /// of the peer gave them), then takes them off its lease hash unless they changed meanwhile.
-    asio::awaitable<api_result<void>> pay_owed(std::uint32_t id,
-                                               std::span<const std::string> added,
+    asio::awaitable<api_result<void>> pay_owed(std::uint32_t id, std::span<const std::string> added,
                                                std::span<const std::string> removed);
 
     /// Runs `script` (register_lua or replace_lua) on peer `id`'s keys with `args`, then
@@ -803,9 +802,9 @@ asio::awaitable<api_result<store_page>> redis_backend::list_round(std::shared_pt
     // filter (the page ends at the lowest name a bucket stopped at, possibly short), of the page
     // without one, twice what an even spread would give it, so that the page is nearly always
     // full in one round (async_list reads on when it is not).
-    const auto count =
-        filtered ? std::max<std::size_t>(s->limits.max_list_scan / name_buckets, 1)
-                 : std::min<std::size_t>(limit, 2 * ((limit + name_buckets - 1) / name_buckets) + 16);
+    const auto count = filtered ? std::max<std::size_t>(s->limits.max_list_scan / name_buckets, 1)
+                                : std::min<std::size_t>(
+                                      limit, 2 * ((limit + name_buckets - 1) / name_buckets) + 16);
     std::string narrowing;
     for (const auto& w : q.narrowing)
         narrowing += (narrowing.empty() ? "" : " ") + w;
@@ -1086,8 +1085,8 @@ asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_p
     for (std::size_t i = 0; i < expired.size(); ++i) {
         const auto& v = (*reaped)[i];
         if (v.is_array() && !v.elements.empty() && v.elements[0].as_string() == "gone") {
-            back.push_back(s->evalsha(s->back_script,
-                                      {lease_key(expired[i]), names_key(expired[i])}, {}));
+            back.push_back(
+                s->evalsha(s->back_script, {lease_key(expired[i]), names_key(expired[i])}, {}));
         }
     }
     if (auto done = all_fine(co_await s->client.async_run(std::move(back))); !done) {

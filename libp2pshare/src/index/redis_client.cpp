@@ -33,7 +33,7 @@ std::string sha1_hex(std::string_view text) {
 struct batch {
     std::shared_ptr<redis_connection> node;
     std::vector<std::size_t> commands;
-    std::vector<char> asked; ///< per command, whether it went with ASKING (after an ASK)
+    std::vector<char> asked;       ///< per command, whether it went with ASKING (after an ASK)
     std::vector<std::size_t> skip; ///< per command, replies before its own (ASKING, SCRIPT LOAD)
     std::string bytes;
     std::size_t replies = 0;

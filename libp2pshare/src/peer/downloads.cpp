@@ -101,8 +101,8 @@ asio::awaitable<void> worker(std::shared_ptr<work> w) {
                 // A file of several pieces was checked piece by piece against its root: its
                 // SHA-256 is its sources' word until the folder has hashed it (in the
                 // background). A file of one piece was checked whole.
-                w->folder->remember(outcome.name, stamp_of(st), r.sha256, r.root,
-                                    std::move(pieces), r.piece_hashes.size() <= 1);
+                w->folder->remember(outcome.name, stamp_of(st), r.sha256, r.root, std::move(pieces),
+                                    r.piece_hashes.size() <= 1);
             }
         } else {
             set_error(outcome, r.error, r.message);

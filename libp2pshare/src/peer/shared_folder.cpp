@@ -323,9 +323,10 @@ asio::awaitable<void> shared_folder::hash_pending() {
         auto& e = files_[name];
         const bool same = e.sha256 == h->sha256 && e.root == h->root;
         if (!e.sha256_checked && e.root == h->root && e.sha256 != h->sha256) {
-            log().warn("{}: the SHA-256 of {} is {}, not {} as its sources said: offered with its "
-                       "own",
-                       log_name_, name, h->sha256, e.sha256);
+            log().warn(
+                "{}: the SHA-256 of {} is {}, not {} as its sources said: offered with its "
+                "own",
+                log_name_, name, h->sha256, e.sha256);
         }
         e = std::move(*h);
         if (!same) changed();
@@ -428,7 +429,8 @@ void shared_folder::remember(const std::string& name, file_stamp stamp, std::str
     }
     auto& e = files_[name];
     const bool same = e.stamp == stamp && e.sha256 == sha256 && e.root == root;
-    e = entry{stamp, std::move(sha256), std::move(root), std::move(pieces), !whole || sha256_checked};
+    e = entry{stamp, std::move(sha256), std::move(root), std::move(pieces),
+              !whole || sha256_checked};
     if (whole && sha256_checked) {
         pending_.erase(name);
         if (pending_.empty()) settled_.cancel();
