@@ -69,6 +69,8 @@ public:
         cancelled_ = true;
         plain_->cancel();
     }
+    /// Whether cancel() was called: such a stream is never reused.
+    bool cancelled() const noexcept { return cancelled_; }
     bool tls() const noexcept { return tls_ != nullptr; }
 
     /// Starts TLS on the connection as `expect` says, checking the certificate of `host` (a name

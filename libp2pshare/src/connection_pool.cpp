@@ -46,7 +46,8 @@ std::optional<client_stream> connection_pool::take(const std::string& key) {
 void connection_pool::put(const std::string& key, client_stream stream) {
     const auto now = std::chrono::steady_clock::now();
     sweep(now);
-    if (per_source_ == 0 || !stream.socket().is_open()) return;
+    // (A cancelled stream, one whose request was cut short by its download, is dropped.)
+    if (per_source_ == 0 || stream.cancelled() || !stream.socket().is_open()) return;
     auto& q = idle_streams_[key];
     if (q.size() >= per_source_) q.pop_front();
     stream.expires_never();

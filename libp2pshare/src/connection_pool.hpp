@@ -25,7 +25,7 @@ public:
 
     /// An idle connection to `key` (host:port), the most recently used first.
     std::optional<client_stream> take(const std::string& key);
-    /// Keeps an open connection whose last answer allowed keep-alive.
+    /// Keeps an open connection whose last answer allowed keep-alive (not one cancelled).
     void put(const std::string& key, client_stream stream);
     /// Closes every idle connection.
     void clear();

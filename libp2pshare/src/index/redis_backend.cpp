@@ -31,41 +31,61 @@ namespace {
 
 // A peer's keys: its lease hash `p2p:{p<id>}` holds `/tok`, `/host`, `/port`, `/cli`, `/crt` (file
 // names never contain '/') and one field per file, name -> encode_file_value(); it expires with the
-// lease. `p2p:{p<id>}:n` holds the file names joined by '/' and outlives the lease by `keep`, so
-// that the sweeper still finds the names of a peer whose lease ended.
+// lease. `p2p:{p<id>}:n` holds the file names joined by '/' (empty for none: it always exists)
+// and outlives the lease by `keep`, so that the sweeper still finds the names of a peer whose
+// lease ended.
 //
 // The name buckets live in other slots, so a change reaches them in a second step. Until that
-// step is acknowledged, the lease hash keeps what it still owes them: `/add`, the names to put
-// in their buckets, and `/del`, the names to take out (each joined by '/'). Every later change
-// and every renewal of the peer hands them out again, so a change cut short (a server that died,
-// a node that did not answer) is completed by the peer's next request, its retry included. Only
-// the peer's own requests, which a peer makes one at a time, put its names into the buckets;
-// the sweeper takes out the names of a peer whose lease ended.
+// step is acknowledged, the names key also keeps what the peer still owes them, as lines after
+// the names (names never contain a control character): "\nA" and the names to put in their
+// buckets, "\nD" and the names to take out. Every later change and every renewal of the peer
+// hands them out again, so a change cut short (a server that died, a node that did not answer)
+// is completed by the peer's next request, its retry included. Only the peer's own requests,
+// which a peer makes one at a time, put its names into the buckets; the sweeper takes out the
+// names of a peer whose lease ended, with the removals it still owed. (Not in the lease hash: a
+// value over 64 bytes turns a hash from a listpack into a hashtable for good. Not in a key of
+// its own: a script on keys of a slot being migrated gets TRYAGAIN while some of them exist and
+// some do not, and such a key would usually not exist.)
 
-/// What the scripts that change a peer's files share. put_files() puts the files of ARGV[from..]
-/// (name, value pairs) in place of the names `before`, and returns the names now and what the
-/// buckets are owed: the names to add (those new to the peer, all of them when `fresh`, and the
-/// earlier `/add` still listed) and the names to remove (those dropped, and the earlier `/del`
-/// not listed again); answer() makes {head1, head2, now ms, files before, files now, added
-/// count, added..., removed...}.
+/// What the scripts that change a peer's files share. read_names() gives the names of a names
+/// key and what they owe (add, del); write_names() writes them back. put_files() puts the files
+/// of ARGV[from..] (name, value pairs) in place of the names `before`, and returns the names now
+/// and what the buckets are owed: the names to add (those new to the peer, all of them when
+/// `fresh`, and the earlier ones owed still listed) and the names to remove (those dropped, and
+/// the earlier ones owed not listed again); answer() makes {head1, head2, now ms, files before,
+/// files now, added count, added..., removed...}.
 const char* const files_lua = R"lua(
 local function split(blob)
   local out = {}
-  if blob then
-    for n in string.gmatch(blob, '[^/]+') do out[#out + 1] = n end
-  end
+  for n in string.gmatch(blob, '[^/]+') do out[#out + 1] = n end
   return out
 end
-local function names_of(key) return split(redis.call('GET', key)) end
-local function owed(lease, field) return split(redis.call('HGET', lease, field)) end
-local function set_owed(lease, field, names)
-  if #names > 0 then
-    redis.call('HSET', lease, field, table.concat(names, '/'))
-  else
-    redis.call('HDEL', lease, field)
+local function read_names(key)
+  local blob = redis.call('GET', key)
+  local names, add, del = {}, {}, {}
+  if not blob then return names, add, del end
+  local at = string.find(blob, '\n', 1, true)
+  names = split(at and string.sub(blob, 1, at - 1) or blob)
+  while at do
+    local nxt = string.find(blob, '\n', at + 1, true)
+    local line = string.sub(blob, at + 1, nxt and nxt - 1 or -1)
+    if string.sub(line, 1, 1) == 'A' then add = split(string.sub(line, 2)) end
+    if string.sub(line, 1, 1) == 'D' then del = split(string.sub(line, 2)) end
+    at = nxt
   end
+  return names, add, del
 end
-local function put_files(lease, names_key, before, from, keep_ms, fresh)
+local function names_of(key)
+  local names = read_names(key)
+  return names
+end
+local function blob_of(names, add, del)
+  local out = table.concat(names, '/')
+  if #add > 0 then out = out .. '\nA' .. table.concat(add, '/') end
+  if #del > 0 then out = out .. '\nD' .. table.concat(del, '/') end
+  return out
+end
+local function put_files(lease, names_key, before, old_add, old_del, from, keep_ms, fresh)
   local had = {}
   if not fresh then
     for _, n in ipairs(before) do had[n] = true end
@@ -80,7 +100,7 @@ local function put_files(lease, names_key, before, from, keep_ms, fresh)
       seen[n] = true
     end
   end
-  for _, n in ipairs(owed(lease, '/add')) do
+  for _, n in ipairs(old_add) do
     if now_has[n] and not seen[n] then
       added[#added + 1] = n
       seen[n] = true
@@ -92,7 +112,7 @@ local function put_files(lease, names_key, before, from, keep_ms, fresh)
       seen[n] = true
     end
   end
-  for _, n in ipairs(owed(lease, '/del')) do
+  for _, n in ipairs(old_del) do
     if not now_has[n] and not seen[n] then
       removed[#removed + 1] = n
       seen[n] = true
@@ -104,9 +124,7 @@ local function put_files(lease, names_key, before, from, keep_ms, fresh)
   for i = from, #ARGV, 256 do
     redis.call('HSET', lease, unpack(ARGV, i, math.min(i + 255, #ARGV)))
   end
-  redis.call('SET', names_key, table.concat(names, '/'), 'PX', keep_ms)
-  set_owed(lease, '/add', added)
-  set_owed(lease, '/del', removed)
+  redis.call('SET', names_key, blob_of(names, added, removed), 'PX', keep_ms)
   return names, added, removed
 end
 local function now_ms()
@@ -123,10 +141,9 @@ end
 
 /// Register (or take back) a peer, with its files. KEYS: lease, names. ARGV: new token, token
 /// given ("" for none), host, port, client, ttl ms, ttl + keep ms, certificate SHA-256 ("" for
-/// none), then name, value pairs. The
-/// names before are those of the names key, whether the lease was live or not; without a live
-/// lease every name is owed to the buckets again (the sweeper may be taking the old ones out).
-/// Returns answer(token, taken back 0/1, ...) or {"conflict"}.
+/// none), then name, value pairs. The names before are those of the names key, whether the lease
+/// was live or not; without a live lease every name is owed to the buckets again (the sweeper
+/// may be taking the old ones out). Returns answer(token, taken back 0/1, ...) or {"conflict"}.
 const char* const register_lua = R"lua(
 local cur = redis.call('HGET', KEYS[1], '/tok')
 local taken = 0
@@ -136,8 +153,8 @@ if cur then
   taken = 1
   tok = cur
 end
-local before = names_of(KEYS[2])
-local names, added, removed = put_files(KEYS[1], KEYS[2], before, 9, ARGV[7], not cur)
+local before, add, del = read_names(KEYS[2])
+local names, added, removed = put_files(KEYS[1], KEYS[2], before, add, del, 9, ARGV[7], not cur)
 redis.call('HSET', KEYS[1], '/tok', tok, '/host', ARGV[3], '/port', ARGV[4], '/cli', ARGV[5],
            '/crt', ARGV[8])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
@@ -151,53 +168,61 @@ const char* const replace_lua = R"lua(
 local cur = redis.call('HGET', KEYS[1], '/tok')
 if not cur then return {'not_found'} end
 if cur ~= ARGV[1] then return {'forbidden'} end
-local before = names_of(KEYS[2])
-local names, added, removed = put_files(KEYS[1], KEYS[2], before, 4, ARGV[3], false)
+local before, add, del = read_names(KEYS[2])
+local names, added, removed = put_files(KEYS[1], KEYS[2], before, add, del, 4, ARGV[3], false)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return answer('ok', 0, before, names, added, removed)
 )lua";
 
 /// Renew a lease. KEYS: lease, names. ARGV: token, ttl ms, ttl + keep ms. Returns {"ok", now ms,
-/// `/add`, `/del`} (what the buckets are still owed, "" for nothing) or {"not_found"} /
-/// {"forbidden"}.
+/// the names owed to the buckets as additions, as removals (each joined by '/', "" for none)}
+/// or {"not_found"} / {"forbidden"}.
 const char* const renew_lua = R"lua(
 local cur = redis.call('HGET', KEYS[1], '/tok')
 if not cur then return {'not_found'} end
 if cur ~= ARGV[1] then return {'forbidden'} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return {'ok', now_ms(), redis.call('HGET', KEYS[1], '/add') or '',
-        redis.call('HGET', KEYS[1], '/del') or ''}
+local _, add, del = read_names(KEYS[2])
+return {'ok', now_ms(), table.concat(add, '/'), table.concat(del, '/')}
 )lua";
 
-/// The buckets got what they were owed. KEYS: lease. ARGV: the `/add` and the `/del` written to
-/// them, as they were read; a field that changed since (a later change) stays.
+/// The buckets got what they were owed. KEYS: names. ARGV: the additions and the removals written
+/// to them (joined by '/'), as they were read; what changed since (a later change) stays owed.
 const char* const settle_lua = R"lua(
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], '/add') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], '/add')
+local blob = redis.call('GET', KEYS[1])
+if not blob then return 0 end
+local names, add, del = read_names(KEYS[1])
+local changed = false
+if ARGV[1] ~= '' and table.concat(add, '/') == ARGV[1] then
+  add = {}
+  changed = true
 end
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], '/del') == ARGV[2] then
-  redis.call('HDEL', KEYS[1], '/del')
+if ARGV[2] ~= '' and table.concat(del, '/') == ARGV[2] then
+  del = {}
+  changed = true
 end
+if changed then redis.call('SET', KEYS[1], blob_of(names, add, del), 'KEEPTTL') end
 return 1
 )lua";
 
 /// A lookup found names in the buckets under a live peer that does not have them (a removal not
-/// written to the buckets yet). KEYS: lease. ARGV: the names. Those still missing from the lease
-/// are owed as removals, written by the peer's next request. Returns how many were added.
+/// written to the buckets yet). KEYS: lease, names. ARGV: the names. Those still missing from the
+/// lease are owed as removals, written by the peer's next request. Returns how many were added.
 const char* const stale_lua = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local removed, seen = owed(KEYS[1], '/del'), {}
-for _, n in ipairs(removed) do seen[n] = true end
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local names, add, del = read_names(KEYS[2])
+local seen = {}
+for _, n in ipairs(del) do seen[n] = true end
 local more = 0
 for _, n in ipairs(ARGV) do
   if not seen[n] and redis.call('HEXISTS', KEYS[1], n) == 0 then
-    removed[#removed + 1] = n
+    del[#del + 1] = n
     seen[n] = true
     more = more + 1
   end
 end
-if more > 0 then set_owed(KEYS[1], '/del', removed) end
+if more > 0 then redis.call('SET', KEYS[2], blob_of(names, add, del), 'KEEPTTL') end
 return more
 )lua";
 
@@ -207,22 +232,25 @@ const char* const unregister_lua = R"lua(
 local cur = redis.call('HGET', KEYS[1], '/tok')
 if not cur then return {'not_found'} end
 if cur ~= ARGV[1] then return {'forbidden'} end
-local names = names_of(KEYS[2])
+local names, _, del = read_names(KEYS[2])
 local out = {'ok', #names}
 for _, n in ipairs(names) do out[#out + 1] = n end
-for _, n in ipairs(owed(KEYS[1], '/del')) do out[#out + 1] = n end
+for _, n in ipairs(del) do out[#out + 1] = n end
 redis.call('DEL', KEYS[1], KEYS[2])
 return out
 )lua";
 
-/// The sweeper's step for one expired peer. KEYS: lease, names. Returns {"alive"} when the
-/// lease is live again, {"done"} when another sweep reaped it already (its names key is gone),
-/// else {"gone", names...} and the names key is deleted: a peer is reaped once.
+/// The sweeper's step for one expired peer. KEYS: lease, names. Returns {"alive"} when the lease
+/// is live again, {"done"} when another sweep reaped it already (its names key is gone), else
+/// {"gone", how many names, names..., the removals still owed...}, and the names key is deleted:
+/// a peer is reaped once.
 const char* const reap_lua = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'alive'} end
 if redis.call('EXISTS', KEYS[2]) == 0 then return {'done'} end
-local out = {'gone'}
-for _, n in ipairs(names_of(KEYS[2])) do out[#out + 1] = n end
+local names, _, del = read_names(KEYS[2])
+local out = {'gone', #names}
+for _, n in ipairs(names) do out[#out + 1] = n end
+for _, n in ipairs(del) do out[#out + 1] = n end
 redis.call('DEL', KEYS[2])
 return out
 )lua";
@@ -231,16 +259,17 @@ return out
 /// meanwhile, they may have been taken out after it put them back, so all its names are owed to
 /// the buckets again (written by its next request). KEYS: lease, names. Returns 1 if so.
 const char* const back_lua = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local added, seen = owed(KEYS[1], '/add'), {}
-for _, n in ipairs(added) do seen[n] = true end
-for _, n in ipairs(names_of(KEYS[2])) do
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local names, add, del = read_names(KEYS[2])
+local seen = {}
+for _, n in ipairs(add) do seen[n] = true end
+for _, n in ipairs(names) do
   if not seen[n] then
-    added[#added + 1] = n
+    add[#add + 1] = n
     seen[n] = true
   end
 end
-set_owed(KEYS[1], '/add', added)
+redis.call('SET', KEYS[2], blob_of(names, add, del), 'KEEPTTL')
 return 1
 )lua";
 
@@ -433,7 +462,7 @@ struct redis_backend::shared {
     redis_script renew_script{std::string(files_lua) + renew_lua};
     redis_script unregister_script{std::string(files_lua) + unregister_lua};
     redis_script reap_script{std::string(files_lua) + reap_lua};
-    redis_script settle_script{settle_lua};
+    redis_script settle_script{std::string(files_lua) + settle_lua};
     redis_script stale_script{std::string(files_lua) + stale_lua};
     redis_script back_script{std::string(files_lua) + back_lua};
     redis_script apply_script{apply_lua};
@@ -521,7 +550,7 @@ struct redis_backend::shared {
     /// sweeper will find (never names without an expiry entry, which nothing would remove).
     asio::awaitable<api_result<void>> after_files_change(std::uint32_t id, const files_answer& a);
 
-    /// Writes to the name buckets what peer `id` owes them (its `/add` and `/del`, as a script
+    /// Writes to the name buckets what peer `id` owes them (its `add` and `del`, as a script
     /// of the peer gave them), then takes them off its lease hash unless they changed meanwhile.
     asio::awaitable<api_result<void>> pay_owed(std::uint32_t id, std::span<const std::string> added,
                                                std::span<const std::string> removed);
@@ -630,7 +659,7 @@ asio::awaitable<api_result<void>> redis_backend::shared::pay_owed(
         return out;
     };
     std::vector<redis_command> settle{
-        evalsha(settle_script, {lease_key(id)}, {joined(added), joined(removed)})};
+        evalsha(settle_script, {names_key(id)}, {joined(added), joined(removed)})};
     if (auto done = all_fine(co_await client.async_run(std::move(settle))); !done) {
         co_return done.error();
     }
@@ -983,8 +1012,9 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
         // could land after the peer put the name back.
         std::vector<redis_command> repair;
         for (std::size_t k = 0; k < stale_names.size(); ++k) {
-            repair.push_back(
-                s->evalsha(s->stale_script, {lease_key(stale_peers[k])}, {stale_names[k]}));
+            repair.push_back(s->evalsha(s->stale_script,
+                                        {lease_key(stale_peers[k]), names_key(stale_peers[k])},
+                                        {stale_names[k]}));
         }
         co_await s->client.async_run(std::move(repair)); // best effort: the answer is right
     }
@@ -1068,12 +1098,15 @@ asio::awaitable<api_result<std::size_t>> redis_backend::sweep_once(std::shared_p
             continue;
         }
         if (v.elements[0].as_string() != "gone") continue; // renewed meanwhile
-        const auto names = reply_strings(v, 1);
+        const auto count = v.elements.size() >= 2 ? reply_integer(v.elements[1]) : std::nullopt;
+        const auto names = reply_strings(v, 2);
+        if (!count || *count < 0 || static_cast<std::uint64_t>(*count) > names.size()) {
+            co_return store_error(v);
+        }
         auto changes = s->name_changes(expired[i], {}, names);
         then.insert(then.end(), std::make_move_iterator(changes.begin()),
                     std::make_move_iterator(changes.end()));
-        then.push_back(
-            s->expiry_change(expired[i], std::nullopt, -static_cast<std::int64_t>(names.size())));
+        then.push_back(s->expiry_change(expired[i], std::nullopt, -*count));
         ++removed;
     }
     if (removed > 0 && s->expiries != nullptr) s->expiries->add(removed);
