@@ -38,11 +38,12 @@ namespace {
 // The name buckets live in other slots, so a change reaches them in a second step. Until that
 // step is acknowledged, the names key also keeps what the peer still owes them, as lines after
 // the names (names never contain a control character): "\nA" and the names to put in their
-// buckets, "\nD" and the names to take out. Every later change and every renewal of the peer
-// hands them out again, so a change cut short (a server that died, a node that did not answer)
-// is completed by the peer's next request, its retry included. Only the peer's own requests,
-// which a peer makes one at a time, put its names into the buckets; the sweeper takes out the
-// names of a peer whose lease ended, with the removals it still owed. (Not in the lease hash: a
+// buckets, "\nD" and the names to take out; the lease hash has `/o` meanwhile (1 byte: it stays a
+// listpack), so that a renewal reads the names key only then. Every later change and every renewal
+// of the peer hands them out again, so a change cut short (a server that died, a node that did not
+// answer) is completed by the peer's next request, its retry included. Only the peer's own
+// requests, which a peer makes one at a time, put its names into the buckets; the sweeper takes out
+// the names of a peer whose lease ended, with the removals it still owed. (Not in the lease hash: a
 // value over 64 bytes turns a hash from a listpack into a hashtable for good. Not in a key of
 // its own: a script on keys of a slot being migrated gets TRYAGAIN while some of them exist and
 // some do not, and such a key would usually not exist.)
@@ -85,6 +86,13 @@ local function blob_of(names, add, del)
   if #del > 0 then out = out .. '\nD' .. table.concat(del, '/') end
   return out
 end
+local function mark_owed(lease, add, del)
+  if #add + #del > 0 then
+    redis.call('HSET', lease, '/o', '1')
+  else
+    redis.call('HDEL', lease, '/o')
+  end
+end
 local function put_files(lease, names_key, before, old_add, old_del, from, keep_ms, fresh)
   local had = {}
   if not fresh then
@@ -125,6 +133,7 @@ local function put_files(lease, names_key, before, old_add, old_del, from, keep_
     redis.call('HSET', lease, unpack(ARGV, i, math.min(i + 255, #ARGV)))
   end
   redis.call('SET', names_key, blob_of(names, added, removed), 'PX', keep_ms)
+  mark_owed(lease, added, removed)
   return names, added, removed
 end
 local function now_ms()
@@ -183,16 +192,17 @@ if not cur then return {'not_found'} end
 if cur ~= ARGV[1] then return {'forbidden'} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+if redis.call('HEXISTS', KEYS[1], '/o') == 0 then return {'ok', now_ms(), '', ''} end
 local _, add, del = read_names(KEYS[2])
 return {'ok', now_ms(), table.concat(add, '/'), table.concat(del, '/')}
 )lua";
 
-/// The buckets got what they were owed. KEYS: names. ARGV: the additions and the removals written
-/// to them (joined by '/'), as they were read; what changed since (a later change) stays owed.
+/// The buckets got what they were owed. KEYS: lease, names. ARGV: the additions and the removals
+/// written to them (joined by '/'), as they were read; what changed since (a later change) stays
+/// owed.
 const char* const settle_lua = R"lua(
-local blob = redis.call('GET', KEYS[1])
-if not blob then return 0 end
-local names, add, del = read_names(KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local names, add, del = read_names(KEYS[2])
 local changed = false
 if ARGV[1] ~= '' and table.concat(add, '/') == ARGV[1] then
   add = {}
@@ -202,7 +212,10 @@ if ARGV[2] ~= '' and table.concat(del, '/') == ARGV[2] then
   del = {}
   changed = true
 end
-if changed then redis.call('SET', KEYS[1], blob_of(names, add, del), 'KEEPTTL') end
+if changed then
+  redis.call('SET', KEYS[2], blob_of(names, add, del), 'KEEPTTL')
+  if redis.call('EXISTS', KEYS[1]) == 1 then mark_owed(KEYS[1], add, del) end
+end
 return 1
 )lua";
 
@@ -222,7 +235,10 @@ for _, n in ipairs(ARGV) do
     more = more + 1
   end
 end
-if more > 0 then redis.call('SET', KEYS[2], blob_of(names, add, del), 'KEEPTTL') end
+if more > 0 then
+  redis.call('SET', KEYS[2], blob_of(names, add, del), 'KEEPTTL')
+  mark_owed(KEYS[1], add, del)
+end
 return more
 )lua";
 
@@ -270,6 +286,7 @@ for _, n in ipairs(names) do
   end
 end
 redis.call('SET', KEYS[2], blob_of(names, add, del), 'KEEPTTL')
+mark_owed(KEYS[1], add, del)
 return 1
 )lua";
 
@@ -659,7 +676,7 @@ asio::awaitable<api_result<void>> redis_backend::shared::pay_owed(
         return out;
     };
     std::vector<redis_command> settle{
-        evalsha(settle_script, {names_key(id)}, {joined(added), joined(removed)})};
+        evalsha(settle_script, {lease_key(id), names_key(id)}, {joined(added), joined(removed)})};
     if (auto done = all_fine(co_await client.async_run(std::move(settle))); !done) {
         co_return done.error();
     }
