@@ -84,9 +84,12 @@ done
 for id in 4 5 6; do wait_for "p$id.out" "serving"; done
 
 say "peer 7: download it from the three at once (pieces of 1 MiB, each verified as it lands)"
-"$apps/peer" --id 7 get --no-progress --sources 3 "$big"
+"$apps/peer" --id 7 get --no-progress --sources 3 "$big" | tee p7.get
 cmp -s "p4/$big" "p7/$big" || { echo "demo: p7/$big differs from p4/$big" >&2; exit 1; }
-echo "p7/$big is identical to the sources'"
+# Each of the three sent a share (the lines "peer N at HOST:PORT: SIZE", none of 0 B).
+sent=$(grep -E '^ +peer [456] at ' p7.get | grep -cv ': 0 B$' || true)
+[ "$sent" = 3 ] || { echo "demo: $sent of the 3 sources sent bytes, not 3" >&2; exit 1; }
+echo "p7/$big is identical to the sources', and each of the three sent a share"
 
 if command -v chromium >/dev/null; then
   say "status pages: screenshots of the index's and peer 4's, in $out"
