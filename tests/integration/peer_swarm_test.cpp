@@ -284,7 +284,7 @@ BOOST_AUTO_TEST_CASE(upload_and_download_caps_hold) {
     test::write_file(net / "p1" / name, content);
     auto o1 = net.options(1);
     o1.max_upload_rate = cap;
-    net.start_peer(o1);
+    auto& p1 = net.start_peer(o1);
     auto& p3 = net.start_peer(3);
     const double up = rate_of(net.io().run(p3.async_download({name})));
     BOOST_TEST_MESSAGE("upload cap " << cap << " B/s: measured " << up << " B/s");
@@ -304,6 +304,29 @@ BOOST_AUTO_TEST_CASE(upload_and_download_caps_hold) {
     BOOST_TEST(down <= 1.25 * cap);
     BOOST_TEST(down >= 0.4 * cap);
     BOOST_TEST(test::read_file(net / "p4" / name) == content);
+    // Two downloads from p1 at once: its cap is on all its uploads together.
+    {
+        using namespace asio::experimental::awaitable_operators;
+        const auto source = net.source_of(p1, content);
+        fs::create_directories(net / "a");
+        fs::create_directories(net / "b");
+        FileTransfer a(net.io().executor(), net / "a", {});
+        FileTransfer b(net.io().executor(), net / "b", {});
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto [ra, rb] =
+            net.io().run(a.async_download(name, {source}) && b.async_download(name, {source}));
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        BOOST_TEST_REQUIRE(!ra.error, ra.message);
+        BOOST_TEST_REQUIRE(!rb.error, rb.message);
+        const double both = 2.0 * static_cast<double>(content.size()) / seconds;
+        BOOST_TEST_MESSAGE("upload cap " << cap << " B/s, two downloads at once: measured " << both
+                                         << " B/s together");
+        BOOST_TEST(both <= 1.25 * cap);
+        BOOST_TEST(both >= 0.4 * cap);
+        BOOST_TEST(test::read_file(net / "a" / name) == content);
+        BOOST_TEST(test::read_file(net / "b" / name) == content);
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
