@@ -58,10 +58,11 @@ std::uint64_t hashed_bytes(const PeerNode& node) {
 
 /// The one source the index gives for `name`, as JSON.
 /// The source `id` of `name` in a lookup (an empty object when it is not one).
-boost::json::object only_source_of(std::uint16_t index_port, const std::string& name,
+boost::json::object source_of_peer(std::uint16_t index_port, const std::string& name,
                                    std::uint32_t id) {
-    const auto r =
-        test::http_call(index_port, "POST", "/v1/lookup", R"({"names":[")" + name + R"("]})");
+    const auto r = test::http_call(index_port, "POST", "/v1/lookup",
+                                   R"({"names":[)" + test::json_quote(name) + "]}");
+    BOOST_REQUIRE_EQUAL(r.status, 200u);
     const auto v = boost::json::parse(r.body);
     for (const auto& s : v.at("results").at(0).at("sources").as_array())
         if (s.at("id").to_number<std::uint32_t>() == id) return s.as_object();
@@ -309,7 +310,7 @@ BOOST_AUTO_TEST_CASE(a_downloaded_file_is_offered_at_once_with_its_pieces) {
     // The pieces came with the download (checked as they came); the file is read once more, in
     // the background, for its whole SHA-256, which was the sources' word until then.
     BOOST_TEST(test::eventually([&] { return hashed_bytes(p2) == content.size(); }));
-    BOOST_TEST(only_source_of(net.index_port(), "d.bin", 2).at("sha256").as_string() ==
+    BOOST_TEST(source_of_peer(net.index_port(), "d.bin", 2).at("sha256").as_string() ==
                test::sha256_hex(content));
 }
 
@@ -335,7 +336,7 @@ BOOST_AUTO_TEST_CASE(a_sha256_told_by_the_sources_is_checked_after_the_download)
     auto options = net.options(1);
     options.hash_cache = net / "p1.hashes";
     net.start_peer(options);
-    BOOST_TEST_REQUIRE(only_source_of(net.index_port(), "e.bin", 1).at("sha256").as_string() ==
+    BOOST_TEST_REQUIRE(source_of_peer(net.index_port(), "e.bin", 1).at("sha256").as_string() ==
                        d::to_hex(wrong));
     auto options2 = net.options(2);
     options2.hash_cache = net / "p2.hashes";
@@ -345,10 +346,10 @@ BOOST_AUTO_TEST_CASE(a_sha256_told_by_the_sources_is_checked_after_the_download)
     BOOST_TEST_REQUIRE(!outcomes[0].error, outcomes[0].message);
     BOOST_TEST(test::read_file(net / "p2" / "e.bin") == content);
     BOOST_TEST(test::eventually([&] {
-        return only_source_of(net.index_port(), "e.bin", 2).at("sha256").as_string() ==
+        return source_of_peer(net.index_port(), "e.bin", 2).at("sha256").as_string() ==
                test::sha256_hex(content);
     }));
-    BOOST_TEST(only_source_of(net.index_port(), "e.bin", 2).at("root").as_string() ==
+    BOOST_TEST(source_of_peer(net.index_port(), "e.bin", 2).at("root").as_string() ==
                d::to_hex(root));
     BOOST_TEST(net.io().run(p2.async_sync()).code == boost::system::error_code{});
     const auto cached = d::decode_hash_cache(test::read_file(net / "p2.hashes"));
