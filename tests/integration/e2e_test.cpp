@@ -7,11 +7,13 @@
 
 #include "test_support.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <regex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -310,6 +312,66 @@ BOOST_FIXTURE_TEST_CASE(get_json_lists_the_sources_of_each_file, network) {
     };
     check("3", 3);
     check("1", 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_progress_bar_shows_bytes_speed_and_sources_on_a_terminal, network) {
+    // Three sources capped at 2 MiB/s each: the download takes over a second, time for several
+    // redraws (at most ten a second) with all three sending.
+    const auto content = test::random_text(8 * 1024 * 1024 + 5, 78);
+    std::vector<std::unique_ptr<test::child>> peers;
+    for (std::uint32_t id = 2; id <= 4; ++id) {
+        test::write_file(dir / ("p" + std::to_string(id)) / "big.bin", content);
+        peers.push_back(serve(dir.path(), id, {"--max-upload-rate", "2MiB"}));
+    }
+    BOOST_TEST_REQUIRE(test::eventually([&] { return sources("big.bin").size() == 3u; }));
+    test::child get(test::app_path("peer"), {"--id", "1", "get", "big.bin", "--sources", "3"},
+                    dir.path(), test::child::out_to::terminal);
+    get.close_stdin();
+    BOOST_TEST_REQUIRE(get.wait() == 0, get.output() << get.error_output());
+    BOOST_TEST(test::read_file(dir / "p1" / "big.bin") == content);
+
+    // Each redraw starts with a carriage return and an erase of the line.
+    const std::string erase = "\r\033[K";
+    const auto& out = get.output();
+    std::vector<std::string> frames;
+    for (auto at = out.find(erase); at != std::string::npos;) {
+        const auto from = at + erase.size();
+        const auto next = out.find(erase, from);
+        frames.push_back(out.substr(from, next == std::string::npos ? next : next - from));
+        at = next;
+    }
+    BOOST_TEST_REQUIRE(frames.size() >= 3u, out);
+    // The last erase clears the bar before the result is printed.
+    BOOST_TEST(frames.back().find("downloaded big.bin") != std::string::npos, out);
+    frames.pop_back();
+    const std::regex bar(
+        R"(  \[([#.]{30})\] (\S+ \S+) / 8\.0 MiB  (\S+ \S+/s|-)  left \S+  \(1 files, (\d) sources\))");
+    std::size_t most_sources = 0;
+    std::size_t with_speed = 0;
+    std::size_t filled = 0;
+    for (const auto& f : frames) {
+        std::smatch m;
+        BOOST_TEST_REQUIRE(std::regex_match(f, m, bar), "not a progress line: '" << f << "'");
+        const auto hashes = static_cast<std::size_t>(std::count(f.begin(), f.end(), '#'));
+        BOOST_TEST(hashes >= filled, out); // it only moves forward
+        filled = hashes;
+        if (m[3].str() != "-") ++with_speed;
+        most_sources = std::max<std::size_t>(most_sources, std::stoul(m[4].str()));
+    }
+    BOOST_TEST(with_speed >= 1u, out);
+    BOOST_TEST(most_sources >= 2u, out); // several sources sending at once were counted
+    BOOST_TEST(most_sources <= 3u, out);
+    // The last drawing is the whole file, with no source sending any more.
+    BOOST_TEST(frames.back().find("8.0 MiB / 8.0 MiB") != std::string::npos, out);
+    BOOST_TEST(frames.back().find("(1 files, 0 sources)") != std::string::npos, out);
+    BOOST_TEST(filled == 30u, out);
+
+    // Not on a terminal (a pipe), no bar is drawn.
+    fs::remove(dir / "p1" / "big.bin");
+    const auto r = run_peer(dir.path(), {"--id", "1", "get", "big.bin"});
+    BOOST_TEST_REQUIRE(r.status == 0, r.out << r.err);
+    BOOST_TEST(r.out.find(erase) == std::string::npos, r.out);
+    BOOST_TEST(r.out.find("downloaded big.bin") != std::string::npos, r.out);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -19,15 +19,18 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 namespace p2pshare::test {
 
@@ -228,11 +231,36 @@ std::string raw_call(std::uint16_t port, std::string_view bytes) {
     return out;
 }
 
+namespace {
+
+/// A pseudo-terminal in raw mode: {master, slave}, both close-on-exec.
+std::pair<int, int> open_terminal() {
+    const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0) {
+        throw std::runtime_error("cannot open a pseudo-terminal: " + std::string(strerror(errno)));
+    }
+    char name[128];
+    if (::ptsname_r(master, name, sizeof name) != 0) throw std::runtime_error("ptsname failed");
+    const int slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) throw std::runtime_error("cannot open " + std::string(name));
+    termios mode{};
+    if (::tcgetattr(slave, &mode) == 0) {
+        ::cfmakeraw(&mode); // no "\n" made "\r\n", no echo
+        ::tcsetattr(slave, TCSANOW, &mode);
+    }
+    return {master, slave};
+}
+
+} // namespace
+
 child::child(const std::filesystem::path& exe, const std::vector<std::string>& args,
-             const std::filesystem::path& cwd) {
+             const std::filesystem::path& cwd, out_to stdout_to) {
     int in_pipe[2];
     int out_pipe[2];
-    if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    if (::pipe2(in_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    if (stdout_to == out_to::terminal) {
+        std::tie(out_pipe[0], out_pipe[1]) = open_terminal();
+    } else if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
         throw std::runtime_error("pipe failed");
     }
     err_file_ = cwd / (".stderr-" + std::to_string(::getpid()) + "-" +
@@ -296,7 +324,8 @@ bool child::read_some(std::chrono::milliseconds timeout) {
     if (r <= 0) return false;
     char buf[4096];
     const auto n = ::read(out_fd_, buf, sizeof buf);
-    if (n == 0) eof_ = true;
+    // (A terminal's reader gets EIO, not end of file, once the child has closed it.)
+    if (n == 0 || (n < 0 && errno == EIO)) eof_ = true;
     if (n <= 0) return false;
     out_.append(buf, static_cast<std::size_t>(n));
     return true;

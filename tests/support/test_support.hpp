@@ -102,11 +102,13 @@ http_reply http_call(std::uint16_t port, const std::string& method, const std::s
 /// Sends raw bytes and returns everything the server answers until it closes (or 5 s pass).
 std::string raw_call(std::uint16_t port, std::string_view bytes);
 
-/// A child process with its standard streams on pipes.
+/// A child process with its standard streams on pipes, or its stdout on a pseudo-terminal (in
+/// raw mode: what it writes arrives unchanged), for programs that draw differently on a terminal.
 class child {
 public:
+    enum class out_to { pipe, terminal };
     child(const std::filesystem::path& exe, const std::vector<std::string>& args,
-          const std::filesystem::path& cwd);
+          const std::filesystem::path& cwd, out_to stdout_to = out_to::pipe);
     ~child();
     child(const child&) = delete;
     child& operator=(const child&) = delete;
