@@ -236,13 +236,16 @@ namespace {
 /// A pseudo-terminal in raw mode: {master, slave}, both close-on-exec.
 std::pair<int, int> open_terminal() {
     const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0) {
-        throw std::runtime_error("cannot open a pseudo-terminal: " + std::string(strerror(errno)));
-    }
     char name[128];
-    if (::ptsname_r(master, name, sizeof name) != 0) throw std::runtime_error("ptsname failed");
-    const int slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (slave < 0) throw std::runtime_error("cannot open " + std::string(name));
+    const int slave = master >= 0 && ::grantpt(master) == 0 && ::unlockpt(master) == 0 &&
+                              ::ptsname_r(master, name, sizeof name) == 0
+                          ? ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)
+                          : -1;
+    if (slave < 0) {
+        const std::string why = strerror(errno);
+        if (master >= 0) ::close(master);
+        throw std::runtime_error("cannot open a pseudo-terminal: " + why);
+    }
     termios mode{};
     if (::tcgetattr(slave, &mode) == 0) {
         ::cfmakeraw(&mode); // no "\n" made "\r\n", no echo
