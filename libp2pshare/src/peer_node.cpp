@@ -344,6 +344,8 @@ asio::awaitable<Error> PeerNode::impl::sync(bool settle) {
         if (ec)
             co_return Error{ec, ec == asio::error::operation_aborted ? aborted.message
                                                                      : "the peer is stopping"};
+        // What was hashed is in the hash cache on disk before the index hears of it.
+        if (co_await folder->async_cache_written()) co_return aborted;
     }
     if (cancelled(co_await asio::this_coro::cancellation_state)) co_return aborted;
     auto r = co_await session->async_send_files();

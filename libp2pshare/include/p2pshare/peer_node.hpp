@@ -151,7 +151,10 @@ public:
     /// The shared files, after checking the folder for changes and hashing what changed.
     boost::asio::awaitable<Result<std::vector<LocalFile>>> async_local_files();
 
-    /// Checks the folder now, waits for the hashing of what changed and tells the index.
+    /// Checks the folder now, waits for the hashing of what changed and for the hash cache
+    /// (PeerOptions::hash_cache) to be written, then tells the index. Errors: shutting_down when
+    /// the peer is not running or stops meanwhile; the index's error when it refuses the list.
+    /// Cancelled: operation_aborted, and the index is not told.
     boost::asio::awaitable<Error> async_sync();
 
     /// Unregisters, stops accepting, lets uploads in progress finish (cut only after

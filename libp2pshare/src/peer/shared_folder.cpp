@@ -380,6 +380,17 @@ asio::awaitable<void> shared_folder::async_idle() {
         co_await settled_.async_wait(use_tuple);
 }
 
+asio::awaitable<boost::system::error_code> shared_folder::async_cache_written() {
+    auto self = shared_from_this();
+    while (saving_) {
+        co_await settled_.async_wait(use_tuple);
+        if (cancelled(co_await asio::this_coro::cancellation_state)) {
+            co_return asio::error::operation_aborted;
+        }
+    }
+    co_return boost::system::error_code{};
+}
+
 asio::awaitable<boost::system::error_code> shared_folder::async_settle() {
     auto self = shared_from_this();
     while (!pending_.empty() && !cut_->load()) {

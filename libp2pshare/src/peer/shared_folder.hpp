@@ -100,6 +100,10 @@ public:
     /// being written, so that no work of the folder is left on the blocking executor when the
     /// peer's executor goes away.
     boost::asio::awaitable<void> async_idle();
+    /// Waits until the hash cache on disk holds what the folder knows now: a write in progress,
+    /// and the one it may have queued, are done (a failed write is logged and not retried until
+    /// the next change). Cancelled: operation_aborted.
+    boost::asio::awaitable<boost::system::error_code> async_cache_written();
 
     int dir() const noexcept { return dir_ ? dir_->get() : -1; }
     const std::filesystem::path& path() const noexcept { return folder_; }
