@@ -64,6 +64,11 @@ constexpr std::uint64_t max_piece_in_memory = 32 << 20;
 /// The memory a download holds its received pieces in, shared among its sources (each has at
 /// least two pieces, whatever their size).
 constexpr std::size_t held_bytes_per_download = 16 << 20;
+/// A source is judged slow only once its requests were out this long, and only against a source
+/// measured that long too.
+constexpr std::uint64_t slow_after_us = 300'000;
+/// A source this many times slower than the fastest gives way to a source not used yet.
+constexpr double slow_ratio = 4.0;
 
 /// NAME + suffix, or for a name too long for that, a shortened name made unique by a hash of
 /// the name (so that a later run finds it again to resume).
@@ -105,6 +110,19 @@ struct source_ctx final : piece_listener {
     std::size_t current = 0;                ///< ... this one
     std::uint64_t since = 0;                ///< when the piece in flight was asked for (now_us)
     std::optional<asio::steady_timer> wake; ///< waited on until an end-game copy may start
+    // Its speed: bytes received over the time requests to it were out.
+    std::uint64_t got = 0;      ///< bytes received from it (pieces whole or not)
+    std::uint64_t busy_us = 0;  ///< time its finished requests were out
+    std::uint64_t asked_at = 0; ///< when the request out now was sent (while `fetching`)
+    bool giving_way = false;    ///< it leaves at once for a faster source not used yet
+    bool benched = false;       ///< it gave way: used again only if no unused source is left
+
+    /// Bytes per second, once measured over `slow_after_us` at least; else nullopt.
+    std::optional<double> speed(std::uint64_t now) const {
+        const auto us = busy_us + (fetching ? now - std::min(now, asked_at) : 0);
+        if (us < slow_after_us) return std::nullopt;
+        return static_cast<double>(got) * 1e6 / static_cast<double>(us);
+    }
 
     void on_bytes(std::size_t n) override;
 };
@@ -128,6 +146,7 @@ struct download_state {
     std::vector<bool> verified;
     std::vector<std::unique_ptr<source_ctx>> sources;
     std::size_t next_source = 0;
+    std::vector<source_ctx*> benched_order; ///< sources that gave way, in that order
     int fd = -1;
     int record_fd = -1;
     std::optional<piece_record> record;
@@ -220,14 +239,39 @@ struct download_state {
         finish();
     }
 
-    /// The next source not used yet, or nullptr.
-    /// The next source not used yet and not banned (by its piece hashes), or nullptr.
+    /// The next source not used yet and not banned (by its piece hashes); once none is left, one
+    /// that gave way to a faster one (first benched, first back); else nullptr.
     source_ctx* take_source() {
         while (next_source < sources.size()) {
             auto* s = sources[next_source++].get();
             if (!s->report.banned) return s;
         }
+        for (auto* s : benched_order) {
+            if (!s->benched) continue;
+            s->benched = false;
+            s->report.failure.clear();
+            return s;
+        }
         return nullptr;
+    }
+
+    /// Whether a source not used yet (and not banned) is left.
+    bool unused_left() const {
+        for (auto i = next_source; i < sources.size(); ++i)
+            if (!sources[i]->report.banned) return true;
+        return false;
+    }
+
+    /// Whether `s` runs far below the fastest source measured (slow_ratio) while a source not
+    /// used yet could take its place: then it gives way (its run goes back to the others).
+    bool should_give_way(const source_ctx& s, std::uint64_t now) const {
+        if (s.giving_way || finished || !unused_left()) return false;
+        const auto mine = s.speed(now);
+        if (!mine) return false;
+        double best = 0;
+        for (const auto& o : sources)
+            if (o.get() != &s) best = std::max(best, o->speed(now).value_or(0.0));
+        return best > slow_ratio * *mine;
     }
 
     /// `s` verified `piece` first. The other copies still arriving are dropped (their
@@ -258,6 +302,12 @@ struct download_state {
 void source_ctx::on_bytes(std::size_t n) {
     d->in_flight_bytes += n;
     d->received += n;
+    got += n;
+    if (d->should_give_way(*this, now_us())) {
+        // The transfer in progress ends after this chunk; serve() sees giving_way and leaves.
+        giving_way = true;
+        stop = true;
+    }
     d->last_peer = src.peer;
     d->last_source = key;
     d->progress(false);
@@ -416,6 +466,23 @@ asio::awaitable<bool> ensure_connected(download_state& d, source_ctx& s) {
     co_return true;
 }
 
+/// `s` leaves for a source not used yet: it is far slower than the fastest. It is benched, to
+/// be used again only if every source not used yet is gone.
+void give_way(download_state& d, source_ctx& s, std::uint64_t now) {
+    double best = 0;
+    for (const auto& o : d.sources)
+        if (o.get() != &s) best = std::max(best, o->speed(now).value_or(0.0));
+    const auto mine = s.speed(now).value_or(0.0);
+    s.giving_way = false;
+    s.benched = true;
+    if (std::find(d.benched_order.begin(), d.benched_order.end(), &s) == d.benched_order.end())
+        d.benched_order.push_back(&s);
+    const auto kib = [](double v) { return std::to_string(static_cast<std::uint64_t>(v / 1024)); };
+    s.report.failure = "far slower than the fastest source (" + kib(mine) + " KiB/s against " +
+                       kib(best) + " KiB/s): replaced by a source not used yet";
+    log().info("{}: {} (peer {}) left: {}", d.name, s.key, s.src.peer, s.report.failure);
+}
+
 /// Fetches pieces from `s` until it has no more to give or the download ends.
 asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
                             asio::cancellation_state cancel) {
@@ -452,6 +519,10 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
             if (over()) break;
         }
         const auto now = now_us();
+        if (s.giving_way || d->should_give_way(s, now)) {
+            give_way(*d, s, now);
+            break;
+        }
         const auto piece = d->picker.pick(s.id, now, d->copy_after());
         if (!piece) {
             if (d->picker.done()) break;
@@ -496,6 +567,7 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
         }
         s.stop = false;
         s.fetching = true;
+        s.asked_at = now_us();
         s.current = *piece;
         piece_request req{d->target,        s.src.host,   d->etag,
                           d->size,          first.offset, last.offset + last.length - first.offset,
@@ -548,6 +620,7 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
             }
         }
         s.fetching = false;
+        s.busy_us += now_us() - std::min(now_us(), s.asked_at);
         const bool reused = s.reused;
         s.reused = false;
         if (done == run) {

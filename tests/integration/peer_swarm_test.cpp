@@ -1,5 +1,5 @@
 // Downloads from several real peers at once (PeerNode and FileTransfer in one process, over
-// loopback): bad pieces banned, versions never mixed, connections reused.
+// loopback): bad pieces banned, slow sources replaced, versions never mixed, connections reused.
 #include <p2pshare/error.hpp>
 
 #include <boost/test/unit_test.hpp>
@@ -327,6 +327,51 @@ BOOST_AUTO_TEST_CASE(upload_and_download_caps_hold) {
         BOOST_TEST(test::read_file(net / "a" / name) == content);
         BOOST_TEST(test::read_file(net / "b" / name) == content);
     }
+}
+
+// Three sources, two at a time: two fast ones and one 32 times slower. Whenever the slow one is
+// among the first two, it gives way to the fast one not used yet soon after both were measured
+// (not at the end of its run), says so in its report, and sends next to nothing.
+BOOST_AUTO_TEST_CASE(a_far_slower_source_gives_way_to_one_not_used_yet) {
+    test::network net;
+    const std::string name = "spread.bin";
+    const auto content = test::random_text(12 * mib, 95);
+    for (std::uint32_t id = 1; id <= 3; ++id) {
+        test::write_file(net / ("p" + std::to_string(id)) / name, content);
+        auto o = net.options(id);
+        o.max_upload_rate = id == 3 ? 256 * 1024 : 8 * mib;
+        net.start_peer(o);
+    }
+    auto options = net.options(4);
+    options.transfer.sources = 2;
+    auto& p4 = net.start_peer(options);
+    bool slow_used = false;
+    for (int run = 0; run < 30 && !slow_used; ++run) {
+        BOOST_TEST_CONTEXT("run " << run) {
+            fs::remove(net / "p4" / name);
+            const auto outcomes = net.io().run(p4.async_download({name}));
+            BOOST_TEST_REQUIRE(outcomes.size() == 1u);
+            BOOST_TEST_REQUIRE(!outcomes[0].error, outcomes[0].message);
+            const auto& r = outcomes[0].transfer;
+            BOOST_TEST(test::read_file(net / "p4" / name) == content);
+            const auto* fast1 = report_of(r, 1);
+            const auto* fast2 = report_of(r, 2);
+            BOOST_TEST_REQUIRE(fast1);
+            BOOST_TEST_REQUIRE(fast2);
+            BOOST_TEST(fast1->bytes > 0u);
+            BOOST_TEST(fast2->bytes > 0u);
+            if (const auto* slow = report_of(r, 3)) {
+                slow_used = true;
+                BOOST_TEST(
+                    slow->failure.find("far slower than the fastest source") != std::string::npos,
+                    slow->failure);
+                BOOST_TEST(!slow->banned);
+                BOOST_TEST(slow->bytes <= mib);
+                BOOST_TEST(fast1->bytes + fast2->bytes + slow->bytes == content.size());
+            }
+        }
+    }
+    BOOST_TEST(slow_used);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

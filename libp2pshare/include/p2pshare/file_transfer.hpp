@@ -115,7 +115,8 @@ class rate_limiter;
 /// keep-alive connections, one piece at a time per source, each verified as it arrives (hashed
 /// from memory) and written in place into a preallocated `NAME.part`. A source that sends a
 /// bad piece is banned for this file; one that fails or stalls is dropped, its piece going to
-/// the others; the last pieces are fetched from a second source as well (end-game). Verified
+/// the others; one under a quarter of the fastest one's speed gives way to a source not used
+/// yet, if any; the last pieces are fetched from a second source as well (end-game). Verified
 /// pieces are recorded in `NAME.part.pieces` (after the data is on disk), so a later run keeps
 /// them. The file is moved into place only when every piece is verified.
 ///
