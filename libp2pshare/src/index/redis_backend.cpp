@@ -17,7 +17,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -910,28 +912,47 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
         append_command(bytes, {"HMGET", key, "/host", "/port", "/crt", name});
         return command_for(key, std::move(bytes));
     };
-    // Round 1, two commands of each name's slot: how it is listed ("<name>\0<id>" for a name of
-    // one source, see apply_lua), and a sample of its set of sources (when it has several).
-    // With them go the reads of the sources a name had when it was last looked up here
-    // (guesses): when round 1 names the same sources, which is the usual case, the lookup is
-    // one round trip. A guess that round 1 does not confirm is ignored.
+    // Round 1, in each name's slot: how it is listed ("<name>\0<id>" for a name of one source,
+    // see apply_lua), and a sample of its set of sources, unless it had one source when it was
+    // last looked up here (most names have one; should it have more now, the sample is asked
+    // in a round of its own). With them go the reads of the sources a name had when it was last
+    // looked up here (guesses): when round 1 names the same sources, which is the usual case,
+    // the lookup is one round trip. A guess that round 1 does not confirm is ignored.
     struct guess {
         std::size_t name;
         std::uint32_t peer;
     };
+    constexpr auto none = std::numeric_limits<std::size_t>::max();
+    struct asked {
+        std::size_t listed = none; ///< the replies of round 1 to this name
+        std::size_t sample = none; ///< (none: not asked in round 1)
+        bool wants_sample = false;
+    };
     boost::container::small_vector<guess, 8> guesses;
+    boost::container::small_vector<asked, 8> at(names.size());
+    std::size_t sampled_names = 0;
     for (std::size_t i = 0; i < names.size(); ++i) {
         const auto known = s->recent_sources.find(names[i]);
+        if (known == s->recent_sources.end() || known->second.size() != 1) {
+            at[i].wants_sample = true;
+            ++sampled_names;
+        }
         if (known == s->recent_sources.end()) continue;
         for (const auto peer : known->second)
             guesses.push_back({i, peer});
     }
     std::vector<redis_command> first;
-    first.reserve(2 * names.size() + guesses.size());
+    first.reserve(names.size() + sampled_names + guesses.size());
     const auto most = u(s->limits.max_sources_per_name);
-    for (const auto name : names) {
-        const auto k = name_bucket(name);
-        const auto listing = listing_key(k);
+    const auto sample = [&](std::string_view name) {
+        const auto key = sources_key(name_bucket(name), name);
+        std::string bytes;
+        append_command(bytes, {"SRANDMEMBER", key, most});
+        return command_for(key, std::move(bytes));
+    };
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        const auto name = names[i];
+        const auto listing = listing_key(name_bucket(name));
         std::string from = "[";
         from += name;
         std::string to = "(";
@@ -939,17 +960,37 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
         to += '\1';
         std::string listed;
         append_command(listed, {"ZRANGEBYLEX", listing, from, to, "LIMIT", "0", "1"});
+        at[i].listed = first.size();
         first.push_back(command_for(listing, std::move(listed)));
-        const auto key = sources_key(k, name);
-        std::string bytes;
-        append_command(bytes, {"SRANDMEMBER", key, most});
-        first.push_back(command_for(key, std::move(bytes)));
+        if (!at[i].wants_sample) continue;
+        at[i].sample = first.size();
+        first.push_back(sample(name));
     }
+    const auto guessed = first.size(); // the replies to the guesses start there
     for (const auto& g : guesses)
         first.push_back(source_read(g.peer, names[g.name]));
     auto sampled = all_fine(co_await s->client.async_run(std::move(first)));
     if (!sampled) co_return sampled.error();
-    const auto guessed = 2 * names.size(); // the replies to the guesses start there
+    // The names of one source last time that are listed with several now: their samples.
+    const auto listed_head = [&](std::size_t i) -> std::optional<std::string_view> {
+        const auto& listed = (*sampled)[at[i].listed];
+        return listed.elements.empty() ? std::nullopt : listed.elements[0].as_string();
+    };
+    std::vector<redis_command> late;
+    std::vector<std::size_t> late_names;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (at[i].sample != none || !is_valid_file_name(names[i])) continue;
+        if (const auto head = listed_head(i); head && *head == names[i]) {
+            late.push_back(sample(names[i]));
+            late_names.push_back(i);
+        }
+    }
+    api_result<std::vector<resp_value>> late_samples = std::vector<resp_value>{};
+    if (!late.empty()) {
+        late_samples = all_fine(co_await s->client.async_run(std::move(late)));
+        if (!late_samples) co_return late_samples.error();
+    }
+    std::size_t next_late = 0;
     // The sources, name by name, each with the reply of its read: a guess's, or one of round 2.
     struct candidate {
         std::size_t name;
@@ -963,14 +1004,20 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
         peers.clear();
         // A name that no file can have (one with '/' could ask for a lease field) has no source.
         if (is_valid_file_name(names[i])) {
-            const auto& listed = (*sampled)[2 * i];
-            const auto head =
-                listed.elements.empty() ? std::nullopt : listed.elements[0].as_string();
+            const auto head = listed_head(i);
             if (head && *head != names[i]) { // "<name>\0<id>": its one source
                 if (const auto id = listed_source(*head, names[i])) peers.push_back(*id);
             } else if (head) {
-                for (const auto& m : (*sampled)[2 * i + 1].elements)
-                    if (const auto id = decode_peer_id(m)) peers.push_back(*id);
+                const resp_value* members = nullptr;
+                if (at[i].sample != none) {
+                    members = &(*sampled)[at[i].sample];
+                } else if (next_late < late_names.size() && late_names[next_late] == i) {
+                    members = &(*late_samples)[next_late++];
+                }
+                if (members) {
+                    for (const auto& m : members->elements)
+                        if (const auto id = decode_peer_id(m)) peers.push_back(*id);
+                }
             }
         }
         // This name's guesses (they are in the order of the names).
