@@ -495,26 +495,30 @@ struct redis_backend::shared {
     /// The sources each name had when it was last looked up here (the guesses of the next
     /// lookup of it). Only a guess: every source is read from its peer's keys, and a guess is
     /// used only when the name's slot names that source again.
-    std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>>
-        recent_sources;
+    struct recent {
+        std::vector<std::uint32_t> peers;
+        bool alone = false; ///< it was listed as a name of one source ("<name>\0<id>")
+    };
+    std::unordered_map<std::string, recent, string_hash, std::equal_to<>> recent_sources;
     /// Names kept in recent_sources at most (then it starts again empty): under 10 MiB, with
     /// names of 255 bytes and max_sources_per_name sources each.
     static constexpr std::size_t max_recent_names = 16384;
 
-    void remember_sources(std::string_view name, std::span<const std::uint32_t> peers) {
+    void remember_sources(std::string_view name, std::span<const std::uint32_t> peers, bool alone) {
         const auto it = recent_sources.find(name);
         if (peers.empty()) {
             if (it != recent_sources.end()) recent_sources.erase(it);
             return;
         }
         if (it != recent_sources.end()) {
-            if (!std::equal(peers.begin(), peers.end(), it->second.begin(), it->second.end()))
-                it->second.assign(peers.begin(), peers.end());
+            auto& known = it->second.peers;
+            if (!std::equal(peers.begin(), peers.end(), known.begin(), known.end()))
+                known.assign(peers.begin(), peers.end());
+            it->second.alone = alone;
             return;
         }
         if (recent_sources.size() >= max_recent_names) recent_sources.clear();
-        recent_sources.emplace(std::string(name),
-                               std::vector<std::uint32_t>(peers.begin(), peers.end()));
+        recent_sources.emplace(std::string(name), recent{{peers.begin(), peers.end()}, alone});
     }
 
     redis_command evalsha(const redis_script& script, std::vector<std::string> keys,
@@ -933,12 +937,14 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
     std::size_t sampled_names = 0;
     for (std::size_t i = 0; i < names.size(); ++i) {
         const auto known = s->recent_sources.find(names[i]);
-        if (known == s->recent_sources.end() || known->second.size() != 1) {
+        // (Listed alone is what counts, not one source guessed: a sample of a name of several
+        // sources holds one when max_sources_per_name is 1.)
+        if (known == s->recent_sources.end() || !known->second.alone) {
             at[i].wants_sample = true;
             ++sampled_names;
         }
         if (known == s->recent_sources.end()) continue;
-        for (const auto peer : known->second)
+        for (const auto peer : known->second.peers)
             guesses.push_back({i, peer});
     }
     std::vector<redis_command> first;
@@ -1002,10 +1008,12 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
     std::size_t next_guess = 0;
     for (std::size_t i = 0; i < names.size(); ++i) {
         peers.clear();
+        bool alone = false;
         // A name that no file can have (one with '/' could ask for a lease field) has no source.
         if (is_valid_file_name(names[i])) {
             const auto head = listed_head(i);
-            if (head && *head != names[i]) { // "<name>\0<id>": its one source
+            alone = head && *head != names[i];
+            if (alone) { // "<name>\0<id>": its one source
                 if (const auto id = listed_source(*head, names[i])) peers.push_back(*id);
             } else if (head) {
                 const resp_value* members = nullptr;
@@ -1030,7 +1038,7 @@ asio::awaitable<api_result<void>> redis_backend::async_lookup(
                 if (guesses[g].peer == peer) c.read = &(*sampled)[guessed + g];
             candidates.push_back(c);
         }
-        s->remember_sources(names[i], peers);
+        s->remember_sources(names[i], peers, alone);
     }
     // Round 2: the sources that were not guessed.
     std::vector<redis_command> reads;
