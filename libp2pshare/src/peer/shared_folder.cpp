@@ -337,6 +337,7 @@ asio::awaitable<void> shared_folder::hash_pending() {
 void shared_folder::cache_changed() {
     if (cache_file_.empty()) return;
     cache_dirty_ = true;
+    ++cache_generation_;
     // Before the first scan the folder does not hold what the cache holds: writing it then
     // would lose the records the scan is about to use.
     if (saving_ || !scanned_once_) return;
@@ -357,6 +358,7 @@ asio::awaitable<void> shared_folder::save_cache() {
     // One write at a time; what changed meanwhile is written by the next turn.
     while (cache_dirty_) {
         cache_dirty_ = false;
+        const auto generation = cache_generation_;
         std::vector<hash_record> records;
         records.reserve(files_.size());
         for (const auto& [name, e] : files_) {
@@ -371,6 +373,8 @@ asio::awaitable<void> shared_folder::save_cache() {
             log().warn("{}: cannot write the hash cache: {}", log_name_, problem);
             break; // tried again at the next change
         }
+        written_generation_ = generation;
+        settled_.cancel();
     }
 }
 
@@ -382,7 +386,10 @@ asio::awaitable<void> shared_folder::async_idle() {
 
 asio::awaitable<boost::system::error_code> shared_folder::async_cache_written() {
     auto self = shared_from_this();
-    while (saving_) {
+    // What the folder knows now, not what it learns meanwhile: a folder that keeps changing
+    // would keep the writes going.
+    const auto wanted = cache_generation_;
+    while (saving_ && written_generation_ < wanted) {
         co_await settled_.async_wait(use_tuple);
         if (cancelled(co_await asio::this_coro::cancellation_state)) {
             co_return asio::error::operation_aborted;

@@ -102,7 +102,8 @@ public:
     boost::asio::awaitable<void> async_idle();
     /// Waits until the hash cache on disk holds what the folder knows now: a write in progress,
     /// and the one it may have queued, are done (a failed write is logged and not retried until
-    /// the next change). Cancelled: operation_aborted.
+    /// the next change). Changes made meanwhile are not waited for. Cancelled:
+    /// operation_aborted.
     boost::asio::awaitable<boost::system::error_code> async_cache_written();
 
     int dir() const noexcept { return dir_ ? dir_->get() : -1; }
@@ -137,8 +138,10 @@ private:
     bool scanned_once_ = false; ///< no cache is written before: it would drop what it holds
     bool saving_ = false;
     bool cache_dirty_ = false;
-    boost::asio::steady_timer settled_; ///< cancelled when the backlog empties or a save ends
-    boost::asio::steady_timer scanned_; ///< cancelled when a scan ends
+    std::uint64_t cache_generation_ = 0;   ///< changes to the cache's content so far
+    std::uint64_t written_generation_ = 0; ///< ... of which the cache on disk holds these
+    boost::asio::steady_timer settled_;    ///< cancelled when the backlog empties or a save ends
+    boost::asio::steady_timer scanned_;    ///< cancelled when a scan ends
 };
 
 } // namespace p2pshare::detail
