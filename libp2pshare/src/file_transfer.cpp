@@ -64,9 +64,11 @@ constexpr std::uint64_t max_piece_in_memory = 32 << 20;
 /// The memory a download holds its received pieces in, shared among its sources (each has at
 /// least two pieces, whatever their size).
 constexpr std::size_t held_bytes_per_download = 16 << 20;
-/// A source is judged slow only once its requests were out this long, and only against a source
-/// measured that long too.
+/// A source is judged slow only once its requests were out this long, and this many times the
+/// wait for its first byte (TCP's slow start lasts a few round trips), and only against a source
+/// serving now, measured that long too.
 constexpr std::uint64_t slow_after_us = 300'000;
+constexpr std::uint64_t slow_after_first_bytes = 8;
 /// A source this many times slower than the fastest gives way to a source not used yet.
 constexpr double slow_ratio = 4.0;
 
@@ -111,16 +113,21 @@ struct source_ctx final : piece_listener {
     std::uint64_t since = 0;                ///< when the piece in flight was asked for (now_us)
     std::optional<asio::steady_timer> wake; ///< waited on until an end-game copy may start
     // Its speed: bytes received over the time requests to it were out.
-    std::uint64_t got = 0;      ///< bytes received from it (pieces whole or not)
-    std::uint64_t busy_us = 0;  ///< time its finished requests were out
-    std::uint64_t asked_at = 0; ///< when the request out now was sent (while `fetching`)
-    bool giving_way = false;    ///< it leaves at once for a faster source not used yet
-    bool benched = false;       ///< it gave way: used again only if no unused source is left
+    std::uint64_t got = 0;           ///< bytes received from it (pieces whole or not)
+    std::uint64_t busy_us = 0;       ///< time its finished requests were out
+    std::uint64_t asked_at = 0;      ///< when the request out now was sent (while `fetching`)
+    std::uint64_t first_byte_us = 0; ///< the wait for the first byte of its first answer
+    bool serving = false;            ///< a worker serves it now
+    bool giving_way = false;         ///< it leaves at once for a faster source not used yet
+    bool gave_way = false;           ///< ... and left: benched once its worker is done with it
+    bool benched = false;            ///< it gave way: used again only if no unused source is left
 
-    /// Bytes per second, once measured over `slow_after_us` at least; else nullopt.
+    /// Bytes per second, once measured long enough (slow_after_us, slow_after_first_bytes);
+    /// else nullopt.
     std::optional<double> speed(std::uint64_t now) const {
         const auto us = busy_us + (fetching ? now - std::min(now, asked_at) : 0);
-        if (us < slow_after_us) return std::nullopt;
+        if (us < std::max(slow_after_us, slow_after_first_bytes * first_byte_us))
+            return std::nullopt;
         return static_cast<double>(got) * 1e6 / static_cast<double>(us);
     }
 
@@ -147,6 +154,7 @@ struct download_state {
     std::vector<std::unique_ptr<source_ctx>> sources;
     std::size_t next_source = 0;
     std::vector<source_ctx*> benched_order; ///< sources that gave way, in that order
+    std::size_t give_ways_left = 0;         ///< a slow source may give way this many more times
     int fd = -1;
     int record_fd = -1;
     std::optional<piece_record> record;
@@ -265,13 +273,20 @@ struct download_state {
     /// Whether `s` runs far below the fastest source measured (slow_ratio) while a source not
     /// used yet could take its place: then it gives way (its run goes back to the others).
     bool should_give_way(const source_ctx& s, std::uint64_t now) const {
-        if (s.giving_way || finished || !unused_left()) return false;
+        if (s.giving_way || finished || give_ways_left == 0 || !unused_left()) return false;
         const auto mine = s.speed(now);
         if (!mine) return false;
+        return fastest_other(s, now) > slow_ratio * *mine;
+    }
+
+    /// The speed of the fastest source other than `s` that is served now (one that left, was
+    /// banned or gave way does not count), in bytes per second; 0 if none is measured yet.
+    double fastest_other(const source_ctx& s, std::uint64_t now) const {
         double best = 0;
         for (const auto& o : sources)
-            if (o.get() != &s) best = std::max(best, o->speed(now).value_or(0.0));
-        return best > slow_ratio * *mine;
+            if (o.get() != &s && o->serving && !o->giving_way && !o->report.banned)
+                best = std::max(best, o->speed(now).value_or(0.0));
+        return best;
     }
 
     /// `s` verified `piece` first. The other copies still arriving are dropped (their
@@ -303,9 +318,12 @@ void source_ctx::on_bytes(std::size_t n) {
     d->in_flight_bytes += n;
     d->received += n;
     got += n;
-    if (d->should_give_way(*this, now_us())) {
+    const auto now = now_us();
+    if (first_byte_us == 0 && fetching) first_byte_us = std::max<std::uint64_t>(1, now - asked_at);
+    if (d->should_give_way(*this, now)) {
         // The transfer in progress ends after this chunk; serve() sees giving_way and leaves.
         giving_way = true;
+        --d->give_ways_left; // (counted when decided: two sources cannot both take the last)
         stop = true;
     }
     d->last_peer = src.peer;
@@ -466,17 +484,15 @@ asio::awaitable<bool> ensure_connected(download_state& d, source_ctx& s) {
     co_return true;
 }
 
-/// `s` leaves for a source not used yet: it is far slower than the fastest. It is benched, to
-/// be used again only if every source not used yet is gone.
+/// `s` leaves for a source not used yet: it is far slower than the fastest. Once its worker is
+/// done with it (slot()), it is benched, to be used again only if every source not used yet is
+/// gone.
 void give_way(download_state& d, source_ctx& s, std::uint64_t now) {
-    double best = 0;
-    for (const auto& o : d.sources)
-        if (o.get() != &s) best = std::max(best, o->speed(now).value_or(0.0));
+    const auto best = d.fastest_other(s, now);
     const auto mine = s.speed(now).value_or(0.0);
+    if (!s.giving_way) --d.give_ways_left; // (decided here, not as its bytes arrived)
     s.giving_way = false;
-    s.benched = true;
-    if (std::find(d.benched_order.begin(), d.benched_order.end(), &s) == d.benched_order.end())
-        d.benched_order.push_back(&s);
+    s.gave_way = true;
     const auto kib = [](double v) { return std::to_string(static_cast<std::uint64_t>(v / 1024)); };
     s.report.failure = "far slower than the fastest source (" + kib(mine) + " KiB/s against " +
                        kib(best) + " KiB/s): replaced by a source not used yet";
@@ -600,7 +616,8 @@ asio::awaitable<void> serve(std::shared_ptr<download_state> d, source_ctx& s,
                 s.current = k;
                 auto [ec, n] = co_await receive_body(*s.stream, s.buffer, h.data.get(), sp.length,
                                                      d->options->stall_timeout, s.stop, s, d->rate);
-                if (ec || s.stop) {
+                // (A piece that arrived whole is kept even if `stop` came with its last bytes.)
+                if (ec || n < sp.length) {
                     out = body_broken_off(std::move(out), ec, s.stop, n, sp.length);
                     break;
                 }
@@ -684,7 +701,17 @@ asio::awaitable<void> slot(std::shared_ptr<download_state> d) {
     while (!d->finished && !cancelled(cancel)) {
         auto* s = d->take_source();
         if (!s) break;
+        s->serving = true;
         co_await serve(d, *s, cancel);
+        s->serving = false;
+        if (s->gave_way) {
+            // Only now may another worker take it back: serve() has put its connection away.
+            s->gave_way = false;
+            s->benched = true;
+            if (std::find(d->benched_order.begin(), d->benched_order.end(), s) ==
+                d->benched_order.end())
+                d->benched_order.push_back(s);
+        }
     }
     if (--d->slots == 0) {
         // The last worker: whatever is missing now stays missing.
@@ -1171,6 +1198,9 @@ asio::awaitable<TransferResult> FileTransfer::download(std::string name,
         // copy, and a one-piece file does not start workers with nothing to do.
         const auto workers = std::min({wanted, d->sources.size(), count + 1});
         d->slots = workers;
+        // Each worker may replace a slow source once: a network where every new source looks
+        // slow at first (long round trips) does not churn through all of them.
+        d->give_ways_left = workers;
         using op = decltype(asio::co_spawn(executor_, slot(d), asio::deferred));
         std::vector<op> ops;
         ops.reserve(workers + 2);

@@ -349,7 +349,8 @@ asio::awaitable<piece_outcome> fetch_piece(client_stream& stream, beast::flat_bu
         out.keep_alive = false;
         co_return out;
     }
-    if (received < request.length || stop) {
+    // A piece that arrived whole is checked even if `stop` came with its last bytes.
+    if (received < request.length) {
         co_return body_broken_off(std::move(out), read_error, stop, received, request.length);
     }
     out.received = received;
